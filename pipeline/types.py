@@ -1,0 +1,73 @@
+"""Plain data that flows between pipeline steps."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Fixed namespace: document ids must stay stable across machines and releases.
+DOC_NAMESPACE = uuid.UUID("6f1d2c3e-8a47-4b5e-9d61-2f0c7e9ab001")
+
+
+def document_id(tenant: str, source: str) -> str:
+    """Stable id for (tenant, source URI or upload name)."""
+    return uuid.uuid5(DOC_NAMESPACE, f"{tenant}\x00{source}").hex
+
+
+def chunk_id(tenant: str, doc_id: str, ordinal: int) -> str:
+    """Elasticsearch _id of a chunk; doc_id already encodes the tenant."""
+    del tenant  # part of the contract's signature; doc_id is derived from it
+    return f"{doc_id}-{ordinal:05d}"
+
+
+@dataclass
+class RawDocument:
+    """One record read from an input file, before cleaning."""
+
+    source: str  # file path, URL or record id: the document's identity within a tenant
+    body: str  # decoded text; markup when is_markup
+    content_type: str  # txt | md | html | pdf | json | jsonl | csv
+    is_markup: bool = False
+    title: str | None = None
+    published: datetime | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class CleanDocument:
+    source: str
+    text: str
+    content_type: str
+    title: str | None = None
+    published: datetime | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class Rejected:
+    """An item that cannot be processed: becomes a dead letter; the batch goes on."""
+
+    source: str
+    stage: str  # read | clean | dedup | chunk | embed | index
+    reason: str  # a pipeline.errors.Reason value
+    detail: str
+
+
+@dataclass(frozen=True)
+class ChunkSpan:
+    ordinal: int
+    start: int  # character offsets into the cleaned text
+    end: int
+    token_count: int
+
+
+@dataclass
+class DedupVerdict:
+    """Outcome of deduplicating one document against its tenant's corpus."""
+
+    content_hash: str
+    signature: list[int]
+    duplicate_of: str | None = None  # document id of the canonical copy
+    kind: str | None = None  # None | "exact" | "near"
+    similarity: float = 1.0
+    cluster_id: str | None = None
