@@ -1,0 +1,1 @@
+"""SQL store: models, sessions, migrations and repository functions."""

@@ -1,0 +1,150 @@
+"""SQL schema (SQLAlchemy 2.0 typed models). Alembic migrations in migrations/ must match it."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True), dict: JSON, list: JSON}
+
+
+class JobState:
+    QUEUED, RUNNING, SUCCEEDED, PARTIAL, FAILED, CANCELLED = (
+        "queued", "running", "succeeded", "partial", "failed", "cancelled")
+    FINAL = frozenset({SUCCEEDED, PARTIAL, FAILED, CANCELLED})
+    ALL = (QUEUED, RUNNING, SUCCEEDED, PARTIAL, FAILED, CANCELLED)
+
+
+class Outcome:
+    """What a job did with one document."""
+
+    PENDING, INDEXED, UNCHANGED, DUPLICATE, FAILED = "pending", "indexed", "unchanged", "duplicate", "failed"
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(32), default="ingest")
+    state: Mapped[str] = mapped_column(String(16), index=True, default=JobState.QUEUED)
+    inputs: Mapped[list] = mapped_column(default=list)
+    options: Mapped[dict] = mapped_column(default=dict)
+    total: Mapped[int] = mapped_column(default=0)
+    done: Mapped[int] = mapped_column(default=0)
+    unchanged: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    chunks: Mapped[int] = mapped_column(default=0)
+    metrics: Mapped[dict] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+
+
+class JobFile(Base):
+    """One input file of a job; `status` says whether its records were read."""
+
+    __tablename__ = "job_files"
+    __table_args__ = (UniqueConstraint("job_id", "path"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(String(2048))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    records: Mapped[int] = mapped_column(default=0)
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint("tenant", "source"),
+        Index("ix_documents_tenant_hash", "tenant", "content_hash"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(2048))
+    content_type: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str | None] = mapped_column(Text)
+    published: Mapped[datetime | None]
+    text: Mapped[str] = mapped_column(Text)
+    meta: Mapped[dict] = mapped_column(default=dict)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # chunked -> indexed; or duplicate (not indexed) | deleted
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    duplicate_of: Mapped[str | None] = mapped_column(String(32))
+    duplicate_kind: Mapped[str | None] = mapped_column(String(8))
+    similarity: Mapped[float | None]
+    cluster_id: Mapped[str] = mapped_column(String(32), index=True)
+    chunk_count: Mapped[int] = mapped_column(default=0)
+    # content hash whose chunks are in Elasticsearch; differs from content_hash while re-indexing
+    indexed_hash: Mapped[str | None] = mapped_column(String(64))
+    last_job_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Chunk(Base):
+    __tablename__ = "chunks"
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)  # Elasticsearch _id
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    ordinal: Mapped[int]
+    char_start: Mapped[int]
+    char_end: Mapped[int]
+    token_count: Mapped[int]
+
+
+class JobDocument(Base):
+    __tablename__ = "job_documents"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    document_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), default=Outcome.PENDING)
+
+
+class LshBucket(Base):
+    """Persistent MinHash LSH: a canonical document's key in each band, per tenant."""
+
+    __tablename__ = "lsh_buckets"
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    band: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(32), primary_key=True)
+    document_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+
+
+class DeadLetter(Base):
+    __tablename__ = "dead_letters"
+    __table_args__ = (UniqueConstraint("job_id", "source", "stage"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(2048))
+    path: Mapped[str | None] = mapped_column(String(2048))  # the input file to replay from
+    stage: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32), index=True)
+    detail: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    replayed_at: Mapped[datetime | None]
+    replay_job_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class IndexVersion(Base):
+    __tablename__ = "index_versions"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    version: Mapped[int]
+    config_hash: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(512))
+    dims: Mapped[int]
+    state: Mapped[str] = mapped_column(String(16), default="building")  # building | live | retired
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    activated_at: Mapped[datetime | None]
