@@ -129,10 +129,14 @@ def upgrade() -> None:
     op.create_table('job_documents',
     sa.Column('job_id', sa.String(length=32), nullable=False),
     sa.Column('document_id', sa.String(length=32), nullable=False),
+    sa.Column('file_id', sa.Integer(), nullable=True),
     sa.Column('outcome', sa.String(length=16), nullable=False),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('job_id', 'document_id')
     )
+    with op.batch_alter_table('job_documents', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_job_documents_file_id'), ['file_id'], unique=False)
+
     op.create_table('job_files',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('job_id', sa.String(length=32), nullable=False),
@@ -153,6 +157,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_job_files_job_id'))
 
     op.drop_table('job_files')
+    with op.batch_alter_table('job_documents', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_job_documents_file_id'))
+
     op.drop_table('job_documents')
     with op.batch_alter_table('dead_letters', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_dead_letters_reason'))

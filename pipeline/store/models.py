@@ -107,6 +107,8 @@ class JobDocument(Base):
     __tablename__ = "job_documents"
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     document_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # the job_files row it was read from: the embed task picks up a file's documents by it
+    file_id: Mapped[int | None] = mapped_column(index=True)
     outcome: Mapped[str] = mapped_column(String(16), default=Outcome.PENDING)
 
 

@@ -1,0 +1,221 @@
+"""Repository functions: every job/document/dead-letter read and write the rest of docpipe does.
+
+Counters are recomputed from the item tables, never incremented, so a task that runs twice
+leaves the job row exactly as one run would.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from pipeline.store.models import (DeadLetter, Document, Job, JobDocument, JobFile, JobState, LshBucket,
+                                   Outcome, utcnow)
+from pipeline.types import Rejected
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+def create_job(session: Session, tenant: str, inputs: list[str], kind: str = "ingest",
+               options: dict | None = None) -> Job:
+    job = Job(id=new_id(), tenant=tenant, kind=kind, inputs=inputs, options=options or {},
+              state=JobState.QUEUED, metrics={})
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: str) -> Job | None:
+    job = session.get(Job, job_id)
+    if job is None and len(job_id) < 32:  # a unique prefix is enough on the CLI
+        rows = session.scalars(select(Job).where(Job.id.startswith(job_id)).limit(2)).all()
+        job = rows[0] if len(rows) == 1 else None
+    return job
+
+
+def list_jobs(session: Session, state: str | None = None, tenant: str | None = None,
+              limit: int = 50, offset: int = 0) -> list[Job]:
+    q = select(Job).order_by(Job.created_at.desc()).limit(limit).offset(offset)
+    if state:
+        q = q.where(Job.state == state)
+    if tenant:
+        q = q.where(Job.tenant == tenant)
+    return list(session.scalars(q))
+
+
+def mark_running(session: Session, job: Job) -> None:
+    if job.state == JobState.QUEUED:
+        job.state = JobState.RUNNING
+        job.started_at = job.started_at or utcnow()
+    job.heartbeat_at = utcnow()
+
+
+def heartbeat(session: Session, job: Job) -> None:
+    job.heartbeat_at = utcnow()
+
+
+def add_metric(job: Job, name: str, seconds: float, items: int = 0) -> None:
+    metrics = dict(job.metrics or {})
+    stage = dict(metrics.get(name, {"seconds": 0.0, "items": 0}))
+    stage["seconds"] = round(stage["seconds"] + seconds, 4)
+    stage["items"] += items
+    metrics[name] = stage
+    job.metrics = metrics  # reassign: JSON columns track replacement, not in-place mutation
+
+
+def refresh_counters(session: Session, job: Job) -> None:
+    session.flush()
+    by_outcome = dict(session.execute(
+        select(JobDocument.outcome, func.count()).where(JobDocument.job_id == job.id)
+        .group_by(JobDocument.outcome)).all())
+    failed = session.scalar(select(func.count()).select_from(DeadLetter)
+                            .where(DeadLetter.job_id == job.id)) or 0
+    job.done = by_outcome.get(Outcome.INDEXED, 0)
+    job.unchanged = by_outcome.get(Outcome.UNCHANGED, 0)
+    job.skipped = by_outcome.get(Outcome.DUPLICATE, 0)
+    job.failed = failed
+    # an index failure has both a job_documents row and a dead letter: count the item once
+    job.total = sum(n for o, n in by_outcome.items() if o != Outcome.FAILED) + failed
+    job.chunks = session.scalar(
+        select(func.coalesce(func.sum(Document.chunk_count), 0))
+        .join(JobDocument, JobDocument.document_id == Document.id)
+        .where(JobDocument.job_id == job.id, JobDocument.outcome == Outcome.INDEXED)) or 0
+
+
+def pending_work(session: Session, job_id: str) -> int:
+    files = session.scalar(select(func.count()).select_from(JobFile)
+                           .where(JobFile.job_id == job_id, JobFile.status == "pending")) or 0
+    docs = session.scalar(select(func.count()).select_from(JobDocument)
+                          .where(JobDocument.job_id == job_id, JobDocument.outcome == Outcome.PENDING)) or 0
+    return files + docs
+
+
+def finish_if_done(session: Session, job: Job) -> bool:
+    """Close the job when no file or document is left; the final state follows from the counters."""
+    refresh_counters(session, job)
+    if job.state in JobState.FINAL or pending_work(session, job.id):
+        return job.state in JobState.FINAL
+    succeeded = job.done + job.unchanged + job.skipped
+    if job.failed == 0:
+        job.state = JobState.SUCCEEDED
+    elif succeeded == 0:
+        job.state = JobState.FAILED
+        job.error = job.error or f"all {job.failed} item(s) failed; see the dead letters"
+    else:
+        job.state = JobState.PARTIAL
+    job.finished_at = utcnow()
+    job.heartbeat_at = job.finished_at
+    return True
+
+
+def fail_job(session: Session, job_id: str, error: str) -> None:
+    job = session.get(Job, job_id)
+    if job is None or job.state in JobState.FINAL:
+        return
+    refresh_counters(session, job)
+    job.state = JobState.FAILED
+    job.error = error
+    job.finished_at = utcnow()
+
+
+def cancel_job(session: Session, job: Job) -> bool:
+    if job.state in JobState.FINAL:
+        return False
+    refresh_counters(session, job)
+    job.state = JobState.CANCELLED
+    job.finished_at = utcnow()
+    job.error = "cancelled by request"
+    return True
+
+
+def stale_jobs(session: Session, older_than: timedelta) -> list[Job]:
+    """Running jobs whose heartbeat stopped: their worker probably died."""
+    cutoff: datetime = utcnow() - older_than
+    return list(session.scalars(select(Job).where(Job.state == JobState.RUNNING,
+                                                  Job.heartbeat_at < cutoff)))
+
+
+# --- files, job documents, dead letters ------------------------------------------------------
+
+def add_job_files(session: Session, job: Job, paths: list[str]) -> None:
+    known = set(session.scalars(select(JobFile.path).where(JobFile.job_id == job.id)))
+    session.add_all(JobFile(job_id=job.id, path=p) for p in paths if p not in known)
+    session.flush()
+
+
+def pending_files(session: Session, job_id: str, file_ids: list[int] | None = None) -> list[JobFile]:
+    q = select(JobFile).where(JobFile.job_id == job_id, JobFile.status == "pending").order_by(JobFile.id)
+    if file_ids is not None:
+        q = q.where(JobFile.id.in_(file_ids))
+    return list(session.scalars(q))
+
+
+def set_outcome(session: Session, job_id: str, doc_id: str, outcome: str, file_id: int | None = None) -> None:
+    row = session.get(JobDocument, (job_id, doc_id))
+    if row is None:
+        session.add(JobDocument(job_id=job_id, document_id=doc_id, outcome=outcome, file_id=file_id))
+    else:
+        row.outcome = outcome
+        if file_id is not None:
+            row.file_id = file_id
+
+
+def pending_documents(session: Session, job_id: str, file_ids: list[int]) -> list[Document]:
+    return list(session.scalars(
+        select(Document).join(JobDocument, JobDocument.document_id == Document.id)
+        .where(JobDocument.job_id == job_id, JobDocument.file_id.in_(file_ids),
+               JobDocument.outcome == Outcome.PENDING).order_by(Document.id)))
+
+
+def add_dead_letter(session: Session, job: Job, item: Rejected, path: str | None) -> None:
+    """Idempotent per (job, source, stage): a task that runs twice records one dead letter."""
+    existing = session.scalar(select(DeadLetter).where(
+        DeadLetter.job_id == job.id, DeadLetter.source == item.source, DeadLetter.stage == item.stage))
+    if existing is None:
+        session.add(DeadLetter(job_id=job.id, tenant=job.tenant, source=item.source, path=path,
+                               stage=item.stage, reason=item.reason, detail=item.detail))
+    else:
+        existing.reason, existing.detail = item.reason, item.detail
+
+
+def dead_letters(session: Session, job_id: str | None = None, tenant: str | None = None,
+                 unreplayed: bool = False) -> list[DeadLetter]:
+    q = select(DeadLetter).order_by(DeadLetter.id)
+    if job_id:
+        q = q.where(DeadLetter.job_id == job_id)
+    if tenant:
+        q = q.where(DeadLetter.tenant == tenant)
+    if unreplayed:
+        q = q.where(DeadLetter.replayed_at.is_(None))
+    return list(session.scalars(q))
+
+
+def mark_replayed(session: Session, letters: list[DeadLetter], replay_job: Job) -> None:
+    now = utcnow()
+    for letter in letters:
+        letter.replayed_at, letter.replay_job_id = now, replay_job.id
+
+
+# --- documents and the persistent LSH ----------------------------------------------------------
+
+def get_document(session: Session, tenant: str, doc_id: str) -> Document | None:
+    doc = session.get(Document, doc_id)
+    return doc if doc is not None and doc.tenant == tenant else None
+
+
+def chunk_total(session: Session, tenant: str | None = None) -> int:
+    q = select(func.coalesce(func.sum(Document.chunk_count), 0)).where(Document.status == "indexed")
+    if tenant:
+        q = q.where(Document.tenant == tenant)
+    return session.scalar(q) or 0
+
+
+def replace_lsh(session: Session, tenant: str, doc_id: str, bands: list[tuple[int, str]]) -> None:
+    session.execute(delete(LshBucket).where(LshBucket.document_id == doc_id))
+    session.add_all(LshBucket(tenant=tenant, band=b, bucket=key, document_id=doc_id) for b, key in bands)
