@@ -43,6 +43,7 @@ class Settings(BaseSettings):
 
     # Redis redelivers an unacknowledged task after this many seconds (worker died mid-task).
     broker_visibility_timeout: int = 3600
+    broker_key_prefix: str = ""  # isolates several docpipe stacks that share one Redis
     heartbeat_seconds: float = 5.0
 
     @property

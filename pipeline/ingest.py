@@ -1,0 +1,169 @@
+"""The ingest use case: read → clean → dedup → chunk into SQL, then embed → index into Elasticsearch.
+
+Functions here get an open session and clients from their caller (a Celery task or the benchmark);
+they never open sessions, commit, or know about queues.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from pipeline.chunk import Chunker
+from pipeline.clean import clean
+from pipeline.dedup import Deduplicator, content_hash
+from pipeline.embed import Encoder
+from pipeline.errors import Reason
+from pipeline.formats import read_path
+from pipeline.index import chunk_action, delete_stale_chunks, write_chunks
+from pipeline.store import repo
+from pipeline.store.dedupstore import SqlDedupStore, pack_signature
+from pipeline.store.models import Chunk, Document, Job, JobFile, Outcome
+from pipeline.types import CleanDocument, Rejected, chunk_id, document_id
+
+
+@dataclass
+class ReadSteps:
+    """What the ingest queue needs: chunking and dedup settings (the tokenizer stays loaded)."""
+
+    chunker: Chunker
+    max_file_bytes: int
+    dedup_threshold: float = 0.8
+    minhash_perms: int = 128
+    shingle_words: int = 5
+
+    def deduplicator(self, session: Session) -> Deduplicator:
+        return Deduplicator(SqlDedupStore(session), threshold=self.dedup_threshold,
+                            num_perm=self.minhash_perms, shingle_words=self.shingle_words)
+
+
+class Stopwatch:
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - since
+        return now
+
+
+def read_file(session: Session, job: Job, jobfile: JobFile, steps: ReadSteps, es=None, alias: str = "",
+              watch: Stopwatch | None = None) -> None:
+    """Turn one input file into document rows with chunks, outcomes and dead letters."""
+    watch = watch or Stopwatch()
+    dedup = steps.deduplicator(session)
+    records = 0
+    t = time.perf_counter()
+    for item in read_path(Path(jobfile.path), steps.max_file_bytes):
+        t = watch.add("read", t)
+        records += 1
+        if isinstance(item, Rejected):
+            repo.add_dead_letter(session, job, item, jobfile.path)
+            continue
+        cleaned = clean(item)
+        t = watch.add("clean", t)
+        if isinstance(cleaned, Rejected):
+            repo.add_dead_letter(session, job, cleaned, jobfile.path)
+            continue
+        _store_document(session, job, jobfile, cleaned, steps, dedup, es, alias, watch)
+        t = time.perf_counter()
+    jobfile.records = records
+    jobfile.status = "done"
+
+
+def _store_document(session: Session, job: Job, jobfile: JobFile, item: CleanDocument, steps: ReadSteps,
+                    dedup: Deduplicator, es, alias: str, watch: Stopwatch) -> None:
+    t = time.perf_counter()
+    doc_id = document_id(job.tenant, item.source)
+    doc = session.get(Document, doc_id)
+    digest = content_hash(item.text)
+    if doc is not None and doc.content_hash == digest and doc.status in ("indexed", "duplicate"):
+        repo.set_outcome(session, job.id, doc_id, Outcome.UNCHANGED, jobfile.id)
+        watch.add("dedup", t)
+        return
+    verdict = dedup.check(job.tenant, doc_id, item.text)
+    t = watch.add("dedup", t)
+    if doc is None:
+        doc = Document(id=doc_id, tenant=job.tenant, source=item.source, created_at=_now())
+        session.add(doc)
+    was_indexed = doc.indexed_hash
+    doc.content_type, doc.title, doc.published = item.content_type, item.title, item.published
+    doc.text, doc.meta, doc.content_hash = item.text, _jsonable(item.metadata), verdict.content_hash
+    doc.signature = pack_signature(verdict.signature)
+    doc.last_job_id = job.id
+    session.execute(delete(Chunk).where(Chunk.document_id == doc_id))
+    if verdict.duplicate_of:
+        doc.status, doc.duplicate_of, doc.duplicate_kind = "duplicate", verdict.duplicate_of, verdict.kind
+        doc.similarity, doc.cluster_id, doc.chunk_count = verdict.similarity, verdict.cluster_id, 0
+        dedup.store.remove(job.tenant, doc_id)
+        if was_indexed and es is not None:
+            delete_stale_chunks(es, alias, job.tenant, doc_id, None)  # it now duplicates another doc
+            doc.indexed_hash = None
+        repo.set_outcome(session, job.id, doc_id, Outcome.DUPLICATE, jobfile.id)
+        return
+    doc.status, doc.duplicate_of, doc.duplicate_kind, doc.similarity = "chunked", None, None, None
+    doc.cluster_id = verdict.cluster_id or doc_id
+    session.flush()
+    dedup.register(job.tenant, doc_id, verdict)
+    spans = steps.chunker.chunk(item.text)
+    session.add_all(Chunk(id=chunk_id(job.tenant, doc_id, s.ordinal), document_id=doc_id, ordinal=s.ordinal,
+                          char_start=s.start, char_end=s.end, token_count=s.token_count) for s in spans)
+    doc.chunk_count = len(spans)
+    repo.set_outcome(session, job.id, doc_id, Outcome.PENDING, jobfile.id)
+    watch.add("chunk", t)
+
+
+def index_documents(session: Session, job: Job, docs: list[Document], encoder: Encoder, es, alias: str,
+                    bulk_chunk_size: int = 500, max_retries: int = 5, watch: Stopwatch | None = None) -> None:
+    """Embed the documents' chunks and upsert them; per-item failures become dead letters."""
+    watch = watch or Stopwatch()
+    t = time.perf_counter()
+    chunks: dict[str, list[Chunk]] = {d.id: [] for d in docs}
+    for c in session.scalars(select(Chunk).where(Chunk.document_id.in_(list(chunks)))
+                             .order_by(Chunk.document_id, Chunk.ordinal)):
+        chunks[c.document_id].append(c)
+    texts = [d.text[c.char_start:c.char_end] for d in docs for c in chunks[d.id]]
+    vectors = encoder.encode(texts)
+    t = watch.add("embed", t)
+    actions, row = [], 0
+    now = _now().isoformat()
+    for d in docs:
+        for c in chunks[d.id]:
+            actions.append(chunk_action(alias, {
+                "_id": c.id, "tenant": d.tenant, "doc_id": d.id, "chunk_id": c.id, "ordinal": c.ordinal,
+                "source": d.source, "content_type": d.content_type, "title": d.title,
+                "text": texts[row], "published": d.published.isoformat() if d.published else None,
+                "indexed_at": now, "char_start": c.char_start, "char_end": c.char_end,
+                "content_hash": d.content_hash, "cluster_id": d.cluster_id,
+                "embedding": vectors[row].tolist()}))
+            row += 1
+    report = write_chunks(es, actions, chunk_size=bulk_chunk_size, max_retries=max_retries)
+    failed: dict[str, str] = {}
+    for failure in report.failures:
+        failed.setdefault(failure["_id"].rsplit("-", 1)[0], f"{failure.get('status')}: {failure.get('error')}")
+    for d in docs:
+        if d.id in failed:
+            delete_stale_chunks(es, alias, d.tenant, d.id, None)  # no half-indexed document stays behind
+            d.status, d.indexed_hash = "failed", None
+            repo.add_dead_letter(session, job, Rejected(d.source, "index", Reason.INDEX_REJECTED,
+                                                        f"Elasticsearch rejected a chunk: {failed[d.id]}"), None)
+            repo.set_outcome(session, job.id, d.id, Outcome.FAILED)
+            continue
+        if d.indexed_hash and d.indexed_hash != d.content_hash:
+            delete_stale_chunks(es, alias, d.tenant, d.id, d.content_hash)
+        d.status, d.indexed_hash = "indexed", d.content_hash
+        repo.set_outcome(session, job.id, d.id, Outcome.INDEXED)
+    watch.add("index", t)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _jsonable(meta: dict) -> dict:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in (meta or {}).items()
+            if isinstance(v, (str, int, float, bool, datetime)) or v is None}

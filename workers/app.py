@@ -1,0 +1,42 @@
+"""The Celery app. Broker comes from settings or the stack recorded by `docpipe up`."""
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from pipeline.config import Settings, get_settings
+from pipeline.services import endpoints
+
+INGEST_QUEUE, GPU_QUEUE = "ingest", "gpu"
+
+app = Celery("docpipe", include=["workers.tasks"])
+
+
+def configure(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    broker = endpoints(settings).redis_url or "redis://127.0.0.1:6379/0"
+    transport = {"visibility_timeout": settings.broker_visibility_timeout}
+    if settings.broker_key_prefix:
+        transport["global_keyprefix"] = settings.broker_key_prefix
+    app.conf.update(
+        broker_url=broker,
+        broker_transport_options=transport,
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        result_backend=None,
+        # A task is acknowledged only after it finished; a worker that dies mid-task gets it redelivered.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[Queue(INGEST_QUEUE), Queue(GPU_QUEUE)],
+        task_default_queue=INGEST_QUEUE,
+        task_routes={"docpipe.index_files": {"queue": GPU_QUEUE}},
+        task_serializer="json",
+        accept_content=["json"],
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+    )
+    return app
+
+
+configure()

@@ -1,0 +1,144 @@
+"""Thin tasks: load the job, call pipeline/, record the outcome. Each one is safe to run twice."""
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from celery import Task
+from sqlalchemy.exc import OperationalError
+
+from pipeline.config import get_settings
+from pipeline.errors import RetryableError
+from pipeline.services import elasticsearch_client, endpoints
+from pipeline.store import repo
+from pipeline.store.db import session_scope
+from pipeline.store.models import Job, JobState
+from workers.app import app
+
+log = logging.getLogger(__name__)
+DOCS_PER_INDEX_BATCH = 128
+
+
+@lru_cache
+def _sql_url() -> str:
+    return endpoints(get_settings()).sql_url
+
+
+@lru_cache
+def _es():
+    return elasticsearch_client(get_settings())
+
+
+@lru_cache
+def _layout():
+    from pipeline.index import IndexLayout
+
+    return IndexLayout(_es(), get_settings().index_prefix)
+
+
+@lru_cache
+def _read_steps():
+    from pipeline.chunk import Chunker
+    from pipeline.ingest import ReadSteps
+
+    s = get_settings()
+    return ReadSteps(Chunker.for_model(s.encoder_path, s.chunk_tokens, s.chunk_overlap), s.max_file_bytes,
+                     s.dedup_threshold, s.minhash_perms, s.shingle_words)
+
+
+@lru_cache
+def _encoder():
+    from pipeline.embed import get_encoder
+
+    s = get_settings()
+    return get_encoder(s.encoder_path, s.device, s.embed_batch_size)
+
+
+class JobTask(Task):
+    """Retries what may pass; anything else marks the job failed with the reason, then re-raises."""
+
+    autoretry_for = (RetryableError, OperationalError, ConnectionError)
+    retry_backoff = 2
+    retry_backoff_max = 60
+    max_retries = 5
+    acks_late = True
+    reject_on_worker_lost = True
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        job_id = args[0] if args else kwargs.get("job_id")
+        if job_id:
+            with session_scope(_sql_url()) as session:
+                repo.fail_job(session, job_id, f"{self.name} failed: {type(exc).__name__}: {exc}")
+
+
+def _open_job(session, job_id: str) -> Job | None:
+    job = session.get(Job, job_id)
+    if job is None or job.state in JobState.FINAL:
+        return None  # cancelled, finished, or unknown: nothing left to do
+    repo.mark_running(session, job)
+    return job
+
+
+@app.task(bind=True, base=JobTask, name="docpipe.start_job")
+def start_job(self, job_id: str) -> None:
+    from pathlib import Path
+
+    from pipeline.formats import iter_files
+
+    with session_scope(_sql_url()) as session:
+        job = _open_job(session, job_id)
+        if job is None:
+            return
+        repo.add_job_files(session, job, [str(p) for p in iter_files([Path(p) for p in job.inputs])])
+        pending = [f.id for f in repo.pending_files(session, job_id)]
+        if not pending:
+            repo.finish_if_done(session, job)
+            return
+    size = get_settings().files_per_task
+    for i in range(0, len(pending), size):
+        read_files.delay(job_id, pending[i:i + size])
+
+
+@app.task(bind=True, base=JobTask, name="docpipe.read_files")
+def read_files(self, job_id: str, file_ids: list[int]) -> None:
+    from pipeline.ingest import Stopwatch, read_file
+
+    layout = _layout()
+    for file_id in file_ids:
+        with session_scope(_sql_url()) as session:  # one transaction per file: a crash redoes one file
+            job = _open_job(session, job_id)
+            if job is None:
+                return
+            for jobfile in repo.pending_files(session, job_id, [file_id]):
+                watch = Stopwatch()
+                read_file(session, job, jobfile, _read_steps(), layout.es, layout.write_alias, watch)
+                for stage, seconds in watch.seconds.items():
+                    repo.add_metric(job, stage, seconds)
+            repo.refresh_counters(session, job)
+    index_files.delay(job_id, file_ids)
+
+
+@app.task(bind=True, base=JobTask, name="docpipe.index_files")
+def index_files(self, job_id: str, file_ids: list[int]) -> None:
+    from pipeline.ingest import Stopwatch, index_documents
+
+    s = get_settings()
+    layout = _layout()
+    encoder = _encoder()
+    layout.ensure_live(encoder.dims)
+    while True:
+        with session_scope(_sql_url()) as session:
+            job = _open_job(session, job_id)
+            if job is None:
+                return
+            docs = repo.pending_documents(session, job_id, file_ids)[:DOCS_PER_INDEX_BATCH]
+            if not docs:
+                if repo.finish_if_done(session, job):
+                    layout.refresh()
+                return
+            watch = Stopwatch()
+            index_documents(session, job, docs, encoder, layout.es, layout.write_alias,
+                            s.bulk_chunk_size, s.bulk_max_retries, watch)
+            for stage, seconds in watch.seconds.items():
+                repo.add_metric(job, stage, seconds, len(docs))
+            repo.refresh_counters(session, job)
