@@ -1,0 +1,326 @@
+"""The `docpipe` command."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.config import get_settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(help="docpipe: documents in, a deduplicated, searchable corpus out.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+out = Console()
+
+TENANT = typer.Option("default", "--tenant", "-t", help="Tenant the data belongs to.")
+JSON = typer.Option(False, "--json", help="Print one JSON object instead of text.")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _session():
+    from pipeline.services import endpoints
+    from pipeline.store.db import session_scope
+
+    return session_scope(endpoints(get_settings()).sql_url)
+
+
+def _ensure_stack() -> None:
+    from pipeline.stack import is_up, up
+
+    s = get_settings()
+    if is_up(s) or (s.redis_url and s.elasticsearch_url):
+        return
+    console.print("No docpipe stack runs here: starting the local one (stop it with `docpipe down`).")
+    _print_stack(up(s, echo=console.print))
+
+
+def _print_stack(stack: dict) -> None:
+    for name, comp in stack.get("components", {}).items():
+        console.print(f"  {name:<14} pid {comp['pid']:<8} {comp['detail']}")
+
+
+def job_record(job, letters=None) -> dict:
+    rec = {"id": job.id, "tenant": job.tenant, "kind": job.kind, "state": job.state,
+           "counters": {"total": job.total, "done": job.done, "unchanged": job.unchanged,
+                        "skipped": job.skipped, "failed": job.failed, "chunks": job.chunks},
+           "metrics": job.metrics, "error": job.error, "inputs": job.inputs}
+    for field in ("created_at", "started_at", "finished_at", "heartbeat_at"):
+        value = getattr(job, field)
+        rec[field] = value.isoformat() if value else None
+    if letters is not None:
+        rec["dead_letters"] = [{"source": d.source, "stage": d.stage, "reason": d.reason, "detail": d.detail,
+                                "replayed": d.replayed_at is not None} for d in letters]
+    return rec
+
+
+def _wait(job_id: str) -> dict:
+    from pipeline.store import repo
+    from pipeline.store.models import JobState
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[counts]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(f"job {job_id[:8]}", total=None, counts="queued")
+        while True:
+            with _session() as session:
+                job = repo.get_job(session, job_id)
+                rec = job_record(job)
+            c = rec["counters"]
+            finished = c["done"] + c["unchanged"] + c["skipped"] + c["failed"]
+            bar.update(task, total=c["total"] or None, completed=finished,
+                       counts=f"{rec['state']} · {c['done']} indexed · {c['unchanged']} unchanged · "
+                              f"{c['skipped']} duplicates · {c['failed']} failed")
+            if rec["state"] in JobState.FINAL:
+                return rec
+            time.sleep(0.5)
+
+
+def _finish(rec: dict, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(rec))
+    else:
+        c = rec["counters"]
+        out.print(f"job {rec['id']} {rec['state']}: {c['total']} items, {c['done']} indexed, "
+                  f"{c['unchanged']} unchanged, {c['skipped']} duplicates, {c['failed']} failed, "
+                  f"{c['chunks']} chunks")
+        if rec.get("error"):
+            out.print(f"  {rec['error']}")
+        if c["failed"]:
+            out.print(f"  see the dead letters: docpipe job {rec['id'][:8]}")
+    if rec["state"] in ("failed", "cancelled"):
+        raise typer.Exit(1)
+
+
+def _enqueue(tenant: str, inputs: list[str], wait: bool, as_json: bool, kind: str = "ingest",
+             replayed=None) -> None:
+    from pipeline.services import endpoints
+    from pipeline.store import repo
+    from pipeline.store.migrate import upgrade
+    from workers.app import configure
+    from workers.tasks import start_job
+
+    _ensure_stack()
+    upgrade(endpoints(get_settings()).sql_url)
+    configure(get_settings())
+    with _session() as session:
+        job = repo.create_job(session, tenant, inputs, kind=kind)
+        if replayed is not None:
+            repo.mark_replayed(session, replayed(session), job)
+        rec = job_record(job)
+    start_job.delay(rec["id"])
+    if not wait:
+        if as_json:
+            out.print_json(json.dumps(rec))
+        else:
+            out.print(f"queued job {rec['id']}; follow it with: docpipe job {rec['id'][:8]}")
+        return
+    _finish(_wait(rec["id"]), as_json)
+
+
+@app.command()
+def up() -> None:
+    """Start the local stack: noida-db (unless URLs are configured), migrations, Celery workers."""
+    from pipeline.stack import up as stack_up
+
+    stack = stack_up(get_settings(), echo=console.print)
+    _print_stack(stack)
+    console.print("docpipe is up.")
+
+
+@app.command()
+def down() -> None:
+    """Stop exactly what `docpipe up` started."""
+    from pipeline.stack import down as stack_down
+
+    stopped = stack_down(get_settings())
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running.")
+
+
+@app.command()
+def status(as_json: bool = JSON) -> None:
+    """What runs, with its pid and address."""
+    from pipeline.stack import status as stack_status
+
+    rows = stack_status(get_settings())
+    if as_json:
+        out.print_json(json.dumps([r.__dict__ for r in rows]))
+        return
+    if not rows:
+        out.print("docpipe is not running (start it with `docpipe up`).")
+        return
+    for r in rows:
+        out.print(f"{r.name:<14} {'running' if r.alive else 'DEAD':<8} pid {r.pid:<8} {r.detail}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Run `alembic upgrade head` on the configured database."""
+    from pipeline.services import endpoints
+    from pipeline.store.migrate import upgrade
+
+    url = endpoints(get_settings()).sql_url
+    upgrade(url)
+    console.print(f"database at head: {url.split('@')[-1]}")
+
+
+@app.command()
+def ingest(paths: list[Path] = typer.Argument(..., help="Files or folders."), tenant: str = TENANT,
+           wait: bool = typer.Option(False, "--wait", help="Show progress until the job ends."),
+           as_json: bool = JSON) -> None:
+    """Read, clean, deduplicate, chunk, embed and index documents."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        _fail(f"no such file or folder: {', '.join(missing)}")
+    _enqueue(tenant, [str(p.resolve()) for p in paths], wait, as_json)
+
+
+@app.command()
+def replay(job_id: str, wait: bool = typer.Option(False, "--wait"), as_json: bool = JSON) -> None:
+    """Ingest again the inputs of a job's dead letters (after fixing them), as a new job."""
+    from pipeline.store import repo
+
+    with _session() as session:
+        job = repo.get_job(session, job_id) or _fail(f"no job {job_id}")
+        letters = [d for d in repo.dead_letters(session, job.id, unreplayed=True) if d.path]
+        tenant, paths = job.tenant, sorted({d.path for d in letters})
+    if not paths:
+        _fail(f"job {job_id} has no dead letters to replay", 1)
+    _enqueue(tenant, paths, wait, as_json, kind="replay",
+             replayed=lambda s: [d for d in repo.dead_letters(s, job.id, unreplayed=True) if d.path])
+
+
+@app.command()
+def cancel(job_id: str) -> None:
+    """Cancel a job: queued work for it is dropped, the row says cancelled."""
+    from pipeline.store import repo
+
+    with _session() as session:
+        job = repo.get_job(session, job_id) or _fail(f"no job {job_id}")
+        if not repo.cancel_job(session, job):
+            _fail(f"job {job.id} already ended {job.state}", 1)
+    console.print(f"cancelled {job_id}")
+
+
+@app.command()
+def jobs(state: str = typer.Option(None, "--status", help="queued|running|succeeded|partial|failed|cancelled"),
+         tenant: str = typer.Option(None, "--tenant", "-t"), limit: int = 50, as_json: bool = JSON) -> None:
+    """List jobs, newest first."""
+    from pipeline.store import repo
+
+    with _session() as session:
+        recs = [job_record(j) for j in repo.list_jobs(session, state, tenant, limit)]
+    if as_json:
+        out.print_json(json.dumps(recs))
+        return
+    table = Table("id", "tenant", "kind", "state", "total", "indexed", "unchanged", "dup", "failed", "created")
+    for r in recs:
+        c = r["counters"]
+        table.add_row(r["id"][:8], r["tenant"], r["kind"], r["state"], str(c["total"]), str(c["done"]),
+                      str(c["unchanged"]), str(c["skipped"]), str(c["failed"]), r["created_at"][:19])
+    out.print(table)
+
+
+@app.command()
+def job(job_id: str, as_json: bool = JSON) -> None:
+    """One job: counters, timings and dead letters."""
+    from pipeline.store import repo
+
+    with _session() as session:
+        j = repo.get_job(session, job_id) or _fail(f"no job {job_id} (see `docpipe jobs`)")
+        rec = job_record(j, repo.dead_letters(session, j.id))
+    if as_json:
+        out.print_json(json.dumps(rec))
+        return
+    c = rec["counters"]
+    out.print(f"job {rec['id']} ({rec['kind']}, tenant {rec['tenant']}): [bold]{rec['state']}[/bold]")
+    out.print(f"  items {c['total']}: {c['done']} indexed, {c['unchanged']} unchanged, {c['skipped']} duplicates, "
+              f"{c['failed']} failed; {c['chunks']} chunks")
+    out.print(f"  created {rec['created_at']}  started {rec['started_at']}  finished {rec['finished_at']}")
+    for stage, m in (rec["metrics"] or {}).items():
+        out.print(f"  {stage:<6} {m['seconds']:.2f}s")
+    if rec.get("error"):
+        out.print(f"  error: {rec['error']}")
+    for d in rec["dead_letters"]:
+        out.print(f"  dead letter [{d['stage']}/{d['reason']}] {d['source']}: {d['detail']}"
+                  + (" (replayed)" if d["replayed"] else ""))
+
+
+def _search_clients():
+    from pipeline.embed import get_encoder
+    from pipeline.services import elasticsearch_client
+
+    s = get_settings()
+    return elasticsearch_client(s), f"{s.index_prefix}-read", get_encoder(s.encoder_path, s.device,
+                                                                          s.embed_batch_size)
+
+
+@app.command()
+def search(query: str, mode: str = typer.Option("hybrid", "--mode", "-m", help="bm25 | knn | hybrid"),
+           k: int = typer.Option(10, "--k"), tenant: str = TENANT, as_json: bool = JSON) -> None:
+    """Search the corpus of a tenant."""
+    from pipeline.retrieve import MODES
+    from pipeline.retrieve import search as run_search
+
+    if mode not in MODES:
+        _fail(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    es, alias, encoder = _search_clients()
+    hits = run_search(es, alias, tenant, query, mode, k, encoder if mode != "bm25" else None)
+    if as_json:
+        out.print_json(json.dumps([h.__dict__ for h in hits]))
+        return
+    if not hits:
+        out.print("no hits")
+    for h in hits:
+        snippet = " ".join(h.text.split())[:160]
+        out.print(f"{h.rank:>3}. {h.source}  chunk {h.ordinal}  score {h.score:.4f}\n     {snippet}")
+
+
+@app.command("eval-search")
+def eval_search(queries: Path, modes: str = typer.Option("bm25,knn,hybrid", "--modes"),
+                k: int = typer.Option(10, "--k"), tenant: str = TENANT, as_json: bool = JSON) -> None:
+    """MRR@k, nDCG@k and recall@k per mode, at document level, over judged queries (JSON lines)."""
+    from pipeline.evaluate import load_queries, mean_scores, score_query
+    from pipeline.retrieve import MODES
+    from pipeline.retrieve import search as run_search
+
+    chosen = [m.strip() for m in modes.split(",") if m.strip()]
+    bad = [m for m in chosen if m not in MODES]
+    if bad:
+        _fail(f"unknown mode(s) {', '.join(bad)}: use {', '.join(MODES)}")
+    try:
+        judged = load_queries(queries)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    es, alias, encoder = _search_clients()
+    report = {}
+    for mode in chosen:
+        # fetch more chunks than k: several chunks of one document count once
+        per_query = [score_query([h.source for h in run_search(es, alias, tenant, q.query, mode, k * 5, encoder)],
+                                 q.relevant, k) for q in judged]
+        report[mode] = mean_scores(per_query)
+    if as_json:
+        out.print_json(json.dumps({"k": k, "queries": len(judged), "modes": report}))
+        return
+    table = Table("mode", f"MRR@{k}", f"nDCG@{k}", f"recall@{k}", title=f"{len(judged)} queries, tenant {tenant}")
+    for mode, m in report.items():
+        table.add_row(mode, f"{m['mrr']:.3f}", f"{m['ndcg']:.3f}", f"{m['recall']:.3f}")
+    out.print(table)
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,143 @@
+"""Shared fixtures. Integration tests run real processes: noida-db (Elasticsearch API and, by default,
+the broker), real Celery workers, and real SQL (SQLite, or PostgreSQL with DOCPIPE_TEST_DATABASE=postgres;
+DOCPIPE_TEST_REDIS_URL points the broker at another Redis)."""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def noida(tmp_path_factory):
+    from pipeline.localstack import start_noida
+
+    proc = start_noida(tmp_path_factory.mktemp("noida"))
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def sql_url(tmp_path_factory):
+    from pipeline.store.migrate import upgrade
+    from tests.sqlurls import sql_database
+
+    kind = os.environ.get("DOCPIPE_TEST_DATABASE", "sqlite")
+    with sql_database(kind, tmp_path_factory.mktemp("sql")) as url:
+        upgrade(url)
+        yield url
+
+
+class Stack:
+    """A docpipe stack for tests: settings in the environment, workers as real processes."""
+
+    def __init__(self, env: dict, data_dir: Path):
+        self.env, self.data_dir = env, data_dir
+        self.workers: dict[str, object] = {}
+
+    def settings(self):
+        from pipeline.config import Settings
+
+        return Settings()
+
+    def start_worker(self, name: str):
+        from pipeline.stack import start_worker
+
+        self.workers[name] = start_worker(name, self.settings(), {**os.environ, **self.env}, uuid.uuid4().hex[:6])
+        return self.workers[name]
+
+    def kill_worker(self, name: str) -> None:
+        import signal
+
+        proc = self.workers.pop(name)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def stop(self) -> None:
+        from pipeline.localstack import stop_pid
+
+        for proc in self.workers.values():
+            stop_pid(proc.pid, timeout=15)
+            proc.wait()
+        self.workers.clear()
+
+    def es(self):
+        from pipeline.services import elasticsearch_client
+
+        return elasticsearch_client(self.settings())
+
+    def run_job(self, paths: list[Path], tenant: str, timeout: float = 300) -> dict:
+        job_id = self.submit(paths, tenant)
+        return self.wait(job_id, timeout)
+
+    def submit(self, paths: list[Path], tenant: str) -> str:
+        from pipeline.store import repo
+        from pipeline.store.db import session_scope
+        from workers.app import configure
+        from workers.tasks import start_job
+
+        configure(self.settings())
+        with session_scope(self.env["DOCPIPE_DATABASE_URL"]) as session:
+            job_id = repo.create_job(session, tenant, [str(p) for p in paths]).id
+        start_job.delay(job_id)
+        return job_id
+
+    def job(self, job_id: str):
+        from pipeline.store import repo
+        from pipeline.store.db import session_scope
+
+        with session_scope(self.env["DOCPIPE_DATABASE_URL"]) as session:
+            return repo.get_job(session, job_id)
+
+    def wait(self, job_id: str, timeout: float = 300) -> dict:
+        from pipeline.store.models import JobState
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.job(job_id)
+            if job.state in JobState.FINAL:
+                return job
+            for name, proc in self.workers.items():
+                if proc.poll() is not None:
+                    raise AssertionError(f"{name} exited with {proc.returncode}; see {self.data_dir}/logs")
+            time.sleep(0.3)
+        raise AssertionError(f"job {job_id} did not finish within {timeout}s: {self.job(job_id).state}")
+
+
+@pytest.fixture(scope="session")
+def stack(noida, sql_url, tmp_path_factory):
+    from pipeline.config import get_settings
+
+    data_dir = tmp_path_factory.mktemp("docpipe")
+    run = uuid.uuid4().hex[:8]
+    env = {
+        "DOCPIPE_DATA_DIR": str(data_dir),
+        "DOCPIPE_DATABASE_URL": sql_url,
+        "DOCPIPE_ELASTICSEARCH_URL": noida.elasticsearch_url,
+        "DOCPIPE_REDIS_URL": os.environ.get("DOCPIPE_TEST_REDIS_URL", noida.redis_url),
+        "DOCPIPE_BROKER_KEY_PREFIX": f"docpipe-test-{run}:",
+        "DOCPIPE_INDEX_PREFIX": f"docpipe-test-{run}",
+        # a killed worker's task comes back quickly
+        "DOCPIPE_BROKER_VISIBILITY_TIMEOUT": "8",
+        "DOCPIPE_FILES_PER_TASK": "4",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    s = Stack(env, data_dir)
+    s.start_worker("worker-ingest")
+    s.start_worker("worker-gpu")
+    yield s
+    s.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    get_settings.cache_clear()
