@@ -1,0 +1,137 @@
+"""Cleaning: markup to main text, then one normalisation for every document."""
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator
+
+import lxml.etree
+import lxml.html
+import trafilatura
+
+from pipeline.errors import Reason
+from pipeline.types import CleanDocument, RawDocument, Rejected
+
+# \r is handled before this runs; every other C0/C1 control except \t and \n goes,
+# and a BOM left mid-text by concatenated files with it.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff]")
+_NEWLINES = re.compile(r"\r\n?")
+# Patterns start with a literal run so that re can skip ahead instead of trying every
+# position; "[ \t]+" costs ~10x more on ordinary prose because every space matches.
+_SPACE_RUNS = re.compile(r"  +")
+_BLANK_LINES = re.compile(r"\n\n\n+")
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+# lxml refuses str input that declares its own encoding; the text is already decoded.
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
+
+# Pruned before trafilatura too: with favor_recall it keeps menus on short pages.
+# A <header> inside an article usually holds its headline, so only page headers go.
+_BOILERPLATE_XPATHS = [
+    *(f"//{tag}" for tag in ("script", "style", "nav", "footer", "aside", "noscript",
+                             "template", "iframe", "form")),
+    "//header[not(ancestor::article) and not(ancestor::main)]",
+]
+_BLOCK_TAGS = frozenset({
+    "address", "article", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure",
+    "h1", "h2", "h3", "h4", "h5", "h6", "hr", "li", "main", "ol", "p", "pre", "section",
+    "table", "td", "th", "tr", "ul",
+})
+
+
+def normalize_text(text: str) -> str:
+    """NFKC, controls out, whitespace collapsed, lines trimmed, at most one blank line."""
+    text = _NEWLINES.sub("\n", text)
+    text = unicodedata.normalize("NFKC", text)  # has its own fast path for normalised text
+    text = _CONTROL.sub("", text)
+    if "\t" in text:
+        text = text.replace("\t", " ")
+    if "  " in text:
+        text = _SPACE_RUNS.sub(" ", text)
+    # Runs are single spaces now, so one pass each way trims every line.
+    text = text.replace(" \n", "\n").replace("\n ", "\n")
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def clean(doc: RawDocument) -> CleanDocument | Rejected:
+    title = doc.title
+    body = doc.body
+    if doc.is_markup:
+        body, found_title = extract_markup(doc.body)
+        title = title or found_title
+    text = normalize_text(body)
+    if not text:
+        what = "no main text found in markup" if doc.is_markup else "only whitespace or control characters"
+        return Rejected(source=doc.source, stage="clean", reason=Reason.EMPTY.value,
+                        detail=f"empty after cleaning: {what}")
+    if title is not None:
+        title = " ".join(normalize_text(title).split()) or None
+    return CleanDocument(
+        source=doc.source,
+        text=text,
+        content_type=doc.content_type,
+        title=title,
+        published=doc.published,
+        metadata=dict(doc.metadata),
+    )
+
+
+def extract_markup(markup: str) -> tuple[str, str | None]:
+    """Main text and title of an HTML page; falls back to the body text when trafilatura,
+    tuned for articles, finds nothing (short pages, bare fragments)."""
+    result = trafilatura.bare_extraction(
+        markup,
+        favor_recall=True,
+        include_comments=False,
+        include_tables=True,
+        with_metadata=True,
+        prune_xpath=_BOILERPLATE_XPATHS,
+    )
+    text = result.text if result is not None else None
+    title = result.title if result is not None else None
+    if not title:
+        match = _TITLE.search(markup)
+        title = html.unescape(match.group(1)) if match else None
+    if not text or not text.strip():
+        text = _body_text(markup)
+    return text or "", title or None
+
+
+def _body_text(markup: str) -> str:
+    markup = _XML_DECL.sub("", markup, count=1)
+    try:
+        root = lxml.html.document_fromstring(markup)
+    except (lxml.etree.ParserError, ValueError):
+        return ""
+    for element in root.xpath(" | ".join(_BOILERPLATE_XPATHS)):
+        element.drop_tree()
+    # text_content() glues block elements together; explicit newlines keep paragraphs apart.
+    for element in root.iter(*_BLOCK_TAGS):
+        element.text = "\n" + (element.text or "")
+        element.tail = "\n" + (element.tail or "")
+    body = root.find("body")
+    return (body if body is not None else root).text_content()
+
+
+class Cleaner:
+    """Cleans a stream; rejections from earlier steps pass through untouched."""
+
+    def __init__(self) -> None:
+        # Keys: "kept", "rejected", "rejected.<reason>" and "passed_through" for
+        # upstream rejections, which are not this step's to count as its own.
+        self.counters: Counter[str] = Counter()
+
+    def run(self, items: Iterable[RawDocument | Rejected]) -> Iterator[CleanDocument | Rejected]:
+        for item in items:
+            if isinstance(item, Rejected):
+                self.counters["passed_through"] += 1
+                yield item
+                continue
+            out = clean(item)
+            if isinstance(out, Rejected):
+                self.counters["rejected"] += 1
+                self.counters[f"rejected.{out.reason}"] += 1
+            else:
+                self.counters["kept"] += 1
+            yield out

@@ -1,0 +1,114 @@
+import time
+from datetime import datetime, timezone
+
+from pipeline.clean import Cleaner, clean, normalize_text
+from pipeline.errors import Reason
+from pipeline.types import CleanDocument, RawDocument, Rejected
+
+ARTICLE = """<!DOCTYPE html>
+<html><head><title>Page Title | Site</title>
+<style>body { color: red; }</style>
+<script>var trackingSecret = "SCRIPT_TEXT";</script>
+</head><body>
+<header><div class="logo">HEADER_TEXT</div></header>
+<nav><ul><li><a href="/">NAV_HOME</a></li><li><a href="/x">NAV_ABOUT</a></li></ul></nav>
+<article>
+<h1>Rivers rise after storm</h1>
+<p>Heavy rain over the weekend pushed the river above its banks in three towns,
+officials said on Monday, and several roads remain closed.</p>
+<p>Emergency services evacuated about two hundred residents from low-lying streets
+while volunteers filled sandbags near the old bridge.</p>
+<table><tr><td>Town</td><td>Level</td></tr><tr><td>Millbrook</td><td>4.2 m</td></tr></table>
+</article>
+<footer>FOOTER_TEXT Copyright 2024</footer>
+<script>console.log("SCRIPT_TWO")</script>
+</body></html>"""
+
+
+def raw(body, **kw):
+    kw.setdefault("content_type", "txt")
+    return RawDocument(source="s1", body=body, **kw)
+
+
+def test_html_article_main_text_without_boilerplate():
+    out = clean(raw(ARTICLE, content_type="html", is_markup=True))
+    assert isinstance(out, CleanDocument)
+    assert "Heavy rain over the weekend" in out.text
+    assert "sandbags near the old bridge" in out.text
+    assert "Millbrook" in out.text  # tables kept
+    for junk in ("SCRIPT_TEXT", "SCRIPT_TWO", "color: red", "NAV_HOME", "HEADER_TEXT", "FOOTER_TEXT"):
+        assert junk not in out.text
+    assert out.title
+    assert out.content_type == "html"
+
+
+def test_raw_title_wins_over_page_title():
+    out = clean(raw(ARTICLE, content_type="html", is_markup=True, title="Given"))
+    assert out.title == "Given"
+
+
+def test_short_fragment_falls_back_to_body_text():
+    html = ("<html><head><title>Tiny &amp; short</title></head><body>"
+            "<nav>MENU</nav><div>Hello<p>world</p>again</div><script>x()</script>"
+            "<footer>FOOT</footer></body></html>")
+    out = clean(raw(html, content_type="html", is_markup=True))
+    assert out.text.split() == ["Hello", "world", "again"]
+    assert out.title == "Tiny & short"
+
+
+def test_markup_with_no_text_is_empty():
+    out = clean(raw("<html><body><script>only()</script><nav>menu</nav></body></html>",
+                    content_type="html", is_markup=True))
+    assert isinstance(out, Rejected)
+    assert (out.stage, out.reason, out.source) == ("clean", Reason.EMPTY, "s1")
+
+
+def test_xml_declaration_does_not_break_fallback():
+    out = clean(raw('<?xml version="1.0" encoding="utf-8"?><html><body><p>Hi there</p></body></html>',
+                    content_type="html", is_markup=True))
+    assert out.text == "Hi there"
+
+
+def test_normalisation_rules():
+    text = ("\ufeff  Ｆｕｌｌ\u00a0width  \t tabs\r\n"
+            "ctrl\x00\x07chars\x9f here  \n\n\n\n"
+            "  next\tpara \rlast ﬁ  ")
+    assert normalize_text(text) == "Full width tabs\nctrlchars here\n\nnext para\nlast fi"
+
+
+def test_plain_text_keeps_fields_and_paragraphs():
+    published = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    doc = raw("Para one.\n\n\n\nPara   two.", title=" A\n title ", published=published,
+              metadata={"k": "v"})
+    out = clean(doc)
+    assert out.text == "Para one.\n\nPara two."
+    assert (out.title, out.published, out.metadata) == ("A title", published, {"k": "v"})
+    assert out.metadata is not doc.metadata
+
+
+def test_whitespace_and_controls_only_is_empty():
+    out = clean(raw(" \n\t\x00\x01 \u200a\n"))
+    assert isinstance(out, Rejected) and out.reason == Reason.EMPTY
+
+
+def test_cleaner_passes_rejects_and_counts():
+    upstream = Rejected(source="f", stage="read", reason=Reason.BINARY.value, detail="d")
+    items = [raw("ok"), upstream, raw("   "), raw("fine too")]
+    cleaner = Cleaner()
+    out = list(cleaner.run(items))
+    assert out[1] is upstream
+    assert [type(o).__name__ for o in out] == ["CleanDocument", "Rejected", "Rejected", "CleanDocument"]
+    assert cleaner.counters["kept"] == 2
+    assert cleaner.counters["rejected"] == 1
+    assert cleaner.counters[f"rejected.{Reason.EMPTY}"] == 1
+    assert cleaner.counters["passed_through"] == 1
+
+
+def test_plain_text_is_fast():
+    article = ("The quick brown fox jumps over the lazy dog, said the report.  " * 40 + "\n\n") * 3
+    docs = [raw(article) for _ in range(500)]
+    start = time.perf_counter()
+    for doc in docs:
+        clean(doc)
+    per_doc = (time.perf_counter() - start) / len(docs)
+    assert per_doc < 1e-3, f"{per_doc * 1e6:.0f} µs per document"

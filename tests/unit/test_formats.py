@@ -1,0 +1,269 @@
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import Reason
+from pipeline.formats import SUPPORTED_SUFFIXES, iter_files, parse_datetime, read_path
+from pipeline.types import RawDocument, Rejected
+
+MAX = 1_000_000
+
+
+def make_pdf(pages: list[str], title: str | None = None) -> bytes:
+    """A minimal PDF written by hand, with one Helvetica text line per page and a real xref."""
+    n_pages = len(pages)
+    font_id = 3 + 2 * n_pages
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>"
+        % (b" ".join(b"%d 0 R" % (3 + 2 * i) for i in range(n_pages)), n_pages),
+    ]
+    for i, text in enumerate(pages):
+        stream = b"BT /F1 12 Tf 72 720 Td (%s) Tj ET" % text.encode("latin-1")
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R"
+                       b" /Resources << /Font << /F1 %d 0 R >> >> >>" % (4 + 2 * i, font_id))
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    trailer_extra = b""
+    if title is not None:
+        objects.append(b"<< /Title (%s) >>" % title.encode("latin-1"))
+        trailer_extra = b" /Info %d 0 R" % len(objects)
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, trailer_extra, xref)
+    return bytes(out)
+
+
+def read_all(path: Path, max_bytes: int = MAX) -> list[RawDocument | Rejected]:
+    return list(read_path(path, max_bytes))
+
+
+def only(items):
+    assert len(items) == 1, items
+    return items[0]
+
+
+def test_txt_utf8_and_source_is_resolved_path(tmp_path):
+    p = tmp_path / "a.txt"
+    p.write_text("Héllo wörld\nline two\n", encoding="utf-8")
+    doc = only(read_all(p))
+    assert isinstance(doc, RawDocument)
+    assert doc.body == "Héllo wörld\nline two\n"
+    assert doc.source == str(p.resolve())
+    assert (doc.content_type, doc.is_markup, doc.title) == ("txt", False, None)
+
+
+def test_utf8_bom_and_utf16_bom(tmp_path):
+    (tmp_path / "bom8.txt").write_bytes(b"\xef\xbb\xbfCaf\xc3\xa9")
+    (tmp_path / "bom16.txt").write_bytes("Grüße, 世界".encode("utf-16"))
+    assert only(read_all(tmp_path / "bom8.txt")).body == "Café"
+    assert only(read_all(tmp_path / "bom16.txt")).body == "Grüße, 世界"
+
+
+def test_latin1_text_is_detected_not_rejected(tmp_path):
+    p = tmp_path / "fr.txt"
+    text = "Café naïve, crème brûlée à l'hôtel.\nDéjà vu: garçon, façade, Noël.\n"
+    p.write_bytes(text.encode("latin-1"))
+    assert only(read_all(p)).body == text
+
+
+def test_central_european_text_keeps_its_code_page(tmp_path):
+    p = tmp_path / "pl.txt"
+    text = "Zażółć gęślą jaźń. Pchnąć w tę łódź jeża lub ośm skrzyń fig."
+    p.write_bytes(text.encode("cp1250"))
+    assert only(read_all(p)).body == text
+
+
+def test_random_bytes_rejected(tmp_path):
+    p = tmp_path / "noise.txt"
+    p.write_bytes(os.urandom(4096))
+    rej = only(read_all(p))
+    assert isinstance(rej, Rejected)
+    assert rej.reason in (Reason.BINARY, Reason.DECODE_ERROR)
+    assert rej.stage == "read"
+
+
+def test_control_heavy_file_without_nul_is_binary(tmp_path):
+    p = tmp_path / "ctl.txt"
+    p.write_bytes(b"ab\x01\x02\x03cd\x04\x05\x06" * 50)
+    assert only(read_all(p)).reason == Reason.BINARY
+
+
+def test_bad_utf16_after_bom_is_decode_error(tmp_path):
+    p = tmp_path / "bad16.txt"
+    p.write_bytes(b"\xff\xfeA\x00\x00\xdc")  # lone low surrogate
+    assert only(read_all(p)).reason == Reason.DECODE_ERROR
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n\t\r\n  "])
+def test_empty_and_whitespace_files(tmp_path, content):
+    p = tmp_path / "e.md"
+    p.write_bytes(content)
+    assert only(read_all(p)).reason == Reason.EMPTY
+
+
+def test_too_large_checked_before_reading(tmp_path, monkeypatch):
+    p = tmp_path / "big.txt"
+    p.write_text("x" * 101)
+
+    def boom(self):
+        raise AssertionError("file was read")
+
+    monkeypatch.setattr(Path, "read_bytes", boom)
+    rej = only(read_all(p, max_bytes=100))
+    assert rej.reason == Reason.TOO_LARGE
+    assert "101" in rej.detail
+
+
+def test_missing_and_unsupported(tmp_path):
+    assert only(read_all(tmp_path / "nope.txt")).reason == Reason.NOT_FOUND
+    (tmp_path / "x.docx").write_bytes(b"PK\x03\x04")
+    rej = only(read_all(tmp_path / "x.docx"))
+    assert rej.reason == Reason.UNSUPPORTED_TYPE and ".docx" in rej.detail
+
+
+def test_markdown_title_skips_code_fences(tmp_path):
+    p = tmp_path / "n.md"
+    p.write_text("```sh\n# not a title\n```\nintro\n\n## Sub\n# Real Title #\nbody\n")
+    doc = only(read_all(p))
+    assert (doc.content_type, doc.title) == ("md", "Real Title")
+
+
+def test_html_is_raw_markup(tmp_path):
+    p = tmp_path / "page.HTM"
+    p.write_text("<html><body><p>Hi</p></body></html>")
+    doc = only(read_all(p))
+    assert (doc.content_type, doc.is_markup, doc.body) == ("html", True, p.read_text())
+
+
+def test_pdf_pages_and_title(tmp_path):
+    p = tmp_path / "doc.pdf"
+    p.write_bytes(make_pdf(["Hello page one", "Second page"], title="My Report"))
+    doc = only(read_all(p))
+    assert doc.body == "Hello page one\n\nSecond page"
+    assert (doc.content_type, doc.title) == ("pdf", "My Report")
+
+
+def test_truncated_pdf_is_corrupt(tmp_path):
+    data = make_pdf(["Hello page one"])
+    p = tmp_path / "cut.pdf"
+    p.write_bytes(data[: len(data) // 2])
+    assert only(read_all(p)).reason == Reason.CORRUPT_PDF
+
+
+def test_pdf_without_text_is_empty(tmp_path):
+    p = tmp_path / "blank.pdf"
+    p.write_bytes(make_pdf([""]))
+    assert only(read_all(p)).reason == Reason.EMPTY
+
+
+def test_jsonl_bad_line_rejects_only_that_line(tmp_path):
+    p = tmp_path / "r.jsonl"
+    lines = [
+        json.dumps({"url": "https://ex.com/a", "text": "first", "lang": "en", "tags": ["x"]}),
+        "",
+        '{"text": "broken",',
+        json.dumps({"body": "<p>second <b>bold</b></p>", "id": 7}),
+        json.dumps({"content": "third", "title": "  T  "}),
+    ]
+    p.write_text("\n".join(lines) + "\n")
+    out = read_all(p)
+    docs = [o for o in out if isinstance(o, RawDocument)]
+    rejects = [o for o in out if isinstance(o, Rejected)]
+    assert [d.body for d in docs] == ["first", "<p>second <b>bold</b></p>", "third"]
+    assert [d.source for d in docs] == ["https://ex.com/a", "7", f"{p.resolve()}#5"]
+    assert docs[0].metadata == {"lang": "en"}  # lists are not scalars
+    assert [d.is_markup for d in docs] == [False, True, False]
+    assert docs[2].title == "T"
+    rej = only(rejects)
+    assert rej.reason == Reason.INVALID_JSON
+    assert "line 3" in rej.detail
+    assert rej.source == f"{p.resolve()}#3"
+
+
+def test_json_array_record_problems(tmp_path):
+    p = tmp_path / "a.json"
+    p.write_text(json.dumps([
+        {"text": "ok", "published": "2024-03-01T10:00:00Z"},
+        {"title": "no text", "text": ""},
+        "not an object",
+        {"text": "rfc", "published": "Tue, 05 Mar 2024 08:30:00 +0100"},
+        {"text": "bad date", "published": "last tuesday"},
+    ]))
+    out = read_all(p)
+    assert [type(o).__name__ for o in out] == ["RawDocument", "Rejected", "Rejected",
+                                               "RawDocument", "RawDocument"]
+    assert out[0].published == datetime(2024, 3, 1, 10, tzinfo=timezone.utc)
+    assert out[0].source == f"{p.resolve()}#1"
+    assert out[1].reason == Reason.MISSING_TEXT_FIELD and "record 2" in out[1].detail
+    assert out[2].reason == Reason.INVALID_JSON and "record 3" in out[2].detail
+    assert out[3].published == datetime(2024, 3, 5, 7, 30, tzinfo=timezone.utc)
+    assert out[4].published is None
+
+
+def test_json_single_object_and_invalid(tmp_path):
+    (tmp_path / "o.json").write_text('{"url": "u1", "text": "one", "score": 3}')
+    doc = only(read_all(tmp_path / "o.json"))
+    assert (doc.source, doc.body, doc.metadata) == ("u1", "one", {"score": 3})
+    (tmp_path / "bad.json").write_text('{"text": "x",\n oops}')
+    rej = only(read_all(tmp_path / "bad.json"))
+    assert rej.reason == Reason.INVALID_JSON and "line 2" in rej.detail
+    (tmp_path / "n.json").write_text("42")
+    assert only(read_all(tmp_path / "n.json")).reason == Reason.INVALID_JSON
+
+
+def test_csv_records_metadata_and_published(tmp_path):
+    p = tmp_path / "news.csv"
+    p.write_text(
+        "id,title,text,category,published\n"
+        '001,First,"Body one, with comma",sport,2024-01-02\n'
+        "002,Second,,tech,\n"
+        "003,Third,Body three,,not a date\n"
+    )
+    out = read_all(p)
+    first, missing, third = out
+    assert (first.source, first.title, first.body) == ("001", "First", "Body one, with comma")
+    assert first.metadata == {"category": "sport"}
+    assert first.published == datetime(2024, 1, 2, tzinfo=timezone.utc)
+    assert first.content_type == "csv"
+    assert missing.reason == Reason.MISSING_TEXT_FIELD and "row 2" in missing.detail
+    assert third.metadata == {} and third.published is None
+
+
+def test_csv_without_text_column_or_unparseable(tmp_path):
+    (tmp_path / "a.csv").write_text("id,title\n1,x\n")
+    assert only(read_all(tmp_path / "a.csv")).reason == Reason.MISSING_TEXT_FIELD
+    (tmp_path / "b.csv").write_text('id,text\n1,"never closed\n2,x\n')
+    assert only(read_all(tmp_path / "b.csv")).reason == Reason.INVALID_CSV
+
+
+def test_iter_files_recursive_sorted_skips_hidden(tmp_path):
+    for rel in ["b.txt", "a/z.md", "a/y.docx", ".hidden.txt", ".git/x.txt", "a/.secret/s.txt"]:
+        f = tmp_path / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("x")
+    single = tmp_path / "b.txt"
+    got = list(iter_files([tmp_path, single]))
+    assert got == [tmp_path / "a/y.docx", tmp_path / "a/z.md", tmp_path / "b.txt", single]
+    assert ".docx" not in SUPPORTED_SUFFIXES
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("2024-05-06", datetime(2024, 5, 6, tzinfo=timezone.utc)),
+    ("2024-05-06T12:00:00+02:00", datetime(2024, 5, 6, 10, tzinfo=timezone.utc)),
+    ("Mon, 06 May 2024 12:00:00 GMT", datetime(2024, 5, 6, 12, tzinfo=timezone.utc)),
+    ("garbage", None),
+    (12345, None),
+])
+def test_parse_datetime(value, expected):
+    assert parse_datetime(value) == expected
