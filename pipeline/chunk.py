@@ -1,0 +1,224 @@
+"""Token-aware chunking that keeps sentences whole and overlaps neighbouring chunks.
+
+Chunks are cut on sentence boundaries, or on word boundaries inside a sentence too long to
+fit one chunk. With a WordPiece-style tokenizer (BERT, MiniLM) pre-tokenisation splits on
+whitespace and punctuation, so a slice cut on a word boundary re-tokenises to exactly the
+tokens it had in context: the counts computed here are the counts the encoder will see.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from bisect import bisect_left, bisect_right
+from pathlib import Path
+from typing import Callable
+
+from pipeline.types import ChunkSpan
+
+# Position embeddings of BERT-family encoders stop at 512; longer configured limits are bogus.
+MODEL_LIMIT_CAP = 512
+
+_BOUNDARY = re.compile(
+    r"""
+      (?P<punct>[.!?…]+)["'”’»)\]]*\s+          # end punctuation, closing quotes, whitespace
+    | [。！？]["'”’」』）]*\s*                   # CJK full stops need no space after them
+    | \n[ \t\r\f\v]*\n\s*                       # blank line: paragraph break
+    | \n[ \t]*(?=(?:[-*•]|\d{1,3}[.)])[ \t])     # newline that opens a list item
+    """,
+    re.VERBOSE,
+)
+_ABBREVIATIONS = frozenset(
+    "mr. mrs. ms. dr. prof. sr. jr. st. mt. vs. e.g. i.e. cf. approx. inc. corp. ltd. co. "
+    "gen. gov. sen. rep. rev. hon. capt. col. lt. sgt. dept. univ. est.".split()
+)
+# Ambiguous as sentence ends ("I said no."), so they only hold a split before a number.
+_BEFORE_NUMBER = frozenset(
+    "no. nos. fig. figs. vol. p. pp. art. sec. ch. eq. ref. jan. feb. mar. apr. jun. jul. "
+    "aug. sep. sept. oct. nov. dec.".split()
+)
+_INITIALS = re.compile(r"(?:[^\W\d_]\.)+")  # "J." "U.S." "e.g."
+_OPENERS = "\"'“‘([«"
+
+
+def _is_abbreviation(text: str, dot: int, following: str) -> bool:
+    word = text[max(0, dot - 12) : dot + 1].rsplit(None, 1)[-1].lstrip(_OPENERS).lower()
+    if word in _ABBREVIATIONS or _INITIALS.fullmatch(word):
+        return True
+    return following.isdigit() and word in _BEFORE_NUMBER
+
+
+def sentence_starts(text: str) -> list[int]:
+    """Character offsets where a sentence after the first one begins."""
+    starts = []
+    for m in _BOUNDARY.finditer(text):
+        end = m.end()
+        if end >= len(text):
+            break
+        punct = m.group("punct")
+        if punct is not None and m.group().count("\n") < 2:
+            following = text[end]
+            if following.islower():
+                continue
+            if punct == "." and _is_abbreviation(text, m.start("punct"), following):
+                continue
+        starts.append(end)
+    return starts
+
+
+def model_max_tokens(model_path: str | Path, tokenizer) -> int:
+    """Longest input, special tokens included, that the model behind model_path accepts."""
+    limit = None
+    st_config = Path(model_path) / "sentence_bert_config.json"
+    if st_config.is_file():
+        limit = json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length")
+    if not limit:
+        limit = tokenizer.model_max_length
+    return min(int(limit), MODEL_LIMIT_CAP)
+
+
+def _last_in(points: list[int], lo: int, hi: int) -> int | None:
+    """Largest point p with lo < p <= hi."""
+    i = bisect_right(points, hi) - 1
+    return points[i] if i >= 0 and points[i] > lo else None
+
+
+def _first_in(points: list[int], lo: int, hi: int) -> int | None:
+    """Smallest point p with lo <= p < hi."""
+    i = bisect_left(points, lo)
+    return points[i] if i < len(points) and points[i] < hi else None
+
+
+def pack(
+    n: int,
+    sentences: list[int],
+    words: list[int],
+    size: int,
+    overlap: int,
+    measure: Callable[[int, int], int] | None = None,
+) -> list[tuple[int, int, int]]:
+    """Token ranges (start, end, count) covering tokens 0..n.
+
+    sentences and words are sorted token indices where a sentence/word begins, both holding
+    0 and n; words may be empty when no sentence is longer than size. measure(a, b) gives the
+    re-tokenised length of a range and is only called for ranges starting inside a word
+    (after a word longer than size was cut), whose tokens change when sliced out.
+    """
+    spans: list[tuple[int, int, int]] = []
+    start, prev_end = 0, 0
+    while True:
+        # Past prev_end, so every chunk brings new text and the loop always advances.
+        lo, hi = max(start, prev_end), min(start + size, n)
+        end = _last_in(sentences, lo, hi) or _last_in(words, lo, hi) or hi
+        count = end - start
+        if measure is not None and words and _first_in(words, start, start + 1) is None:
+            count = measure(start, end)
+            while count > size and end - start > 1:
+                end = max(start + 1, end - (count - size))
+                count = measure(start, end)
+        spans.append((start, end, count))
+        if end >= n:
+            return spans
+        prev_end = end
+        k = bisect_right(sentences, end)
+        if sentences[k - 1] == end:
+            lo = max(end - overlap, start + 1)
+            if sentences[k] - end <= size:
+                # Give up overlap rather than the whole next sentence.
+                lo = max(lo, sentences[k] - size)
+            nxt = _first_in(sentences, lo, end)
+            if nxt is None and end - sentences[k - 2] > size:
+                nxt = _first_in(words, lo, end)  # tail of a split sentence: overlap by tokens
+        else:
+            nxt = _first_in(words, max(end - overlap, start + 1), end)
+        start = end if nxt is None else nxt
+
+
+class Chunker:
+    def __init__(
+        self,
+        tokenizer,
+        chunk_tokens: int = 200,
+        overlap_tokens: int = 40,
+        max_tokens: int | None = None,
+    ):
+        if not getattr(tokenizer, "is_fast", False):
+            raise TypeError("Chunker needs a fast tokenizer: it relies on offset mappings")
+        if max_tokens is None:
+            max_tokens = min(int(tokenizer.model_max_length), MODEL_LIMIT_CAP)
+        budget = max_tokens - tokenizer.num_special_tokens_to_add(pair=False)
+        if budget < 1:
+            raise ValueError(f"max_tokens={max_tokens} leaves no room for text")
+        if chunk_tokens < 1:
+            raise ValueError(f"chunk_tokens must be positive, got {chunk_tokens}")
+        chunk_tokens = min(chunk_tokens, budget)
+        if not 0 <= overlap_tokens < chunk_tokens:
+            raise ValueError(
+                f"overlap_tokens={overlap_tokens} must be >= 0 and < chunk_tokens={chunk_tokens}"
+            )
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self.budget = budget
+        self.chunk_tokens = chunk_tokens
+        self.overlap_tokens = overlap_tokens
+
+    @classmethod
+    def for_model(
+        cls, model_path: str | Path, chunk_tokens: int = 200, overlap_tokens: int = 40
+    ) -> Chunker:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
+        return cls(tokenizer, chunk_tokens, overlap_tokens, model_max_tokens(model_path, tokenizer))
+
+    def chunk(self, text: str) -> list[ChunkSpan]:
+        return self.chunk_many([text])[0]
+
+    def chunk_many(self, texts: list[str]) -> list[list[ChunkSpan]]:
+        out: list[list[ChunkSpan]] = [[] for _ in texts]
+        live = [i for i, text in enumerate(texts) if text and not text.isspace()]
+        if not live:
+            return out
+        enc = self.tokenizer(
+            [texts[i] for i in live],
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            truncation=False,
+            verbose=False,  # long documents are the point here, not a mistake to warn about
+        )
+        offsets = enc["offset_mapping"]
+        for row, i in enumerate(live):
+            out[i] = self._chunk_encoded(texts[i], offsets[row], lambda r=row: enc.word_ids(r))
+        return out
+
+    def _chunk_encoded(self, text: str, offsets, word_ids: Callable[[], list]) -> list[ChunkSpan]:
+        n = len(offsets)
+        if n == 0:
+            return []
+        token_starts = [s for s, _ in offsets]
+        sentences = [0]
+        for char in sentence_starts(text):
+            tok = bisect_left(token_starts, char)
+            if sentences[-1] < tok < n:
+                sentences.append(tok)
+        sentences.append(n)
+
+        words: list[int] = []
+        size = self.chunk_tokens
+        if any(b - a > size for a, b in zip(sentences, sentences[1:])):
+            ids = word_ids()
+            words = [i for i in range(n) if i == 0 or ids[i] != ids[i - 1]]
+            words.append(n)
+
+        def measure(a: int, b: int) -> int:
+            piece = text[offsets[a][0] : offsets[b - 1][1]]
+            return len(self.tokenizer(piece, add_special_tokens=False)["input_ids"])
+
+        spans = pack(n, sentences, words, size, self.overlap_tokens, measure)
+        return [
+            ChunkSpan(ordinal=k, start=offsets[a][0], end=offsets[b - 1][1], token_count=count)
+            for k, (a, b, count) in enumerate(spans)
+        ]
