@@ -88,7 +88,8 @@ def _store_document(session: Session, job: Job, jobfile: JobFile, item: CleanDoc
     verdict = dedup.check(job.tenant, doc_id, item.text)
     t = watch.add("dedup", t)
     if doc is None:
-        doc = Document(id=doc_id, tenant=job.tenant, source=item.source, created_at=_now())
+        doc = Document(id=doc_id, tenant=job.tenant, source=item.source, status="chunked", cluster_id=doc_id,
+                       created_at=_now())
         session.add(doc)
     was_indexed = doc.indexed_hash
     doc.content_type, doc.title, doc.published = item.content_type, item.title, item.published
@@ -134,7 +135,7 @@ def index_documents(session: Session, job: Job, docs: list[Document], encoder: E
     for d in docs:
         for c in chunks[d.id]:
             actions.append(chunk_action(alias, {
-                "_id": c.id, "tenant": d.tenant, "doc_id": d.id, "chunk_id": c.id, "ordinal": c.ordinal,
+                "tenant": d.tenant, "doc_id": d.id, "chunk_id": c.id, "ordinal": c.ordinal,
                 "source": d.source, "content_type": d.content_type, "title": d.title,
                 "text": texts[row], "published": d.published.isoformat() if d.published else None,
                 "indexed_at": now, "char_start": c.char_start, "char_end": c.char_end,

@@ -28,7 +28,7 @@ def noida_binary() -> str:
     if not path.is_file():
         found = shutil.which("noida-db")
         if not found:
-            raise RuntimeError("noida-db is not installed: pip install 'noida-db<0.2.3'")
+            raise RuntimeError("noida-db is not installed: pip install noida-db")
         return found
     if not os.access(path, os.X_OK):
         path.chmod(0o755)

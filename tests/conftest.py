@@ -126,6 +126,7 @@ def stack(noida, sql_url, tmp_path_factory):
         # a killed worker's task comes back quickly
         "DOCPIPE_BROKER_VISIBILITY_TIMEOUT": "8",
         "DOCPIPE_FILES_PER_TASK": "4",
+        "DOCPIPE_MAX_FILE_BYTES": "200000",
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -37,6 +37,20 @@ def _layout():
 
 
 @lru_cache
+def _live_index() -> str:
+    """Create the first index version if there is none, and record the live one in SQL."""
+    from pipeline.index import config_hash, mapping
+
+    s, encoder, layout = get_settings(), _encoder(), _layout()
+    extra = {"model": encoder.fingerprint(), "chunk_tokens": s.chunk_tokens, "chunk_overlap": s.chunk_overlap}
+    name = layout.ensure_live(encoder.dims, extra=extra)
+    with session_scope(_sql_url()) as session:
+        repo.record_live_index(session, name, layout.version_of(name) or 1,
+                               config_hash(mapping(encoder.dims), extra), encoder.model_name, encoder.dims)
+    return name
+
+
+@lru_cache
 def _read_steps():
     from pipeline.chunk import Chunker
     from pipeline.ingest import ReadSteps
@@ -120,12 +134,13 @@ def read_files(self, job_id: str, file_ids: list[int]) -> None:
 
 @app.task(bind=True, base=JobTask, name="docpipe.index_files")
 def index_files(self, job_id: str, file_ids: list[int]) -> None:
+    from pipeline.index import refresh
     from pipeline.ingest import Stopwatch, index_documents
 
     s = get_settings()
     layout = _layout()
     encoder = _encoder()
-    layout.ensure_live(encoder.dims)
+    _live_index()
     while True:
         with session_scope(_sql_url()) as session:
             job = _open_job(session, job_id)
@@ -134,7 +149,7 @@ def index_files(self, job_id: str, file_ids: list[int]) -> None:
             docs = repo.pending_documents(session, job_id, file_ids)[:DOCS_PER_INDEX_BATCH]
             if not docs:
                 if repo.finish_if_done(session, job):
-                    layout.refresh()
+                    refresh(layout.es, layout.read_alias)
                 return
             watch = Stopwatch()
             index_documents(session, job, docs, encoder, layout.es, layout.write_alias,

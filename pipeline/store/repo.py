@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from pipeline.store.models import (DeadLetter, Document, Job, JobDocument, JobFile, JobState, LshBucket,
+from pipeline.store.models import (DeadLetter, Document, IndexVersion, Job, JobDocument, JobFile, JobState,
+                                   LshBucket,
                                    Outcome, utcnow)
 from pipeline.types import Rejected
 
@@ -219,3 +220,16 @@ def chunk_total(session: Session, tenant: str | None = None) -> int:
 def replace_lsh(session: Session, tenant: str, doc_id: str, bands: list[tuple[int, str]]) -> None:
     session.execute(delete(LshBucket).where(LshBucket.document_id == doc_id))
     session.add_all(LshBucket(tenant=tenant, band=b, bucket=key, document_id=doc_id) for b, key in bands)
+
+
+# --- index versions --------------------------------------------------------------------------
+
+def record_live_index(session: Session, name: str, version: int, config_hash: str, model: str,
+                      dims: int, reason: str = "first index") -> IndexVersion:
+    """Idempotently record that `name` is live (the first index; reindexing swaps later ones)."""
+    row = session.scalar(select(IndexVersion).where(IndexVersion.name == name))
+    if row is None:
+        row = IndexVersion(name=name, version=version, config_hash=config_hash, model=model, dims=dims,
+                           state="live", reason=reason, activated_at=utcnow())
+        session.add(row)
+    return row

@@ -1,0 +1,33 @@
+"""The Elasticsearch side of docpipe: versioned chunk indices, bulk writes and search."""
+from pipeline.index.mapping import DEFAULT_PREFIX, TEXT_ANALYZER, config_hash, index_settings, mapping
+from pipeline.index.search import Hit, bm25, hybrid, hybrid_rrf_retriever, knn, rrf_fuse
+from pipeline.index.versions import IndexLayout
+from pipeline.index.writer import (
+    WriteReport,
+    chunk_action,
+    count_chunks,
+    delete_stale_chunks,
+    refresh,
+    write_chunks,
+)
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "TEXT_ANALYZER",
+    "Hit",
+    "IndexLayout",
+    "WriteReport",
+    "bm25",
+    "chunk_action",
+    "config_hash",
+    "count_chunks",
+    "delete_stale_chunks",
+    "hybrid",
+    "hybrid_rrf_retriever",
+    "index_settings",
+    "knn",
+    "mapping",
+    "refresh",
+    "rrf_fuse",
+    "write_chunks",
+]
