@@ -2,14 +2,14 @@
 from alembic import context
 from pipeline.config import get_settings
 from pipeline.store.db import make_engine
-from pipeline.store.models import Base
+from pipeline.store.schema import metadata
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or get_settings().sql_url
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=url, target_metadata=Base.metadata, literal_binds=True,
+    context.configure(url=url, target_metadata=metadata, literal_binds=True,
                       render_as_batch=url.startswith("sqlite"))
     with context.begin_transaction():
         context.run_migrations()
@@ -19,7 +19,7 @@ def run_migrations_online() -> None:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            context.configure(connection=connection, target_metadata=Base.metadata,
+            context.configure(connection=connection, target_metadata=metadata,
                               render_as_batch=url.startswith("sqlite"), compare_type=True)
             with context.begin_transaction():
                 context.run_migrations()

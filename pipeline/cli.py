@@ -4,14 +4,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipeline.cli_common import JSON, TENANT, console, fail, job_record, out, print_stack, session, submit_job
 from pipeline.config import get_settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,125 +18,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 app = typer.Typer(help="docpipe: documents in, a deduplicated, searchable corpus out.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-console = Console(stderr=True)
-out = Console()
-
-TENANT = typer.Option("default", "--tenant", "-t", help="Tenant the data belongs to.")
-JSON = typer.Option(False, "--json", help="Print one JSON object instead of text.")
-
-
-def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
-
-
-def _session():
-    from pipeline.services import endpoints
-    from pipeline.store.db import session_scope
-
-    return session_scope(endpoints(get_settings()).sql_url)
-
-
-def _ensure_stack() -> None:
-    from pipeline.stack import is_up, up
-
-    s = get_settings()
-    if is_up(s) or (s.redis_url and s.elasticsearch_url):
-        return
-    console.print("No docpipe stack runs here: starting the local one (stop it with `docpipe down`).")
-    _print_stack(up(s, echo=console.print))
-
-
-def _print_stack(stack: dict) -> None:
-    for name, comp in stack.get("components", {}).items():
-        console.print(f"  {name:<14} pid {comp['pid']:<8} {comp['detail']}")
-
-
-def job_record(job, letters=None) -> dict:
-    rec = {"id": job.id, "tenant": job.tenant, "kind": job.kind, "state": job.state,
-           "counters": {"total": job.total, "done": job.done, "unchanged": job.unchanged,
-                        "skipped": job.skipped, "failed": job.failed, "chunks": job.chunks},
-           "metrics": job.metrics, "error": job.error, "inputs": job.inputs}
-    for field in ("created_at", "started_at", "finished_at", "heartbeat_at"):
-        value = getattr(job, field)
-        rec[field] = value.isoformat() if value else None
-    if letters is not None:
-        rec["dead_letters"] = [{"source": d.source, "stage": d.stage, "reason": d.reason, "detail": d.detail,
-                                "replayed": d.replayed_at is not None} for d in letters]
-    return rec
-
-
-def _wait(job_id: str) -> dict:
-    from pipeline.store import repo
-    from pipeline.store.models import JobState
-
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[counts]}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(f"job {job_id[:8]}", total=None, counts="queued")
-        while True:
-            with _session() as session:
-                job = repo.get_job(session, job_id)
-                rec = job_record(job)
-            c = rec["counters"]
-            finished = c["done"] + c["unchanged"] + c["skipped"] + c["failed"]
-            bar.update(task, total=c["total"] or None, completed=finished,
-                       counts=f"{rec['state']} · {c['done']} indexed · {c['unchanged']} unchanged · "
-                              f"{c['skipped']} duplicates · {c['failed']} failed")
-            if rec["state"] in JobState.FINAL:
-                return rec
-            time.sleep(0.5)
-
-
-def _finish(rec: dict, as_json: bool) -> None:
-    if as_json:
-        out.print_json(json.dumps(rec))
-    else:
-        c = rec["counters"]
-        out.print(f"job {rec['id']} {rec['state']}: {c['total']} items, {c['done']} indexed, "
-                  f"{c['unchanged']} unchanged, {c['skipped']} duplicates, {c['failed']} failed, "
-                  f"{c['chunks']} chunks")
-        if rec.get("error"):
-            out.print(f"  {rec['error']}")
-        if c["failed"]:
-            out.print(f"  see the dead letters: docpipe job {rec['id'][:8]}")
-    if rec["state"] in ("failed", "cancelled"):
-        raise typer.Exit(1)
-
-
-def _enqueue(tenant: str, inputs: list[str], wait: bool, as_json: bool, kind: str = "ingest",
-             replayed=None) -> None:
-    from pipeline.services import endpoints
-    from pipeline.store import repo
-    from pipeline.store.migrate import upgrade
-    from workers.app import configure
-    from workers.tasks import start_job
-
-    _ensure_stack()
-    upgrade(endpoints(get_settings()).sql_url)
-    configure(get_settings())
-    with _session() as session:
-        job = repo.create_job(session, tenant, inputs, kind=kind)
-        if replayed is not None:
-            repo.mark_replayed(session, replayed(session), job)
-        rec = job_record(job)
-    start_job.delay(rec["id"])
-    if not wait:
-        if as_json:
-            out.print_json(json.dumps(rec))
-        else:
-            out.print(f"queued job {rec['id']}; follow it with: docpipe job {rec['id'][:8]}")
-        return
-    _finish(_wait(rec["id"]), as_json)
-
-
 @app.command()
 def up() -> None:
     """Start the local stack: noida-db (unless URLs are configured), migrations, Celery workers."""
     from pipeline.stack import up as stack_up
 
     stack = stack_up(get_settings(), echo=console.print)
-    _print_stack(stack)
+    print_stack(stack)
     console.print("docpipe is up.")
 
 
@@ -185,8 +71,8 @@ def ingest(paths: list[Path] = typer.Argument(..., help="Files or folders."), te
     """Read, clean, deduplicate, chunk, embed and index documents."""
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        _fail(f"no such file or folder: {', '.join(missing)}")
-    _enqueue(tenant, [str(p.resolve()) for p in paths], wait, as_json)
+        fail(f"no such file or folder: {', '.join(missing)}")
+    submit_job(tenant, [str(p.resolve()) for p in paths], wait, as_json)
 
 
 @app.command()
@@ -194,14 +80,16 @@ def replay(job_id: str, wait: bool = typer.Option(False, "--wait"), as_json: boo
     """Ingest again the inputs of a job's dead letters (after fixing them), as a new job."""
     from pipeline.store import repo
 
-    with _session() as session:
-        job = repo.get_job(session, job_id) or _fail(f"no job {job_id}")
-        letters = [d for d in repo.dead_letters(session, job.id, unreplayed=True) if d.path]
+    with session() as db:
+        job = repo.get_job(db, job_id) or fail(f"no job {job_id}")
+        letters = [d for d in repo.dead_letters(db, job.id, unreplayed=True) if d.path]
         tenant, paths = job.tenant, sorted({d.path for d in letters})
     if not paths:
-        _fail(f"job {job_id} has no dead letters to replay", 1)
-    _enqueue(tenant, paths, wait, as_json, kind="replay",
-             replayed=lambda s: [d for d in repo.dead_letters(s, job.id, unreplayed=True) if d.path])
+        fail(f"job {job_id} has no dead letters to replay", 1)
+    def mark(s, replay_job):
+        repo.mark_replayed(s, [d for d in repo.dead_letters(s, job.id, unreplayed=True) if d.path], replay_job)
+
+    submit_job(tenant, paths, wait, as_json, kind="replay", on_created=mark)
 
 
 @app.command()
@@ -209,10 +97,10 @@ def cancel(job_id: str) -> None:
     """Cancel a job: queued work for it is dropped, the row says cancelled."""
     from pipeline.store import repo
 
-    with _session() as session:
-        job = repo.get_job(session, job_id) or _fail(f"no job {job_id}")
-        if not repo.cancel_job(session, job):
-            _fail(f"job {job.id} already ended {job.state}", 1)
+    with session() as db:
+        job = repo.get_job(db, job_id) or fail(f"no job {job_id}")
+        if not repo.cancel_job(db, job):
+            fail(f"job {job.id} already ended {job.state}", 1)
     console.print(f"cancelled {job_id}")
 
 
@@ -222,8 +110,8 @@ def jobs(state: str = typer.Option(None, "--status", help="queued|running|succee
     """List jobs, newest first."""
     from pipeline.store import repo
 
-    with _session() as session:
-        recs = [job_record(j) for j in repo.list_jobs(session, state, tenant, limit)]
+    with session() as db:
+        recs = [job_record(j) for j in repo.list_jobs(db, state, tenant, limit)]
     if as_json:
         out.print_json(json.dumps(recs))
         return
@@ -240,9 +128,9 @@ def job(job_id: str, as_json: bool = JSON) -> None:
     """One job: counters, timings and dead letters."""
     from pipeline.store import repo
 
-    with _session() as session:
-        j = repo.get_job(session, job_id) or _fail(f"no job {job_id} (see `docpipe jobs`)")
-        rec = job_record(j, repo.dead_letters(session, j.id))
+    with session() as db:
+        j = repo.get_job(db, job_id) or fail(f"no job {job_id} (see `docpipe jobs`)")
+        rec = job_record(j, repo.dead_letters(db, j.id))
     if as_json:
         out.print_json(json.dumps(rec))
         return
@@ -277,7 +165,7 @@ def search(query: str, mode: str = typer.Option("hybrid", "--mode", "-m", help="
     from pipeline.retrieve import search as run_search
 
     if mode not in MODES:
-        _fail(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        fail(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     es, alias, encoder = _search_clients()
     hits = run_search(es, alias, tenant, query, mode, k, encoder if mode != "bm25" else None)
     if as_json:
@@ -301,11 +189,11 @@ def eval_search(queries: Path, modes: str = typer.Option("bm25,knn,hybrid", "--m
     chosen = [m.strip() for m in modes.split(",") if m.strip()]
     bad = [m for m in chosen if m not in MODES]
     if bad:
-        _fail(f"unknown mode(s) {', '.join(bad)}: use {', '.join(MODES)}")
+        fail(f"unknown mode(s) {', '.join(bad)}: use {', '.join(MODES)}")
     try:
         judged = load_queries(queries)
     except (OSError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     es, alias, encoder = _search_clients()
     report = {}
     for mode in chosen:
@@ -320,6 +208,16 @@ def eval_search(queries: Path, modes: str = typer.Option("bm25,knn,hybrid", "--m
     for mode, m in report.items():
         table.add_row(mode, f"{m['mrr']:.3f}", f"{m['ndcg']:.3f}", f"{m['recall']:.3f}")
     out.print(table)
+
+
+def _register_features() -> None:
+    from pipeline import cli_api, cli_ml, cli_monitor, cli_sources
+
+    for feature in (cli_ml, cli_sources, cli_monitor, cli_api):
+        feature.register(app)
+
+
+_register_features()
 
 
 def main() -> None:  # pragma: no cover

@@ -13,7 +13,6 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.localstack import pid_alive, start_noida, stop_pid

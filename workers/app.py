@@ -9,7 +9,8 @@ from pipeline.services import endpoints
 
 INGEST_QUEUE, GPU_QUEUE = "ingest", "gpu"
 
-app = Celery("docpipe", include=["workers.tasks"])
+app = Celery("docpipe", include=["workers.tasks", "workers.tasks_ml", "workers.tasks_sources",
+                                  "workers.tasks_monitor", "workers.tasks_api"])
 
 
 def configure(settings: Settings | None = None) -> Celery:
@@ -30,7 +31,8 @@ def configure(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_queues=[Queue(INGEST_QUEUE), Queue(GPU_QUEUE)],
         task_default_queue=INGEST_QUEUE,
-        task_routes={"docpipe.index_files": {"queue": GPU_QUEUE}},
+        # tasks named docpipe.gpu.* need the model (and a GPU when there is one)
+        task_routes={"docpipe.gpu.*": {"queue": GPU_QUEUE}},
         task_serializer="json",
         accept_content=["json"],
         worker_hijack_root_logger=False,

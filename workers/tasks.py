@@ -132,7 +132,7 @@ def read_files(self, job_id: str, file_ids: list[int]) -> None:
     index_files.delay(job_id, file_ids)
 
 
-@app.task(bind=True, base=JobTask, name="docpipe.index_files")
+@app.task(bind=True, base=JobTask, name="docpipe.gpu.index_files")
 def index_files(self, job_id: str, file_ids: list[int]) -> None:
     from pipeline.index import refresh
     from pipeline.ingest import Stopwatch, index_documents

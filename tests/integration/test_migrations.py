@@ -5,13 +5,12 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from pipeline.store import migrate
-from pipeline.store.models import Base
+from pipeline.store.schema import metadata
 from tests.sqlurls import sql_database
 
 pytestmark = pytest.mark.integration
 
-TABLES = {"jobs", "job_files", "job_documents", "documents", "chunks", "lsh_buckets",
-          "dead_letters", "index_versions"}
+TABLES = set(metadata.tables)
 
 
 def _tables(url: str) -> set[str]:
@@ -27,7 +26,7 @@ def _diff(url: str) -> list:
     try:
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-            return compare_metadata(ctx, Base.metadata)
+            return compare_metadata(ctx, metadata)
     finally:
         engine.dispose()
 

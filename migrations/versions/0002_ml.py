@@ -1,0 +1,56 @@
+"""model registry: models and their promotions
+
+Revision ID: 0002
+Revises: 0001
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('models',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('tenant', sa.String(length=128), nullable=False),
+    sa.Column('task', sa.String(length=64), nullable=False),
+    sa.Column('base_model', sa.String(length=512), nullable=False),
+    sa.Column('labels', sa.JSON(), nullable=False),
+    sa.Column('augment', sa.String(length=16), nullable=False),
+    sa.Column('neighbours', sa.Integer(), nullable=False),
+    sa.Column('data_hash', sa.String(length=64), nullable=False),
+    sa.Column('index_version', sa.String(length=128), nullable=True),
+    sa.Column('metrics', sa.JSON(), nullable=False),
+    sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('artefact_path', sa.String(length=2048), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('live', sa.Boolean(), nullable=False),
+    sa.Column('job_id', sa.String(length=32), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('models', schema=None) as batch_op:
+        batch_op.create_index('ix_models_tenant_task', ['tenant', 'task'], unique=False)
+
+    op.create_table('model_promotions',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('tenant', sa.String(length=128), nullable=False),
+    sa.Column('task', sa.String(length=64), nullable=False),
+    sa.Column('model_id', sa.String(length=32), nullable=False),
+    sa.Column('promoted_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['model_id'], ['models.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('model_promotions')
+    with op.batch_alter_table('models', schema=None) as batch_op:
+        batch_op.drop_index('ix_models_tenant_task')
+
+    op.drop_table('models')

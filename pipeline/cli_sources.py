@@ -1,0 +1,8 @@
+"""`docpipe` commands of the sources feature; pipeline/cli.py calls register(app)."""
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this feature's commands (and sub-apps) to the docpipe CLI."""

@@ -1,0 +1,2 @@
+"""Celery tasks of the api feature: thin wrappers around pipeline/ (see workers/tasks.py for the pattern)."""
+from __future__ import annotations
