@@ -1,0 +1,87 @@
+"""Folder sources end to end: re-syncs ingest new and edited files and forget deleted ones, and the
+index and SQL agree after every sync."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.types import document_id
+from tests.fixtures import article
+from tests.sources_support import add, chunks_of, counts_agree, documents, run_now
+
+pytestmark = pytest.mark.integration
+
+
+def test_folder_resync_adds_edits_and_deletes(stack, tmp_path):
+    tenant = "t-folder-sync"
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"a{i}.txt").write_text(article(2000 + i))
+    (folder / "copy-of-a0.txt").write_text(article(2000).upper())  # an exact duplicate of a0
+    (folder / "notes.jsonl").write_text("\n".join(json.dumps({"id": f"note-{n}", "text": article(2100 + n)})
+                                                  for n in (1, 2)))
+    sid = add(stack, "folder", str(folder), tenant)
+    path = {name: str(folder / name) for name in ("a0.txt", "a1.txt", "a2.txt", "a3.txt", "copy-of-a0.txt")}
+    doc = {name: document_id(tenant, p) for name, p in path.items()}
+
+    src, job = run_now(stack, sid)
+    assert (job.kind, job.state, job.done, job.skipped) == ("folder", "succeeded", 5, 1), src.last_error
+    assert src.last_status.startswith("5 new, 0 changed, 0 deleted")
+    counts_agree(stack, tenant)
+
+    (folder / "a1.txt").write_text(article(2201, sentences=30))  # edited
+    (folder / "a2.txt").unlink()  # deleted
+    (folder / "a3.txt").write_text(article(2003))  # added
+    a2_chunks = chunks_of(stack, tenant, doc["a2.txt"])
+    assert a2_chunks > 0
+    src, job = run_now(stack, sid)
+    assert sorted(job.inputs) == [path["a1.txt"], path["a3.txt"]]
+    assert (job.state, job.done, job.unchanged, job.skipped) == ("succeeded", 2, 0, 0)
+    assert src.last_status.startswith("1 new, 1 changed, 1 deleted (1 documents removed), 3 unchanged")
+    docs = documents(stack, tenant)
+    assert (docs[path["a2.txt"]].status, docs[path["a2.txt"]].chunk_count) == ("deleted", 0)
+    assert chunks_of(stack, tenant, doc["a2.txt"]) == 0
+    assert docs[path["a1.txt"]].text.startswith(article(2201, sentences=30)[:40])
+    counts_agree(stack, tenant)
+
+    src, job = run_now(stack, sid)  # nothing changed: no job at all
+    assert job is None and src.last_status.startswith("0 new, 0 changed, 0 deleted")
+
+    # the original goes; its duplicate is all that is left of that text, so it becomes the indexed copy
+    (folder / "a0.txt").unlink()
+    src, job = run_now(stack, sid)
+    assert job.inputs == [path["copy-of-a0.txt"]] and (job.done, job.skipped) == (1, 0)
+    docs = documents(stack, tenant)
+    assert docs[path["a0.txt"]].status == "deleted" and chunks_of(stack, tenant, doc["a0.txt"]) == 0
+    assert docs[path["copy-of-a0.txt"]].status == "indexed"
+    assert chunks_of(stack, tenant, doc["copy-of-a0.txt"]) == docs[path["copy-of-a0.txt"]].chunk_count > 0
+    counts_agree(stack, tenant)
+
+    # a deleted file that comes back is indexed again; a deleted records file takes its records along
+    (folder / "a2.txt").write_text(article(2002))
+    (folder / "notes.jsonl").unlink()
+    src, job = run_now(stack, sid)
+    assert (job.done, job.unchanged) == (1, 0)
+    docs = documents(stack, tenant)
+    assert docs[path["a2.txt"]].status == "indexed"
+    assert chunks_of(stack, tenant, doc["a2.txt"]) == a2_chunks
+    assert docs["note-1"].status == docs["note-2"].status == "deleted"
+    assert chunks_of(stack, tenant, document_id(tenant, "note-1")) == 0
+    counts_agree(stack, tenant)
+
+
+def test_missing_folder_is_an_error_not_a_deletion(stack, tmp_path):
+    tenant = "t-folder-gone"
+    folder = tmp_path / "share"
+    folder.mkdir()
+    (folder / "keep.txt").write_text(article(2300))
+    sid = add(stack, "folder", str(folder), tenant)
+    assert run_now(stack, sid)[1].done == 1
+    (folder / "keep.txt").rename(tmp_path / "keep.txt")
+    folder.rmdir()  # as if the share were unmounted
+    src, job = run_now(stack, sid)
+    assert job is None and src.failures == 1 and "does not exist" in src.last_error
+    assert documents(stack, tenant)[str(folder / "keep.txt")].status == "indexed"
+    assert counts_agree(stack, tenant) > 0
