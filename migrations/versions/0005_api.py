@@ -3,8 +3,8 @@
 Revision ID: 0005
 Revises: 0004
 """
-from alembic import op  # noqa: F401
-import sqlalchemy as sa  # noqa: F401
+from alembic import op
+import sqlalchemy as sa
 
 revision = "0005"
 down_revision = "0004"
@@ -13,8 +13,19 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.String(length=16), nullable=False),
+        sa.Column("tenant", sa.String(length=128), nullable=False),
+        sa.Column("name", sa.String(length=128), nullable=True),
+        sa.Column("key_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_api_keys_tenant", "api_keys", ["tenant"], unique=False)
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index("ix_api_keys_tenant", table_name="api_keys")
+    op.drop_table("api_keys")

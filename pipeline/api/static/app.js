@@ -1,0 +1,157 @@
+// docpipe dashboard: live job progress, upload, replay and cancel. Served by the app; no build step.
+"use strict";
+
+const FINAL = ["succeeded", "partial", "failed", "cancelled"];
+
+async function api(method, url, body) {
+  const response = await fetch(url, {method, body, credentials: "same-origin",
+                                     headers: {"Accept": "application/json"}});
+  let data = null;
+  try { data = await response.json(); } catch (e) { data = null; }
+  if (!response.ok) {
+    const message = data && data.message ? data.message : `${response.status} ${response.statusText}`;
+    throw new Error(message);
+  }
+  return data;
+}
+
+function setBar(bar, progress) {
+  const pct = Math.round(progress * 1000) / 10;
+  bar.querySelector("span").style.width = `${pct}%`;
+  bar.setAttribute("aria-valuenow", String(Math.round(pct)));
+}
+
+function fill(root, job) {
+  for (const el of root.querySelectorAll("[data-field]")) {
+    const name = el.dataset.field;
+    const value = name === "state" ? job.state : job.counters[name];
+    if (value === undefined) continue;
+    el.textContent = String(value);
+    if (name === "state") el.className = `state state-${job.state}`;
+  }
+  const bar = root.querySelector(".bar");
+  if (bar) setBar(bar, job.progress);
+}
+
+function jobRow(job) {
+  const tr = document.createElement("tr");
+  tr.dataset.job = job.id;
+  const cells = [["link"], ["kind"], ["state"], ["bar"], ["total"], ["done"], ["unchanged"], ["skipped"],
+                 ["failed"], ["created"]];
+  for (const [what] of cells) {
+    const td = document.createElement("td");
+    if (what === "link") {
+      const a = document.createElement("a");
+      a.href = `/ui/jobs/${job.id}`;
+      const code = document.createElement("code");
+      code.textContent = job.id.slice(0, 8);
+      a.appendChild(code);
+      td.appendChild(a);
+    } else if (what === "kind") {
+      td.textContent = job.kind;
+    } else if (what === "state") {
+      const span = document.createElement("span");
+      span.dataset.field = "state";
+      td.appendChild(span);
+    } else if (what === "bar") {
+      td.className = "progress-cell";
+      const bar = document.createElement("div");
+      bar.className = "bar";
+      bar.setAttribute("role", "progressbar");
+      bar.appendChild(document.createElement("span"));
+      td.appendChild(bar);
+    } else if (what === "created") {
+      td.className = "when";
+      td.textContent = (job.created_at || "").replace("T", " ").slice(0, 19);
+    } else {
+      td.className = "num";
+      td.dataset.field = what;
+    }
+    tr.appendChild(td);
+  }
+  fill(tr, job);
+  return tr;
+}
+
+function pollJobs(table) {
+  const state = table.dataset.pollJobs;
+  const tbody = table.querySelector("tbody");
+  async function tick() {
+    try {
+      const data = await api("GET", `/v1/jobs?limit=50${state ? `&state=${encodeURIComponent(state)}` : ""}`);
+      const rows = new Map([...tbody.querySelectorAll("tr[data-job]")].map((tr) => [tr.dataset.job, tr]));
+      const ordered = data.jobs.map((job) => {
+        const tr = rows.get(job.id) || jobRow(job);
+        fill(tr, job);
+        return tr;
+      });
+      const empty = tbody.querySelector("tr.empty");
+      if (empty && ordered.length) empty.remove();
+      ordered.forEach((tr) => tbody.appendChild(tr));
+      rows.forEach((tr, id) => { if (!data.jobs.some((j) => j.id === id)) tr.remove(); });
+    } catch (e) { /* a missed poll is retried on the next tick */ }
+    setTimeout(tick, 1500);
+  }
+  setTimeout(tick, 1000);
+}
+
+function pollJob(section) {
+  const id = section.dataset.pollJob;
+  let state = section.dataset.state;
+  if (FINAL.includes(state)) return;
+  async function tick() {
+    try {
+      const job = await api("GET", `/v1/jobs/${id}`);
+      fill(section, job);
+      if (FINAL.includes(job.state)) { window.location.reload(); return; }  // render dead letters
+      state = job.state;
+    } catch (e) { /* retried */ }
+    setTimeout(tick, 1000);
+  }
+  setTimeout(tick, 700);
+}
+
+function wireUpload(form) {
+  const status = form.querySelector("[data-upload-status]");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = form.querySelector("input[type=file]");
+    if (!input.files.length) return;
+    const body = new FormData();
+    for (const file of input.files) body.append("files", file, file.name);
+    status.textContent = "uploading…";
+    status.className = "status";
+    try {
+      const accepted = await api("POST", "/v1/documents", body);
+      status.textContent = `job ${accepted.job_id.slice(0, 8)} queued`;
+      window.location.href = `/ui/jobs/${accepted.job_id}`;
+    } catch (e) {
+      status.textContent = e.message;
+      status.className = "status error";
+    }
+  });
+}
+
+function wireAction(button, verb) {
+  const status = document.querySelector("[data-action-status]");
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const result = await api("POST", `/v1/jobs/${button.dataset[verb]}/${verb}`);
+      if (verb === "replay") window.location.href = `/ui/jobs/${result.job_id}`;
+      else window.location.reload();
+    } catch (e) {
+      status.textContent = e.message;
+      status.className = "status error";
+      button.disabled = false;
+    }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-poll-jobs]").forEach(pollJobs);
+  document.querySelectorAll("[data-poll-job]").forEach(pollJob);
+  document.querySelectorAll("[data-upload]").forEach(wireUpload);
+  document.querySelectorAll("[data-replay]").forEach((b) => wireAction(b, "replay"));
+  document.querySelectorAll("[data-cancel]").forEach((b) => wireAction(b, "cancel"));
+});

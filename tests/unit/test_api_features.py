@@ -1,0 +1,109 @@
+"""Feeds, watchlist and alerts over /v1, and the per-entity sentiment charts, within one tenant."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from xml.etree import ElementTree
+
+import pytest
+
+from tests.unit.api_support import Api, seed_sentiment
+
+
+@pytest.fixture()
+def api(tmp_path):
+    sent: list = []
+    api = Api(tmp_path)
+    api.ctx.send_task = lambda name, args: sent.append((name, args))
+    api.tasks = sent
+    return api
+
+
+def test_feeds_are_added_listed_run_and_removed_per_tenant(api):
+    acme, globex = api.key("acme"), api.key("globex")
+    r = api.client.post("/v1/feeds", headers=acme, json={"url": "https://news.example/rss", "every": "5m"})
+    assert r.status_code == 201, r.text
+    feed = r.json()
+    assert (feed["tenant"], feed["kind"], feed["every_seconds"]) == ("acme", "feed", 300)
+    assert [f["id"] for f in api.client.get("/v1/feeds", headers=acme).json()] == [feed["id"]]
+    assert api.client.get("/v1/feeds", headers=globex).json() == []
+    assert api.client.post(f"/v1/feeds/{feed['id']}/run", headers=globex).status_code == 404
+    assert api.client.delete(f"/v1/feeds/{feed['id']}", headers=globex).status_code == 404
+    run = api.client.post(f"/v1/feeds/{feed['id']}/run", headers=acme)
+    assert run.status_code == 202 and api.tasks[0][0] == "docpipe.sources.run"
+    assert api.tasks[0][1][0] == feed["id"] and api.tasks[0][1][1]  # the run carries its lease token
+    assert api.client.post(f"/v1/feeds/{feed['id']}/run", headers=acme).status_code == 409  # still running
+    assert api.client.delete(f"/v1/feeds/{feed['id']}", headers=acme).status_code == 204
+    assert api.client.get("/v1/feeds", headers=acme).json() == []
+
+
+@pytest.mark.parametrize("body", [{"url": "file:///etc/passwd"}, {"url": "ftp://x/y"},
+                                  {"url": "https://u:p@host/feed"}, {"url": "https://h/f", "every": "0s"},
+                                  {"url": "https://h/f", "every": "soon"}])
+def test_feeds_that_cannot_be_polled_are_refused_with_422(api, body):
+    r = api.client.post("/v1/feeds", headers=api.key("acme"), json=body)
+    assert r.status_code == 422 and r.json()["message"]
+
+
+def test_watchlist_series_alerts_and_the_chart_stay_in_their_tenant(api):
+    acme, globex = api.key("acme"), api.key("globex")
+    r = api.client.put("/v1/watchlist/$aapl", headers=acme, json={"names": ["Apple", "Apple Inc"]})
+    assert r.status_code == 200 and r.json()["ticker"] == "AAPL"
+    assert api.client.put("/v1/watchlist/not a ticker", headers=acme, json={}).status_code == 422
+    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    days = [now - timedelta(days=d) for d in (4, 3, 2, 1)]
+    with api.session() as s:
+        seed_sentiment(s, "acme", "AAPL", [(days[0], "positive", 0.6), (days[1], "neutral", 0.0),
+                                           (days[2], "negative", -0.7), (days[3], "negative", -0.9)],
+                       alert_at=days[2] + timedelta(hours=6))
+    series = api.client.get("/v1/watchlist/AAPL/series", headers=acme, params={"by": "day"}).json()
+    assert [row["items"] for row in series] == [1, 1, 1, 1] and series[-1]["mean_sentiment"] == -0.9
+    assert api.client.get("/v1/watchlist/AAPL/series", headers=globex).status_code == 404
+    assert [a["entity"] for a in api.client.get("/v1/alerts", headers=acme).json()] == ["AAPL"]
+    assert api.client.get("/v1/alerts", headers=globex).json() == []
+    assert api.client.get("/v1/watchlist", headers=globex).json() == []
+
+    api.client.post("/login", data={"key": acme["X-API-Key"], "next": "/ui/watch"})
+    page = api.client.get("/ui/watch").text
+    start = page.index("<svg class=\"chart\"")
+    svg = ElementTree.fromstring(page[start:page.index("</svg>", start) + 6])
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len(svg.findall(f".//{ns}circle")) == 4 and len(svg.findall(f".//{ns}g[@class='alert']")) == 1
+    assert "negative share 80%" in page
+    assert api.client.delete("/v1/watchlist/AAPL", headers=globex).status_code == 404
+    assert api.client.delete("/v1/watchlist/AAPL", headers=acme).status_code == 204
+
+
+def _model(api, tenant: str, task: str, status: str = "ready", model_id: str | None = None) -> str:
+    import uuid
+
+    from pipeline.store.models_ml import ModelRecord
+
+    with api.session() as s:
+        row = ModelRecord(id=model_id or uuid.uuid4().hex, tenant=tenant, task=task, base_model="/m/base",
+                          labels=["neg", "pos"], data_hash="d", status=status, artefact_path="/nowhere")
+        s.add(row)
+        return row.id
+
+
+def test_models_are_listed_promoted_and_rolled_back_within_the_tenant(api, monkeypatch):
+    from pipeline.api import v1_models
+
+    acme, globex = api.key("acme"), api.key("globex")
+    first, second = _model(api, "acme", "sentiment"), _model(api, "acme", "sentiment")
+    training = _model(api, "acme", "sentiment", status="training")
+    other = _model(api, "globex", "sentiment")
+    assert {m["id"] for m in api.client.get("/v1/models", headers=acme).json()} == {first, second, training}
+    assert api.client.get(f"/v1/models/{other}", headers=acme).status_code == 404
+    assert api.client.post(f"/v1/models/{other}/promote", headers=acme).status_code == 404
+    assert api.client.post(f"/v1/models/{training}/promote", headers=acme).status_code == 409
+    broken = api.client.post(f"/v1/models/{first}/promote", headers=acme)
+    assert broken.status_code == 409 and "cannot be promoted" in broken.json()["message"]  # its folder is gone
+
+    monkeypatch.setattr(v1_models, "unusable", lambda model: None)  # as if both folders loaded
+    assert api.client.post(f"/v1/models/{first}/promote", headers=acme).json()["live"] is True
+    assert api.client.post(f"/v1/models/{second}/promote", headers=acme).json()["live"] is True
+    back = api.client.post("/v1/models/rollback", headers=acme, params={"task": "sentiment"})
+    assert back.status_code == 200 and back.json()["id"] == first
+    assert api.client.post("/v1/models/rollback", headers=globex, params={"task": "sentiment"}).status_code == 409
+    live = {m["id"] for m in api.client.get("/v1/models", headers=acme).json() if m["live"]}
+    assert live == {first} and not api.client.get(f"/v1/models/{other}", headers=globex).json()["live"]
