@@ -1,4 +1,4 @@
-"""model registry: models and their promotions
+"""model registry: models, their promotions, and predictions
 
 Revision ID: 0002
 Revises: 0001
@@ -46,9 +46,35 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['model_id'], ['models.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('predictions',
+    sa.Column('document_id', sa.String(length=32), nullable=False),
+    sa.Column('task', sa.String(length=64), nullable=False),
+    sa.Column('tenant', sa.String(length=128), nullable=False),
+    sa.Column('model_id', sa.String(length=32), nullable=False),
+    sa.Column('job_id', sa.String(length=32), nullable=True),
+    sa.Column('label', sa.String(length=128), nullable=False),
+    sa.Column('score', sa.Double(), nullable=False),
+    sa.Column('scores', sa.JSON(), nullable=False),
+    sa.Column('content_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['document_id'], ['documents.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['model_id'], ['models.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('document_id', 'task')
+    )
+    with op.batch_alter_table('predictions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_predictions_job_id'), ['job_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_predictions_model_id'), ['model_id'], unique=False)
+        batch_op.create_index('ix_predictions_tenant_task_label', ['tenant', 'task', 'label'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('predictions', schema=None) as batch_op:
+        batch_op.drop_index('ix_predictions_tenant_task_label')
+        batch_op.drop_index(batch_op.f('ix_predictions_model_id'))
+        batch_op.drop_index(batch_op.f('ix_predictions_job_id'))
+
+    op.drop_table('predictions')
     op.drop_table('model_promotions')
     with op.batch_alter_table('models', schema=None) as batch_op:
         batch_op.drop_index('ix_models_tenant_task')

@@ -40,3 +40,20 @@ class ModelPromotion(Base):
     task: Mapped[str] = mapped_column(String(64))
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     promoted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Prediction(Base):
+    """A document's latest label for a task: written by classify jobs, mirrored on its chunks in Elasticsearch."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (Index("ix_predictions_tenant_task_label", "tenant", "task", "label"),)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    task: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
+    label: Mapped[str] = mapped_column(String(128))
+    score: Mapped[float]  # probability of `label`
+    scores: Mapped[dict] = mapped_column(default=dict)  # label -> probability
+    content_hash: Mapped[str] = mapped_column(String(64))  # the text version the label was computed from
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

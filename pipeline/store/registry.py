@@ -42,8 +42,11 @@ def promote(session: Session, model: ModelRecord) -> None:
     session.flush()
 
 
-def rollback(session: Session, tenant: str, task: str) -> ModelRecord | None:
-    """Return to the model promoted before the live one; None when there is none to return to."""
+def rollback(session: Session, tenant: str, task: str, usable=None) -> ModelRecord | None:
+    """Return to the model promoted before the live one; None when there is none to return to.
+
+    `usable(model) -> bool` can veto a candidate (e.g. its folder no longer loads); the next older one is tried.
+    """
     history = list(session.scalars(select(ModelPromotion).where(
         ModelPromotion.tenant == tenant, ModelPromotion.task == task)
         .order_by(ModelPromotion.promoted_at.desc(), ModelPromotion.id.desc())))
@@ -51,7 +54,43 @@ def rollback(session: Session, tenant: str, task: str) -> ModelRecord | None:
     for entry in history:
         if current is None or entry.model_id != current.id:
             previous = session.get(ModelRecord, entry.model_id)
-            if previous is not None and previous.status == "ready":
+            if previous is not None and previous.status == "ready" and (usable is None or usable(previous)):
                 promote(session, previous)
                 return previous
     return None
+
+
+# --- training jobs and predictions ---------------------------------------------------------------
+
+def model_for_job(session: Session, job_id: str) -> ModelRecord | None:
+    return session.scalar(select(ModelRecord).where(ModelRecord.job_id == job_id))
+
+
+def start_model(session: Session, job_id: str, tenant: str, task: str, base_model: str, augment: str,
+                neighbours: int, params: dict) -> ModelRecord:
+    """The job's model row (status training); a redelivered task finds the one it made before."""
+    from pipeline.store.repo import new_id
+
+    row = model_for_job(session, job_id)
+    if row is None:
+        row = ModelRecord(id=new_id(), tenant=tenant, task=task, base_model=base_model, augment=augment,
+                          neighbours=neighbours, data_hash="", params=params, labels=[], metrics={},
+                          status="training", live=False, job_id=job_id, created_at=utcnow())
+        session.add(row)
+        session.flush()
+    return row
+
+
+def fail_model(session: Session, job_id: str, error: str) -> None:
+    """A job that failed leaves its model row failed with the reason; the live model is not touched."""
+    row = model_for_job(session, job_id)
+    if row is not None and row.status == "training":
+        row.status, row.error = "failed", error[:4000]
+
+
+def labelled_documents(session: Session, job_id: str) -> int:
+    from sqlalchemy import func
+
+    from pipeline.store.models_ml import Prediction
+
+    return session.scalar(select(func.count()).select_from(Prediction).where(Prediction.job_id == job_id)) or 0

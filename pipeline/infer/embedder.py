@@ -1,0 +1,78 @@
+"""Sentence embeddings through the batched engine, so one engine serves classification and embeddings.
+
+Covers the common sentence-transformers layout (Transformer, then mean or CLS Pooling, then an optional
+Normalize), which gives the same vectors as pipeline.embed.Encoder; any other layout is refused with a
+ConfigError and callers fall back to sentence-transformers itself.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import ConfigError
+from pipeline.infer.engine import InferenceEngine, mean_pool, resolve_device, tokenize
+
+_cache: dict[tuple[str, str, int], EngineEncoder] = {}
+_lock = threading.Lock()
+
+
+def _layout(root: Path) -> tuple[str, bool, int | None]:
+    """(pooling mode, normalise, max length) of a sentence-transformers folder we can reproduce."""
+    try:
+        modules = json.loads((root / "modules.json").read_text())
+        sbert = json.loads((root / "sentence_bert_config.json").read_text()) \
+            if (root / "sentence_bert_config.json").is_file() else {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{root} is not a sentence-transformers folder: {exc}") from None
+    kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
+    if kinds[:2] != ["Transformer", "Pooling"] or any(k != "Normalize" for k in kinds[2:]) or \
+            modules[0].get("path", "") not in ("", "."):
+        raise ConfigError(f"{root}: module layout {kinds} is not Transformer + Pooling (+ Normalize)")
+    pooling = json.loads((root / modules[1]["path"] / "config.json").read_text())
+    modes = [k for k, v in pooling.items() if k.startswith("pooling_mode_") and v]
+    if modes not in (["pooling_mode_mean_tokens"], ["pooling_mode_cls_token"]):
+        raise ConfigError(f"{root}: pooling {modes} is not plain mean or CLS pooling")
+    return ("mean" if modes[0].endswith("mean_tokens") else "cls"), "Normalize" in kinds, sbert.get("max_seq_length")
+
+
+class EngineEncoder:
+    def __init__(self, model_path: str, device: str = "auto", token_budget: int = 8192):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        root = Path(model_path)
+        self.pooling, self.normalise, max_length = _layout(root)
+        self.device = resolve_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True)
+        self.model = AutoModel.from_pretrained(root, local_files_only=True).to(self.device).eval()
+        self.max_length = int(max_length or min(self.tokenizer.model_max_length, 512))
+        self.dims = int(self.model.config.hidden_size)
+
+        def forward(**batch):
+            hidden = self.model(**batch).last_hidden_state
+            pooled = mean_pool(hidden, batch["attention_mask"]) if self.pooling == "mean" else hidden[:, 0]
+            return torch.nn.functional.normalize(pooled.float(), dim=-1) if self.normalise else pooled
+
+        self.engine = InferenceEngine(forward, self.tokenizer.pad_token_id, self.device,
+                                      max(token_budget, self.max_length))
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dims) float32, row i for texts[i]."""
+        if not texts:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        return np.ascontiguousarray(self.engine.run(tokenize(self.tokenizer, list(texts), self.max_length)),
+                                    dtype=np.float32)
+
+
+def get_engine_encoder(model_path: str, device: str = "auto", token_budget: int = 8192) -> EngineEncoder:
+    key = (str(Path(model_path).resolve()), device, token_budget)
+    with _lock:
+        found = _cache.get(key)
+    if found is None:
+        found = EngineEncoder(key[0], device, token_budget)
+        with _lock:
+            _cache[key] = found
+    return found

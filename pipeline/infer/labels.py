@@ -1,0 +1,45 @@
+"""Labels for search: the filter that selects a label, and the label fields a rebuilt index should carry."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pipeline.store.models_ml import ModelRecord, Prediction
+
+
+class UnknownLabel(ValueError):
+    """No model of the tenant knows the label asked for."""
+
+
+def known_labels(session: Session, tenant: str, task: str | None = None) -> set[str]:
+    q = select(ModelRecord.labels).where(ModelRecord.tenant == tenant, ModelRecord.status == "ready")
+    if task:
+        q = q.where(ModelRecord.task == task)
+    return {str(label) for labels in session.scalars(q) for label in labels or []}
+
+
+def label_filter(session: Session, tenant: str, label: str, task: str | None = None) -> list[dict]:
+    """Filter clauses for pipeline.retrieve.search(filters=...): chunks whose document has `label`.
+
+    Raises UnknownLabel (with the labels that exist) for a label no trained model of the tenant has,
+    so a typo is an error rather than an empty result.
+    """
+    known = known_labels(session, tenant, task)
+    if label not in known:
+        hint = ", ".join(sorted(known)) if known else "none: train and run `docpipe classify` first"
+        raise UnknownLabel(f"unknown label {label!r} for tenant {tenant}; known labels: {hint}")
+    return [{"term": {"label": label}}]
+
+
+def chunk_label_fields(session: Session, doc_ids: list[str]) -> dict[str, dict]:
+    """doc id -> the label fields its chunks carry (the latest prediction of any task wins).
+
+    A reindex that rebuilds chunks from SQL adds these to each chunk document so labels survive it.
+    """
+    out: dict[str, dict] = {}
+    rows = session.scalars(select(Prediction).where(Prediction.document_id.in_(doc_ids))
+                           .order_by(Prediction.created_at))
+    for p in rows:
+        out[p.document_id] = {"label": p.label, "label_scores": p.scores, "label_task": p.task,
+                              "label_model": p.model_id}
+    return out

@@ -1,0 +1,84 @@
+"""A loaded classifier behind the batched engine, and the per-process cache the gpu worker keeps."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.infer.artefact import ArtefactConfig, load_model
+from pipeline.infer.engine import InferenceEngine, resolve_device
+from pipeline.infer.inputs import ConcatLayout, concat_requests, text_requests
+
+_CACHE_SIZE = 3
+_cache: OrderedDict[tuple[str, str, int], Predictor] = OrderedDict()
+_lock = threading.Lock()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class Predictor:
+    def __init__(self, folder: str | Path, device: str = "auto", token_budget: int = 8192):
+        self.folder = str(folder)
+        self.device = resolve_device(device)
+        self.model, self.tokenizer, self.config = load_model(folder, self.device)
+        budget = max(token_budget, self.config.max_length)  # one longest request must always fit
+        self.engine = InferenceEngine(self.model, self.tokenizer.pad_token_id, self.device, budget)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.config.labels
+
+    @property
+    def needs_neighbours(self) -> bool:
+        return self.config.augment != "none" and self.config.neighbours > 0
+
+    def predict(self, texts: list[str], passages: list[list[str]] | None = None,
+                vectors: np.ndarray | None = None, vector_mask: np.ndarray | None = None) -> np.ndarray:
+        """Class probabilities, (len(texts), len(labels)), row i for texts[i].
+
+        concat models read `passages` (neighbour texts); fusion models read `vectors`
+        (len(texts), k, dims) with `vector_mask` marking the neighbours that exist.
+        """
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        cfg: ArtefactConfig = self.config
+        extras = None
+        if cfg.augment == "concat":
+            requests = concat_requests(self.tokenizer, texts, passages or [[] for _ in texts],
+                                       ConcatLayout(cfg.max_length, cfg.neighbours, cfg.text_share))
+        else:
+            requests = text_requests(self.tokenizer, texts, cfg.max_length)
+        if cfg.augment == "fusion":
+            k, dims = cfg.neighbours, int(cfg.neighbour_dims or 0)
+            if vectors is None:
+                vectors = np.zeros((len(texts), k, dims), dtype=np.float32)
+                vector_mask = np.zeros((len(texts), k), dtype=np.int64)
+            extras = {"neighbours": vectors.astype(np.float32), "neighbour_mask": vector_mask.astype(np.int64)}
+        return softmax(self.engine.run(requests, extras))
+
+
+def get_predictor(folder: str | Path, device: str = "auto", token_budget: int = 8192) -> Predictor:
+    """The process's loaded model for this artefact folder: a gpu worker loads each model once."""
+    key = (str(Path(folder).resolve()), device, token_budget)
+    with _lock:
+        predictor = _cache.get(key)
+        if predictor is not None:
+            _cache.move_to_end(key)
+            return predictor
+    predictor = Predictor(key[0], device, token_budget)
+    with _lock:
+        _cache[key] = predictor
+        while len(_cache) > _CACHE_SIZE:  # a few models fit; the least recently used one goes
+            _cache.popitem(last=False)
+    return predictor
+
+
+def cached_folders() -> list[str]:
+    with _lock:
+        return [key[0] for key in _cache]

@@ -1,0 +1,122 @@
+"""The batched inference engine: budgets, request order, padding accounting, concat input budgets."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.infer.batching import pack_batches, padded_size
+from pipeline.infer.engine import InferenceEngine, Request, tokenize
+from pipeline.infer.inputs import ConcatLayout, concat_requests
+from tests.ml_support import tiny_bert, tokenizer  # noqa: F401  (fixtures)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_packing_never_exceeds_budget_and_covers_every_request_once(seed):
+    rng = random.Random(seed)
+    lengths = [rng.randint(1, 128) for _ in range(rng.randint(1, 400))]
+    budget = rng.choice([128, 300, 1024, 4096])
+    batches = pack_batches(lengths, budget, max_batch=rng.choice([None, 7, 64]))
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert padded_size(lengths, batch) <= budget
+    # sorted by length: a later batch is never padded wider than an earlier one
+    widths = [max(lengths[i] for i in b) for b in batches]
+    assert widths == sorted(widths, reverse=True)
+
+
+def test_packing_bounds_the_padding_of_every_row():
+    rng = random.Random(9)
+    lengths = [rng.randint(5, 200) for _ in range(500)]
+    batches = pack_batches(lengths, 100_000, max_padding=0.2)
+    for batch in batches:
+        width = max(lengths[i] for i in batch)
+        assert all(lengths[i] >= 0.8 * width for i in batch)
+    real = sum(lengths)
+    assert 1 - real / sum(padded_size(lengths, b) for b in batches) < 0.1
+    assert len(pack_batches(lengths, 100_000)) == 1  # without the bound: one very ragged batch
+
+
+def test_packing_fills_batches_and_refuses_requests_over_the_budget():
+    assert pack_batches([10] * 10, 50) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert pack_batches([10] * 10, 50, max_batch=3) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+    with pytest.raises(ValueError, match="more than the token budget"):
+        pack_batches([10, 60], 50)
+
+
+class _Echo(torch.nn.Module):
+    """Output row = (sum of ids, length, extra): enough to see which request a row answers."""
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, extra=None):
+        out = torch.stack([(input_ids * attention_mask).sum(1).float(), attention_mask.sum(1).float()], 1)
+        return torch.cat([out, extra.float()], 1) if extra is not None else out
+
+
+def test_engine_returns_rows_in_request_order_and_reports_padding():
+    rng = random.Random(3)
+    requests = [Request([rng.randint(1, 99) for _ in range(rng.randint(1, 40))]) for _ in range(101)]
+    extra = np.arange(101, dtype=np.float32).reshape(101, 1)
+    engine = InferenceEngine(_Echo(), pad_token_id=0, device="cpu", token_budget=120)
+    out = engine.run(requests, {"extra": extra})
+    assert out.shape == (101, 3)
+    for i, req in enumerate(requests):
+        assert out[i].tolist() == [sum(req.input_ids), len(req.input_ids), i]
+    report = engine.last_report
+    assert report.real_tokens == sum(len(r) for r in requests)
+    assert report.sequences == 101 and report.batches == len(report.batch_sizes) > 1
+    assert 0 <= report.padding_waste < 0.2  # sorted packing keeps padding small
+    # the same requests in arrival order, one fixed batch of 16, would pad far more
+    naive = sum(16 * max(len(r) for r in requests[i:i + 16]) for i in range(0, 101, 16))
+    assert report.padded_tokens < naive
+
+
+def test_engine_matches_one_by_one_forward_on_a_real_tokenizer(tokenizer, tiny_bert):
+    texts = ["a short one", "a considerably longer sentence about rivers, bridges and the trains that cross them",
+             "mid length text about markets", "x"] * 5
+    requests = tokenize(tokenizer, texts, max_length=32)
+    engine = InferenceEngine(lambda **t: tiny_bert(**t).logits, tokenizer.pad_token_id, "cpu", token_budget=64)
+    batched = engine.run(requests)
+    with torch.inference_mode():
+        single = [tiny_bert(**tokenizer(t, return_tensors="pt", truncation=True, max_length=32)).logits[0].numpy()
+                  for t in texts]
+    assert np.allclose(batched, np.stack(single), atol=1e-5)
+
+
+@pytest.mark.parametrize("max_length,k", [(64, 1), (64, 3), (128, 5), (512, 2)])
+def test_concat_inputs_never_exceed_max_length_and_keep_the_text_first(tokenizer, max_length, k):
+    long = "word " * 600
+    texts = [long, "short text", long]
+    passages = [[long] * k, ["tiny passage"] * (k - 1), []]
+    layout = ConcatLayout(max_length, k)
+    text_budget, passage_budget = layout.budgets(tokenizer)
+    requests = concat_requests(tokenizer, texts, passages, layout)
+    assert all(len(r.input_ids) <= max_length for r in requests)
+    assert len(requests[0].input_ids) == 3 + (k - 1) + text_budget + k * passage_budget <= max_length
+    assert requests[0].input_ids[0] == tokenizer.cls_token_id
+    assert requests[1].input_ids[1:3] == tokenizer("short text", add_special_tokens=False)["input_ids"]
+    assert set(requests[0].token_type_ids[text_budget + 2:]) == {1}  # passages are the second segment
+    assert len(requests[2].input_ids) == text_budget + 2  # no passages: the text alone
+
+
+def test_the_engine_embeds_like_the_sentence_transformers_encoder():
+    from pipeline.config import default_encoder_path
+    from pipeline.embed import get_encoder
+    from pipeline.infer.embedder import EngineEncoder
+
+    texts = ["Storm floods the village bridge.", "Quarterly profit beat the market's forecast " * 30, "x",
+             "The striker scored twice in the cup final."]
+    ours = EngineEncoder(default_encoder_path(), "cpu", token_budget=600).encode(texts)
+    reference = get_encoder(default_encoder_path(), "cpu").encode(texts)
+    assert ours.shape == reference.shape == (4, 384)
+    assert np.allclose((ours * reference).sum(1), 1.0, atol=1e-4)  # same unit vectors, row by row
+
+
+def test_the_embedder_refuses_layouts_it_cannot_reproduce(tmp_path):
+    from pipeline.errors import ConfigError
+    from pipeline.infer.embedder import EngineEncoder
+
+    (tmp_path / "modules.json").write_text('[{"type": "sentence_transformers.models.Dense", "path": "1"}]')
+    with pytest.raises(ConfigError, match="not Transformer \\+ Pooling"):
+        EngineEncoder(str(tmp_path), "cpu")
