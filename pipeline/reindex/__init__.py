@@ -1,0 +1,20 @@
+"""Versioned rebuilds of the chunk index from SQL, swapped in with zero downtime; rollback; discard.
+
+Design in short (details in build.py, swap.py, live.py):
+- the live version, its model path and chunking are recorded in SQL (index_versions); ingest and
+  search look them up per task/query and use the model cached for that path;
+- a build is a chain of short steps; the ledger (reindex_ledger) records what the new version holds,
+  so what is left is always an anti-join against the documents table: exact, resumable, and blind
+  to whatever ingest did meanwhile;
+- the swap catches up under a lock that every ingest batch also takes before it commits, then moves
+  both aliases in one atomic update.
+"""
+from pipeline.reindex.build import DONE, MORE, SWAPPED, step
+from pipeline.reindex.config import IndexConfig, short
+from pipeline.reindex.live import LiveIndex, live_index, live_row, search_target, still_live
+from pipeline.reindex.swap import cleanup, discard
+from pipeline.reindex.versions import list_versions
+from pipeline.reindex.writer import Tools
+
+__all__ = ["DONE", "MORE", "SWAPPED", "IndexConfig", "LiveIndex", "Tools", "cleanup", "discard", "list_versions",
+           "live_index", "live_row", "search_target", "short", "step", "still_live"]

@@ -1,0 +1,94 @@
+"""The live index version as SQL records it: which index ingest writes to, and with which model.
+
+Workers look the live version up per task (one indexed row) instead of caching it, and keep their
+loaded encoders and tokenizers cached per model path: after a swap the next task simply picks the
+other cached model, and no worker has to restart.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pipeline.errors import RetryableError
+from pipeline.reindex.config import IndexConfig
+from pipeline.store import repo
+from pipeline.store.models import IndexVersion, utcnow
+
+
+@dataclass(frozen=True)
+class LiveIndex:
+    name: str  # the physical index: ingest writes there, not to the alias (see still_live)
+    version: int
+    model_path: str
+    chunk_tokens: int
+    chunk_overlap: int
+    config_hash: str
+
+
+def of_prefix(prefix: str):
+    return IndexVersion.name.startswith(f"{prefix}-v", autoescape=True)
+
+
+def live_row(session: Session, prefix: str) -> IndexVersion | None:
+    return session.scalar(select(IndexVersion).where(of_prefix(prefix), IndexVersion.state == "live")
+                          .order_by(IndexVersion.version.desc()).limit(1))
+
+
+def as_live(row: IndexVersion, default_model: str, default_tokens: int, default_overlap: int) -> LiveIndex:
+    # rows written before migration 0004 lack the model path and chunking: the settings made them
+    return LiveIndex(row.name, row.version, row.model_path or default_model,
+                     row.chunk_tokens or default_tokens,
+                     row.chunk_overlap if row.chunk_overlap is not None else default_overlap, row.config_hash)
+
+
+def live_index(session: Session, layout, model_path: str, chunk_tokens: int, chunk_overlap: int) -> LiveIndex:
+    """The live version; on a fresh cluster, create v1 with the given (configured) model and chunking."""
+    row = live_row(session, layout.prefix)
+    if row is None:
+        row = bootstrap(session, layout, IndexConfig.for_model(model_path, chunk_tokens, chunk_overlap))
+    return as_live(row, model_path, chunk_tokens, chunk_overlap)
+
+
+def bootstrap(session: Session, layout, config: IndexConfig) -> IndexVersion:
+    name = layout.ensure_live(config.dims, extra=config.extra)
+    try:
+        row = repo.record_live_index(session, name, layout.version_of(name) or 1, config.hash,
+                                     config.model_name, config.dims)
+        if row.model_path is None:
+            row.model_path, row.chunk_tokens, row.chunk_overlap = (config.model_path, config.chunk_tokens,
+                                                                   config.chunk_overlap)
+        if row.state != "live":  # the read alias points there, whatever an interrupted swap left in SQL
+            row.state, row.activated_at = "live", row.activated_at or utcnow()
+        session.flush()
+    except IntegrityError as exc:
+        raise RetryableError(f"another worker recorded {name} at the same moment; retrying") from exc
+    return row
+
+
+def still_live(session: Session, name: str) -> bool:
+    """The fence an ingest batch passes before it commits: is `name` still the live version?
+
+    The batch's own writes are flushed first, then the version row is read under a shared lock
+    (PostgreSQL) or inside the write transaction SQLite already holds. A swap takes the exclusive
+    lock on that row before it catches up and flips, so either this batch commits first and the
+    swap's catch-up sees it, or this batch sees the new version and redoes its documents there.
+    """
+    session.flush()
+    state = session.scalar(select(IndexVersion.state).where(IndexVersion.name == name)
+                           .with_for_update(read=True))
+    return state == "live"
+
+
+def search_target(session: Session, prefix: str, default_model: str) -> tuple[str, str]:
+    """(index, model path) a query should use: the live version and the model its vectors came from.
+
+    Searching the physical index of the version whose model embedded the query keeps a kNN query
+    consistent across a swap to a model of another width; with no version yet, the read alias.
+    """
+    row = live_row(session, prefix)
+    if row is None:
+        return f"{prefix}-read", default_model
+    return row.name, row.model_path or default_model

@@ -1,0 +1,102 @@
+"""The end of a build: the locked catch-up and the atomic alias swap; afterwards, cleanup; or discard.
+
+Zero loss rests on one lock. The swap first takes the exclusive lock on the live version's row
+(an UPDATE: a row lock on PostgreSQL, the write lock on SQLite). An ingest batch takes the shared
+lock on the same row just before it commits (pipeline.reindex.live.still_live). So every batch
+either committed before the lock — and the catch-up below, run under the lock, sees its documents
+and writes them into the new version — or commits after the flip, sees that its version is no
+longer live, rolls back and redoes its documents in the new one. Nothing falls in between.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from pipeline.index import count_chunks, refresh
+from pipeline.reindex import ledger
+from pipeline.reindex.live import live_row, of_prefix
+from pipeline.reindex.writer import Tools, drop_documents, rewrite_chunk_rows, write_documents
+from pipeline.store import repo
+from pipeline.store.models import IndexVersion, Job, JobState, utcnow
+from pipeline.store.models_monitor import ReindexLedger
+
+MORE, DONE, SWAPPED = "more", "done", "swapped"
+
+
+def swap(session: Session, job: Job, build: IndexVersion, tools: Tools) -> str:
+    prefix = tools.layout.prefix
+    live = live_row(session, prefix)
+    if live is not None:
+        session.execute(update(IndexVersion).where(IndexVersion.id == live.id).values(state=IndexVersion.state))
+    session.refresh(build)
+    session.refresh(job)
+    if build.state != "building" or job.state in JobState.FINAL:
+        return DONE  # a twin message swapped already, or the build was discarded / the job cancelled
+    limit = tools.batch_docs * 4
+    gone = ledger.to_drop(session, build.name, limit * 8 + 1)
+    docs = ledger.to_write(session, build.name, limit + 1)
+    rewrite = bool(job.options.get("rewrite_chunks"))
+    if len(docs) > limit or len(gone) > limit * 8:
+        # Much arrived since the last step: catch up outside the swap rather than hold ingest for long.
+        drop_documents(session, tools, build, gone[:limit * 8])
+        write_documents(session, tools, build, docs[:limit], rewrite)
+        return MORE
+    drop_documents(session, tools, build, gone)
+    write_documents(session, tools, build, docs, rewrite)
+    refresh(tools.es, build.name)  # searches must find everything the moment the alias moves
+    if rewrite:
+        rewrite_chunk_rows(session, build.name)
+    now = utcnow()
+    if live is not None:
+        live.state, live.retired_at = "retired", now
+    build.state, build.activated_at, build.retired_at = "live", now, None
+    session.flush()
+    tools.layout.swap(build.name)
+    # If the commit after this fails, the aliases already point at the build while SQL still says
+    # "building": the redelivered step catches up again and swaps (a no-op for the aliases) and commits.
+    chunks = count_chunks(tools.es, build.name)
+    job.total = ledger.indexed_total(session)
+    job.done, job.chunks = job.total, chunks
+    job.options = {**job.options, "outcome": f"{build.name} is live ({chunks} chunks); "
+                                             f"{live.name if live else 'nothing'} was before it"}
+    job.state, job.finished_at = JobState.SUCCEEDED, now
+    return SWAPPED
+
+
+def cleanup(session: Session, layout, keep_retired: int) -> list[str]:
+    """After a swap: forget finished builds' ledgers, drop retired versions beyond the newest few."""
+    prefix = layout.prefix
+    active = set(session.scalars(select(IndexVersion.name).where(of_prefix(prefix),
+                                                                 IndexVersion.state == "building")))
+    for name in session.scalars(select(ReindexLedger.index_name).distinct()
+                                .where(ReindexLedger.index_name.startswith(f"{prefix}-v", autoescape=True))).all():
+        if name not in active:
+            ledger.clear(session, name)
+    retired = list(session.scalars(select(IndexVersion).where(of_prefix(prefix), IndexVersion.state == "retired")
+                                   .order_by(IndexVersion.retired_at.desc(), IndexVersion.version.desc())))
+    dropped = []
+    for row in retired[max(keep_retired, 0):]:
+        layout.drop(row.name)
+        row.state = "dropped"
+        dropped.append(row.name)
+    return dropped
+
+
+def discard(session: Session, layout) -> IndexVersion | None:
+    """Give up the unfinished build: its job is cancelled, its index dropped (a rollback target is
+    only put back to retired). The live version is never touched. None when nothing is building."""
+    build = session.scalar(select(IndexVersion).where(of_prefix(layout.prefix), IndexVersion.state == "building")
+                           .order_by(IndexVersion.version.desc()).limit(1))
+    if build is None:
+        return None
+    owner = session.get(Job, build.job_id) if build.job_id else None
+    if owner is not None:
+        repo.cancel_job(session, owner)
+    ledger.clear(session, build.name)
+    if build.retired_at is not None:
+        build.state = "retired"
+    else:
+        build.state = "discarded"
+        session.flush()
+        layout.drop(build.name)
+    return build
