@@ -82,12 +82,11 @@ def replay(job_id: str, wait: bool = typer.Option(False, "--wait"), as_json: boo
 
     with session() as db:
         job = repo.get_job(db, job_id) or fail(f"no job {job_id}")
-        letters = [d for d in repo.dead_letters(db, job.id, unreplayed=True) if d.path]
-        tenant, paths = job.tenant, sorted({d.path for d in letters})
+        tenant, paths = job.tenant, sorted({d.path for d in repo.replayable_letters(db, job.id)})
     if not paths:
         fail(f"job {job_id} has no dead letters to replay", 1)
     def mark(s, replay_job):
-        repo.mark_replayed(s, [d for d in repo.dead_letters(s, job.id, unreplayed=True) if d.path], replay_job)
+        repo.mark_replayed(s, repo.replayable_letters(s, job.id), replay_job)
 
     submit_job(tenant, paths, wait, as_json, kind="replay", on_created=mark)
 
@@ -150,11 +149,13 @@ def job(job_id: str, as_json: bool = JSON) -> None:
 
 def _search_clients():
     from pipeline.embed import get_encoder
+    from pipeline.reindex import search_target
     from pipeline.services import elasticsearch_client
 
     s = get_settings()
-    return elasticsearch_client(s), f"{s.index_prefix}-read", get_encoder(s.encoder_path, s.device,
-                                                                          s.embed_batch_size)
+    with session() as db:  # the live version and the model that embedded it (it may differ from settings)
+        index, model_path = search_target(db, s.index_prefix, s.encoder_path)
+    return elasticsearch_client(s), index, get_encoder(model_path, s.device, s.embed_batch_size)
 
 
 @app.command()
@@ -167,7 +168,8 @@ def search(query: str, mode: str = typer.Option("hybrid", "--mode", "-m", help="
     if mode not in MODES:
         fail(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     es, alias, encoder = _search_clients()
-    hits = run_search(es, alias, tenant, query, mode, k, encoder if mode != "bm25" else None)
+    hits = run_search(es, alias, tenant, query, mode, k, encoder if mode != "bm25" else None,
+                      server_rrf=get_settings().server_rrf)
     if as_json:
         out.print_json(json.dumps([h.__dict__ for h in hits]))
         return
@@ -198,7 +200,8 @@ def eval_search(queries: Path, modes: str = typer.Option("bm25,knn,hybrid", "--m
     report = {}
     for mode in chosen:
         # fetch more chunks than k: several chunks of one document count once
-        per_query = [score_query([h.source for h in run_search(es, alias, tenant, q.query, mode, k * 5, encoder)],
+        per_query = [score_query([h.source for h in run_search(es, alias, tenant, q.query, mode, k * 5, encoder,
+                                                               server_rrf=get_settings().server_rrf)],
                                  q.relevant, k) for q in judged]
         report[mode] = mean_scores(per_query)
     if as_json:

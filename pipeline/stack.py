@@ -73,6 +73,17 @@ def start_worker(name: str, settings: Settings, env: dict, tag: str) -> subproce
                             start_new_session=True)
 
 
+def start_beat(settings: Settings, env: dict) -> subprocess.Popen:
+    """Celery beat: sends the sources tick (schedule file and pid file under data_dir)."""
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    out = open(logs / "beat.log", "ab")
+    cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "beat", "--loglevel", "INFO",
+           "--pidfile", str((settings.data_dir / "beat.pid").resolve())]
+    return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
 def up(settings: Settings, echo=print) -> dict:
     from pipeline.store.migrate import upgrade
 
@@ -100,6 +111,22 @@ def up(settings: Settings, echo=print) -> dict:
             proc = start_worker(name, settings, env, tag)
             components[name] = {"pid": proc.pid, "detail": f"log {settings.data_dir / 'logs' / (name + '.log')}"}
             _write(settings, stack)
+        from pipeline.api.local import ensure_local_key, key_file, start_api
+
+        try:
+            api, api_url = start_api(settings, env)
+        except RuntimeError:
+            _stop_components(stack)
+            settings.stack_file.unlink(missing_ok=True)
+            raise
+        components["api"] = {"pid": api.pid, "detail": f"{api_url} (dashboard; key in {key_file(settings)})"}
+        stack["api_url"] = api_url
+        _write(settings, stack)
+        echo(f"API and dashboard: {api_url}  (local key of tenant default, also in {key_file(settings)}:)")
+        echo(ensure_local_key(settings, settings.sql_url))
+        beat = start_beat(settings, env)
+        components["beat"] = {"pid": beat.pid, "detail": f"log {settings.data_dir / 'logs' / 'beat.log'}"}
+        _write(settings, stack)
         time.sleep(1.0)
         dead = [n for n, c in components.items() if not pid_alive(c["pid"])]
         if dead:

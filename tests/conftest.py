@@ -127,6 +127,7 @@ def stack(noida, sql_url, tmp_path_factory):
         "DOCPIPE_BROKER_VISIBILITY_TIMEOUT": "8",
         "DOCPIPE_FILES_PER_TASK": "4",
         "DOCPIPE_MAX_FILE_BYTES": "200000",
+        "DOCPIPE_FETCH_ALLOW_NETWORKS": "127.0.0.0/8",  # feeds in tests come from a loopback server
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -37,7 +37,16 @@ def configure(settings: Settings | None = None) -> Celery:
         accept_content=["json"],
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
+        # beat only ticks; the schedules themselves live in SQL, so `docpipe feeds add` needs no restart
+        beat_schedule={"docpipe-sources-tick": {"task": "docpipe.sources.tick",
+                                                "schedule": settings.sources_tick_seconds,
+                                                "options": {"expires": settings.sources_tick_seconds}}},
+        beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
     )
+    if settings.reindex_every_seconds > 0:  # monitor: scheduled reindex; an unchanged configuration is a no-op
+        app.conf.beat_schedule = {**app.conf.beat_schedule, "docpipe-reindex": {
+            "task": "docpipe.reindex_scheduled", "schedule": settings.reindex_every_seconds,
+            "options": {"expires": settings.reindex_every_seconds}}}
     return app
 
 

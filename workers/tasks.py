@@ -5,7 +5,7 @@ import logging
 from functools import lru_cache
 
 from celery import Task
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from pipeline.config import get_settings
 from pipeline.errors import RetryableError
@@ -36,42 +36,40 @@ def _layout():
     return IndexLayout(_es(), get_settings().index_prefix)
 
 
-@lru_cache
-def _live_index() -> str:
-    """Create the first index version if there is none, and record the live one in SQL."""
-    from pipeline.index import config_hash, mapping
+def _live(session):
+    """The live index version with its model and chunking (v1 is created on a fresh cluster).
 
-    s, encoder, layout = get_settings(), _encoder(), _layout()
-    extra = {"model": encoder.fingerprint(), "chunk_tokens": s.chunk_tokens, "chunk_overlap": s.chunk_overlap}
-    name = layout.ensure_live(encoder.dims, extra=extra)
-    with session_scope(_sql_url()) as session:
-        repo.record_live_index(session, name, layout.version_of(name) or 1,
-                               config_hash(mapping(encoder.dims), extra), encoder.model_name, encoder.dims)
-    return name
+    Looked up per task, not cached: after a reindex swap the next task uses the new version's model,
+    which stays loaded next to the old one in the per-path caches below (pipeline/reindex/live.py).
+    """
+    from pipeline.reindex import live_index
+
+    s = get_settings()
+    return live_index(session, _layout(), s.encoder_path, s.chunk_tokens, s.chunk_overlap)
 
 
-@lru_cache
-def _read_steps():
+@lru_cache(maxsize=4)
+def _read_steps(model_path: str, chunk_tokens: int, chunk_overlap: int):
     from pipeline.chunk import Chunker
     from pipeline.ingest import ReadSteps
 
     s = get_settings()
-    return ReadSteps(Chunker.for_model(s.encoder_path, s.chunk_tokens, s.chunk_overlap), s.max_file_bytes,
+    return ReadSteps(Chunker.for_model(model_path, chunk_tokens, chunk_overlap), s.max_file_bytes,
                      s.dedup_threshold, s.minhash_perms, s.shingle_words)
 
 
-@lru_cache
-def _encoder():
-    from pipeline.embed import get_encoder
+def _encoder(model_path: str | None = None):
+    from pipeline.embed import get_encoder  # keeps one loaded model per path
 
     s = get_settings()
-    return get_encoder(s.encoder_path, s.device, s.embed_batch_size)
+    return get_encoder(model_path or s.encoder_path, s.device, s.embed_batch_size)
 
 
 class JobTask(Task):
     """Retries what may pass; anything else marks the job failed with the reason, then re-raises."""
 
-    autoretry_for = (RetryableError, OperationalError, ConnectionError)
+    # IntegrityError: two jobs inserted the same new document at once; the retry sees the winner's row.
+    autoretry_for = (RetryableError, OperationalError, IntegrityError, ConnectionError)
     retry_backoff = 2
     retry_backoff_max = 60
     max_retries = 5
@@ -125,7 +123,9 @@ def read_files(self, job_id: str, file_ids: list[int]) -> None:
                 return
             for jobfile in repo.pending_files(session, job_id, [file_id]):
                 watch = Stopwatch()
-                read_file(session, job, jobfile, _read_steps(), layout.es, layout.write_alias, watch)
+                live = _live(session)
+                steps = _read_steps(live.model_path, live.chunk_tokens, live.chunk_overlap)
+                read_file(session, job, jobfile, steps, layout.es, layout.write_alias, watch)
                 for stage, seconds in watch.seconds.items():
                     repo.add_metric(job, stage, seconds)
             repo.refresh_counters(session, job)
@@ -136,24 +136,30 @@ def read_files(self, job_id: str, file_ids: list[int]) -> None:
 def index_files(self, job_id: str, file_ids: list[int]) -> None:
     from pipeline.index import refresh
     from pipeline.ingest import Stopwatch, index_documents
+    from pipeline.reindex import still_live
+    from workers.tasks_monitor import score_after_commit
 
     s = get_settings()
     layout = _layout()
-    encoder = _encoder()
-    _live_index()
     while True:
         with session_scope(_sql_url()) as session:
             job = _open_job(session, job_id)
             if job is None:
                 return
-            docs = repo.pending_documents(session, job_id, file_ids)[:DOCS_PER_INDEX_BATCH]
+            docs = repo.pending_documents(session, job_id, file_ids, DOCS_PER_INDEX_BATCH)
             if not docs:
                 if repo.finish_if_done(session, job):
                     refresh(layout.es, layout.read_alias)
+                    score_after_commit(session, job_id)  # monitor: entity tags and sentiment of the job
                 return
             watch = Stopwatch()
-            index_documents(session, job, docs, encoder, layout.es, layout.write_alias,
+            live = _live(session)
+            # the live version's physical index, with its model: a swap meanwhile is caught by the fence below
+            index_documents(session, job, docs, _encoder(live.model_path), layout.es, live.name,
                             s.bulk_chunk_size, s.bulk_max_retries, watch)
             for stage, seconds in watch.seconds.items():
                 repo.add_metric(job, stage, seconds, len(docs))
             repo.refresh_counters(session, job)
+            if not still_live(session, live.name):
+                session.rollback()  # a reindex swapped during this batch: redo it in the new version
+                continue

@@ -150,3 +150,10 @@ class IndexVersion(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     activated_at: Mapped[datetime | None]
+    # reindexing (migration 0004): enough to load this version's encoder and chunker, and its build job.
+    # state also takes discarded (a build given up) and dropped (an old version deleted from Elasticsearch).
+    model_path: Mapped[str | None] = mapped_column(String(2048))
+    chunk_tokens: Mapped[int | None]
+    chunk_overlap: Mapped[int | None]
+    job_id: Mapped[str | None] = mapped_column(String(32))
+    retired_at: Mapped[datetime | None]

@@ -151,7 +151,10 @@ def add_job_files(session: Session, job: Job, paths: list[str]) -> None:
 
 
 def pending_files(session: Session, job_id: str, file_ids: list[int] | None = None) -> list[JobFile]:
-    q = select(JobFile).where(JobFile.job_id == job_id, JobFile.status == "pending").order_by(JobFile.id)
+    # SKIP LOCKED (PostgreSQL; ignored on SQLite): a redelivered task running beside the original
+    # leaves the file the original is reading to it instead of reading it twice at once.
+    q = (select(JobFile).where(JobFile.job_id == job_id, JobFile.status == "pending").order_by(JobFile.id)
+         .with_for_update(skip_locked=True))
     if file_ids is not None:
         q = q.where(JobFile.id.in_(file_ids))
     return list(session.scalars(q))
@@ -167,11 +170,12 @@ def set_outcome(session: Session, job_id: str, doc_id: str, outcome: str, file_i
             row.file_id = file_id
 
 
-def pending_documents(session: Session, job_id: str, file_ids: list[int]) -> list[Document]:
+def pending_documents(session: Session, job_id: str, file_ids: list[int], limit: int | None = None) -> list[Document]:
     return list(session.scalars(
         select(Document).join(JobDocument, JobDocument.document_id == Document.id)
         .where(JobDocument.job_id == job_id, JobDocument.file_id.in_(file_ids),
-               JobDocument.outcome == Outcome.PENDING).order_by(Document.id)))
+               JobDocument.outcome == Outcome.PENDING).order_by(Document.id).limit(limit)
+        .with_for_update(of=JobDocument, skip_locked=True)))
 
 
 def add_dead_letter(session: Session, job: Job, item: Rejected, path: str | None) -> None:
@@ -201,6 +205,22 @@ def mark_replayed(session: Session, letters: list[DeadLetter], replay_job: Job) 
     now = utcnow()
     for letter in letters:
         letter.replayed_at, letter.replay_job_id = now, replay_job.id
+
+
+def replayable_letters(session: Session, job_id: str) -> list[DeadLetter]:
+    """A job's dead letters not replayed yet that name an input file to read again."""
+    return [d for d in dead_letters(session, job_id, unreplayed=True) if d.path]
+
+
+def create_replay_job(session: Session, job: Job) -> Job | None:
+    """A new job over the files behind `job`'s replayable dead letters, which it marks replayed;
+    None when there is nothing to replay. The caller sends the job's first task after commit."""
+    letters = replayable_letters(session, job.id)
+    if not letters:
+        return None
+    replay = create_job(session, job.tenant, sorted({d.path for d in letters}), kind="replay")
+    mark_replayed(session, letters, replay)
+    return replay
 
 
 # --- documents and the persistent LSH ----------------------------------------------------------
