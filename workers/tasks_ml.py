@@ -109,6 +109,8 @@ def _fail(job_id: str, error: str) -> None:
 
 @app.task(bind=True, base=MlJobTask, name="docpipe.gpu.train")
 def train(self, job_id: str) -> None:
+    from elasticsearch import NotFoundError
+
     from pipeline.reindex import search_target
     from pipeline.train.job import TrainingJob, TrainRequest, summarise
     from pipeline.train.trainer import Cancelled
@@ -147,6 +149,10 @@ def train(self, job_id: str) -> None:
         return
     except PermanentError as exc:  # bad data, unusable base model, nothing to retrieve: the row says why
         _fail(job_id, str(exc))
+        return
+    except NotFoundError as exc:  # no index version yet: nothing was ever ingested for neighbours
+        _fail(job_id, f"no index to retrieve neighbours from ({exc.message}); ingest documents first, "
+                      "or train with --augment none")
         return
     with session_scope(_sql_url()) as session:
         job, model = session.get(Job, job_id), registry.model_for_job(session, job_id)

@@ -7,9 +7,9 @@ from pinned memory without blocking, so the next batch is assembled while the GP
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from collections.abc import Callable
 
 import numpy as np
 

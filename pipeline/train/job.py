@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from collections.abc import Callable
 
 import numpy as np
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from collections.abc import Callable, Iterator
 
 import numpy as np
 from sqlalchemy import select
@@ -148,17 +149,27 @@ def leak_rules(session: Session, tenant: str, texts: list[str], ids: list[str | 
 
 
 def retrieve(session: Session, es, index: str, tenant: str, encoder, texts: list[str], rules: list[LeakRule],
-             k: int, allow_undated: bool = True, heartbeat: Callable[[int], None] | None = None) -> NeighbourSet:
+             k: int, allow_undated: bool = True, heartbeat: Callable[[int], None] | None = None,
+             parallel: int = 4) -> NeighbourSet:
     """Up to k passages per text (one per document), best first, each allowed by the text's rule."""
     queries = [" ".join(t.split()[:QUERY_WORDS]) for t in texts]
     vectors = encoder.encode(queries)
     fetch = 3 * k + 5  # room for several chunks of one document
+
+    def search(i: int):
+        return hybrid(es, index, tenant, queries[i], vectors[i].tolist(), fetch, window=max(4 * fetch, 20),
+                      filters=rules[i].filters(allow_undated))
+
     raw = []
-    for i, (query, rule) in enumerate(zip(queries, rules)):
-        raw.append(hybrid(es, index, tenant, query, vectors[i].tolist(), fetch, window=max(4 * fetch, 20),
-                          filters=rule.filters(allow_undated)))
-        if heartbeat is not None:
-            heartbeat(i + 1)
+    # a few searches in flight: Elasticsearch serves them in parallel, the round trips overlap
+    pool = ThreadPoolExecutor(max_workers=max(1, parallel))
+    try:
+        for i, hits in enumerate(pool.map(search, range(len(queries)))):  # map keeps the order
+            raw.append(hits)
+            if heartbeat is not None:
+                heartbeat(i + 1)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # a cancelled job stops queueing searches
     meta = _documents(session, {h.doc_id for hits in raw for h in hits})
     rows, blocked = [], 0
     for hits, rule in zip(raw, rules):
