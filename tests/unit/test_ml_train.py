@@ -138,6 +138,8 @@ def test_augmented_runs_save_folders_that_predict_like_the_trained_model(tiny_ba
     assert probs.shape == (len(held.texts), 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
     predicted = probs.argmax(1)
     assert round(float(np.mean(predicted == held.targets)), 4) == result["metrics"]["accuracy"]
+    alone = predictor.predict(held.texts)  # the same texts without their neighbours
+    assert not np.allclose(alone, probs, atol=1e-4)  # the neighbours do reach the prediction
 
 
 def test_corrupt_or_mismatched_model_folders_are_refused_with_the_reason(tiny_base, tmp_path):
