@@ -139,7 +139,8 @@ def job(job_id: str, as_json: bool = JSON) -> None:
               f"{c['failed']} failed; {c['chunks']} chunks")
     out.print(f"  created {rec['created_at']}  started {rec['started_at']}  finished {rec['finished_at']}")
     for stage, m in (rec["metrics"] or {}).items():
-        out.print(f"  {stage:<6} {m['seconds']:.2f}s")
+        if isinstance(m, dict) and "seconds" in m:  # train/classify jobs keep other metrics here too
+            out.print(f"  {stage:<6} {m['seconds']:.2f}s")
     if rec.get("error"):
         out.print(f"  error: {rec['error']}")
     for d in rec["dead_letters"]:
