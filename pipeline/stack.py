@@ -23,6 +23,9 @@ WORKERS = {
     "worker-ingest": ["-Q", "ingest", "--concurrency", "1", "--pool", "prefork"],
     "worker-gpu": ["-Q", "gpu", "--pool", "solo"],
 }
+# The gpu worker never forks, so the tokeniser may use its threads (its batches must keep a GPU fed);
+# a prefork worker must not, or a child inherits a thread pool that no longer exists.
+WORKER_ENV = {"worker-gpu": {"TOKENIZERS_PARALLELISM": "true"}}
 
 
 @dataclass
@@ -69,7 +72,8 @@ def start_worker(name: str, settings: Settings, env: dict, tag: str) -> subproce
     out = open(logs / f"{name}.log", "ab")
     cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "INFO",
            "-n", f"{name}-{tag}@%h", "--without-gossip", "--without-mingle", *WORKERS[name]]
-    return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    return subprocess.Popen(cmd, env={**env, **WORKER_ENV.get(name, {})}, stdout=out, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL,
                             start_new_session=True)
 
 

@@ -85,6 +85,7 @@ def load_model(folder: str | Path, device):
     from transformers import AutoModel, AutoTokenizer
 
     from pipeline.infer.classifier import Classifier
+    from pipeline.infer.engine import for_inference
 
     config = read_config(folder)
     folder = Path(folder)
@@ -100,7 +101,7 @@ def load_model(folder: str | Path, device):
         raise
     except Exception as exc:  # transformers raises many types for one cause: an unusable folder
         raise ConfigError(f"model folder {folder} cannot be loaded: {type(exc).__name__}: {exc}") from exc
-    return model.to(device).eval(), tokenizer, config
+    return for_inference(model, device), tokenizer, config
 
 
 def save_model(folder: Path, model, tokenizer, config: ArtefactConfig) -> None:

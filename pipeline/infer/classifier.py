@@ -48,10 +48,10 @@ class Classifier(nn.Module):
         self.head = nn.Linear(hidden, num_labels)
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, neighbours=None, neighbour_mask=None):
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}  # None: no row is padded
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
-        text = mean_pool(self.encoder(**kwargs).last_hidden_state, attention_mask)
+        text = mean_pool(self.encoder(**kwargs).last_hidden_state, attention_mask).to(self.head.weight.dtype)
         if self.fusion is not None:
             text = self.fusion(text, neighbours, neighbour_mask)
         return self.head(self.dropout(text))

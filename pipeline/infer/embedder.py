@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import ConfigError
-from pipeline.infer.engine import InferenceEngine, mean_pool, resolve_device, tokenize
+from pipeline.infer.engine import (InferenceEngine, default_token_budget, for_inference, mean_pool, resolve_device,
+                                   tokenize)
 
 _cache: dict[tuple[str, str, int], EngineEncoder] = {}
 _lock = threading.Lock()
@@ -39,7 +40,7 @@ def _layout(root: Path) -> tuple[str, bool, int | None]:
 
 
 class EngineEncoder:
-    def __init__(self, model_path: str, device: str = "auto", token_budget: int = 8192):
+    def __init__(self, model_path: str, device: str = "auto", token_budget: int = 0):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -47,17 +48,18 @@ class EngineEncoder:
         self.pooling, self.normalise, max_length = _layout(root)
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True)
-        self.model = AutoModel.from_pretrained(root, local_files_only=True).to(self.device).eval()
+        self.model = for_inference(AutoModel.from_pretrained(root, local_files_only=True), self.device)
         self.max_length = int(max_length or min(self.tokenizer.model_max_length, 512))
         self.dims = int(self.model.config.hidden_size)
 
         def forward(**batch):
             hidden = self.model(**batch).last_hidden_state
-            pooled = mean_pool(hidden, batch["attention_mask"]) if self.pooling == "mean" else hidden[:, 0]
+            pooled = mean_pool(hidden, batch.get("attention_mask")) if self.pooling == "mean" else hidden[:, 0]
             return torch.nn.functional.normalize(pooled.float(), dim=-1) if self.normalise else pooled
 
         self.engine = InferenceEngine(forward, self.tokenizer.pad_token_id, self.device,
-                                      max(token_budget, self.max_length))
+                                      max(token_budget or default_token_budget(self.device), self.max_length),
+                                      autocast=False)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dims) float32, row i for texts[i]."""
@@ -67,7 +69,7 @@ class EngineEncoder:
                                     dtype=np.float32)
 
 
-def get_engine_encoder(model_path: str, device: str = "auto", token_budget: int = 8192) -> EngineEncoder:
+def get_engine_encoder(model_path: str, device: str = "auto", token_budget: int = 0) -> EngineEncoder:
     key = (str(Path(model_path).resolve()), device, token_budget)
     with _lock:
         found = _cache.get(key)

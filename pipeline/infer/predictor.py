@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.infer.artefact import ArtefactConfig, load_model
-from pipeline.infer.engine import InferenceEngine, resolve_device
+from pipeline.infer.engine import InferenceEngine, default_token_budget, resolve_device
 from pipeline.infer.inputs import ConcatLayout, concat_requests, text_requests
 
 _CACHE_SIZE = 3
@@ -23,12 +23,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Predictor:
-    def __init__(self, folder: str | Path, device: str = "auto", token_budget: int = 8192):
+    def __init__(self, folder: str | Path, device: str = "auto", token_budget: int = 0):
         self.folder = str(folder)
         self.device = resolve_device(device)
         self.model, self.tokenizer, self.config = load_model(folder, self.device)
-        budget = max(token_budget, self.config.max_length)  # one longest request must always fit
-        self.engine = InferenceEngine(self.model, self.tokenizer.pad_token_id, self.device, budget)
+        # one longest request must always fit
+        budget = max(token_budget or default_token_budget(self.device), self.config.max_length)
+        self.engine = InferenceEngine(self.model, self.tokenizer.pad_token_id, self.device, budget, autocast=False)
 
     @property
     def labels(self) -> list[str]:
@@ -63,7 +64,7 @@ class Predictor:
         return softmax(self.engine.run(requests, extras))
 
 
-def get_predictor(folder: str | Path, device: str = "auto", token_budget: int = 8192) -> Predictor:
+def get_predictor(folder: str | Path, device: str = "auto", token_budget: int = 0) -> Predictor:
     """The process's loaded model for this artefact folder: a gpu worker loads each model once."""
     key = (str(Path(folder).resolve()), device, token_budget)
     with _lock:

@@ -50,6 +50,8 @@ class _Echo(torch.nn.Module):
     """Output row = (sum of ids, length, extra): enough to see which request a row answers."""
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, extra=None):
+        if attention_mask is None:  # no row padded
+            attention_mask = torch.ones_like(input_ids)
         out = torch.stack([(input_ids * attention_mask).sum(1).float(), attention_mask.sum(1).float()], 1)
         return torch.cat([out, extra.float()], 1) if extra is not None else out
 
@@ -120,3 +122,45 @@ def test_the_embedder_refuses_layouts_it_cannot_reproduce(tmp_path):
     (tmp_path / "modules.json").write_text('[{"type": "sentence_transformers.models.Dense", "path": "1"}]')
     with pytest.raises(ConfigError, match="not Transformer \\+ Pooling"):
         EngineEncoder(str(tmp_path), "cpu")
+
+
+def test_head_tokenising_gives_the_ids_of_the_whole_text(tokenizer):
+    """Only a head of each long text is tokenised; the ids must be exactly those of the whole text."""
+    from pipeline.infer import inputs
+
+    rng = random.Random(3)
+    words = ["market", "shares", "Ünïcödé", "naïve", "re-election", "U.S.", "£4.5bn", "東京", "don't", "x" * 40]
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 400))) for _ in range(40)]
+    texts += [
+        "word" + " " * 500 + "tail " * 50,  # a run of whitespace across the cut
+        "a" * 3000,  # no whitespace at all: tokenised whole
+        "start " + "supercalifragilistic" * 30 + " end",  # a long word lands on the cut
+        "!?" * 800 + " words after symbols",  # symbols only: far fewer characters per token than words
+        "short text", "",
+    ]
+    for limit in (1, 7, 32, 126):
+        full = inputs._encode(tokenizer, texts, limit)
+        assert inputs.token_ids(tokenizer, texts, limit) == full
+    cut = inputs.text_head("alpha beta gamma delta", 13)
+    assert cut == "alpha beta" and inputs.text_head("alpha   beta", 8) == "alpha"
+
+
+def test_unpadded_batches_go_without_a_mask_and_pool_as_with_one():
+    from pipeline.infer.engine import collate, mean_pool
+
+    seen = []
+
+    def forward(input_ids, attention_mask, **_):
+        seen.append(attention_mask is None)
+        return input_ids[:, :1].float()
+
+    requests = [Request([7] * 4), Request([8] * 4), Request([9] * 2)]
+    out = InferenceEngine(forward, 0, "cpu", token_budget=8, max_padding=None).run(requests)
+    assert out[:, 0].tolist() == [7, 8, 9] and seen == [True, True]  # [4, 4] then [2]: neither padded
+    out = InferenceEngine(forward, 0, "cpu", token_budget=12, max_padding=None).run(requests)
+    assert seen[-1] is False  # [4, 4, 2] is padded: the mask goes with it
+    host = collate(requests, [0, 2], pad_token_id=0)
+    assert host["input_ids"].tolist() == [[7, 7, 7, 7], [9, 9, 0, 0]]
+    assert host["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    hidden = torch.randn(2, 5, 3)
+    assert torch.allclose(mean_pool(hidden, None), mean_pool(hidden, torch.ones(2, 5, dtype=torch.long)))
