@@ -159,17 +159,37 @@ def _search_clients():
     return elasticsearch_client(s), index, get_encoder(model_path, s.device, s.embed_batch_size)
 
 
+def _label_filters(tenant: str, labels: list[str]) -> list[dict] | None:
+    """One filter for the labels asked for (a chunk matches if its document has any of them)."""
+    from pipeline.infer.labels import UnknownLabel, label_filter
+
+    if not labels:
+        return None
+    try:
+        with session() as db:
+            each = [label_filter(db, tenant, label) for label in dict.fromkeys(labels)]
+    except UnknownLabel as exc:
+        fail(str(exc))
+    if len(each) == 1:
+        return each[0]
+    return [{"bool": {"should": [{"bool": {"filter": clauses}} for clauses in each], "minimum_should_match": 1}}]
+
+
 @app.command()
 def search(query: str, mode: str = typer.Option("hybrid", "--mode", "-m", help="bm25 | knn | hybrid"),
-           k: int = typer.Option(10, "--k"), tenant: str = TENANT, as_json: bool = JSON) -> None:
+           k: int = typer.Option(10, "--k"), tenant: str = TENANT,
+           labels: list[str] = typer.Option(None, "--label", "-l",
+                                            help="Only chunks classified with this label (repeat for any of several)."),
+           as_json: bool = JSON) -> None:
     """Search the corpus of a tenant."""
     from pipeline.retrieve import MODES
     from pipeline.retrieve import search as run_search
 
     if mode not in MODES:
         fail(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    filters = _label_filters(tenant, labels)
     es, alias, encoder = _search_clients()
-    hits = run_search(es, alias, tenant, query, mode, k, encoder if mode != "bm25" else None,
+    hits = run_search(es, alias, tenant, query, mode, k, encoder if mode != "bm25" else None, filters=filters,
                       server_rrf=get_settings().server_rrf)
     if as_json:
         out.print_json(json.dumps([h.__dict__ for h in hits]))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import typer
 from rich.console import Console
@@ -58,49 +60,77 @@ def job_record(job, letters=None) -> dict:
     return rec
 
 
-def wait_for_job(job_id: str) -> dict:
+def ingest_progress(rec: dict) -> tuple[int | None, int, str]:
+    """(total, done, status) of the progress bar for a job that counts documents."""
+    c = rec["counters"]
+    finished = c["done"] + c["unchanged"] + c["skipped"] + c["failed"]
+    return c["total"] or None, finished, (f"{rec['state']} · {c['done']} indexed · {c['unchanged']} unchanged · "
+                                          f"{c['skipped']} duplicates · {c['failed']} failed")
+
+
+def ingest_summary(rec: dict) -> None:
+    c = rec["counters"]
+    out.print(f"job {rec['id']} {rec['state']}: {c['total']} items, {c['done']} indexed, "
+              f"{c['unchanged']} unchanged, {c['skipped']} duplicates, {c['failed']} failed, "
+              f"{c['chunks']} chunks")
+    if rec.get("error"):
+        out.print(f"  {rec['error']}")
+    if c["failed"]:
+        out.print(f"  see the dead letters: docpipe job {rec['id'][:8]}")
+
+
+def _plain_record(session, job) -> dict:
+    return job_record(job)
+
+
+@dataclass(frozen=True)
+class JobView:
+    """How a kind of job is shown while it is submitted and followed; the defaults show an ingest job.
+
+    record: (session, job) -> the dict printed when it is queued and when it ends (--json);
+    progress: job record -> (total, done, status) for the progress bar; summary: prints the text
+    when it ends; named: whether "queued ... job" names the job's kind.
+    """
+
+    record: Callable[..., dict] = _plain_record
+    progress: Callable[[dict], tuple[int | None, int, str]] = ingest_progress
+    summary: Callable[[dict], None] = ingest_summary
+    named: bool = False
+
+
+def wait_for_job(job_id: str, progress: Callable[[dict], tuple[int | None, int, str]] = ingest_progress) -> dict:
     from pipeline.store import repo
     from pipeline.store.models import JobState
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[counts]}"), TimeElapsedColumn())
+               TextColumn("{task.fields[status]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(f"job {job_id[:8]}", total=None, counts="queued")
+        task = bar.add_task(f"job {job_id[:8]}", total=None, status="queued")
         while True:
             with session() as db:
-                job = repo.get_job(db, job_id)
-                rec = job_record(job)
-            c = rec["counters"]
-            finished = c["done"] + c["unchanged"] + c["skipped"] + c["failed"]
-            bar.update(task, total=c["total"] or None, completed=finished,
-                       counts=f"{rec['state']} · {c['done']} indexed · {c['unchanged']} unchanged · "
-                              f"{c['skipped']} duplicates · {c['failed']} failed")
+                rec = job_record(repo.get_job(db, job_id))
+            total, done, status = progress(rec)
+            bar.update(task, total=total, completed=done, status=status)
             if rec["state"] in JobState.FINAL:
                 return rec
             time.sleep(0.5)
 
 
-def finish(rec: dict, as_json: bool) -> None:
+def finish(rec: dict, as_json: bool, summary: Callable[[dict], None] = ingest_summary) -> None:
     if as_json:
         out.print_json(json.dumps(rec))
     else:
-        c = rec["counters"]
-        out.print(f"job {rec['id']} {rec['state']}: {c['total']} items, {c['done']} indexed, "
-                  f"{c['unchanged']} unchanged, {c['skipped']} duplicates, {c['failed']} failed, "
-                  f"{c['chunks']} chunks")
-        if rec.get("error"):
-            out.print(f"  {rec['error']}")
-        if c["failed"]:
-            out.print(f"  see the dead letters: docpipe job {rec['id'][:8]}")
+        summary(rec)
     if rec["state"] in ("failed", "cancelled"):
         raise typer.Exit(1)
 
 
 def submit_job(tenant: str, inputs: list[str], wait: bool, as_json: bool, *, kind: str = "ingest",
-               options: dict | None = None, task=None, on_created=None) -> None:
+               options: dict | None = None, task=None, on_created=None, view: JobView = JobView()) -> None:
     """Create a job row, send its first task (default: the ingest pipeline), optionally wait for it.
 
-    `on_created(session, job)` runs in the transaction that creates the job.
+    `on_created(session, job)` runs in the transaction that creates the job; `view` says how the job
+    is printed (queued, while it runs, when it ends).
     """
     from pipeline.services import endpoints
     from pipeline.store import repo
@@ -116,12 +146,16 @@ def submit_job(tenant: str, inputs: list[str], wait: bool, as_json: bool, *, kin
         job = repo.create_job(s, tenant, inputs, kind=kind, options=options)
         if on_created is not None:
             on_created(s, job)
-        rec = job_record(job)
+        rec = view.record(s, job)
     task.delay(rec["id"])
     if not wait:
         if as_json:
             out.print_json(json.dumps(rec))
         else:
-            out.print(f"queued job {rec['id']}; follow it with: docpipe job {rec['id'][:8]}")
+            out.print(f"queued {kind + ' ' if view.named else ''}job {rec['id']}; "
+                      f"follow it with: docpipe job {rec['id'][:8]}")
         return
-    finish(wait_for_job(rec["id"]), as_json)
+    wait_for_job(rec["id"], view.progress)
+    with session() as s:
+        rec = view.record(s, repo.get_job(s, rec["id"]))
+    finish(rec, as_json, view.summary)

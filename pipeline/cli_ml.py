@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.cli_common import JSON, TENANT, console, ensure_stack, fail, job_record, out, session
+from pipeline.cli_common import JSON, TENANT, JobView, fail, job_record, out, session, submit_job
 from pipeline.config import get_settings
 
 models_app = typer.Typer(help="Trained models: list, show, promote, roll back.", no_args_is_help=True)
@@ -25,90 +23,48 @@ def model_record(m) -> dict:
             "created_at": m.created_at.isoformat() if m.created_at else None}
 
 
-def _submit(tenant: str, inputs: list[str], kind: str, options: dict, task, wait: bool, as_json: bool) -> None:
-    from pipeline.services import endpoints
-    from pipeline.store import repo
-    from pipeline.store.migrate import upgrade
-    from workers.app import configure
+def _record(db, job) -> dict:
+    from pipeline.store import registry
 
-    ensure_stack()
-    upgrade(endpoints(get_settings()).sql_url)
-    configure(get_settings())
-    with session() as db:
-        job_id = repo.create_job(db, tenant, inputs, kind=kind, options=options).id
-    task.delay(job_id)
-    if not wait:
-        rec = _record(job_id)
-        if as_json:
-            out.print_json(json.dumps(rec))
-        else:
-            out.print(f"queued {kind} job {job_id}; follow it with: docpipe job {job_id[:8]}")
-        return
-    _wait(job_id)
-    _finish(_record(job_id), as_json)
-
-
-def _record(job_id: str) -> dict:
-    from pipeline.store import registry, repo
-
-    with session() as db:
-        job = repo.get_job(db, job_id)
-        rec = job_record(job)
-        rec["options"] = job.options
-        model = registry.model_for_job(db, job.id)
-        if model is not None:
-            rec["model"] = model_record(model)
+    rec = job_record(job)
+    rec["options"] = job.options
+    model = registry.model_for_job(db, job.id)
+    if model is not None:
+        rec["model"] = model_record(model)
     return rec
 
 
-def _wait(job_id: str) -> None:
-    from pipeline.store import repo
-    from pipeline.store.models import JobState
-
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[status]}"), TimeElapsedColumn())
-    with Progress(*columns, console=console) as bar:
-        handle = bar.add_task(f"job {job_id[:8]}", total=None, status="queued")
-        while True:
-            with session() as db:
-                job = repo.get_job(db, job_id)
-                state, kind, metrics, total, done = job.state, job.kind, dict(job.metrics or {}), job.total, job.done
-            p = metrics.get("progress", {})
-            if kind == "train" and p:
-                status = f"{state} · {p.get('run')} · {p.get('phase')}"
-                if "loss" in p:
-                    status += f" · loss {p['loss']}"
-                if p.get("eval"):
-                    status += f" · eval macro-F1 {p['eval'].get('macro_f1')}"
-                total, done = p.get("total_steps") or p.get("examples"), p.get("step") or p.get("examples_done", 0)
-            else:
-                status = state
-            bar.update(handle, total=total or None, completed=done or 0, status=status)
-            if state in JobState.FINAL:
-                return
-            time.sleep(0.5)
+def _progress(rec: dict) -> tuple[int | None, int, str]:
+    p = (rec["metrics"] or {}).get("progress", {})
+    total, done, status = rec["counters"]["total"], rec["counters"]["done"], rec["state"]
+    if rec["kind"] == "train" and p:
+        status = f"{rec['state']} · {p.get('run')} · {p.get('phase')}"
+        if "loss" in p:
+            status += f" · loss {p['loss']}"
+        if p.get("eval"):
+            status += f" · eval macro-F1 {p['eval'].get('macro_f1')}"
+        total, done = p.get("total_steps") or p.get("examples"), p.get("step") or p.get("examples_done", 0)
+    return total or None, done or 0, status
 
 
-def _finish(rec: dict, as_json: bool) -> None:
-    if as_json:
-        out.print_json(json.dumps(rec))
-    else:
-        out.print(f"{rec['kind']} job {rec['id']} {rec['state']}")
-        result = (rec.get("metrics") or {}).get("result")
-        if result:
-            out.print(f"  model {result['model_id']} (promote it: docpipe models promote {result['model_id'][:8]})")
-            for name in ("retrieval", "baseline"):
-                if name in result:
-                    m = result[name]
-                    out.print(f"  {name:<9} {m['augment']:<6} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
-        run = (rec.get("metrics") or {}).get("classify")
-        if run:
-            out.print(f"  {rec['counters']['done']} documents labelled ({run['chunks']} chunks, "
-                      f"padding waste {run['padding_waste']:.1%})")
-        if rec.get("error"):
-            out.print(f"  {rec['error']}")
-    if rec["state"] in ("failed", "cancelled"):
-        raise typer.Exit(1)
+def _summary(rec: dict) -> None:
+    out.print(f"{rec['kind']} job {rec['id']} {rec['state']}")
+    result = (rec.get("metrics") or {}).get("result")
+    if result:
+        out.print(f"  model {result['model_id']} (promote it: docpipe models promote {result['model_id'][:8]})")
+        for name in ("retrieval", "baseline"):
+            if name in result:
+                m = result[name]
+                out.print(f"  {name:<9} {m['augment']:<6} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+    run = (rec.get("metrics") or {}).get("classify")
+    if run:
+        out.print(f"  {rec['counters']['done']} documents labelled ({run['chunks']} chunks, "
+                  f"padding waste {run['padding_waste']:.1%})")
+    if rec.get("error"):
+        out.print(f"  {rec['error']}")
+
+
+ML_JOB = JobView(record=_record, progress=_progress, summary=_summary, named=True)
 
 
 def train(data: Path = typer.Argument(..., help="CSV, JSON lines or parquet file."),
@@ -149,7 +105,7 @@ def train(data: Path = typer.Argument(..., help="CSV, JSON lines or parquet file
         TrainingJob(request, tenant, Path("."), request.base_model or "").load()
     except DataError as exc:
         fail(str(exc))
-    _submit(tenant, [options["data"]], "train", options, train_task, wait, as_json)
+    submit_job(tenant, [options["data"]], wait, as_json, kind="train", options=options, task=train_task, view=ML_JOB)
 
 
 def classify(tenant: str = TENANT, task: str = TASK,
@@ -172,7 +128,7 @@ def classify(tenant: str = TENANT, task: str = TASK,
             fail(f"no job {job} (see `docpipe jobs`)")
         source_id = source.id if source else None
     options = {"task": task, "source_job": source_id, "query": query, "k": k}
-    _submit(tenant, [], "classify", options, classify_task, wait, as_json)
+    submit_job(tenant, [], wait, as_json, kind="classify", options=options, task=classify_task, view=ML_JOB)
 
 
 @models_app.command("list")

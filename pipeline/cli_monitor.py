@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from pipeline.cli_common import JSON, TENANT, console, fail, finish, job_record, out, session, wait_for_job
+from pipeline.cli_common import (JSON, TENANT, JobView, console, fail, ingest_summary, job_record, out, session,
+                                 submit_job)
 from pipeline.config import get_settings
 
 WAIT = typer.Option(False, "--wait", help="Show progress until the job ends.")
@@ -35,43 +36,27 @@ def _layout():
         fail(str(exc))
 
 
-def _submit(options: dict, kind: str, wait: bool, as_json: bool) -> None:
-    from pipeline.cli_common import ensure_stack
-    from pipeline.services import endpoints
-    from pipeline.store.migrate import upgrade
-    from workers.app import configure
-    from workers.tasks_monitor import create_reindex_job, reindex as reindex_task
-
-    ensure_stack()
-    upgrade(endpoints(get_settings()).sql_url)
-    configure(get_settings())
-    with session() as db:
-        job_id = create_reindex_job(db, options, kind).id
-    reindex_task.delay(job_id)
-    if not wait:
-        rec = _record(job_id)
-        if as_json:
-            out.print_json(json.dumps(rec))
-        else:
-            out.print(f"queued {kind} job {job_id}; follow it with: docpipe job {job_id[:8]}")
-        return
-    wait_for_job(job_id)
-    rec = _record(job_id)
-    if not as_json and rec.get("outcome"):
-        out.print(rec["outcome"])
-    finish(rec, as_json)
-
-
-def _record(job_id: str) -> dict:
-    from pipeline.store import repo
-
-    with session() as db:
-        job = repo.get_job(db, job_id)
-        rec = job_record(job)
-        opts = job.options or {}
+def _record(db, job) -> dict:
+    rec = job_record(job)
+    opts = job.options or {}
     rec["outcome"] = opts.get("outcome")
     rec["reindex"] = {k: opts.get(k) for k in ("index", "from", "mode", "model", "reason", "resumed") if opts.get(k)}
     return rec
+
+
+def _summary(rec: dict) -> None:
+    if rec.get("outcome"):
+        out.print(rec["outcome"])
+    ingest_summary(rec)
+
+
+REINDEX_JOB = JobView(record=_record, summary=_summary, named=True)
+
+
+def _submit(options: dict, kind: str, wait: bool, as_json: bool) -> None:
+    from workers.tasks_monitor import REINDEX_TENANT, reindex as reindex_task
+
+    submit_job(REINDEX_TENANT, [], wait, as_json, kind=kind, options=options, task=reindex_task, view=REINDEX_JOB)
 
 
 def reindex(model: Path = typer.Option(None, "--model", help="A sentence-transformers folder for the new version."),

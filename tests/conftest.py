@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,22 @@ class Stack:
             stop_pid(proc.pid, timeout=15)
             proc.wait()
         self.workers.clear()
+
+    @contextmanager
+    def paused(self, worker: str, queue: str):
+        """The worker stops consuming `queue` (the task it runs, if any, finishes) until the block ends:
+        what is sent meanwhile waits, in order, behind what was already queued."""
+        import socket
+
+        from workers.app import app
+
+        args = self.workers[worker].args  # started with -n <name>-<tag>@%h
+        names = [args[args.index("-n") + 1].replace("%h", socket.gethostname())]
+        assert app.control.cancel_consumer(queue, destination=names, reply=True, timeout=60)
+        try:
+            yield
+        finally:
+            assert app.control.add_consumer(queue, destination=names, reply=True, timeout=60)
 
     def es(self):
         from pipeline.services import elasticsearch_client

@@ -17,6 +17,7 @@ from workers.tasks import JobTask, _encoder, _layout, _open_job, _sql_url
 log = logging.getLogger(__name__)
 SCORE_BATCH = 64
 REINDEX_KINDS = ("reindex", "rollback")
+REINDEX_TENANT = "*"  # a reindex spans every tenant's documents
 _RETRY = dict(autoretry_for=(RetryableError, OperationalError, IntegrityError, ConnectionError),
               retry_backoff=2, retry_backoff_max=60, max_retries=5, acks_late=True, reject_on_worker_lost=True)
 
@@ -64,8 +65,7 @@ def reindex(self, job_id: str) -> None:
 def create_reindex_job(session, options: dict, kind: str = "reindex") -> Job:
     from pipeline.store import repo
 
-    # a reindex spans every tenant's documents
-    return repo.create_job(session, "*", [], kind=kind, options=options)
+    return repo.create_job(session, REINDEX_TENANT, [], kind=kind, options=options)
 
 
 @app.task(name="docpipe.reindex_scheduled", ignore_result=True)

@@ -1,10 +1,10 @@
-"""Labels for search: the filter that selects a label, and the label fields a rebuilt index should carry."""
+"""Labels for search: the filter that selects a label (a rebuilt index carries labels: pipeline.reindex.writer)."""
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.store.models_ml import ModelRecord, Prediction
+from pipeline.store.models_ml import ModelRecord
 
 
 class UnknownLabel(ValueError):
@@ -29,17 +29,3 @@ def label_filter(session: Session, tenant: str, label: str, task: str | None = N
         hint = ", ".join(sorted(known)) if known else "none: train and run `docpipe classify` first"
         raise UnknownLabel(f"unknown label {label!r} for tenant {tenant}; known labels: {hint}")
     return [{"term": {"label": label}}]
-
-
-def chunk_label_fields(session: Session, doc_ids: list[str]) -> dict[str, dict]:
-    """doc id -> the label fields its chunks carry (the latest prediction of any task wins).
-
-    A reindex that rebuilds chunks from SQL adds these to each chunk document so labels survive it.
-    """
-    out: dict[str, dict] = {}
-    rows = session.scalars(select(Prediction).where(Prediction.document_id.in_(doc_ids))
-                           .order_by(Prediction.created_at))
-    for p in rows:
-        out[p.document_id] = {"label": p.label, "label_scores": p.scores, "label_task": p.task,
-                              "label_model": p.model_id}
-    return out

@@ -18,7 +18,7 @@ from pipeline.reindex import ledger
 from pipeline.reindex.config import IndexConfig, short
 from pipeline.reindex.live import as_live, live_row, of_prefix
 from pipeline.reindex.swap import DONE, MORE, SWAPPED, swap  # noqa: F401 (SWAPPED: a step's outcome)
-from pipeline.reindex.writer import Tools, copy_live, drop_documents, write_documents
+from pipeline.reindex.writer import Tools, catch_up_labels, copy_live, drop_documents, write_documents
 from pipeline.store.models import Document, IndexVersion, Job, JobState, utcnow
 from pipeline.store.models_monitor import ReindexLedger
 
@@ -61,6 +61,7 @@ def step(session: Session, job: Job, tools: Tools) -> str:
     if docs:
         written = write_documents(session, tools, build, docs, rewrite)
         return _stop_if_discarded(session, tools, build) or _progress(session, job, build, 0, written)
+    catch_up_labels(session, tools, build, job)  # the bulk of it outside the swap's lock
     return swap(session, job, build, tools)
 
 
@@ -119,8 +120,9 @@ def plan_rollback(session: Session, job: Job, tools: Tools) -> IndexVersion | No
     since = retired - timedelta(seconds=tools.clock_skew_seconds)
     rewrite = _meta_extra(tools, target.name) != _meta_extra(tools, live.name)
     session.flush()
+    # labels given while it was retired reached the live version only
     _note(job, index=target.name, mode="embed", rewrite_chunks=rewrite, since=since.isoformat(),
-          **{"from": live.name})
+          labels_since=since.isoformat(), **{"from": live.name})
     return target
 
 
@@ -157,7 +159,7 @@ def _adopt(session: Session, job: Job, leftover: IndexVersion, target: IndexConf
                           f"({short(leftover.config_hash)}): discard it first with docpipe reindex --discard")
     previous = session.get(Job, leftover.job_id) if leftover.job_id else None
     carried = {k: v for k, v in ((previous.options if previous else {}) or {}).items()
-               if k in ("index", "from", "mode", "rewrite_chunks", "copied", "cursor", "walked")}
+               if k in ("index", "from", "mode", "rewrite_chunks", "copied", "cursor", "walked", "labels_since")}
     leftover.job_id = job.id
     session.flush()
     _note(job, resumed=leftover.name, **carried)

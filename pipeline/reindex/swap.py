@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from pipeline.index import count_chunks, refresh
 from pipeline.reindex import ledger
 from pipeline.reindex.live import live_row, of_prefix
-from pipeline.reindex.writer import Tools, drop_documents, rewrite_chunk_rows, write_documents
+from pipeline.reindex.writer import Tools, catch_up_labels, drop_documents, rewrite_chunk_rows, write_documents
 from pipeline.store import repo
 from pipeline.store.models import IndexVersion, Job, JobState, utcnow
 from pipeline.store.models_monitor import ReindexLedger
@@ -43,6 +43,7 @@ def swap(session: Session, job: Job, build: IndexVersion, tools: Tools) -> str:
         return MORE
     drop_documents(session, tools, build, gone)
     write_documents(session, tools, build, docs, rewrite)
+    catch_up_labels(session, tools, build, job)
     refresh(tools.es, build.name)  # searches must find everything the moment the alias moves
     if rewrite:
         rewrite_chunk_rows(session, build.name)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from elasticsearch import Elasticsearch
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.errors import PermanentError
@@ -14,6 +14,7 @@ from pipeline.index import chunk_action, refresh, write_chunks
 from pipeline.index.guard import guard
 from pipeline.reindex import ledger
 from pipeline.store.models import Chunk, Document, IndexVersion
+from pipeline.store.models_monitor import ReindexLedger
 from pipeline.types import chunk_id
 
 
@@ -63,12 +64,7 @@ def write_documents(session: Session, tools: Tools, build: IndexVersion, docs: l
                 "char_start": s.start, "char_end": s.end, "content_hash": ledger.held_hash(d),
                 "cluster_id": d.cluster_id, "embedding": vectors[row], **labels.get(d.id, {})}))
             row += 1
-    report = write_chunks(tools.es, actions, chunk_size=tools.bulk_chunk_size, max_retries=tools.bulk_max_retries)
-    if report.failures:
-        first = report.failures[0]
-        # Retrying would meet the same refusal: the job fails and says why; fix, then resume or discard.
-        raise PermanentError(f"{build.name} refused {len(report.failures)} chunk(s), e.g. {first['_id']}: "
-                             f"{first['error']['type']}: {first['error']['reason']}")
+    _write(tools, build, actions, "")
     _drop_stale(tools.es, build.name, docs)
     ledger.record(session, build.name, [
         (d.id, ledger.held_hash(d), [[s.start, s.end, s.token_count] for s in doc_spans] if keep_spans else None)
@@ -90,6 +86,61 @@ def _labels(session: Session, docs: list[Document]) -> dict[str, dict]:
             out[p.document_id] = {"label": p.label, "label_scores": p.scores, "label_task": p.task,
                                   "label_model": p.model_id}
     return out
+
+
+def catch_up_labels(session: Session, tools: Tools, build: IndexVersion, job) -> int:
+    """Put on the build's chunks the labels predicted since the last call (the first: since the build
+    began); returns the chunks updated.
+
+    A classify job that runs while a version is built writes its labels into the live version and
+    SQL only: documents the build copied or wrote before then would swap in with their old labels.
+    The window reaches back by the clock skew allowance, so a prediction whose transaction committed
+    after the previous look (its time is taken before the commit) is not missed; updates are idempotent.
+    """
+    started = datetime.now(timezone.utc)
+    mark = (job.options or {}).get("labels_since")
+    since = datetime.fromisoformat(mark) if mark else build.created_at
+    since = (since if since.tzinfo else since.replace(tzinfo=timezone.utc)) - timedelta(
+        seconds=tools.clock_skew_seconds)
+    updated = _relabel(session, tools, build, since)
+    job.options = {**(job.options or {}), "labels_since": started.isoformat()}  # reassigned: JSON columns
+    return updated
+
+
+def _relabel(session: Session, tools: Tools, build: IndexVersion, since: datetime, batch: int = 500) -> int:
+    from pipeline.store.models_ml import Prediction
+
+    held = and_(ReindexLedger.index_name == build.name, ReindexLedger.document_id == Document.id,
+                ReindexLedger.content_hash == ledger.HELD_HASH)  # a document held with another text is rewritten
+    recent = select(Prediction.document_id).where(Prediction.created_at >= since)
+    after, updated = "", 0
+    while True:
+        rows = session.execute(select(Document, ReindexLedger.spans).join(ReindexLedger, held)
+                               .where(Document.status == ledger.INDEXED, Document.id.in_(recent),
+                                      Document.id > after)
+                               .order_by(Document.id).limit(batch)).all()
+        if not rows:
+            return updated
+        after = rows[-1][0].id
+        labels = _labels(session, [d for d, _ in rows])
+        actions = []
+        for d, spans in rows:
+            if d.id in labels:
+                # spans are recorded when the build chunks anew; otherwise SQL's chunk rows are its chunks
+                chunks = len(spans) if spans is not None else d.chunk_count
+                actions += [{"_op_type": "update", "_index": build.name, "_id": chunk_id(d.tenant, d.id, ordinal),
+                             "doc": labels[d.id]} for ordinal in range(chunks)]
+        _write(tools, build, actions, "the labels of ")
+        updated += len(actions)
+
+
+def _write(tools: Tools, build: IndexVersion, actions: list[dict], what: str) -> None:
+    report = write_chunks(tools.es, actions, chunk_size=tools.bulk_chunk_size, max_retries=tools.bulk_max_retries)
+    if report.failures:
+        first = report.failures[0]
+        # Retrying would meet the same refusal: the job fails and says why; fix, then resume or discard.
+        raise PermanentError(f"{build.name} refused {what}{len(report.failures)} chunk(s), e.g. {first['_id']}: "
+                             f"{first['error']['type']}: {first['error']['reason']}")
 
 
 def _drop_stale(es: Elasticsearch, index: str, docs: list[Document]) -> None:

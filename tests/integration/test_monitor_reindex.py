@@ -10,7 +10,6 @@ import json
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import select
@@ -82,22 +81,6 @@ def _wait_building(stack, job_id, held_at_least=1, timeout=240) -> str:
         assert stack.job(job_id).state in ("queued", "running"), stack.job(job_id).error
         time.sleep(0.1)
     raise AssertionError("the build did not start")
-
-
-@contextmanager
-def _gpu_paused(stack):
-    """The gpu worker stops consuming its queue (the step it runs, if any, finishes) until the block ends."""
-    import socket
-
-    from workers.app import app
-
-    args = stack.workers["worker-gpu"].args  # started with -n worker-gpu-<tag>@%h
-    names = [args[args.index("-n") + 1].replace("%h", socket.gethostname())]
-    assert app.control.cancel_consumer("gpu", destination=names, reply=True, timeout=60)
-    try:
-        yield
-    finally:
-        assert app.control.add_consumer("gpu", destination=names, reply=True, timeout=60)
 
 
 def _wait_queued(stack, job_ids, messages: int, timeout: float = 120) -> None:
@@ -239,7 +222,7 @@ def test_reindex_keeps_searches_answering_and_catches_up_ingest(stack, tmp_path,
         # Ingest while the new version is being built: new documents, and an edit of a copied one.
         # The gpu worker stops taking messages until both jobs' embed tasks are queued, so they run
         # between two build steps (the queue is first in, first out), not after the build.
-        with _gpu_paused(stack):
+        with stack.paused("worker-gpu", "gpu"):
             late_id = stack.submit([_write(tmp_path / "late", range(2000, 2006))], LATE)
             (tmp_path / "a" / "doc1000.txt").write_text(article(3000, sentences=6))
             edit_id = stack.submit([tmp_path / "a" / "doc1000.txt"], A)
