@@ -56,4 +56,4 @@ class Prediction(Base):
     score: Mapped[float]  # probability of `label`
     scores: Mapped[dict] = mapped_column(default=dict)  # label -> probability
     content_hash: Mapped[str] = mapped_column(String(64))  # the text version the label was computed from
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # reindex label catch-up
