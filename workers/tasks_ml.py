@@ -173,6 +173,7 @@ def classify(self, job_id: str) -> None:
     from pipeline.index import refresh
     from pipeline.infer.classify import classify_documents, scope_documents
     from pipeline.infer.predictor import get_predictor
+    from pipeline.reindex import search_target, still_live
     from pipeline.store.models_ml import ModelRecord
 
     s = get_settings()
@@ -191,19 +192,22 @@ def classify(self, job_id: str) -> None:
     except PermanentError as exc:
         _fail(job_id, f"model {opts['model_id']} cannot serve ({exc}); the live model was left as it is")
         return
-    encoder = _query_encoder(opts["index_model"]) if predictor.needs_neighbours else None
     while True:
         with session_scope(_sql_url()) as session:  # one transaction per batch: a crash redoes one batch
             job = _open_job(session, job_id)
             if job is None:
                 return
+            # the version live now, not the one live when the job began: a swap since (another gpu worker's
+            # build, or one that ran while this task waited for redelivery) moves the rest of the job there
+            index, index_model = search_target(session, s.index_prefix, s.encoder_path)
+            encoder = _query_encoder(index_model) if predictor.needs_neighbours else None
             model = session.get(ModelRecord, opts["model_id"])
             docs = scope_documents(session, tenant, opts.get("source_job"), opts.get("documents"),
                                    not_in_job=job_id, limit=s.classify_docs_per_batch)
             if not docs:
                 job.done = registry.labelled_documents(session, job_id)
                 if job.done:
-                    refresh(_es(), opts["index"])  # label filters see the new labels from now on
+                    refresh(_es(), index)  # label filters see the new labels from now on
                 failures = (job.metrics or {}).get("es_failures", 0)
                 job.failed = failures
                 job.state = JobState.PARTIAL if failures else JobState.SUCCEEDED
@@ -212,7 +216,7 @@ def classify(self, job_id: str) -> None:
                 job.finished_at = job.heartbeat_at = utcnow()
                 return
             started = time.perf_counter()
-            report = classify_documents(session, _es(), opts["index"], predictor, model, docs, job_id, encoder,
+            report = classify_documents(session, _es(), index, predictor, model, docs, job_id, encoder,
                                         s.train_allow_undated_neighbours)
             metrics = dict(job.metrics or {})
             run = dict(metrics.get("classify", {"documents": 0, "chunks": 0, "seconds": 0.0, "real_tokens": 0,
@@ -230,6 +234,8 @@ def classify(self, job_id: str) -> None:
             if done == job.done:  # nothing labelled: the same documents would come back forever
                 raise PermanentError(f"{len(docs)} document(s) could not be labelled (chunks missing in SQL)")
             job.done, job.heartbeat_at = done, utcnow()
+            if index != f"{s.index_prefix}-read" and not still_live(session, index):
+                session.rollback()  # the swap's catch-up ran before this batch: label it again in the new version
 
 
 def _resolve_classify(session, job: Job) -> str | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.store.db import session_scope
-from pipeline.store.models import Document, IndexVersion
+from pipeline.store.models import Document, IndexVersion, Job
 from pipeline.store.models_ml import Prediction
 from pipeline.types import document_id
 from tests.ml_support import TOPICS, docpipe_json, topic_rows, topic_text, write_rows
@@ -263,6 +263,41 @@ def test_labels_given_while_a_version_is_built_reach_it(stack, classified, tmp_p
     _labels_agree_with_sql(stack, build)  # the late documents' chunks included, each with its new label
 
     _run("index", "rollback")  # back to the default configuration for later modules
+    assert _live(stack) == before
+    _labels_agree_with_sql(stack, before)
+
+
+
+def test_a_classify_job_pinned_before_a_swap_labels_the_version_live_when_it_runs(stack, classified, tmp_path):
+    """A classify job resolved (index pinned) before a swap and run after it, as a task redelivered once
+    a reindex swapped meanwhile: its labels must land in the version that is live, not the retired one."""
+    from pipeline.store import registry
+
+    topics = sorted(TOPICS)
+    for i in range(3):
+        (tmp_path / f"after-{i}.txt").write_text(topic_text(topics[i], 9_500 + i, words=120))
+    ingest = stack.run_job([tmp_path], TENANT)
+    assert ingest.state == "succeeded" and ingest.done == 3, ingest.error
+    before = _live(stack)
+    copied = _run("reindex", "--force")  # a copy build swaps in...
+    assert _live(stack) == copied["reindex"]["index"] != before
+    with stack.paused("worker-gpu", "gpu"):  # ...and the job's task starts as if it had pinned the version before
+        result = _cli("classify", "--tenant", TENANT, "--task", "topic", "--job", ingest.id, "--json")
+        assert result.exit_code == 0, result.output
+        job_id = json.loads(result.stdout)["id"]
+        with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as s:  # what the task's first step pins
+            model = registry.live_model(s, TENANT, "topic")
+            job = s.get(Job, job_id)
+            job.options = {**job.options, "model_id": model.id, "artefact": model.artefact_path, "index": before,
+                           "index_model": stack.settings().encoder_path}
+    labelled = stack.wait(job_id)
+    assert (labelled.state, labelled.done) == ("succeeded", 3), labelled.error
+    assert labelled.options["index"] == before  # pinned to the retired version...
+    by_chunk = _labels_agree_with_sql(stack, copied["reindex"]["index"])  # ...yet the live one has the labels
+    new = {document_id(TENANT, str(tmp_path / f"after-{i}.txt")) for i in range(3)}
+    assert {chunk.rsplit("-", 1)[0] for chunk in by_chunk} >= new
+
+    _run("index", "rollback")
     assert _live(stack) == before
     _labels_agree_with_sql(stack, before)
 
