@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pipeline.chunk import Chunker
@@ -22,7 +21,7 @@ from pipeline.formats import read_path
 from pipeline.index import chunk_action, delete_stale_chunks, write_chunks
 from pipeline.store import repo
 from pipeline.store.dedupstore import SqlDedupStore, pack_signature
-from pipeline.store.models import Chunk, Document, Job, JobFile, Outcome
+from pipeline.store.models import Document, Job, JobFile, Outcome
 from pipeline.types import CleanDocument, Rejected, chunk_id, document_id
 
 
@@ -77,6 +76,15 @@ def read_file(session: Session, job: Job, jobfile: JobFile, steps: ReadSteps, es
 
 def _store_document(session: Session, job: Job, jobfile: JobFile, item: CleanDocument, steps: ReadSteps,
                     dedup: Deduplicator, es, alias: str, watch: Stopwatch) -> None:
+    # One flush per document, at the end: no query here needs this document's own pending row, and
+    # autoflushing before each of them cost more than the queries.
+    with session.no_autoflush:
+        _place_document(session, job, jobfile, item, steps, dedup, es, alias, watch)
+        session.flush()
+
+
+def _place_document(session: Session, job: Job, jobfile: JobFile, item: CleanDocument, steps: ReadSteps,
+                    dedup: Deduplicator, es, alias: str, watch: Stopwatch) -> None:
     t = time.perf_counter()
     doc_id = document_id(job.tenant, item.source)
     doc = session.get(Document, doc_id)
@@ -96,7 +104,7 @@ def _store_document(session: Session, job: Job, jobfile: JobFile, item: CleanDoc
     doc.text, doc.meta, doc.content_hash = item.text, _jsonable(item.metadata), verdict.content_hash
     doc.signature = pack_signature(verdict.signature)
     doc.last_job_id = job.id
-    session.execute(delete(Chunk).where(Chunk.document_id == doc_id))
+    repo.drop_chunks(session, [doc_id])
     if verdict.duplicate_of:
         doc.status, doc.duplicate_of, doc.duplicate_kind = "duplicate", verdict.duplicate_of, verdict.kind
         doc.similarity, doc.cluster_id, doc.chunk_count = verdict.similarity, verdict.cluster_id, 0
@@ -108,13 +116,14 @@ def _store_document(session: Session, job: Job, jobfile: JobFile, item: CleanDoc
         return
     doc.status, doc.duplicate_of, doc.duplicate_kind, doc.similarity = "chunked", None, None, None
     doc.cluster_id = verdict.cluster_id or doc_id
-    session.flush()
     dedup.register(job.tenant, doc_id, verdict)
     spans = steps.chunker.chunk(item.text)
-    session.add_all(Chunk(id=chunk_id(job.tenant, doc_id, s.ordinal), document_id=doc_id, ordinal=s.ordinal,
-                          char_start=s.start, char_end=s.end, token_count=s.token_count) for s in spans)
     doc.chunk_count = len(spans)
     repo.set_outcome(session, job.id, doc_id, Outcome.PENDING, jobfile.id)
+    session.flush()  # the chunk rows below reference the document row
+    repo.add_chunks(session, [{"id": chunk_id(job.tenant, doc_id, s.ordinal), "document_id": doc_id,
+                               "ordinal": s.ordinal, "char_start": s.start, "char_end": s.end,
+                               "token_count": s.token_count} for s in spans])
     watch.add("chunk", t)
 
 
@@ -123,10 +132,7 @@ def index_documents(session: Session, job: Job, docs: list[Document], encoder: E
     """Embed the documents' chunks and upsert them; per-item failures become dead letters."""
     watch = watch or Stopwatch()
     t = time.perf_counter()
-    chunks: dict[str, list[Chunk]] = {d.id: [] for d in docs}
-    for c in session.scalars(select(Chunk).where(Chunk.document_id.in_(list(chunks)))
-                             .order_by(Chunk.document_id, Chunk.ordinal)):
-        chunks[c.document_id].append(c)
+    chunks = repo.chunk_rows(session, [d.id for d in docs])
     texts = [d.text[c.char_start:c.char_end] for d in docs for c in chunks[d.id]]
     vectors = encoder.encode(texts)
     t = watch.add("embed", t)

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from pipeline.index import write_chunks
 from pipeline.infer.predictor import Predictor
-from pipeline.store.models import Chunk, Document, JobDocument, utcnow
+from pipeline.store import repo
+from pipeline.store.models import Document, JobDocument, utcnow
 from pipeline.store.models_ml import ModelRecord, Prediction
 from pipeline.train.neighbours import LeakRule, neighbour_vectors, retrieve
 
@@ -60,10 +61,7 @@ def classify_documents(session: Session, es, index: str, predictor: Predictor, m
     report = ClassifyReport(documents=len(docs))
     if not docs:
         return report
-    chunks: dict[str, list[Chunk]] = {d.id: [] for d in docs}
-    for c in session.scalars(select(Chunk).where(Chunk.document_id.in_(list(chunks)))
-                             .order_by(Chunk.document_id, Chunk.ordinal)):
-        chunks[c.document_id].append(c)
+    chunks = repo.chunk_rows(session, [d.id for d in docs])
     docs = [d for d in docs if chunks[d.id]]
     owner = [i for i, d in enumerate(docs) for _ in chunks[d.id]]  # chunk row -> document position
     starts = np.cumsum([0] + [len(chunks[d.id]) for d in docs])

@@ -6,14 +6,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from elasticsearch import Elasticsearch
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.errors import PermanentError
 from pipeline.index import chunk_action, refresh, write_chunks
 from pipeline.index.guard import guard
 from pipeline.reindex import ledger
-from pipeline.store.models import Chunk, Document, IndexVersion
+from pipeline.store import repo
+from pipeline.store.models import Document, IndexVersion
 from pipeline.store.models_monitor import ReindexLedger
 from pipeline.types import chunk_id
 
@@ -196,8 +197,8 @@ def rewrite_chunk_rows(session: Session, index_name: str) -> int:
         if not rows:
             continue
         ids = [doc_id for doc_id, _ in rows]
-        session.execute(delete(Chunk).where(Chunk.document_id.in_(ids)))
-        session.execute(insert(Chunk), [
+        repo.drop_chunks(session, ids)
+        repo.add_chunks(session, [
             {"id": chunk_id("", doc_id, i), "document_id": doc_id, "ordinal": i, "char_start": a, "char_end": b,
              "token_count": n} for doc_id, spans in rows for i, (a, b, n) in enumerate(spans)])
         session.execute(update(table).where(table.c.id == bindparam("doc"))

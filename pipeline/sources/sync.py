@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from pipeline.index import delete_stale_chunks
 from pipeline.sources.folder import FileState, KnownFile, plan_sync
 from pipeline.store import repo
-from pipeline.store.models import Chunk, Document, Job, JobDocument, JobFile, JobState, LshBucket
+from pipeline.store.models import Document, Job, JobDocument, JobFile, JobState
 from pipeline.store.models_sources import Source, SourceFile
 from pipeline.types import document_id
 
@@ -81,8 +81,8 @@ def remove_documents(session: Session, es, aliases: list[str], tenant: str, doc_
             if doc.indexed_hash or doc.status == "indexed":
                 for alias in aliases:
                     delete_stale_chunks(es, alias, tenant, doc.id, None)
-            session.execute(delete(Chunk).where(Chunk.document_id == doc.id))
-            session.execute(delete(LshBucket).where(LshBucket.document_id == doc.id))
+            repo.drop_chunks(session, [doc.id])
+            repo.drop_lsh(session, doc.id)
             # indexed_hash None and status "deleted": the ingest's unchanged-check then reads a
             # re-added file again, and repo.chunk_total no longer counts it
             doc.status, doc.indexed_hash, doc.chunk_count = "deleted", None, 0

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from pipeline.store.models import Document, LshBucket
-from pipeline.store.repo import replace_lsh
+from pipeline.store.repo import drop_lsh, replace_lsh
 
 CANONICAL = ("chunked", "indexed")
 
@@ -34,17 +34,20 @@ class SqlDedupStore:
     def candidates(self, tenant: str, bands: list[tuple[int, str]], exclude_doc: str):
         if not bands:
             return []
-        ids = select(LshBucket.document_id).where(
-            LshBucket.tenant == tenant, tuple_(LshBucket.band, LshBucket.bucket).in_(bands),
-            LshBucket.document_id != exclude_doc).distinct()
+        # The band and bucket IN lists let SQLite walk the bucket key (tenant, band, bucket) instead of
+        # scanning the tenant's buckets; the pair IN keeps the match exact.
         rows = self.session.execute(
             select(Document.id, Document.cluster_id, Document.signature)
-            .where(Document.id.in_(ids), Document.status.in_(CANONICAL))).all()
-        return [(r[0], r[1], unpack_signature(r[2])) for r in rows if r[2]]
+            .join(LshBucket, LshBucket.document_id == Document.id)
+            .where(LshBucket.tenant == tenant, LshBucket.band.in_(sorted({b for b, _ in bands})),
+                   LshBucket.bucket.in_(sorted({k for _, k in bands})),
+                   tuple_(LshBucket.band, LshBucket.bucket).in_(bands),
+                   LshBucket.document_id != exclude_doc, Document.status.in_(CANONICAL))).all()
+        found = {r[0]: (r[0], r[1], unpack_signature(r[2])) for r in rows if r[2]}  # one per shared band
+        return list(found.values())
 
     def add(self, tenant: str, doc_id: str, bands: list[tuple[int, str]]) -> None:
         replace_lsh(self.session, tenant, doc_id, bands)
-        self.session.flush()
 
     def remove(self, tenant: str, doc_id: str) -> None:
-        self.session.execute(delete(LshBucket).where(LshBucket.document_id == doc_id))
+        drop_lsh(self.session, doc_id)

@@ -8,12 +8,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Row, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from pipeline.store.models import (DeadLetter, Document, IndexVersion, Job, JobDocument, JobFile, JobState,
-                                   LshBucket,
-                                   Outcome, utcnow)
+from pipeline.store.models import (Chunk, DeadLetter, Document, IndexVersion, Job, JobDocument, JobFile,
+                                   JobState, LshBucket, Outcome, utcnow)
 from pipeline.types import Rejected
 
 
@@ -237,9 +236,42 @@ def chunk_total(session: Session, tenant: str | None = None) -> int:
     return session.scalar(q) or 0
 
 
+# --- chunks and LSH buckets --------------------------------------------------------------------
+# These rows are only ever written with bulk statements and read as plain rows, never as ORM objects.
+# So their deletes skip the search of the session for matching objects, which would grow with every
+# document a long-lived session has seen (it made reading a corpus quadratic).
+_UNSYNCED = {"synchronize_session": False}
+
+
+def chunk_rows(session: Session, doc_ids: list[str]) -> dict[str, list[Row]]:
+    """Each document's chunk rows (id, document_id, ordinal, char_start, char_end) in ordinal order."""
+    found: dict[str, list[Row]] = {d: [] for d in doc_ids}
+    for row in session.execute(
+            select(Chunk.id, Chunk.document_id, Chunk.ordinal, Chunk.char_start, Chunk.char_end)
+            .where(Chunk.document_id.in_(doc_ids)).order_by(Chunk.document_id, Chunk.ordinal)):
+        found[row.document_id].append(row)
+    return found
+
+
+def drop_chunks(session: Session, doc_ids: list[str]) -> None:
+    session.execute(delete(Chunk).where(Chunk.document_id.in_(doc_ids)), execution_options=_UNSYNCED)
+
+
+def add_chunks(session: Session, rows: list[dict]) -> None:
+    """Insert chunk rows (the Chunk columns as dicts); their documents must be flushed already."""
+    if rows:
+        session.execute(insert(Chunk), rows)
+
+
+def drop_lsh(session: Session, doc_id: str) -> None:
+    session.execute(delete(LshBucket).where(LshBucket.document_id == doc_id), execution_options=_UNSYNCED)
+
+
 def replace_lsh(session: Session, tenant: str, doc_id: str, bands: list[tuple[int, str]]) -> None:
-    session.execute(delete(LshBucket).where(LshBucket.document_id == doc_id))
-    session.add_all(LshBucket(tenant=tenant, band=b, bucket=key, document_id=doc_id) for b, key in bands)
+    drop_lsh(session, doc_id)
+    if bands:
+        session.execute(insert(LshBucket), [{"tenant": tenant, "band": b, "bucket": key, "document_id": doc_id}
+                                            for b, key in bands])
 
 
 # --- index versions --------------------------------------------------------------------------
