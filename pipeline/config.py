@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = 3600
     broker_key_prefix: str = ""  # isolates several docpipe stacks that share one Redis
     heartbeat_seconds: float = 5.0
+    # Redis can lose a task whose worker is killed between taking it off the queue and recording it as
+    # unacknowledged. Beat therefore sweeps this often (0: never) for file jobs that no task has touched
+    # for stall_seconds while the queue their work goes to is empty, and sends that work again.
+    revive_every_seconds: float = 60.0
+    stall_seconds: float = 120.0
 
     # --- sources: scheduled feeds and folders ---
     sources_tick_seconds: float = 20.0  # how often beat looks for due sources

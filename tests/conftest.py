@@ -69,6 +69,19 @@ class Stack:
         self.workers.clear()
 
     @contextmanager
+    def beat(self, **env: str):
+        """Celery beat with the stack's settings and `env` on top, for the block."""
+        from pipeline.localstack import stop_pid
+        from pipeline.stack import start_beat
+
+        proc = start_beat(self.settings(), {**os.environ, **self.env, **env})
+        try:
+            yield proc
+        finally:
+            stop_pid(proc.pid, timeout=15)
+            proc.wait()
+
+    @contextmanager
     def paused(self, worker: str, queue: str):
         """The worker stops consuming `queue` (the task it runs, if any, finishes) until the block ends:
         what is sent meanwhile waits, in order, behind what was already queued."""

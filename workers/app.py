@@ -43,11 +43,26 @@ def configure(settings: Settings | None = None) -> Celery:
                                                 "options": {"expires": settings.sources_tick_seconds}}},
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
     )
+    if settings.revive_every_seconds > 0:  # file jobs whose next task was lost get it again
+        app.conf.beat_schedule = {**app.conf.beat_schedule, "docpipe-revive": {
+            "task": "docpipe.revive_jobs", "schedule": settings.revive_every_seconds,
+            "kwargs": {"stalled_after": settings.stall_seconds},
+            "options": {"expires": settings.revive_every_seconds}}}
     if settings.reindex_every_seconds > 0:  # monitor: scheduled reindex; an unchanged configuration is a no-op
         app.conf.beat_schedule = {**app.conf.beat_schedule, "docpipe-reindex": {
             "task": "docpipe.reindex_scheduled", "schedule": settings.reindex_every_seconds,
             "options": {"expires": settings.reindex_every_seconds}}}
     return app
+
+
+def queue_depth(name: str) -> int:
+    """Messages waiting in a queue (not those a worker holds unacknowledged).
+
+    `_size` is what kombu's virtual transports (Redis among them) implement for a queue's length; the
+    passive declare that would report it checks for the queue's key without the global key prefix.
+    """
+    with app.connection_for_read() as conn:
+        return int(conn.default_channel._size(name))
 
 
 configure()

@@ -106,9 +106,8 @@ def start_job(self, job_id: str) -> None:
         if not pending:
             repo.finish_if_done(session, job)
             return
-    size = get_settings().files_per_task
-    for i in range(0, len(pending), size):
-        read_files.delay(job_id, pending[i:i + size])
+    for group in _groups(pending, get_settings().files_per_task):
+        read_files.delay(job_id, group)
 
 
 @app.task(bind=True, base=JobTask, name="docpipe.read_files")
@@ -163,3 +162,48 @@ def index_files(self, job_id: str, file_ids: list[int]) -> None:
             if not still_live(session, live.name):
                 session.rollback()  # a reindex swapped during this batch: redo it in the new version
                 continue
+
+
+@app.task(name="docpipe.revive_jobs")
+def revive_jobs(stalled_after: float | None = None) -> list[str]:
+    """Send again the next tasks of file jobs that stalled; beat sends this sweep (revive_every_seconds).
+
+    A job has stalled when no task touched it for `stalled_after` seconds (default stall_seconds) while
+    nothing waits in the queue its open work goes to: Redis loses a message whose worker was killed
+    between taking it off the queue and recording it as unacknowledged. SQL knows what is open, and every
+    task sent here is safe to run twice, so a task that was merely slow costs one no-op rerun.
+    """
+    from datetime import timedelta
+
+    from workers.app import GPU_QUEUE, INGEST_QUEUE, queue_depth
+
+    s = get_settings()
+    after = timedelta(seconds=s.stall_seconds if stalled_after is None else stalled_after)
+    idle = {q: queue_depth(q) == 0 for q in (INGEST_QUEUE, GPU_QUEUE)}
+    revived, sends = [], []
+    with session_scope(_sql_url()) as session:
+        for job in repo.stalled_jobs(session, after):
+            unread, unindexed = repo.open_work(session, job.id)
+            found = []
+            if idle[INGEST_QUEUE]:
+                if job.state == JobState.QUEUED:
+                    found.append(start_job.si(job.id))
+                else:
+                    found += [read_files.si(job.id, g) for g in _groups(unread, s.files_per_task)]
+            if idle[GPU_QUEUE] and job.state == JobState.RUNNING and (unindexed or not unread):
+                # with nothing open at all, an index task with no files closes the job
+                found += [index_files.si(job.id, g) for g in _groups(unindexed, s.files_per_task)] or [
+                    index_files.si(job.id, [])]
+            if found:
+                repo.heartbeat(session, job)  # the next sweep gives these tasks another stall period
+                revived.append(job.id)
+                sends += found
+    for task in sends:  # after the commit, so that no task runs before the sweep's heartbeat is stored
+        task.delay()
+    if revived:
+        log.warning("revived %d stalled job(s): %s", len(revived), ", ".join(revived))
+    return revived
+
+
+def _groups(ids: list[int], size: int) -> list[list[int]]:
+    return [ids[i:i + size] for i in range(0, len(ids), size)]

@@ -134,11 +134,27 @@ def cancel_job(session: Session, job: Job) -> bool:
     return True
 
 
-def stale_jobs(session: Session, older_than: timedelta) -> list[Job]:
-    """Running jobs whose heartbeat stopped: their worker probably died."""
+# Jobs that read files and index their documents (start_job -> read_files -> index_files); ML and
+# reindex jobs resume through their own tasks.
+FILE_JOB_KINDS = ("ingest", "upload", "folder", "feed", "replay")
+
+
+def stalled_jobs(session: Session, older_than: timedelta) -> list[Job]:
+    """Open file jobs that no task has touched for `older_than`: the message of their next task may be lost."""
     cutoff: datetime = utcnow() - older_than
-    return list(session.scalars(select(Job).where(Job.state == JobState.RUNNING,
-                                                  Job.heartbeat_at < cutoff)))
+    return list(session.scalars(select(Job).where(
+        Job.state.in_((JobState.QUEUED, JobState.RUNNING)), Job.kind.in_(FILE_JOB_KINDS),
+        func.coalesce(Job.heartbeat_at, Job.created_at) < cutoff).order_by(Job.created_at)))
+
+
+def open_work(session: Session, job_id: str) -> tuple[list[int], list[int]]:
+    """Ids of the job's files still to read, and of read files whose documents are still to index."""
+    unread = session.scalars(select(JobFile.id).where(JobFile.job_id == job_id, JobFile.status == "pending")
+                             .order_by(JobFile.id))
+    unindexed = session.scalars(select(JobDocument.file_id).where(
+        JobDocument.job_id == job_id, JobDocument.outcome == Outcome.PENDING, JobDocument.file_id.is_not(None))
+        .distinct().order_by(JobDocument.file_id))
+    return list(unread), list(unindexed)
 
 
 # --- files, job documents, dead letters ------------------------------------------------------
