@@ -260,10 +260,10 @@ _UNSYNCED = {"synchronize_session": False}
 
 
 def chunk_rows(session: Session, doc_ids: list[str]) -> dict[str, list[Row]]:
-    """Each document's chunk rows (id, document_id, ordinal, char_start, char_end) in ordinal order."""
+    """Each document's chunk rows (the Chunk columns, as plain rows) in ordinal order."""
     found: dict[str, list[Row]] = {d: [] for d in doc_ids}
     for row in session.execute(
-            select(Chunk.id, Chunk.document_id, Chunk.ordinal, Chunk.char_start, Chunk.char_end)
+            select(Chunk.id, Chunk.document_id, Chunk.ordinal, Chunk.char_start, Chunk.char_end, Chunk.token_count)
             .where(Chunk.document_id.in_(doc_ids)).order_by(Chunk.document_id, Chunk.ordinal)):
         found[row.document_id].append(row)
     return found
