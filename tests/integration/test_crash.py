@@ -14,13 +14,28 @@ from tests.fixtures import article
 pytestmark = pytest.mark.integration
 
 
+def _articles(folder, count: int, first_seed: int, sentences: int):
+    folder.mkdir()
+    for i in range(count):
+        (folder / f"doc{i:02d}.txt").write_text(article(first_seed + i, sentences=sentences))
+    return folder
+
+
+def _assert_indexed_once(stack, tenant: str, job) -> None:
+    """Elasticsearch holds each of the job's chunks exactly once, as many as SQL counts (and some)."""
+    es, alias = stack.es(), f"{stack.settings().index_prefix}-read"
+    es.indices.refresh(index=alias)
+    in_es = count_chunks(es, alias, tenant=tenant)
+    with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as session:
+        assert in_es == repo.chunk_total(session, tenant) == job.chunks > 0
+    distinct = es.search(index=alias, size=0, query={"term": {"tenant": tenant}},
+                         aggs={"ids": {"cardinality": {"field": "chunk_id"}}})["aggregations"]["ids"]["value"]
+    assert distinct == in_es
+
+
 def test_sigkilled_workers_resume_and_index_each_chunk_once(stack, tmp_path):
     tenant = "t-crash"
-    folder = tmp_path / "many"
-    folder.mkdir()
-    for i in range(48):
-        (folder / f"doc{i:02d}.txt").write_text(article(1000 + i, sentences=20))
-    job_id = stack.submit([folder], tenant)
+    job_id = stack.submit([_articles(tmp_path / "many", 48, 1000, sentences=20)], tenant)
 
     deadline = time.monotonic() + 180
     while True:  # kill both workers once indexing has started but long before the end
@@ -43,15 +58,7 @@ def test_sigkilled_workers_resume_and_index_each_chunk_once(stack, tmp_path):
     with stack.beat(DOCPIPE_REVIVE_EVERY_SECONDS="2", DOCPIPE_STALL_SECONDS="10"):
         job = stack.wait(job_id, timeout=300)
     assert (job.state, job.done, job.failed, job.total) == ("succeeded", 48, 0, 48)
-
-    es, alias = stack.es(), f"{stack.settings().index_prefix}-read"
-    es.indices.refresh(index=alias)
-    in_es = count_chunks(es, alias, tenant=tenant)
-    with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as session:
-        assert in_es == repo.chunk_total(session, tenant) == job.chunks
-    distinct = es.search(index=alias, size=0, query={"term": {"tenant": tenant}},
-                         aggs={"ids": {"cardinality": {"field": "chunk_id"}}})["aggregations"]["ids"]["value"]
-    assert distinct == in_es
+    _assert_indexed_once(stack, tenant, job)
 
 
 def test_a_lost_task_is_sent_again_once_the_job_stalls_and_its_queue_is_empty(stack, tmp_path):
@@ -59,10 +66,7 @@ def test_a_lost_task_is_sent_again_once_the_job_stalls_and_its_queue_is_empty(st
     from workers.tasks import revive_jobs
 
     tenant = "t-lost"
-    folder = tmp_path / "lost"
-    folder.mkdir()
-    for i in range(6):
-        (folder / f"doc{i}.txt").write_text(article(2000 + i, sentences=8))
+    folder = _articles(tmp_path / "lost", 6, 2000, sentences=8)
     with stack.paused("worker-gpu", "gpu"):
         job_id = stack.submit([folder], tenant)
         deadline = time.monotonic() + 120
@@ -86,7 +90,4 @@ def test_a_lost_task_is_sent_again_once_the_job_stalls_and_its_queue_is_empty(st
 
     job = stack.wait(job_id, timeout=300)
     assert (job.state, job.done, job.failed, job.total) == ("succeeded", 6, 0, 6)
-    es, alias = stack.es(), f"{stack.settings().index_prefix}-read"
-    es.indices.refresh(index=alias)
-    with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as session:
-        assert count_chunks(es, alias, tenant=tenant) == repo.chunk_total(session, tenant) == job.chunks > 0
+    _assert_indexed_once(stack, tenant, job)
