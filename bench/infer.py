@@ -9,6 +9,11 @@ Prints sequences/s, tokens/s, padding waste, the ratio, and the agreement of the
 engine's figures are end to end (tokenising included, as for the pipeline) and, as `forward`, for the
 packed batches alone. On CUDA it also prints model FLOP utilisation: tokens/s x 22 MFLOP/token
 (all-MiniLM-L6-v2 forward) over the bf16 peak. --engine-only skips the slow baseline, for large --n.
+
+On the CPU it also measures, in the same run, the ceiling of any engine that computes this model exactly
+in fp32: tokens/s of the model's own linear layers alone (every nn.Linear, once per token, on a block of
+tokens as large as a batch), which carry ~95% of its FLOPs. `ceiling_ratio` is that rate over the
+naive pipeline's: no fp32 engine, however it batches, can be faster than that against this baseline.
 """
 from __future__ import annotations
 
@@ -70,13 +75,13 @@ def engine_runner(folder: Path, texts: list[str], device: str, budget: int, max_
 
     dev = resolve_device(device)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    model = for_inference(AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True), dev)
-    if compile_model:
-        model = torch.compile(model, dynamic=True)
+    model = for_inference(AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True), dev,
+                          compile_model)
     engine = InferenceEngine(lambda **t: model(**t).logits, tokenizer.pad_token_id, dev,
                              max(budget or default_token_budget(dev), max_length), autocast=False)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    engine.run(text_requests(tokenizer, texts[:16], max_length))  # warm-up: first-call allocations
+    # warm-up: first-call allocations; a compiled model compiles for the shapes it will see
+    engine.run(text_requests(tokenizer, texts if compile_model else texts[:16], max_length))
 
     def run() -> dict:
         started = time.perf_counter()
@@ -90,6 +95,26 @@ def engine_runner(folder: Path, texts: list[str], device: str, budget: int, max_
                 "tokens": report.real_tokens, "padding_waste": report.padding_waste, "batches": report.batches,
                 "labels": [labels[i] for i in logits.argmax(1)], "device": str(dev)}
     return run
+
+
+def linear_ceiling(folder: Path, tokens: int, rounds: int = 3) -> float:
+    """Tokens/s of the model's linear layers alone, fp32 on the CPU, on a `tokens`-row block: an upper
+    bound for any exact fp32 forward pass (attention, norms and activations only add to it)."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True).eval()
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features > model.config.num_labels]
+    x = {n: torch.randn(tokens, n) for n in {m.in_features for m in layers}}
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(rounds + 1):  # the first round warms the allocator up
+            started = time.perf_counter()
+            for m in layers:
+                F.linear(x[m.in_features], m.weight, m.bias)
+            best = min(best, time.perf_counter() - started)
+    return tokens / best
 
 
 def naive_runner(folder: Path, texts: list[str], device: str, max_length: int):
@@ -125,11 +150,13 @@ def main() -> None:
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="GPU bf16 dense peak (H100 SXM: 989)")
     ap.add_argument("--rounds", type=int, default=3, help="timed runs of each, alternating; the best counts")
     ap.add_argument("--engine-only", action="store_true", help="time the engine alone (no baseline)")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the model first (dynamic shapes)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model first, as DOCPIPE_INFER_COMPILE does")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
     import torch
+
+    from pipeline.infer.engine import default_token_budget
 
     texts = texts_for(args.texts, args.n)
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,6 +170,9 @@ def main() -> None:
                 r = run()
                 if name not in best or r["seconds"] < best[name]["seconds"]:
                     best[name] = r
+        cpu = best["engine"]["device"] == "cpu"
+        block = max(args.budget or default_token_budget(torch.device("cpu")), args.max_length)
+        ceiling = linear_ceiling(folder, block) if cpu else None
     engine = best["engine"]
     result = {"texts": args.texts, "n": len(texts), "max_length": args.max_length, "budget": args.budget,
               "rounds": args.rounds, "device": engine["device"], "threads": torch.get_num_threads(),
@@ -159,6 +189,11 @@ def main() -> None:
         naive = best["naive"]
         result["ratio"] = round(result["engine"]["sequences_per_s"] / result["naive_pipeline"]["sequences_per_s"], 2)
         result["label_agreement"] = round(sum(a == b for a, b in zip(engine["labels"], naive["labels"])) / len(texts), 4)
+    if ceiling is not None:
+        result["fp32_linear_ceiling"] = {"tokens_per_s": round(ceiling, 1),
+                                         "forward_share": round(result["forward"]["tokens_per_s"] / ceiling, 3)}
+        if "naive" in best:
+            result["ceiling_ratio"] = round(ceiling / result["naive_pipeline"]["tokens_per_s"], 2)
     if engine["device"].startswith("cuda"):
         peak = args.peak_tflops * 1e12
         for name, _, _ in timed:
@@ -176,6 +211,11 @@ def main() -> None:
               f"padding waste {r['padding_waste']:.1%}{mfu}")
     if "ratio" in result:
         print(f"  ratio {result['ratio']:.2f}x   label agreement {result['label_agreement']:.1%}")
+    if ceiling is not None:
+        share = result["fp32_linear_ceiling"]["forward_share"]
+        print(f"  fp32 ceiling    {ceiling:>27.0f} tok/s  (linear layers alone; forward reaches {share:.0%} of it)")
+        if "ceiling_ratio" in result:
+            print(f"  the most any exact fp32 engine could reach against this baseline: {result['ceiling_ratio']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     sentiment_neutral_band: float = 0.2  # lexicon scores within ±band are neutral
     # --- ml: batched inference and retrieval-augmented fine-tuning ---
     infer_token_budget: int = 0  # padded tokens per inference batch (rows x longest); 0: 8192 on CPU, 131072 on GPU
+    infer_compile: bool = False  # torch.compile inference models: slow first batches, faster after
     classify_docs_per_batch: int = 128  # documents per transaction of a classify job
     train_max_length: int = 256
     train_batch_size: int = 16

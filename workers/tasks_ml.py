@@ -47,7 +47,7 @@ def _query_encoder(model_path: str):
 
     s = get_settings()
     try:
-        return get_engine_encoder(model_path, s.device, s.infer_token_budget)
+        return get_engine_encoder(model_path, s.device, s.infer_token_budget, s.infer_compile)
     except ConfigError:
         return _encoder(model_path)
 
@@ -188,7 +188,7 @@ def classify(self, job_id: str) -> None:
                 return
         opts, tenant = dict(job.options), job.tenant
     try:
-        predictor = get_predictor(opts["artefact"], s.device, s.infer_token_budget)
+        predictor = get_predictor(opts["artefact"], s.device, s.infer_token_budget, s.infer_compile)
     except PermanentError as exc:
         _fail(job_id, f"model {opts['model_id']} cannot serve ({exc}); the live model was left as it is")
         return

@@ -134,7 +134,7 @@ def _score(job_id: str, tenant: str) -> None:
             docs = job_documents(session, job_id, after, SCORE_BATCH)
             if not docs:
                 break
-            scorer = live_scorer(session, tenant, s.device, s.sentiment_neutral_band)
+            scorer = live_scorer(session, tenant, s.device, s.sentiment_neutral_band, s.infer_compile)
             touched |= score_documents(session, docs, scorer, matcher(session, tenant))
             after = docs[-1].id
     if not touched:

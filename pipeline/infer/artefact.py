@@ -79,8 +79,9 @@ def _head_classes(folder: Path) -> int:
         raise ConfigError(f"model folder {folder}: {HEAD_FILE} is unreadable ({type(exc).__name__}: {exc})") from None
 
 
-def load_model(folder: str | Path, device):
-    """(torch module in eval mode on `device`, tokenizer, config); ConfigError when the folder is unusable."""
+def load_model(folder: str | Path, device, compile: bool = False):
+    """(torch module in eval mode on `device`, tokenizer, config); ConfigError when the folder is unusable.
+    compile: see engine.for_inference."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -101,7 +102,7 @@ def load_model(folder: str | Path, device):
         raise
     except Exception as exc:  # transformers raises many types for one cause: an unusable folder
         raise ConfigError(f"model folder {folder} cannot be loaded: {type(exc).__name__}: {exc}") from exc
-    return for_inference(model, device), tokenizer, config
+    return for_inference(model, device, compile), tokenizer, config
 
 
 def save_model(folder: Path, model, tokenizer, config: ArtefactConfig) -> None:

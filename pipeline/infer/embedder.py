@@ -16,7 +16,7 @@ from pipeline.errors import ConfigError
 from pipeline.infer.engine import (InferenceEngine, default_token_budget, for_inference, mean_pool, resolve_device,
                                    tokenize)
 
-_cache: dict[tuple[str, str, int], EngineEncoder] = {}
+_cache: dict[tuple[str, str, int, bool], EngineEncoder] = {}
 _lock = threading.Lock()
 
 
@@ -40,7 +40,7 @@ def _layout(root: Path) -> tuple[str, bool, int | None]:
 
 
 class EngineEncoder:
-    def __init__(self, model_path: str, device: str = "auto", token_budget: int = 0):
+    def __init__(self, model_path: str, device: str = "auto", token_budget: int = 0, compile: bool = False):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -48,7 +48,7 @@ class EngineEncoder:
         self.pooling, self.normalise, max_length = _layout(root)
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True)
-        self.model = for_inference(AutoModel.from_pretrained(root, local_files_only=True), self.device)
+        self.model = for_inference(AutoModel.from_pretrained(root, local_files_only=True), self.device, compile)
         self.max_length = int(max_length or min(self.tokenizer.model_max_length, 512))
         self.dims = int(self.model.config.hidden_size)
 
@@ -69,12 +69,13 @@ class EngineEncoder:
                                     dtype=np.float32)
 
 
-def get_engine_encoder(model_path: str, device: str = "auto", token_budget: int = 0) -> EngineEncoder:
-    key = (str(Path(model_path).resolve()), device, token_budget)
+def get_engine_encoder(model_path: str, device: str = "auto", token_budget: int = 0,
+                       compile: bool = False) -> EngineEncoder:
+    key = (str(Path(model_path).resolve()), device, token_budget, compile)
     with _lock:
         found = _cache.get(key)
     if found is None:
-        found = EngineEncoder(key[0], device, token_budget)
+        found = EngineEncoder(key[0], device, token_budget, compile)
         with _lock:
             _cache[key] = found
     return found

@@ -36,13 +36,25 @@ def resolve_device(device: str):
     return torch.device(device)
 
 
-def for_inference(model, device):
+def for_inference(model, device, compile: bool = False):
     """The module in eval mode on `device`, in the half dtype on CUDA. Such a model runs without autocast
     (InferenceEngine(..., autocast=False)): autocast would run every LayerNorm in fp32 and cast its input
-    and output, which cost an H100 more time than the matrix products; bf16 LayerNorm still sums in fp32."""
+    and output, which cost an H100 more time than the matrix products; bf16 LayerNorm still sums in fp32.
+
+    compile (DOCPIPE_INFER_COMPILE) hands it to torch.compile with dynamic shapes, for long-lived workers:
+    the first batches pay tens of seconds of compiling, later ones run fused kernels (bias, GELU and
+    norms folded into fewer passes over memory). On the CPU the weights are frozen into the graph, which
+    lets oneDNN keep them prepacked; a CUDA model is compiled as measured on the H100 (bench/infer.py
+    --compile), without freezing. Outputs match the eager model to float rounding."""
     dtype = autocast_dtype(device)
     model = model.to(device).eval()
-    return model.to(dtype) if dtype is not None else model
+    if dtype is not None:
+        model = model.to(dtype)
+    if not compile:
+        return model
+    import torch
+
+    return torch.compile(model, dynamic=True, options={"freezing": True} if device.type == "cpu" else None)
 
 
 def default_token_budget(device) -> int:

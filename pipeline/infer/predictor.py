@@ -12,7 +12,7 @@ from pipeline.infer.engine import InferenceEngine, default_token_budget, resolve
 from pipeline.infer.inputs import ConcatLayout, concat_requests, text_requests
 
 _CACHE_SIZE = 3
-_cache: OrderedDict[tuple[str, str, int], Predictor] = OrderedDict()
+_cache: OrderedDict[tuple[str, str, int, bool], Predictor] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -23,10 +23,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Predictor:
-    def __init__(self, folder: str | Path, device: str = "auto", token_budget: int = 0):
+    def __init__(self, folder: str | Path, device: str = "auto", token_budget: int = 0, compile: bool = False):
         self.folder = str(folder)
         self.device = resolve_device(device)
-        self.model, self.tokenizer, self.config = load_model(folder, self.device)
+        self.model, self.tokenizer, self.config = load_model(folder, self.device, compile)
         # one longest request must always fit
         budget = max(token_budget or default_token_budget(self.device), self.config.max_length)
         self.engine = InferenceEngine(self.model, self.tokenizer.pad_token_id, self.device, budget, autocast=False)
@@ -64,15 +64,16 @@ class Predictor:
         return softmax(self.engine.run(requests, extras))
 
 
-def get_predictor(folder: str | Path, device: str = "auto", token_budget: int = 0) -> Predictor:
-    """The process's loaded model for this artefact folder: a gpu worker loads each model once."""
-    key = (str(Path(folder).resolve()), device, token_budget)
+def get_predictor(folder: str | Path, device: str = "auto", token_budget: int = 0,
+                  compile: bool = False) -> Predictor:
+    """The process's loaded model for this artefact folder: a gpu worker loads (and compiles) each model once."""
+    key = (str(Path(folder).resolve()), device, token_budget, compile)
     with _lock:
         predictor = _cache.get(key)
         if predictor is not None:
             _cache.move_to_end(key)
             return predictor
-    predictor = Predictor(key[0], device, token_budget)
+    predictor = Predictor(key[0], device, token_budget, compile)
     with _lock:
         _cache[key] = predictor
         while len(_cache) > _CACHE_SIZE:  # a few models fit; the least recently used one goes

@@ -98,7 +98,8 @@ class ModelScorer:
         return out
 
 
-def live_scorer(session, tenant: str, device: str = "auto", neutral_band: float = 0.2) -> Scorer:
+def live_scorer(session, tenant: str, device: str = "auto", neutral_band: float = 0.2,
+                compile: bool = False) -> Scorer:
     """The tenant's promoted sentiment model if there is one, else the lexicon."""
     from pipeline.store.registry import live_model
 
@@ -107,7 +108,7 @@ def live_scorer(session, tenant: str, device: str = "auto", neutral_band: float 
         return LexiconScorer(neutral_band)
     from pipeline.infer import get_predictor
 
-    return ModelScorer(record.id, get_predictor(record.artefact_path, device))
+    return ModelScorer(record.id, get_predictor(record.artefact_path, device, compile=compile))
 
 
 def has_live_model(session, tenant: str) -> bool:

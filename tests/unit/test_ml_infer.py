@@ -86,6 +86,39 @@ def test_engine_matches_one_by_one_forward_on_a_real_tokenizer(tokenizer, tiny_b
     assert np.allclose(batched, np.stack(single), atol=1e-5)
 
 
+def test_a_compiled_model_answers_as_the_eager_one_across_batch_shapes(tokenizer, tiny_bert):
+    """DOCPIPE_INFER_COMPILE: torch.compile with dynamic shapes (and frozen weights on the CPU) must give
+    the eager model's logits for batches of other sizes and lengths, padded or not, without a recompile
+    per shape."""
+    import copy
+
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    from pipeline.infer.engine import for_inference
+
+    compiled = for_inference(copy.deepcopy(tiny_bert), torch.device("cpu"), compile=True)
+    assert isinstance(compiled, OptimizedModule)
+    rng = random.Random(5)
+    words = "river bridge train market share goal league study telescope".split()
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 40))) for _ in range(60)]
+    texts += ["same length text"] * 8  # rows of one length: a batch of them runs without a mask
+    requests = tokenize(tokenizer, texts, max_length=48)
+    runs, masked = {}, set()
+
+    def forward(model):
+        def run(**t):
+            masked.add(t["attention_mask"] is not None)
+            return model(**t).logits
+        return run
+
+    for name, model in (("eager", tiny_bert), ("compiled", compiled)):
+        engine = InferenceEngine(forward(model), tokenizer.pad_token_id, "cpu", token_budget=96)
+        runs[name] = engine.run(requests)
+    assert len(set(engine.last_report.batch_sizes)) > 2  # several shapes went through one compiled model
+    assert masked == {True, False}
+    assert np.allclose(runs["compiled"], runs["eager"], atol=1e-5)
+
+
 @pytest.mark.parametrize("max_length,k", [(64, 1), (64, 3), (128, 5), (512, 2)])
 def test_concat_inputs_never_exceed_max_length_and_keep_the_text_first(tokenizer, max_length, k):
     long = "word " * 600
