@@ -105,7 +105,8 @@ def linear_ceiling(folder: Path, tokens: int, rounds: int = 3) -> float:
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True).eval()
-    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features > model.config.num_labels]
+    head = model.config.num_labels  # the classifier's own tiny layer is left out
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features > head]
     x = {n: torch.randn(tokens, n) for n in {m.in_features for m in layers}}
     best = float("inf")
     with torch.inference_mode():
@@ -150,7 +151,8 @@ def main() -> None:
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="GPU bf16 dense peak (H100 SXM: 989)")
     ap.add_argument("--rounds", type=int, default=3, help="timed runs of each, alternating; the best counts")
     ap.add_argument("--engine-only", action="store_true", help="time the engine alone (no baseline)")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the model first, as DOCPIPE_INFER_COMPILE does")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the model first, as DOCPIPE_INFER_COMPILE does")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
