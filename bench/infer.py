@@ -11,9 +11,10 @@ packed batches alone. On CUDA it also prints model FLOP utilisation: tokens/s x 
 (all-MiniLM-L6-v2 forward) over the bf16 peak. --engine-only skips the slow baseline, for large --n.
 
 On the CPU it also measures, in the same run, the ceiling of any engine that computes this model exactly
-in fp32: tokens/s of the encoder's linear layers alone (each once per token, on a block of
-tokens as large as a batch), which carry ~95% of its FLOPs. `ceiling_ratio` is that rate over the
-naive pipeline's: no fp32 engine, however it batches, can be faster than that against this baseline.
+in fp32: tokens/s of the encoder's linear layers alone (each once per token, on a block of tokens as
+large as a batch), which carry 90-99% of its FLOPs (less as texts grow longer). `ceiling_ratio` is that
+rate over the naive pipeline's: no fp32 engine, however it batches, can be faster than that against
+this baseline.
 
 --compile adds the engine with its model compiled (as DOCPIPE_INFER_COMPILE runs it) to the same rounds,
 with its own ratio and its speed-up over the eager engine's forward pass.
