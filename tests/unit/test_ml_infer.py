@@ -87,9 +87,8 @@ def test_engine_matches_one_by_one_forward_on_a_real_tokenizer(tokenizer, tiny_b
 
 
 def test_a_compiled_model_answers_as_the_eager_one_across_batch_shapes(tokenizer, tiny_bert):
-    """DOCPIPE_INFER_COMPILE: torch.compile with dynamic shapes (and frozen weights on the CPU) must give
-    the eager model's logits for batches of other sizes and lengths, padded or not, without a recompile
-    per shape."""
+    """DOCPIPE_INFER_COMPILE: one module compiled with dynamic shapes (and frozen weights on the CPU) must
+    give the eager model's logits for batches of several sizes and lengths, padded or not."""
     import copy
 
     from torch._dynamo.eval_frame import OptimizedModule
