@@ -118,6 +118,20 @@ def test_a_compiled_model_answers_as_the_eager_one_across_batch_shapes(tokenizer
     assert np.allclose(runs["compiled"], runs["eager"], atol=1e-5)
 
 
+def test_workers_keep_a_compiled_and_an_eager_encoder_apart():
+    """The flag the workers pass from DOCPIPE_INFER_COMPILE reaches the model and is part of the cache key."""
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    from pipeline.config import default_encoder_path
+    from pipeline.infer.embedder import get_engine_encoder
+
+    eager = get_engine_encoder(default_encoder_path(), "cpu", 0, compile=False)
+    compiled = get_engine_encoder(default_encoder_path(), "cpu", 0, compile=True)
+    assert isinstance(compiled.model, OptimizedModule) and not isinstance(eager.model, OptimizedModule)
+    assert get_engine_encoder(default_encoder_path(), "cpu", 0, compile=True) is compiled
+    assert compiled.dims == eager.dims == 384  # attributes still reach the wrapped model
+
+
 @pytest.mark.parametrize("max_length,k", [(64, 1), (64, 3), (128, 5), (512, 2)])
 def test_concat_inputs_never_exceed_max_length_and_keep_the_text_first(tokenizer, max_length, k):
     long = "word " * 600
