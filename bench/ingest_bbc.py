@@ -6,6 +6,7 @@ process against SQLite and a noida-db it starts, so the stages are timed without
 
     python bench/ingest_bbc.py [--limit N] [--batch-docs 128]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.progress import Progress  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from cli.localstack.processes import start_noida  # noqa: E402
 from pipeline.chunk import Chunker  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
 from pipeline.embed import get_encoder  # noqa: E402
 from pipeline.index import IndexLayout, refresh  # noqa: E402
 from pipeline.ingest import ReadSteps, Stopwatch, index_documents, read_file  # noqa: E402
-from pipeline.localstack import start_noida  # noqa: E402
 from pipeline.store import migrate, repo  # noqa: E402
 from pipeline.store.db import session_scope  # noqa: E402
 from pipeline.store.models import Chunk, Document, JobFile  # noqa: E402
@@ -69,9 +70,13 @@ def run(settings: Settings, url: str, es_url: str, folder: Path, n_docs: int, ba
     es = Elasticsearch(es_url, request_timeout=120)
     encoder = get_encoder(settings.encoder_path, settings.device, settings.embed_batch_size)
     encoder.encode(["warm up the model before timing"])
-    steps = ReadSteps(Chunker.for_model(settings.encoder_path, settings.chunk_tokens, settings.chunk_overlap),
-                      settings.max_file_bytes, settings.dedup_threshold, settings.minhash_perms,
-                      settings.shingle_words)
+    steps = ReadSteps(
+        Chunker.for_model(settings.encoder_path, settings.chunk_tokens, settings.chunk_overlap),
+        settings.max_file_bytes,
+        settings.dedup_threshold,
+        settings.minhash_perms,
+        settings.shingle_words,
+    )
     layout = IndexLayout(es, settings.index_prefix)
     layout.ensure_live(encoder.dims)
     watch = Stopwatch()
@@ -89,18 +94,24 @@ def run(settings: Settings, url: str, es_url: str, folder: Path, n_docs: int, ba
         pending = repo.pending_documents(session, job.id, file_ids)
         indexing = bar.add_task("embed/index", total=len(pending))
         for i in range(0, len(pending), batch_docs):
-            batch = pending[i:i + batch_docs]
+            batch = pending[i : i + batch_docs]
             index_documents(session, job, batch, encoder, es, layout.write_alias, watch=watch)
             bar.advance(indexing, len(batch))
         refresh(es, layout.read_alias)
         repo.finish_if_done(session, job)
         end_to_end = time.perf_counter() - started
-        dup_kinds = dict(session.execute(select(Document.duplicate_kind, func.count())
-                                         .where(Document.status == "duplicate")
-                                         .group_by(Document.duplicate_kind)).all())
-        rows = session.execute(select(Document.text, Chunk.char_start, Chunk.char_end)
-                               .join(Chunk, Chunk.document_id == Document.id)
-                               .where(Document.status == "indexed")).all()
+        dup_kinds = dict(
+            session.execute(
+                select(Document.duplicate_kind, func.count())
+                .where(Document.status == "duplicate")
+                .group_by(Document.duplicate_kind)
+            ).all()
+        )
+        rows = session.execute(
+            select(Document.text, Chunk.char_start, Chunk.char_end)
+            .join(Chunk, Chunk.document_id == Document.id)
+            .where(Document.status == "indexed")
+        ).all()
         chunk_texts = [t[s:e] for t, s, e in rows]
         state, done = job.state, job.done
 
@@ -111,13 +122,17 @@ def run(settings: Settings, url: str, es_url: str, folder: Path, n_docs: int, ba
 
     n_chunks = len(chunk_texts)
     print(f"\nBBC News: {n_docs} articles → {done} indexed, {n_chunks} chunks; job {state}")
-    print(f"duplicates: {dup_kinds.get('exact', 0)} exact, {dup_kinds.get('near', 0)} near "
-          f"({sum(dup_kinds.values())} in all)")
+    print(
+        f"duplicates: {dup_kinds.get('exact', 0)} exact, {dup_kinds.get('near', 0)} near "
+        f"({sum(dup_kinds.values())} in all)"
+    )
     print(f"{'stage':<8}{'seconds':>10}{'docs/s':>12}{'chunks/s':>12}")
     for stage in ("read", "clean", "dedup", "chunk", "embed", "index"):
         sec = watch.seconds.get(stage, 0.0)
-        print(f"{stage:<8}{sec:>10.2f}{n_docs / sec if sec else float('inf'):>12.0f}"
-              f"{n_chunks / sec if sec else float('inf'):>12.0f}")
+        print(
+            f"{stage:<8}{sec:>10.2f}{n_docs / sec if sec else float('inf'):>12.0f}"
+            f"{n_chunks / sec if sec else float('inf'):>12.0f}"
+        )
     print(f"end-to-end: {end_to_end:.1f} s, {n_docs / end_to_end:.1f} docs/s, {n_chunks / end_to_end:.1f} chunks/s")
     print(f"embedding only (same chunks, same run): {embed_only:.1f} s, {n_chunks / embed_only:.1f} chunks/s")
     print(f"ratio end-to-end / embedding-only throughput: {embed_only / end_to_end:.3f} (target >= 0.9)")

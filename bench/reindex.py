@@ -12,6 +12,7 @@ latencies between the phases of a run, not with a real Elasticsearch.
 
     python bench/reindex.py [--limit 400] [--batch-docs 64] [--new-chunk-tokens 160]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,19 +30,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import select  # noqa: E402
 
+from cli.localstack.processes import start_noida  # noqa: E402
 from pipeline.chunk import Chunker  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
 from pipeline.embed import get_encoder  # noqa: E402
 from pipeline.index import IndexLayout, bm25, count_chunks, knn, refresh  # noqa: E402
 from pipeline.ingest import ReadSteps, index_documents, read_file  # noqa: E402
-from pipeline.localstack import start_noida  # noqa: E402
 from pipeline.reindex import MORE, SWAPPED, Tools, cleanup, live_index, step  # noqa: E402
 from pipeline.store import migrate, repo  # noqa: E402
 from pipeline.store.db import session_scope  # noqa: E402
 from pipeline.store.models import Job, JobFile  # noqa: E402
 
-QUERIES = ["bank interest rates inflation", "film award ceremony", "mobile phone software", "election campaign tax",
-           "football cup final", "oil prices economy growth", "music album chart", "broadband internet users"]
+QUERIES = [
+    "bank interest rates inflation",
+    "film award ceremony",
+    "mobile phone software",
+    "election campaign tax",
+    "football cup final",
+    "oil prices economy growth",
+    "music album chart",
+    "broadband internet users",
+]
 
 
 def bbc_texts(limit: int) -> list[str]:
@@ -67,8 +76,9 @@ class Searcher(threading.Thread):
             for query, vector in zip(QUERIES, self.vectors):
                 t = time.perf_counter()
                 try:
-                    found = bm25(self.es, self.alias, self.tenant, query, 10) and \
-                        knn(self.es, self.alias, self.tenant, vector, 10)
+                    found = bm25(self.es, self.alias, self.tenant, query, 10) and knn(
+                        self.es, self.alias, self.tenant, vector, 10
+                    )
                 except Exception:  # counted, that is the figure
                     self.errors += 1
                     continue
@@ -98,16 +108,22 @@ def ingest(settings: Settings, url: str, es, layout, folder: Path) -> tuple[floa
         file_ids = [f.id for f in session.scalars(select(JobFile).where(JobFile.job_id == job.id))]
         pending = repo.pending_documents(session, job.id, file_ids)
         for i in range(0, len(pending), 128):
-            index_documents(session, job, pending[i:i + 128], encoder, es, live.name)
+            index_documents(session, job, pending[i : i + 128], encoder, es, live.name)
         refresh(es, layout.read_alias)
         repo.finish_if_done(session, job)
     return time.perf_counter() - started, count_chunks(es, layout.read_alias)
 
 
 def reindex(settings: Settings, url: str, layout, options: dict, searcher: Searcher) -> dict:
-    tools = Tools(layout=layout, encoder_for=lambda path: get_encoder(path, settings.device, settings.embed_batch_size),
-                  chunker_for=chunker, default_model=settings.encoder_path, default_tokens=settings.chunk_tokens,
-                  default_overlap=settings.chunk_overlap, batch_docs=options.pop("batch_docs"))
+    tools = Tools(
+        layout=layout,
+        encoder_for=lambda path: get_encoder(path, settings.device, settings.embed_batch_size),
+        chunker_for=chunker,
+        default_model=settings.encoder_path,
+        default_tokens=settings.chunk_tokens,
+        default_overlap=settings.chunk_overlap,
+        batch_docs=options.pop("batch_docs"),
+    )
     with session_scope(url) as session:
         job_id = repo.create_job(session, "*", [], kind="reindex", options={"action": "build", **options}).id
     started, outcome, swap = time.perf_counter(), MORE, (0.0, 0.0)
@@ -123,17 +139,26 @@ def reindex(settings: Settings, url: str, layout, options: dict, searcher: Searc
         state, mode, index = job.state, job.options.get("mode"), job.options.get("index")
         cleanup(session, layout, 2)
     refresh(layout.es, index)
-    return {"seconds": seconds, "chunks": count_chunks(layout.es, index), "state": state, "mode": mode,
-            "index": index, "swap": swap, "started": started}
+    return {
+        "seconds": seconds,
+        "chunks": count_chunks(layout.es, index),
+        "state": state,
+        "mode": mode,
+        "index": index,
+        "swap": swap,
+        "started": started,
+    }
 
 
 def latency_report(name: str, searcher: Searcher, result: dict) -> None:
     begin, end = result["started"], result["started"] + result["seconds"]
     during = [d for t, d in searcher.samples if begin <= t <= end]
     at_swap = [d for t, d in searcher.samples if result["swap"][0] - 1 <= t <= result["swap"][1] + 1]
-    print(f"  searches during the {name}: {len(during)}, p50 {p(during, .5) * 1000:.0f} ms, "
-          f"p99 {p(during, .99) * 1000:.0f} ms; around the swap (±1 s, {len(at_swap)} searches): "
-          f"p99 {p(at_swap, .99) * 1000:.0f} ms")
+    print(
+        f"  searches during the {name}: {len(during)}, p50 {p(during, 0.5) * 1000:.0f} ms, "
+        f"p99 {p(during, 0.99) * 1000:.0f} ms; around the swap (±1 s, {len(at_swap)} searches): "
+        f"p99 {p(at_swap, 0.99) * 1000:.0f} ms"
+    )
 
 
 def main() -> None:
@@ -159,16 +184,35 @@ def main() -> None:
         layout = IndexLayout(es, settings.index_prefix)
         ingest_s, ingest_chunks = ingest(settings, url, es, layout, folder)
         encoder = get_encoder(settings.encoder_path, settings.device, settings.embed_batch_size)
-        searcher = Searcher(Elasticsearch(noida.elasticsearch_url, request_timeout=120), layout.read_alias,
-                            "bench", encoder.encode(QUERIES).tolist())
+        searcher = Searcher(
+            Elasticsearch(noida.elasticsearch_url, request_timeout=120),
+            layout.read_alias,
+            "bench",
+            encoder.encode(QUERIES).tolist(),
+        )
         baseline_start = time.perf_counter()
         searcher.start()
         time.sleep(5)
         baseline = [d for t, d in searcher.samples if t >= baseline_start]
-        embed = reindex(settings, url, layout, {"chunk_tokens": args.new_chunk_tokens, "batch_docs": args.batch_docs,
-                                                "reason": "bench: re-embed"}, searcher)
-        copy = reindex(settings, url, layout, {"force": True, "chunk_tokens": args.new_chunk_tokens,
-                                               "batch_docs": args.batch_docs, "reason": "bench: copy"}, searcher)
+        embed = reindex(
+            settings,
+            url,
+            layout,
+            {"chunk_tokens": args.new_chunk_tokens, "batch_docs": args.batch_docs, "reason": "bench: re-embed"},
+            searcher,
+        )
+        copy = reindex(
+            settings,
+            url,
+            layout,
+            {
+                "force": True,
+                "chunk_tokens": args.new_chunk_tokens,
+                "batch_docs": args.batch_docs,
+                "reason": "bench: copy",
+            },
+            searcher,
+        )
         searcher.stop.set()
         searcher.join(timeout=60)
     finally:
@@ -181,13 +225,19 @@ def main() -> None:
     print(f"initial ingest: {ingest_chunks} chunks in {ingest_s:.1f} s = {ingest_rate:.1f} chunks/s")
     for name, r in (("re-embedding reindex", embed), ("copy reindex (_reindex API)", copy)):
         rate = r["chunks"] / r["seconds"]
-        print(f"{name} [{r['mode']}, {r['state']}]: {r['chunks']} chunks in {r['seconds']:.1f} s = {rate:.1f} "
-              f"chunks/s, {rate / ingest_rate:.2f}x the ingest")
+        print(
+            f"{name} [{r['mode']}, {r['state']}]: {r['chunks']} chunks in {r['seconds']:.1f} s = {rate:.1f} "
+            f"chunks/s, {rate / ingest_rate:.2f}x the ingest"
+        )
         latency_report(name, searcher, r)
-    print(f"searches before any reindex: {len(baseline)}, p50 {p(baseline, .5) * 1000:.0f} ms, "
-          f"p99 {p(baseline, .99) * 1000:.0f} ms")
-    print(f"search errors: {searcher.errors}; empty results: {searcher.empty} "
-          f"(of {len(searcher.samples)} searches in all)")
+    print(
+        f"searches before any reindex: {len(baseline)}, p50 {p(baseline, 0.5) * 1000:.0f} ms, "
+        f"p99 {p(baseline, 0.99) * 1000:.0f} ms"
+    )
+    print(
+        f"search errors: {searcher.errors}; empty results: {searcher.empty} "
+        f"(of {len(searcher.samples)} searches in all)"
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ exactly as one `docpipe train` job computes them), and a run of each mode on tha
 examples/s, accuracy and macro-F1 per mode. Each example's own article and its near-duplicate cluster are
 kept out of its neighbours by the same rules as `docpipe train --id-col`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,15 @@ from bench.bbc import bbc_articles, sample  # noqa: E402
 
 
 def docpipe(env: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=3600, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"docpipe {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -49,19 +57,33 @@ def train_modes(data_dir: Path, csv: Path, args) -> dict:
 
     s = Settings(data_dir=data_dir)
     es = elasticsearch_client(s)
-    request = TrainRequest(data=str(csv), text_col="text", label_col="label", id_col="id", augment="concat",
-                           neighbours=args.neighbours, epochs=args.epochs, max_length=args.max_length,
-                           batch_size=args.batch_size, lr=args.lr, seed=s.train_seed)
+    request = TrainRequest(
+        data=str(csv),
+        text_col="text",
+        label_col="label",
+        id_col="id",
+        augment="concat",
+        neighbours=args.neighbours,
+        epochs=args.epochs,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=s.train_seed,
+    )
     work = TrainingJob(request, "default", data_dir / "models" / "bench", s.encoder_path)
     work.load()
     t = time.perf_counter()
     with session_scope(endpoints(s).sql_url) as session:
         index, model_path = search_target(session, s.index_prefix, s.encoder_path)
         encoder = get_engine_encoder(model_path)
-        work.find_neighbours(session, es, index, encoder, {"threshold": s.dedup_threshold,
-                                                           "num_perm": s.minhash_perms,
-                                                           "shingle_words": s.shingle_words},
-                             s.train_allow_undated_neighbours)
+        work.find_neighbours(
+            session,
+            es,
+            index,
+            encoder,
+            {"threshold": s.dedup_threshold, "num_perm": s.minhash_perms, "shingle_words": s.shingle_words},
+            s.train_allow_undated_neighbours,
+        )
     work.load_vectors(es, index, encoder.dims)
     neighbour_seconds = time.perf_counter() - t
 
@@ -73,8 +95,12 @@ def train_modes(data_dir: Path, csv: Path, args) -> dict:
     for mode in ("none", "concat", "fusion"):
         print(f"  training {mode}", file=sys.stderr, flush=True)
         results[mode] = work.run(mode, progress)
-    return {"results": results, "params": work.params(), "neighbour_seconds": round(neighbour_seconds, 1),
-            "index": index}
+    return {
+        "results": results,
+        "params": work.params(),
+        "neighbour_seconds": round(neighbour_seconds, 1),
+        "index": index,
+    }
 
 
 def main() -> None:
@@ -90,7 +116,7 @@ def main() -> None:
     args = ap.parse_args()
 
     articles = sample(bbc_articles(), args.examples + args.extra_docs, seed=7)
-    examples = articles[:args.examples]
+    examples = articles[: args.examples]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -102,8 +128,9 @@ def main() -> None:
         for a in articles:
             (corpus / a["id"].replace("/", "-")).write_text(a["text"])
         csv = tmp / "train.csv"
-        pd.DataFrame([{"id": a["id"].replace("/", "-"), "text": a["text"], "label": a["label"]}
-                      for a in examples]).to_csv(csv, index=False)
+        pd.DataFrame(
+            [{"id": a["id"].replace("/", "-"), "text": a["text"], "label": a["label"]} for a in examples]
+        ).to_csv(csv, index=False)
         try:
             t = time.perf_counter()
             ingest = json.loads(docpipe(env, tmp, "ingest", str(corpus), "--wait", "--json").stdout)
@@ -112,28 +139,51 @@ def main() -> None:
             os.environ["DOCPIPE_DATA_DIR"] = str(data_dir)
             trained = train_modes(data_dir, csv, args)
         finally:
-            subprocess.run([sys.executable, "-m", "pipeline", "down"], cwd=tmp, env=env, capture_output=True,
-                           check=False)
+            subprocess.run(
+                [sys.executable, "-m", "pipeline", "down"], cwd=tmp, env=env, capture_output=True, check=False
+            )
     results, params = trained["results"], trained["params"]
-    result = {"train_examples": params["train_examples"], "eval_examples": params["eval_examples"],
-              "indexed_articles": len(articles), "ingest": ingest["counters"], "epochs": args.epochs,
-              "max_length": args.max_length, "neighbours": args.neighbours, "batch_size": args.batch_size,
-              "lr": args.lr, "neighbour_count": params["neighbour_count"], "neighbour_seconds": trained["neighbour_seconds"],
-              "ingest_seconds": round(ingest_seconds, 1), "total_seconds": round(time.perf_counter() - started, 1),
-              "modes": {mode: {"accuracy": r["metrics"]["accuracy"], "macro_f1": r["metrics"]["macro_f1"],
-                               "train_examples_per_s": r["examples_per_s"], "steps": r["steps"]}
-                        for mode, r in results.items()}}
+    result = {
+        "train_examples": params["train_examples"],
+        "eval_examples": params["eval_examples"],
+        "indexed_articles": len(articles),
+        "ingest": ingest["counters"],
+        "epochs": args.epochs,
+        "max_length": args.max_length,
+        "neighbours": args.neighbours,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "neighbour_count": params["neighbour_count"],
+        "neighbour_seconds": trained["neighbour_seconds"],
+        "ingest_seconds": round(ingest_seconds, 1),
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "modes": {
+            mode: {
+                "accuracy": r["metrics"]["accuracy"],
+                "macro_f1": r["metrics"]["macro_f1"],
+                "train_examples_per_s": r["examples_per_s"],
+                "steps": r["steps"],
+            }
+            for mode, r in results.items()
+        },
+    }
     if args.json:
         print(json.dumps(result))
         return
-    print(f"BBC News: {result['train_examples']} training / {result['eval_examples']} held-out articles "
-          f"(stratified), {len(articles)} indexed; {args.epochs:g} epoch, max length {args.max_length}, "
-          f"{args.neighbours} neighbours, batch {args.batch_size}, lr {args.lr:g}")
+    print(
+        f"BBC News: {result['train_examples']} training / {result['eval_examples']} held-out articles "
+        f"(stratified), {len(articles)} indexed; {args.epochs:g} epoch, max length {args.max_length}, "
+        f"{args.neighbours} neighbours, batch {args.batch_size}, lr {args.lr:g}"
+    )
     for mode, m in result["modes"].items():
-        print(f"  {mode:<7} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
-              f"{m['train_examples_per_s']} training examples/s")
-    print(f"  ingest {result['ingest_seconds']}s, neighbours {result['neighbour_seconds']}s, "
-          f"total {result['total_seconds']}s")
+        print(
+            f"  {mode:<7} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
+            f"{m['train_examples_per_s']} training examples/s"
+        )
+    print(
+        f"  ingest {result['ingest_seconds']}s, neighbours {result['neighbour_seconds']}s, "
+        f"total {result['total_seconds']}s"
+    )
 
 
 if __name__ == "__main__":

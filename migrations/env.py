@@ -1,5 +1,7 @@
 """Alembic environment: the URL comes from docpipe's settings unless the caller set one."""
+
 from alembic import context
+
 from pipeline.config import get_settings
 from pipeline.store.db import make_engine
 from pipeline.store.schema import metadata
@@ -9,8 +11,7 @@ url = config.get_main_option("sqlalchemy.url") or get_settings().sql_url
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=url, target_metadata=metadata, literal_binds=True,
-                      render_as_batch=url.startswith("sqlite"))
+    context.configure(url=url, target_metadata=metadata, literal_binds=True, render_as_batch=url.startswith("sqlite"))
     with context.begin_transaction():
         context.run_migrations()
 
@@ -19,8 +20,12 @@ def run_migrations_online() -> None:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            context.configure(connection=connection, target_metadata=metadata,
-                              render_as_batch=url.startswith("sqlite"), compare_type=True)
+            context.configure(
+                connection=connection,
+                target_metadata=metadata,
+                render_as_batch=url.startswith("sqlite"),
+                compare_type=True,
+            )
             with context.begin_transaction():
                 context.run_migrations()
     finally:

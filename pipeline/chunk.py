@@ -5,14 +5,15 @@ fit one chunk. With a WordPiece-style tokenizer (BERT, MiniLM) pre-tokenisation 
 whitespace and punctuation, so a slice cut on a word boundary re-tokenises to exactly the
 tokens it had in context: the counts computed here are the counts the encoder will see.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from pipeline.types import ChunkSpan
 
@@ -153,9 +154,7 @@ class Chunker:
             raise ValueError(f"chunk_tokens must be positive, got {chunk_tokens}")
         chunk_tokens = min(chunk_tokens, budget)
         if not 0 <= overlap_tokens < chunk_tokens:
-            raise ValueError(
-                f"overlap_tokens={overlap_tokens} must be >= 0 and < chunk_tokens={chunk_tokens}"
-            )
+            raise ValueError(f"overlap_tokens={overlap_tokens} must be >= 0 and < chunk_tokens={chunk_tokens}")
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.budget = budget
@@ -163,9 +162,7 @@ class Chunker:
         self.overlap_tokens = overlap_tokens
 
     @classmethod
-    def for_model(
-        cls, model_path: str | Path, chunk_tokens: int = 200, overlap_tokens: int = 40
-    ) -> Chunker:
+    def for_model(cls, model_path: str | Path, chunk_tokens: int = 200, overlap_tokens: int = 40) -> Chunker:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoTokenizer
 

@@ -1,4 +1,5 @@
 """Cleaning: markup to main text, then one normalisation for every document."""
+
 from __future__ import annotations
 
 import html
@@ -29,15 +30,41 @@ _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
 # Pruned before trafilatura too: with favor_recall it keeps menus on short pages.
 # A <header> inside an article usually holds its headline, so only page headers go.
 _BOILERPLATE_XPATHS = [
-    *(f"//{tag}" for tag in ("script", "style", "nav", "footer", "aside", "noscript",
-                             "template", "iframe", "form")),
+    *(f"//{tag}" for tag in ("script", "style", "nav", "footer", "aside", "noscript", "template", "iframe", "form")),
     "//header[not(ancestor::article) and not(ancestor::main)]",
 ]
-_BLOCK_TAGS = frozenset({
-    "address", "article", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure",
-    "h1", "h2", "h3", "h4", "h5", "h6", "hr", "li", "main", "ol", "p", "pre", "section",
-    "table", "td", "th", "tr", "ul",
-})
+_BLOCK_TAGS = frozenset(
+    {
+        "address",
+        "article",
+        "blockquote",
+        "br",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "figcaption",
+        "figure",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "li",
+        "main",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "td",
+        "th",
+        "tr",
+        "ul",
+    }
+)
 
 
 def normalize_text(text: str) -> str:
@@ -63,8 +90,9 @@ def clean(doc: RawDocument) -> CleanDocument | Rejected:
     text = normalize_text(body)
     if not text:
         what = "no main text found in markup" if doc.is_markup else "only whitespace or control characters"
-        return Rejected(source=doc.source, stage="clean", reason=Reason.EMPTY.value,
-                        detail=f"empty after cleaning: {what}")
+        return Rejected(
+            source=doc.source, stage="clean", reason=Reason.EMPTY.value, detail=f"empty after cleaning: {what}"
+        )
     if title is not None:
         title = " ".join(normalize_text(title).split()) or None
     return CleanDocument(

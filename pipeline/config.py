@@ -1,4 +1,5 @@
 """One settings class; every field is overridable by a DOCPIPE_* environment variable."""
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -3,6 +3,7 @@
 Exact copies: hash of normalised text. Near copies: MinHash signatures bucketed with LSH,
 verified by estimated Jaccard. Storage sits behind DedupStore (SQL in the service).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -124,8 +125,9 @@ def estimate_jaccard(sig_a: list[int], sig_b: list[int]) -> float:
 
 
 class Deduplicator:
-    def __init__(self, store: DedupStore, threshold: float = 0.8, num_perm: int = 128,
-                 shingle_words: int = 5, seed: int = 42):
+    def __init__(
+        self, store: DedupStore, threshold: float = 0.8, num_perm: int = 128, shingle_words: int = 5, seed: int = 42
+    ):
         self.store = store
         self.threshold = threshold
         self.num_perm = num_perm
@@ -147,19 +149,20 @@ class Deduplicator:
         exact = self.store.find_exact(tenant, digest, exclude_doc=doc_id)
         if exact is not None:
             self.counters["exact"] += 1
-            return DedupVerdict(digest, sig, duplicate_of=exact[0], kind="exact", similarity=1.0,
-                                cluster_id=exact[1])
+            return DedupVerdict(digest, sig, duplicate_of=exact[0], kind="exact", similarity=1.0, cluster_id=exact[1])
         found = self.store.candidates(tenant, band_keys(sig, self.bands, self.rows), exclude_doc=doc_id)
-        scored = [(estimate_jaccard(sig, cand_sig), cand_id, cluster)
-                  for cand_id, cluster, cand_sig in found
-                  if cand_id != doc_id and len(cand_sig) == len(sig)]  # other num_perm: incomparable
+        scored = [
+            (estimate_jaccard(sig, cand_sig), cand_id, cluster)
+            for cand_id, cluster, cand_sig in found
+            if cand_id != doc_id and len(cand_sig) == len(sig)
+        ]  # other num_perm: incomparable
         # Highest similarity wins; ties go to the smaller id so the store's row order cannot matter.
-        best = min(((-sim, cand_id, cluster) for sim, cand_id, cluster in scored
-                    if sim >= self.threshold), default=None)
+        best = min(
+            ((-sim, cand_id, cluster) for sim, cand_id, cluster in scored if sim >= self.threshold), default=None
+        )
         if best is not None:
             self.counters["near"] += 1
-            return DedupVerdict(digest, sig, duplicate_of=best[1], kind="near", similarity=-best[0],
-                                cluster_id=best[2])
+            return DedupVerdict(digest, sig, duplicate_of=best[1], kind="near", similarity=-best[0], cluster_id=best[2])
         self.counters["unique"] += 1
         return DedupVerdict(digest, sig, cluster_id=doc_id)
 
@@ -202,8 +205,9 @@ class MemoryDedupStore:
     def record(self, tenant: str, doc_id: str, verdict: DedupVerdict) -> None:
         self._forget_row(tenant, doc_id)
         canonical = verdict.duplicate_of is None
-        self._rows[tenant, doc_id] = _Row(verdict.content_hash, list(verdict.signature),
-                                          verdict.cluster_id or doc_id, canonical)
+        self._rows[tenant, doc_id] = _Row(
+            verdict.content_hash, list(verdict.signature), verdict.cluster_id or doc_id, canonical
+        )
         self._by_hash[tenant, verdict.content_hash].add(doc_id)
         if not canonical:
             self._drop_bands(tenant, doc_id)  # it may have headed a cluster before this edit

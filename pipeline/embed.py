@@ -3,6 +3,7 @@
 Importing this module stays cheap (no torch): the model loads on first encode, so an API
 process can read dims and fingerprint without paying for it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -172,9 +173,7 @@ class Encoder:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def get_encoder(
-    model_path: str | None = None, device: str = "auto", batch_size: int = 64
-) -> Encoder:
+def get_encoder(model_path: str | None = None, device: str = "auto", batch_size: int = 64) -> Encoder:
     """The process-wide Encoder for these settings; a worker keeps its model between tasks."""
     if model_path is None:
         from pipeline.config import default_encoder_path

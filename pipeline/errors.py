@@ -2,6 +2,7 @@
 
 Errors cross Celery's result backend, so every one pickles with its arguments intact.
 """
+
 from __future__ import annotations
 
 from enum import StrEnum

@@ -1,4 +1,5 @@
 """Retrieval quality at document level: MRR@k, nDCG@k and recall@k over a set of judged queries."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,7 @@ def load_queries(path: Path) -> list[Judgement]:
             row = json.loads(line)
             out.append(Judgement(str(row["query"]), [str(r) for r in row["relevant"]]))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{n}: expected {{\"query\": ..., \"relevant\": [...]}} ({exc})") from exc
+            raise ValueError(f'{path}:{n}: expected {{"query": ..., "relevant": [...]}} ({exc})') from exc
     if not out:
         raise ValueError(f"{path} holds no queries")
     return out
@@ -30,8 +31,11 @@ def load_queries(path: Path) -> list[Judgement]:
 
 def matches(source: str, relevant: str) -> bool:
     """A judgement names a source exactly or by its tail (a file name is enough)."""
-    return source == relevant or source.endswith(relevant) and (
-        len(source) == len(relevant) or source[-len(relevant) - 1] in "/#\\")
+    return (
+        source == relevant
+        or source.endswith(relevant)
+        and (len(source) == len(relevant) or source[-len(relevant) - 1] in "/#\\")
+    )
 
 
 def ranked_documents(sources: list[str]) -> list[str]:
@@ -49,9 +53,11 @@ def score_query(sources: list[str], relevant: list[str], k: int) -> dict[str, fl
     first = next((i for i, g in enumerate(gains) if g), None)
     dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains))
     ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(relevant), k)))
-    return {"mrr": 0.0 if first is None else 1.0 / (first + 1),
-            "ndcg": dcg / ideal if ideal else 0.0,
-            "recall": len(found) / len(relevant) if relevant else 0.0}
+    return {
+        "mrr": 0.0 if first is None else 1.0 / (first + 1),
+        "ndcg": dcg / ideal if ideal else 0.0,
+        "recall": len(found) / len(relevant) if relevant else 0.0,
+    }
 
 
 def mean_scores(per_query: list[dict[str, float]]) -> dict[str, float]:

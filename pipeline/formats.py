@@ -1,4 +1,5 @@
 """Reading input files into RawDocuments; every problem becomes a Rejected, never an exception."""
+
 from __future__ import annotations
 
 import codecs
@@ -11,7 +12,7 @@ import re
 import stat
 import zlib
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -29,9 +30,13 @@ TEXT_FIELDS = ("text", "body", "content")
 SOURCE_FIELDS = ("url", "id")
 
 # Longest BOMs first: the UTF-32-LE BOM begins with the UTF-16-LE one.
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-         (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
-         (codecs.BOM_UTF16_BE, "utf-16"))
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 # C0 controls that never appear in text files; tab, newlines, vertical tab and form feed do.
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r\x0b\x0c") + b"\x7f"
 # Random bytes carry ~10% of these, real text almost none; 5% leaves room on both sides.
@@ -47,8 +52,17 @@ _FENCE = re.compile(r"[ \t]{0,3}(```|~~~)")
 _MARKUP = re.compile(r"<[A-Za-z!/][^>]*>")
 # pypdf signals malformed input through whatever its parser trips over, not only
 # PyPdfError; anything outside this list is a bug of ours and should surface.
-_PDF_ERRORS = (PyPdfError, ValueError, KeyError, IndexError, TypeError, AttributeError,
-               AssertionError, RecursionError, zlib.error)
+_PDF_ERRORS = (
+    PyPdfError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    AssertionError,
+    RecursionError,
+    zlib.error,
+)
 
 
 def iter_files(paths: list[Path]) -> Iterator[Path]:
@@ -96,8 +110,13 @@ def read_path(path: Path, max_bytes: int, base: Path | None = None) -> Iterator[
         if not text.strip():
             raise InputError(Reason.EMPTY, "file holds only whitespace")
         if ctype in ("txt", "md", "html"):
-            yield RawDocument(source=source, body=text, content_type=ctype, is_markup=ctype == "html",
-                              title=_md_title(text) if ctype == "md" else None)
+            yield RawDocument(
+                source=source,
+                body=text,
+                content_type=ctype,
+                is_markup=ctype == "html",
+                title=_md_title(text) if ctype == "md" else None,
+            )
         elif ctype == "json":
             yield from _read_json(text, source)
         elif ctype == "jsonl":
@@ -132,8 +151,9 @@ def _decode(data: bytes) -> str:
             try:
                 return data.decode(encoding)
             except UnicodeDecodeError as exc:
-                raise InputError(Reason.DECODE_ERROR, f"{encoding} byte-order mark, but invalid "
-                                 f"{encoding} at byte {exc.start}") from None
+                raise InputError(
+                    Reason.DECODE_ERROR, f"{encoding} byte-order mark, but invalid {encoding} at byte {exc.start}"
+                ) from None
     if b"\x00" in data:
         raise InputError(Reason.BINARY, "file contains NUL bytes")
     ratio = (len(data) - len(data.translate(None, _CONTROL_BYTES))) / len(data)
@@ -184,8 +204,9 @@ def _read_json(text: str, source: str) -> Iterator[RawDocument | Rejected]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(Reason.INVALID_JSON,
-                      f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise InputError(
+            Reason.INVALID_JSON, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
     if isinstance(value, dict):
         yield _record(value, source, 1, "json", "record 1")
     elif isinstance(value, list):
@@ -194,8 +215,9 @@ def _read_json(text: str, source: str) -> Iterator[RawDocument | Rejected]:
         for n, item in enumerate(value, 1):
             yield _record(item, source, n, "json", f"record {n}")
     else:
-        raise InputError(Reason.INVALID_JSON,
-                      f"top-level JSON value is a {type(value).__name__}, not an object or array")
+        raise InputError(
+            Reason.INVALID_JSON, f"top-level JSON value is a {type(value).__name__}, not an object or array"
+        )
 
 
 def _read_jsonl(text: str, source: str) -> Iterator[RawDocument | Rejected]:
@@ -207,8 +229,12 @@ def _read_jsonl(text: str, source: str) -> Iterator[RawDocument | Rejected]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield Rejected(source=f"{source}#{n}", stage="read", reason=Reason.INVALID_JSON.value,
-                           detail=f"line {n}: invalid JSON at column {exc.colno}: {exc.msg}")
+            yield Rejected(
+                source=f"{source}#{n}",
+                stage="read",
+                reason=Reason.INVALID_JSON.value,
+                detail=f"line {n}: invalid JSON at column {exc.colno}: {exc.msg}",
+            )
             continue
         yield _record(value, source, n, "jsonl", f"line {n}")
 
@@ -221,8 +247,10 @@ def _read_csv(text: str, source: str) -> Iterator[RawDocument | Rejected]:
         raise InputError(Reason.INVALID_CSV, f"cannot parse CSV: {exc}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     if not any(f in frame.columns for f in TEXT_FIELDS):
-        raise InputError(Reason.MISSING_TEXT_FIELD,
-                      f"CSV has no {'/'.join(TEXT_FIELDS)} column (columns: {', '.join(frame.columns)})")
+        raise InputError(
+            Reason.MISSING_TEXT_FIELD,
+            f"CSV has no {'/'.join(TEXT_FIELDS)} column (columns: {', '.join(frame.columns)})",
+        )
     if frame.empty:
         raise InputError(Reason.EMPTY, "CSV has a header but no rows")
     for n, row in enumerate(frame.to_dict("records"), 1):
@@ -232,17 +260,24 @@ def _read_csv(text: str, source: str) -> Iterator[RawDocument | Rejected]:
 def _record(obj: object, file_source: str, n: int, ctype: str, where: str) -> RawDocument | Rejected:
     fallback = f"{file_source}#{n}"
     if not isinstance(obj, dict):
-        return Rejected(source=fallback, stage="read", reason=Reason.INVALID_JSON.value,
-                        detail=f"{where}: expected an object, got {type(obj).__name__}")
+        return Rejected(
+            source=fallback,
+            stage="read",
+            reason=Reason.INVALID_JSON.value,
+            detail=f"{where}: expected an object, got {type(obj).__name__}",
+        )
     text_key = next((k for k in TEXT_FIELDS if isinstance(obj.get(k), str) and obj[k].strip()), None)
     if text_key is None:
         present = [k for k in TEXT_FIELDS if k in obj]
         why = f"{', '.join(present)} empty or not a string" if present else "no such field"
-        return Rejected(source=fallback, stage="read", reason=Reason.MISSING_TEXT_FIELD.value,
-                        detail=f"{where}: needs a non-empty {'/'.join(TEXT_FIELDS)} ({why})")
+        return Rejected(
+            source=fallback,
+            stage="read",
+            reason=Reason.MISSING_TEXT_FIELD.value,
+            detail=f"{where}: needs a non-empty {'/'.join(TEXT_FIELDS)} ({why})",
+        )
     body = obj[text_key]
-    source_key = next((k for k in SOURCE_FIELDS
-                       if isinstance(obj.get(k), (str, int)) and str(obj[k]).strip()), None)
+    source_key = next((k for k in SOURCE_FIELDS if isinstance(obj.get(k), (str, int)) and str(obj[k]).strip()), None)
     title = obj.get("title")
     consumed = {text_key, source_key, "title", "published"}
     return RawDocument(
@@ -273,4 +308,4 @@ def parse_datetime(value: object) -> datetime | None:
             parsed = parsedate_to_datetime(value)
         except (ValueError, TypeError, IndexError):
             return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

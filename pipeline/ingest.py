@@ -3,11 +3,12 @@
 Functions here get an open session and clients from their caller (a Celery task or the benchmark);
 they never open sessions, commit, or know about queues.
 """
+
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -36,8 +37,12 @@ class ReadSteps:
     shingle_words: int = 5
 
     def deduplicator(self, session: Session) -> Deduplicator:
-        return Deduplicator(SqlDedupStore(session), threshold=self.dedup_threshold,
-                            num_perm=self.minhash_perms, shingle_words=self.shingle_words)
+        return Deduplicator(
+            SqlDedupStore(session),
+            threshold=self.dedup_threshold,
+            num_perm=self.minhash_perms,
+            shingle_words=self.shingle_words,
+        )
 
 
 class Stopwatch:
@@ -50,8 +55,15 @@ class Stopwatch:
         return now
 
 
-def read_file(session: Session, job: Job, jobfile: JobFile, steps: ReadSteps, es=None, alias: str = "",
-              watch: Stopwatch | None = None) -> None:
+def read_file(
+    session: Session,
+    job: Job,
+    jobfile: JobFile,
+    steps: ReadSteps,
+    es=None,
+    alias: str = "",
+    watch: Stopwatch | None = None,
+) -> None:
     """Turn one input file into document rows with chunks, outcomes and dead letters."""
     watch = watch or Stopwatch()
     dedup = steps.deduplicator(session)
@@ -74,8 +86,17 @@ def read_file(session: Session, job: Job, jobfile: JobFile, steps: ReadSteps, es
     jobfile.status = "done"
 
 
-def _store_document(session: Session, job: Job, jobfile: JobFile, item: CleanDocument, steps: ReadSteps,
-                    dedup: Deduplicator, es, alias: str, watch: Stopwatch) -> None:
+def _store_document(
+    session: Session,
+    job: Job,
+    jobfile: JobFile,
+    item: CleanDocument,
+    steps: ReadSteps,
+    dedup: Deduplicator,
+    es,
+    alias: str,
+    watch: Stopwatch,
+) -> None:
     # One flush per document, at the end: no query here needs this document's own pending row, and
     # autoflushing before each of them cost more than the queries.
     with session.no_autoflush:
@@ -83,8 +104,17 @@ def _store_document(session: Session, job: Job, jobfile: JobFile, item: CleanDoc
         session.flush()
 
 
-def _place_document(session: Session, job: Job, jobfile: JobFile, item: CleanDocument, steps: ReadSteps,
-                    dedup: Deduplicator, es, alias: str, watch: Stopwatch) -> None:
+def _place_document(
+    session: Session,
+    job: Job,
+    jobfile: JobFile,
+    item: CleanDocument,
+    steps: ReadSteps,
+    dedup: Deduplicator,
+    es,
+    alias: str,
+    watch: Stopwatch,
+) -> None:
     t = time.perf_counter()
     doc_id = document_id(job.tenant, item.source)
     doc = session.get(Document, doc_id)
@@ -96,8 +126,9 @@ def _place_document(session: Session, job: Job, jobfile: JobFile, item: CleanDoc
     verdict = dedup.check(job.tenant, doc_id, item.text)
     t = watch.add("dedup", t)
     if doc is None:
-        doc = Document(id=doc_id, tenant=job.tenant, source=item.source, status="chunked", cluster_id=doc_id,
-                       created_at=_now())
+        doc = Document(
+            id=doc_id, tenant=job.tenant, source=item.source, status="chunked", cluster_id=doc_id, created_at=_now()
+        )
         session.add(doc)
     was_indexed = doc.indexed_hash
     doc.content_type, doc.title, doc.published = item.content_type, item.title, item.published
@@ -121,32 +152,67 @@ def _place_document(session: Session, job: Job, jobfile: JobFile, item: CleanDoc
     doc.chunk_count = len(spans)
     repo.set_outcome(session, job.id, doc_id, Outcome.PENDING, jobfile.id)
     session.flush()  # the chunk rows below reference the document row
-    repo.add_chunks(session, [{"id": chunk_id(job.tenant, doc_id, s.ordinal), "document_id": doc_id,
-                               "ordinal": s.ordinal, "char_start": s.start, "char_end": s.end,
-                               "token_count": s.token_count} for s in spans])
+    repo.add_chunks(
+        session,
+        [
+            {
+                "id": chunk_id(job.tenant, doc_id, s.ordinal),
+                "document_id": doc_id,
+                "ordinal": s.ordinal,
+                "char_start": s.start,
+                "char_end": s.end,
+                "token_count": s.token_count,
+            }
+            for s in spans
+        ],
+    )
     watch.add("chunk", t)
 
 
-def index_documents(session: Session, job: Job, docs: list[Document], encoder: Encoder, es, alias: str,
-                    bulk_chunk_size: int = 500, max_retries: int = 5, watch: Stopwatch | None = None) -> None:
+def index_documents(
+    session: Session,
+    job: Job,
+    docs: list[Document],
+    encoder: Encoder,
+    es,
+    alias: str,
+    bulk_chunk_size: int = 500,
+    max_retries: int = 5,
+    watch: Stopwatch | None = None,
+) -> None:
     """Embed the documents' chunks and upsert them; per-item failures become dead letters."""
     watch = watch or Stopwatch()
     t = time.perf_counter()
     chunks = repo.chunk_rows(session, [d.id for d in docs])
-    texts = [d.text[c.char_start:c.char_end] for d in docs for c in chunks[d.id]]
+    texts = [d.text[c.char_start : c.char_end] for d in docs for c in chunks[d.id]]
     vectors = encoder.encode(texts)
     t = watch.add("embed", t)
     actions, row = [], 0
     now = _now().isoformat()
     for d in docs:
         for c in chunks[d.id]:
-            actions.append(chunk_action(alias, {
-                "tenant": d.tenant, "doc_id": d.id, "chunk_id": c.id, "ordinal": c.ordinal,
-                "source": d.source, "content_type": d.content_type, "title": d.title,
-                "text": texts[row], "published": d.published.isoformat() if d.published else None,
-                "indexed_at": now, "char_start": c.char_start, "char_end": c.char_end,
-                "content_hash": d.content_hash, "cluster_id": d.cluster_id,
-                "embedding": vectors[row].tolist()}))
+            actions.append(
+                chunk_action(
+                    alias,
+                    {
+                        "tenant": d.tenant,
+                        "doc_id": d.id,
+                        "chunk_id": c.id,
+                        "ordinal": c.ordinal,
+                        "source": d.source,
+                        "content_type": d.content_type,
+                        "title": d.title,
+                        "text": texts[row],
+                        "published": d.published.isoformat() if d.published else None,
+                        "indexed_at": now,
+                        "char_start": c.char_start,
+                        "char_end": c.char_end,
+                        "content_hash": d.content_hash,
+                        "cluster_id": d.cluster_id,
+                        "embedding": vectors[row].tolist(),
+                    },
+                )
+            )
             row += 1
     report = write_chunks(es, actions, chunk_size=bulk_chunk_size, max_retries=max_retries)
     failed: dict[str, str] = {}
@@ -156,8 +222,12 @@ def index_documents(session: Session, job: Job, docs: list[Document], encoder: E
         if d.id in failed:
             delete_stale_chunks(es, alias, d.tenant, d.id, None)  # no half-indexed document stays behind
             d.status, d.indexed_hash = "failed", None
-            repo.add_dead_letter(session, job, Rejected(d.source, "index", Reason.INDEX_REJECTED,
-                                                        f"Elasticsearch rejected a chunk: {failed[d.id]}"), None)
+            repo.add_dead_letter(
+                session,
+                job,
+                Rejected(d.source, "index", Reason.INDEX_REJECTED, f"Elasticsearch rejected a chunk: {failed[d.id]}"),
+                None,
+            )
             repo.set_outcome(session, job.id, d.id, Outcome.FAILED)
             continue
         if d.indexed_hash and d.indexed_hash != d.content_hash:
@@ -168,9 +238,12 @@ def index_documents(session: Session, job: Job, docs: list[Document], encoder: E
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _jsonable(meta: dict) -> dict:
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in (meta or {}).items()
-            if isinstance(v, (str, int, float, bool, datetime)) or v is None}
+    return {
+        k: (v.isoformat() if isinstance(v, datetime) else v)
+        for k, v in (meta or {}).items()
+        if isinstance(v, (str, int, float, bool, datetime)) or v is None
+    }

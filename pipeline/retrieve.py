@@ -1,4 +1,5 @@
 """Search use case: BM25, kNN and hybrid over the read alias, always within one tenant."""
+
 from __future__ import annotations
 
 from pipeline.index import Hit, bm25, hybrid, hybrid_rrf_retriever, knn
@@ -6,8 +7,17 @@ from pipeline.index import Hit, bm25, hybrid, hybrid_rrf_retriever, knn
 MODES = ("bm25", "knn", "hybrid")
 
 
-def search(es, alias: str, tenant: str, query: str, mode: str, k: int, encoder=None,
-           filters: list[dict] | None = None, server_rrf: bool = False) -> list[Hit]:
+def search(
+    es,
+    alias: str,
+    tenant: str,
+    query: str,
+    mode: str,
+    k: int,
+    encoder=None,
+    filters: list[dict] | None = None,
+    server_rrf: bool = False,
+) -> list[Hit]:
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode == "bm25":

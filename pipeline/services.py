@@ -1,4 +1,5 @@
 """Where the services are: configured URLs, else the embedded stack recorded by `docpipe up`."""
+
 from __future__ import annotations
 
 import json
@@ -37,5 +38,6 @@ def elasticsearch_client(settings: Settings, url: str | None = None):
     if not url:
         raise RuntimeError("No Elasticsearch configured: run `docpipe up` or set DOCPIPE_ELASTICSEARCH_URL")
     # Retries on timeouts cover short stalls; the bulk helper handles 429s itself.
-    return Elasticsearch(url, api_key=settings.elasticsearch_api_key, request_timeout=60,
-                         retry_on_timeout=True, max_retries=3)
+    return Elasticsearch(
+        url, api_key=settings.elasticsearch_api_key, request_timeout=60, retry_on_timeout=True, max_retries=3
+    )

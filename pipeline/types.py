@@ -1,4 +1,5 @@
 """Plain data that flows between pipeline steps."""
+
 from __future__ import annotations
 
 import uuid

@@ -1,6 +1,7 @@
 """Shared fixtures. Integration tests run real processes: noida-db (Elasticsearch API and, by default,
 the broker), real Celery workers, and real SQL (SQLite, or PostgreSQL with DOCPIPE_TEST_DATABASE=postgres;
 DOCPIPE_TEST_REDIS_URL points the broker at another Redis)."""
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def noida(tmp_path_factory):
-    from pipeline.localstack import start_noida
+    from cli.localstack.processes import start_noida
 
     proc = start_noida(tmp_path_factory.mktemp("noida"))
     yield proc
@@ -48,7 +49,7 @@ class Stack:
         return Settings()
 
     def start_worker(self, name: str):
-        from pipeline.stack import start_worker
+        from cli.localstack.launcher import start_worker
 
         self.workers[name] = start_worker(name, self.settings(), {**os.environ, **self.env}, uuid.uuid4().hex[:6])
         return self.workers[name]
@@ -61,7 +62,7 @@ class Stack:
         proc.wait()
 
     def stop(self) -> None:
-        from pipeline.localstack import stop_pid
+        from cli.localstack.processes import stop_pid
 
         for proc in self.workers.values():
             stop_pid(proc.pid, timeout=15)
@@ -71,8 +72,8 @@ class Stack:
     @contextmanager
     def beat(self, **env: str):
         """Celery beat with the stack's settings and `env` on top, for the block."""
-        from pipeline.localstack import stop_pid
-        from pipeline.stack import start_beat
+        from cli.localstack.launcher import start_beat
+        from cli.localstack.processes import stop_pid
 
         proc = start_beat(self.settings(), {**os.environ, **self.env, **env})
         try:
@@ -110,7 +111,7 @@ class Stack:
         from pipeline.store import repo
         from pipeline.store.db import session_scope
         from workers.app import configure
-        from workers.tasks import start_job
+        from workers.tasks_ingest import start_job
 
         configure(self.settings())
         with session_scope(self.env["DOCPIPE_DATABASE_URL"]) as session:

@@ -1,4 +1,5 @@
 """A feed server for tests: http.server in a thread on 127.0.0.1, with routes set per test."""
+
 from __future__ import annotations
 
 import threading
@@ -45,8 +46,9 @@ class FeedServer:
                     headers["ETag"] = route.etag
                 if route.last_modified:
                     headers["Last-Modified"] = route.last_modified
-                if (route.etag and self.headers.get("If-None-Match") == route.etag) or \
-                        (route.last_modified and self.headers.get("If-Modified-Since") == route.last_modified):
+                if (route.etag and self.headers.get("If-None-Match") == route.etag) or (
+                    route.last_modified and self.headers.get("If-Modified-Since") == route.last_modified
+                ):
                     return self._send(304, headers, b"")
                 return self._send(route.status, headers, route.body)
 
@@ -90,14 +92,17 @@ def rss(items: list[dict], title: str = "Test feed") -> bytes:
     """RSS 2.0 with items {title, link, guid, description, pubDate, content}."""
     parts = []
     for it in items:
-        fields = "".join(f"<{k}>{_esc(it[k])}</{k}>" for k in ("title", "link", "guid", "description", "pubDate")
-                         if it.get(k))
+        fields = "".join(
+            f"<{k}>{_esc(it[k])}</{k}>" for k in ("title", "link", "guid", "description", "pubDate") if it.get(k)
+        )
         if it.get("content"):
             fields += f"<content:encoded><![CDATA[{it['content']}]]></content:encoded>"
         parts.append(f"<item>{fields}</item>")
-    return (f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0" '
-            f'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>{_esc(title)}</title>'
-            f'<link>http://example.org/</link>{"".join(parts)}</channel></rss>').encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0" '
+        f'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>{_esc(title)}</title>'
+        f"<link>http://example.org/</link>{''.join(parts)}</channel></rss>"
+    ).encode()
 
 
 def _esc(text: str) -> str:

@@ -1,14 +1,17 @@
 """Small generated corpora: distinct articles made of real words, deterministic per seed."""
+
 from __future__ import annotations
 
 import random
 
-WORDS = ("market share price growth bank rate inflation policy court ruling team season match goal "
-         "election vote minister budget tax energy oil gas solar wind climate research study patient "
-         "hospital doctor school student teacher film music album concert award company profit loss "
-         "merger chip software cloud data network phone device launch river city village farm harvest "
-         "storm flood bridge road train airport flight museum gallery painter novel author library "
-         "history ancient empire castle island ocean mountain forest animal bird garden kitchen recipe").split()
+WORDS = (
+    "market share price growth bank rate inflation policy court ruling team season match goal "
+    "election vote minister budget tax energy oil gas solar wind climate research study patient "
+    "hospital doctor school student teacher film music album concert award company profit loss "
+    "merger chip software cloud data network phone device launch river city village farm harvest "
+    "storm flood bridge road train airport flight museum gallery painter novel author library "
+    "history ancient empire castle island ocean mountain forest animal bird garden kitchen recipe"
+).split()
 
 
 def article(seed: int, sentences: int = 12, words_per_sentence: int = 14) -> str:

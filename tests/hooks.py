@@ -1,4 +1,5 @@
 """A local webhook receiver for tests: answers with scripted statuses and keeps what it was sent."""
+
 from __future__ import annotations
 
 import json

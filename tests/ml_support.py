@@ -1,4 +1,5 @@
 """Shared pieces of the ml tests: the real tokenizer, a tiny randomly initialised BERT, topic data."""
+
 from __future__ import annotations
 
 import random
@@ -28,8 +29,15 @@ def tiny_bert(tokenizer):
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512, num_labels=3)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        num_labels=3,
+    )
     return BertForSequenceClassification(config).eval()
 
 
@@ -41,8 +49,10 @@ def topic_text(topic: str, seed: int, words: int = 30) -> str:
 
 def topic_rows(n: int, seed: int = 0) -> list[dict]:
     topics = sorted(TOPICS)
-    return [{"id": f"ex-{i}", "text": topic_text(topics[i % 3], seed * 100_000 + i), "label": topics[i % 3]}
-            for i in range(n)]
+    return [
+        {"id": f"ex-{i}", "text": topic_text(topics[i % 3], seed * 100_000 + i), "label": topics[i % 3]}
+        for i in range(n)
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -53,8 +63,14 @@ def tiny_base(tokenizer, tmp_path_factory):
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-base")
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
@@ -66,8 +82,9 @@ def docpipe(*args: str, timeout: float = 600):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], env=dict(os.environ), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], env=dict(os.environ), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def docpipe_json(*args: str, timeout: float = 600):

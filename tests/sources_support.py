@@ -1,11 +1,12 @@
 """Helpers for the sources integration tests: add a source, run it through the real workers, wait."""
+
 from __future__ import annotations
 
 import time
 from datetime import timedelta
 
 from pipeline.index import count_chunks
-from pipeline.sources import registry
+from pipeline.sources import catalog
 from pipeline.store import repo
 from pipeline.store.db import session_scope
 from pipeline.store.models import Document, JobState
@@ -18,7 +19,7 @@ def db(stack):
 
 def add(stack, kind: str, location: str, tenant: str, every: int = 3600, timeout: float | None = None) -> str:
     with db(stack) as s:
-        return registry.add_source(s, kind, location, every, tenant, timeout).id
+        return catalog.add_source(s, kind, location, every, tenant, timeout).id
 
 
 def source(stack, sid: str) -> Source:
@@ -36,7 +37,7 @@ def run_now(stack, sid: str, timeout: float = 180):
     configure(stack.settings())
     with db(stack) as s:
         before = s.get(Source, sid).last_job_id
-        token = registry.claim(s, sid, registry.utcnow(), 600, force=True)
+        token = catalog.claim(s, sid, catalog.utcnow(), 600, force=True)
     assert token, f"source {sid} is busy"
     run_source.delay(sid, token)
     src = wait_run(stack, sid, token, timeout)
@@ -58,7 +59,7 @@ def wait_run(stack, sid: str, token: str | None = None, timeout: float = 180) ->
 
 
 def backoff_seconds(src: Source) -> float:
-    return (registry.aware(src.next_run_at) - registry.aware(src.last_run_at)) / timedelta(seconds=1)
+    return (catalog.aware(src.next_run_at) - catalog.aware(src.last_run_at)) / timedelta(seconds=1)
 
 
 def documents(stack, tenant: str) -> dict[str, Document]:

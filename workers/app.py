@@ -1,4 +1,5 @@
 """The Celery app. Broker comes from settings or the stack recorded by `docpipe up`."""
+
 from __future__ import annotations
 
 from celery import Celery
@@ -6,11 +7,18 @@ from kombu import Queue
 
 from pipeline.config import Settings, get_settings
 from pipeline.services import endpoints
+from workers.routing import GPU_QUEUE, INGEST_QUEUE, REINDEX_SCHEDULED, REVIVE_JOBS, ROUTES, SOURCES_TICK
 
-INGEST_QUEUE, GPU_QUEUE = "ingest", "gpu"
-
-app = Celery("docpipe", include=["workers.tasks", "workers.tasks_ml", "workers.tasks_sources",
-                                  "workers.tasks_monitor", "workers.tasks_api"])
+app = Celery(
+    "docpipe",
+    include=[
+        "workers.tasks_ingest",
+        "workers.tasks_ml",
+        "workers.tasks_sources",
+        "workers.tasks_reindex",
+        "workers.tasks_monitor",
+    ],
+)
 
 
 def configure(settings: Settings | None = None) -> Celery:
@@ -31,38 +39,41 @@ def configure(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_queues=[Queue(INGEST_QUEUE), Queue(GPU_QUEUE)],
         task_default_queue=INGEST_QUEUE,
-        # tasks named docpipe.gpu.* need the model (and a GPU when there is one)
-        task_routes={"docpipe.gpu.*": {"queue": GPU_QUEUE}},
+        task_routes=ROUTES,
         task_serializer="json",
         accept_content=["json"],
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         # beat only ticks; the schedules themselves live in SQL, so `docpipe feeds add` needs no restart
-        beat_schedule={"docpipe-sources-tick": {"task": "docpipe.sources.tick",
-                                                "schedule": settings.sources_tick_seconds,
-                                                "options": {"expires": settings.sources_tick_seconds}}},
+        beat_schedule={
+            "docpipe-sources-tick": {
+                "task": SOURCES_TICK,
+                "schedule": settings.sources_tick_seconds,
+                "options": {"expires": settings.sources_tick_seconds},
+            }
+        },
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
     )
     if settings.revive_every_seconds > 0:  # file jobs whose next task was lost get it again
-        app.conf.beat_schedule = {**app.conf.beat_schedule, "docpipe-revive": {
-            "task": "docpipe.revive_jobs", "schedule": settings.revive_every_seconds,
-            "kwargs": {"stalled_after": settings.stall_seconds},
-            "options": {"expires": settings.revive_every_seconds}}}
+        app.conf.beat_schedule = {
+            **app.conf.beat_schedule,
+            "docpipe-revive": {
+                "task": REVIVE_JOBS,
+                "schedule": settings.revive_every_seconds,
+                "kwargs": {"stalled_after": settings.stall_seconds},
+                "options": {"expires": settings.revive_every_seconds},
+            },
+        }
     if settings.reindex_every_seconds > 0:  # monitor: scheduled reindex; an unchanged configuration is a no-op
-        app.conf.beat_schedule = {**app.conf.beat_schedule, "docpipe-reindex": {
-            "task": "docpipe.reindex_scheduled", "schedule": settings.reindex_every_seconds,
-            "options": {"expires": settings.reindex_every_seconds}}}
+        app.conf.beat_schedule = {
+            **app.conf.beat_schedule,
+            "docpipe-reindex": {
+                "task": REINDEX_SCHEDULED,
+                "schedule": settings.reindex_every_seconds,
+                "options": {"expires": settings.reindex_every_seconds},
+            },
+        }
     return app
-
-
-def queue_depth(name: str) -> int:
-    """Messages waiting in a queue (not those a worker holds unacknowledged).
-
-    `_size` is what kombu's virtual transports (Redis among them) implement for a queue's length; the
-    passive declare that would report it checks for the queue's key without the global key prefix.
-    """
-    with app.connection_for_read() as conn:
-        return int(conn.default_channel._size(name))
 
 
 configure()

@@ -1,5 +1,6 @@
 """Celery tasks of the ml feature (gpu queue): training jobs and classify jobs. Thin: the work is in
 pipeline/train and pipeline/infer; these load the job, pass sessions and clients in, record outcomes."""
+
 from __future__ import annotations
 
 import os
@@ -9,11 +10,13 @@ from datetime import UTC, timedelta
 
 from pipeline.config import get_settings
 from pipeline.errors import PermanentError
-from pipeline.store import registry, repo
+from pipeline.store import model_registry, repo
 from pipeline.store.db import session_scope
 from pipeline.store.models import Job, JobState, utcnow
+from workers import runtime
 from workers.app import app
-from workers.tasks import JobTask, _encoder, _es, _open_job, _sql_url
+from workers.routing import CLASSIFY, TRAIN
+from workers.runtime import JobTask
 
 
 def _me() -> str:
@@ -21,7 +24,7 @@ def _me() -> str:
 
 
 def _owner_dead(owner: str) -> bool:
-    from pipeline.localstack import pid_alive
+    from cli.localstack.processes import pid_alive
 
     host, _, pid = owner.rpartition(":")
     return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
@@ -49,7 +52,7 @@ def _query_encoder(model_path: str):
     try:
         return get_engine_encoder(model_path, s.device, s.infer_token_budget, s.infer_compile)
     except ConfigError:
-        return _encoder(model_path)
+        return runtime.encoder(model_path)
 
 
 def _lease() -> float:
@@ -70,7 +73,7 @@ class _Progress:
         if throttled and now - self.last < self.every:
             return
         self.last = now
-        with session_scope(_sql_url()) as session:
+        with session_scope(runtime.sql_url()) as session:
             job = session.get(Job, self.job_id)
             if job is None or job.state in JobState.FINAL:
                 raise Cancelled()
@@ -96,18 +99,18 @@ class MlJobTask(JobTask):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         job_id = args[0] if args else kwargs.get("job_id")
         if job_id:
-            with session_scope(_sql_url()) as session:
-                registry.fail_model(session, job_id, f"{type(exc).__name__}: {exc}")
+            with session_scope(runtime.sql_url()) as session:
+                model_registry.fail_model(session, job_id, f"{type(exc).__name__}: {exc}")
         super().on_failure(exc, task_id, args, kwargs, einfo)
 
 
 def _fail(job_id: str, error: str) -> None:
-    with session_scope(_sql_url()) as session:
-        registry.fail_model(session, job_id, error)
+    with session_scope(runtime.sql_url()) as session:
+        model_registry.fail_model(session, job_id, error)
         repo.fail_job(session, job_id, error)
 
 
-@app.task(bind=True, base=MlJobTask, name="docpipe.gpu.train")
+@app.task(bind=True, base=MlJobTask, name=TRAIN)
 def train(self, job_id: str) -> None:
     from elasticsearch import NotFoundError
 
@@ -116,8 +119,8 @@ def train(self, job_id: str) -> None:
     from pipeline.train.trainer import Cancelled
 
     s = get_settings()
-    with session_scope(_sql_url()) as session:
-        job = _open_job(session, job_id)
+    with session_scope(runtime.sql_url()) as session:
+        job = runtime.open_job(session, job_id)
         if job is None:
             return
         if not _claim(job, _lease()):
@@ -127,58 +130,77 @@ def train(self, job_id: str) -> None:
     try:
         work = TrainingJob(request, tenant, (s.data_dir / "models" / job_id).resolve(), base, s.device)
         examples = work.load()
-        with session_scope(_sql_url()) as session:
-            model = registry.start_model(session, job_id, tenant, request.task, base, request.augment,
-                                         request.neighbours if request.augment != "none" else 0, work.params())
+        with session_scope(runtime.sql_url()) as session:
+            model = model_registry.start_model(
+                session,
+                job_id,
+                tenant,
+                request.task,
+                base,
+                request.augment,
+                request.neighbours if request.augment != "none" else 0,
+                work.params(),
+            )
             model.labels, model.data_hash = examples.label_set, work.data_hash()
         if work.needs_neighbours:
-            with session_scope(_sql_url()) as session:
+            with session_scope(runtime.sql_url()) as session:
                 index, model_path = search_target(session, s.index_prefix, s.encoder_path)
                 encoder = _query_encoder(model_path)
                 beat = _Progress(job_id, request.augment, s.heartbeat_seconds)
-                work.find_neighbours(session, _es(), index, encoder,
-                                     {"threshold": s.dedup_threshold, "num_perm": s.minhash_perms,
-                                      "shingle_words": s.shingle_words}, s.train_allow_undated_neighbours,
-                                     lambda n: beat("neighbours", {"examples_done": n, "examples": len(examples)}))
+                work.find_neighbours(
+                    session,
+                    runtime.es(),
+                    index,
+                    encoder,
+                    {"threshold": s.dedup_threshold, "num_perm": s.minhash_perms, "shingle_words": s.shingle_words},
+                    s.train_allow_undated_neighbours,
+                    lambda n: beat("neighbours", {"examples_done": n, "examples": len(examples)}),
+                )
             if request.augment == "fusion":
-                work.load_vectors(_es(), work.neighbours.index, encoder.dims)
+                work.load_vectors(runtime.es(), work.neighbours.index, encoder.dims)
         results = {mode: work.run(mode, _Progress(job_id, mode, s.heartbeat_seconds)) for mode in request.modes()}
     except Cancelled:  # the job row already says cancelled (or failed elsewhere); the model row follows it
-        with session_scope(_sql_url()) as session:
-            registry.fail_model(session, job_id, "its training job ended before the model was finished")
+        with session_scope(runtime.sql_url()) as session:
+            model_registry.fail_model(session, job_id, "its training job ended before the model was finished")
         return
     except PermanentError as exc:  # bad data, unusable base model, nothing to retrieve: the row says why
         _fail(job_id, str(exc))
         return
     except NotFoundError as exc:  # no index version yet: nothing was ever ingested for neighbours
-        _fail(job_id, f"no index to retrieve neighbours from ({exc.message}); ingest documents first, "
-                      "or train with --augment none")
+        _fail(
+            job_id,
+            f"no index to retrieve neighbours from ({exc.message}); ingest documents first, "
+            "or train with --augment none",
+        )
         return
-    with session_scope(_sql_url()) as session:
-        job, model = session.get(Job, job_id), registry.model_for_job(session, job_id)
+    with session_scope(runtime.sql_url()) as session:
+        job, model = session.get(Job, job_id), model_registry.model_for_job(session, job_id)
         if job.state in JobState.FINAL:
             return
         model.metrics, model.params = summarise(request, results), work.params()
         model.artefact_path, model.status = str(work.model_dir), "ready"
         model.index_version = work.neighbours.index if work.neighbours else None
-        job.metrics = {**(job.metrics or {}), "result": {"model_id": model.id, **model.metrics},
-                       "runs": {m: {k: v for k, v in r.items() if k != "metrics"} for m, r in results.items()}}
+        job.metrics = {
+            **(job.metrics or {}),
+            "result": {"model_id": model.id, **model.metrics},
+            "runs": {m: {k: v for k, v in r.items() if k != "metrics"} for m, r in results.items()},
+        }
         job.total = job.done = len(examples)
         job.state, job.finished_at = JobState.SUCCEEDED, utcnow()
         job.heartbeat_at = job.finished_at
 
 
-@app.task(bind=True, base=JobTask, name="docpipe.gpu.classify")
+@app.task(bind=True, base=JobTask, name=CLASSIFY)
 def classify(self, job_id: str) -> None:
     from pipeline.index import refresh
-    from pipeline.infer.classify import classify_documents, scope_documents
+    from pipeline.infer.classify_job import classify_documents, scope_documents
     from pipeline.infer.predictor import get_predictor
     from pipeline.reindex import search_target, still_live
     from pipeline.store.models_ml import ModelRecord
 
     s = get_settings()
-    with session_scope(_sql_url()) as session:
-        job = _open_job(session, job_id)
+    with session_scope(runtime.sql_url()) as session:
+        job = runtime.open_job(session, job_id)
         if job is None:
             return
         if "model_id" not in (job.options or {}):
@@ -193,8 +215,8 @@ def classify(self, job_id: str) -> None:
         _fail(job_id, f"model {opts['model_id']} cannot serve ({exc}); the live model was left as it is")
         return
     while True:
-        with session_scope(_sql_url()) as session:  # one transaction per batch: a crash redoes one batch
-            job = _open_job(session, job_id)
+        with session_scope(runtime.sql_url()) as session:  # one transaction per batch: a crash redoes one batch
+            job = runtime.open_job(session, job_id)
             if job is None:
                 return
             # the version live now, not the one live when the job began: a swap since (another gpu worker's
@@ -202,12 +224,18 @@ def classify(self, job_id: str) -> None:
             index, index_model = search_target(session, s.index_prefix, s.encoder_path)
             encoder = _query_encoder(index_model) if predictor.needs_neighbours else None
             model = session.get(ModelRecord, opts["model_id"])
-            docs = scope_documents(session, tenant, opts.get("source_job"), opts.get("documents"),
-                                   not_in_job=job_id, limit=s.classify_docs_per_batch)
+            docs = scope_documents(
+                session,
+                tenant,
+                opts.get("source_job"),
+                opts.get("documents"),
+                not_in_job=job_id,
+                limit=s.classify_docs_per_batch,
+            )
             if not docs:
-                job.done = registry.labelled_documents(session, job_id)
+                job.done = model_registry.labelled_documents(session, job_id)
                 if job.done:
-                    refresh(_es(), index)  # label filters see the new labels from now on
+                    refresh(runtime.es(), index)  # label filters see the new labels from now on
                 failures = (job.metrics or {}).get("es_failures", 0)
                 job.failed = failures
                 job.state = JobState.PARTIAL if failures else JobState.SUCCEEDED
@@ -216,21 +244,27 @@ def classify(self, job_id: str) -> None:
                 job.finished_at = job.heartbeat_at = utcnow()
                 return
             started = time.perf_counter()
-            report = classify_documents(session, _es(), index, predictor, model, docs, job_id, encoder,
-                                        s.train_allow_undated_neighbours)
+            report = classify_documents(
+                session, runtime.es(), index, predictor, model, docs, job_id, encoder, s.train_allow_undated_neighbours
+            )
             metrics = dict(job.metrics or {})
-            run = dict(metrics.get("classify", {"documents": 0, "chunks": 0, "seconds": 0.0, "real_tokens": 0,
-                                                "padded_tokens": 0}))
+            run = dict(
+                metrics.get(
+                    "classify", {"documents": 0, "chunks": 0, "seconds": 0.0, "real_tokens": 0, "padded_tokens": 0}
+                )
+            )
             run["documents"] += report.documents
             run["chunks"] += report.chunks
             run["seconds"] = round(run["seconds"] + time.perf_counter() - started, 3)
             run["real_tokens"] += report.padding.get("real_tokens", 0)
             run["padded_tokens"] += report.padding.get("padded_tokens", 0)
-            run["padding_waste"] = round(1 - run["real_tokens"] / run["padded_tokens"], 4) if run["padded_tokens"] else 0
+            run["padding_waste"] = (
+                round(1 - run["real_tokens"] / run["padded_tokens"], 4) if run["padded_tokens"] else 0
+            )
             metrics["classify"] = run
             metrics["es_failures"] = metrics.get("es_failures", 0) + len(report.es_failures)
             job.metrics = metrics
-            done = registry.labelled_documents(session, job_id)
+            done = model_registry.labelled_documents(session, job_id)
             if done == job.done:  # nothing labelled: the same documents would come back forever
                 raise PermanentError(f"{len(docs)} document(s) could not be labelled (chunks missing in SQL)")
             job.done, job.heartbeat_at = done, utcnow()
@@ -241,21 +275,30 @@ def classify(self, job_id: str) -> None:
 def _resolve_classify(session, job: Job) -> str | None:
     """Pin the live model (and the index) once, at the start: a promotion meanwhile does not change a
     running job. Returns an error message when there is nothing to classify with."""
-    from pipeline.infer.classify import count_scope
+    from pipeline.infer.classify_job import count_scope
     from pipeline.reindex import search_target
     from pipeline.retrieve import search
 
     s = get_settings()
     opts = dict(job.options or {})
-    model = registry.live_model(session, job.tenant, opts["task"])
+    model = model_registry.live_model(session, job.tenant, opts["task"])
     if model is None:
-        return (f"no live model for task {opts['task']!r} of tenant {job.tenant}: train one with `docpipe train` "
-                "and promote it with `docpipe models promote ID`")
+        return (
+            f"no live model for task {opts['task']!r} of tenant {job.tenant}: train one with `docpipe train` "
+            "and promote it with `docpipe models promote ID`"
+        )
     index, index_model = search_target(session, s.index_prefix, s.encoder_path)
     opts.update(model_id=model.id, artefact=model.artefact_path, index=index, index_model=index_model)
     if opts.get("query"):
-        hits = search(_es(), index, job.tenant, opts["query"], "hybrid", int(opts.get("k") or 100),
-                      _encoder(index_model))
+        hits = search(
+            runtime.es(),
+            index,
+            job.tenant,
+            opts["query"],
+            "hybrid",
+            int(opts.get("k") or 100),
+            runtime.encoder(index_model),
+        )
         opts["documents"] = list(dict.fromkeys(h.doc_id for h in hits))
     job.options = opts
     job.total = count_scope(session, job.tenant, opts.get("source_job"), opts.get("documents"))

@@ -3,57 +3,44 @@
 A run's failure is recorded on its source (error, consecutive failures, backed-off next run) and
 the task ends normally: the schedule is the retry, and one bad source never holds up the others.
 """
+
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 from pathlib import Path
 
 from pipeline.config import get_settings
-from pipeline.services import elasticsearch_client, endpoints
-from pipeline.sources import registry
+from pipeline.sources import catalog
 from pipeline.sources.errors import SourceError
 from pipeline.store.db import session_scope
 from pipeline.store.models_sources import SourceKind
+from workers import runtime
 from workers.app import app
-from workers.tasks import start_job
+from workers.routing import RUN_SOURCE, SOURCES_TICK, START_JOB
 
 log = logging.getLogger(__name__)
 
 
-@lru_cache
-def _sql_url() -> str:
-    return endpoints(get_settings()).sql_url
-
-
-@lru_cache
-def _layout():
-    from pipeline.index import IndexLayout
-
-    return IndexLayout(elasticsearch_client(get_settings()), get_settings().index_prefix)
-
-
-@app.task(name="docpipe.sources.tick", ignore_result=True)
+@app.task(name=SOURCES_TICK, ignore_result=True)
 def tick() -> list[str]:
     """Claim every due, idle source and enqueue its run; sent by beat every few seconds."""
     s = get_settings()
-    with session_scope(_sql_url()) as session:
-        claimed = registry.claim_due(session, registry.utcnow(), s.source_lease_seconds)
+    with session_scope(runtime.sql_url()) as session:
+        claimed = catalog.claim_due(session, catalog.utcnow(), s.source_lease_seconds)
     for source_id, token in claimed:
         run_source.delay(source_id, token)
     return [source_id for source_id, _ in claimed]
 
 
-@app.task(bind=True, name="docpipe.sources.run", acks_late=True, reject_on_worker_lost=True)
+@app.task(bind=True, name=RUN_SOURCE, acks_late=True, reject_on_worker_lost=True)
 def run_source(self, source_id: str, token: str) -> str | None:
     """Run a claimed source; returns the id of the ingest job it created, if any."""
-    with session_scope(_sql_url()) as session:
-        source = registry.begin_run(session, source_id, token)
+    with session_scope(runtime.sql_url()) as session:
+        source = catalog.begin_run(session, source_id, token)
         if source is None:
             return None  # superseded or already finished: a redelivered message
         kind, location, tenant = source.kind, source.location, source.tenant
-        timeout, etag, modified, body_hash = source.timeout_seconds, source.etag, source.last_modified, \
-            source.body_hash
+        timeout, etag, modified, body_hash = source.timeout_seconds, source.etag, source.last_modified, source.body_hash
         if _last_job_failed(session, source.last_job_id):
             etag = modified = body_hash = None  # fetch everything again: the last items never got in
     try:
@@ -70,7 +57,7 @@ def run_source(self, source_id: str, token: str) -> str | None:
         _record_failure(source_id, token, f"{type(exc).__name__}: {exc}")
         raise
     if job_id:
-        start_job.delay(job_id)
+        app.send_task(START_JOB, args=[job_id])
     return job_id
 
 
@@ -88,20 +75,35 @@ def _run_feed(source_id, token, tenant, url, timeout, etag, modified, body_hash)
 
     s = get_settings()
     spool = Path(s.data_dir).resolve() / "feeds" / source_id
-    outcome = poll_feed(url, FetchPolicy.from_settings(s, timeout), spool, etag=etag, last_modified=modified,
-                        body_hash=body_hash, meta={"source_id": source_id})
-    with session_scope(_sql_url()) as session:
-        source = registry.begin_run(session, source_id, token)
+    outcome = poll_feed(
+        url,
+        FetchPolicy.from_settings(s, timeout),
+        spool,
+        etag=etag,
+        last_modified=modified,
+        body_hash=body_hash,
+        meta={"source_id": source_id},
+    )
+    with session_scope(runtime.sql_url()) as session:
+        source = catalog.begin_run(session, source_id, token)
         if source is None:
             return None  # the lease expired and another run took over: its result stands
         job_id = None
         if outcome.changed:
-            job_id = repo.create_job(session, tenant, [str(outcome.path)], kind="feed",
-                                     options={"source_id": source_id, "url": outcome.url,
-                                              "items": outcome.items, "skipped": outcome.skipped[:20]}).id
-        source.etag, source.last_modified, source.body_hash = outcome.etag, outcome.last_modified, \
-            outcome.body_hash
-        registry.finish_success(source, registry.utcnow(), outcome.message, job_id)
+            job_id = repo.create_job(
+                session,
+                tenant,
+                [str(outcome.path)],
+                kind="feed",
+                options={
+                    "source_id": source_id,
+                    "url": outcome.url,
+                    "items": outcome.items,
+                    "skipped": outcome.skipped[:20],
+                },
+            ).id
+        source.etag, source.last_modified, source.body_hash = outcome.etag, outcome.last_modified, outcome.body_hash
+        catalog.finish_success(source, catalog.utcnow(), outcome.message, job_id)
     prune_spool(spool, s.feed_files_kept)
     return job_id
 
@@ -111,20 +113,20 @@ def _run_folder(source_id, token, folder) -> str | None:
     from pipeline.sources.sync import sync_folder
 
     current = scan_folder(Path(folder))  # reads every file: outside any transaction
-    layout = _layout()
+    layout = runtime.layout()
     aliases = list(dict.fromkeys([layout.write_alias, layout.read_alias]))
-    with session_scope(_sql_url()) as session:
-        source = registry.begin_run(session, source_id, token)
+    with session_scope(runtime.sql_url()) as session:
+        source = catalog.begin_run(session, source_id, token)
         if source is None:
             return None
-        result = sync_folder(session, source, current, layout.es, aliases, registry.utcnow())
+        result = sync_folder(session, source, current, layout.es, aliases, catalog.utcnow())
         job_id = result.job.id if result.job else None
-        registry.finish_success(source, registry.utcnow(), result.message, job_id)
+        catalog.finish_success(source, catalog.utcnow(), result.message, job_id)
     return job_id
 
 
 def _record_failure(source_id: str, token: str, error: str) -> None:
-    with session_scope(_sql_url()) as session:
-        source = registry.begin_run(session, source_id, token)
+    with session_scope(runtime.sql_url()) as session:
+        source = catalog.begin_run(session, source_id, token)
         if source is not None:
-            registry.finish_failure(source, registry.utcnow(), error, get_settings().source_backoff_max)
+            catalog.finish_failure(source, catalog.utcnow(), error, get_settings().source_backoff_max)

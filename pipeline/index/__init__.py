@@ -1,8 +1,7 @@
 """The Elasticsearch side of docpipe: versioned chunk indices, bulk writes and search."""
-from pipeline.index.mapping import DEFAULT_PREFIX, TEXT_ANALYZER, config_hash, index_settings, mapping
-from pipeline.index.search import Hit, bm25, hybrid, hybrid_rrf_retriever, knn, rrf_fuse
-from pipeline.index.versions import IndexLayout
-from pipeline.index.writer import (
+
+from pipeline.index.aliases import IndexLayout
+from pipeline.index.bulk import (
     WriteReport,
     chunk_action,
     count_chunks,
@@ -10,6 +9,8 @@ from pipeline.index.writer import (
     refresh,
     write_chunks,
 )
+from pipeline.index.mapping import DEFAULT_PREFIX, TEXT_ANALYZER, config_hash, index_settings, mapping
+from pipeline.index.search import Hit, bm25, hybrid, hybrid_rrf_retriever, knn, rrf_fuse
 
 __all__ = [
     "DEFAULT_PREFIX",

@@ -1,8 +1,9 @@
 """Maps Elasticsearch client exceptions onto pipeline.errors (retryable vs permanent)."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from elasticsearch import ApiError, SerializationError, TransportError
 

@@ -1,4 +1,5 @@
 """The chunk index's mapping and settings, and a stable fingerprint of them."""
+
 from __future__ import annotations
 
 import hashlib

@@ -4,11 +4,13 @@ Every query carries the tenant as a filter; for kNN the filter sits inside the `
 clause so the k nearest are chosen among the tenant's own chunks, not cut from the
 global k nearest afterwards (which can leave a tenant with nothing).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 from elasticsearch import Elasticsearch
 
@@ -31,29 +33,52 @@ class Hit:
     rank: int  # 1-based position in the list it was returned in
 
 
-def bm25(es: Elasticsearch, alias: str, tenant: str, query: str, k: int,
-         filters: list[dict] | None = None) -> list[Hit]:
+def bm25(
+    es: Elasticsearch, alias: str, tenant: str, query: str, k: int, filters: list[dict] | None = None
+) -> list[Hit]:
     if k <= 0:
         return []
     with guard("bm25 search"):
-        resp = es.search(index=alias, query=_lexical(tenant, query, filters), size=k,
-                         source=_FIELDS, track_total_hits=False)
+        resp = es.search(
+            index=alias, query=_lexical(tenant, query, filters), size=k, source=_FIELDS, track_total_hits=False
+        )
     return _hits(resp)
 
 
-def knn(es: Elasticsearch, alias: str, tenant: str, vector: Sequence[float], k: int,
-        num_candidates: int | None = None, filters: list[dict] | None = None) -> list[Hit]:
+def knn(
+    es: Elasticsearch,
+    alias: str,
+    tenant: str,
+    vector: Sequence[float],
+    k: int,
+    num_candidates: int | None = None,
+    filters: list[dict] | None = None,
+) -> list[Hit]:
     if k <= 0:
         return []
     with guard("knn search"):
-        resp = es.search(index=alias, knn=_knn_clause(tenant, vector, k, num_candidates, filters),
-                         size=k, source=_FIELDS, track_total_hits=False)
+        resp = es.search(
+            index=alias,
+            knn=_knn_clause(tenant, vector, k, num_candidates, filters),
+            size=k,
+            source=_FIELDS,
+            track_total_hits=False,
+        )
     return _hits(resp)
 
 
-def hybrid(es: Elasticsearch, alias: str, tenant: str, query: str, vector: Sequence[float], k: int,
-           rank_constant: int = 60, window: int | None = None, filters: list[dict] | None = None,
-           num_candidates: int | None = None) -> list[Hit]:
+def hybrid(
+    es: Elasticsearch,
+    alias: str,
+    tenant: str,
+    query: str,
+    vector: Sequence[float],
+    k: int,
+    rank_constant: int = 60,
+    window: int | None = None,
+    filters: list[dict] | None = None,
+    num_candidates: int | None = None,
+) -> list[Hit]:
     """BM25 and kNN fetched separately (`window` hits each), fused here with RRF.
 
     Needs no licence and behaves the same on every Elasticsearch 8/9 deployment.
@@ -64,10 +89,18 @@ def hybrid(es: Elasticsearch, alias: str, tenant: str, query: str, vector: Seque
     return rrf_fuse([lexical, semantic], k, rank_constant)
 
 
-def hybrid_rrf_retriever(es: Elasticsearch, alias: str, tenant: str, query: str,
-                         vector: Sequence[float], k: int, rank_constant: int = 60,
-                         window: int | None = None, filters: list[dict] | None = None,
-                         num_candidates: int | None = None) -> list[Hit]:
+def hybrid_rrf_retriever(
+    es: Elasticsearch,
+    alias: str,
+    tenant: str,
+    query: str,
+    vector: Sequence[float],
+    k: int,
+    rank_constant: int = 60,
+    window: int | None = None,
+    filters: list[dict] | None = None,
+    num_candidates: int | None = None,
+) -> list[Hit]:
     """The same fusion done by the server's `rrf` retriever (one round trip).
 
     Self-managed Elasticsearch 8 needs a paid licence for it; `hybrid` is the fallback.
@@ -75,14 +108,16 @@ def hybrid_rrf_retriever(es: Elasticsearch, alias: str, tenant: str, query: str,
     if k <= 0:
         return []
     window = _window(k, window)
-    retriever = {"rrf": {
-        "retrievers": [
-            {"standard": {"query": _lexical(tenant, query, filters)}},
-            {"knn": _knn_clause(tenant, vector, window, num_candidates, filters)},
-        ],
-        "rank_window_size": window,
-        "rank_constant": rank_constant,
-    }}
+    retriever = {
+        "rrf": {
+            "retrievers": [
+                {"standard": {"query": _lexical(tenant, query, filters)}},
+                {"knn": _knn_clause(tenant, vector, window, num_candidates, filters)},
+            ],
+            "rank_window_size": window,
+            "rank_constant": rank_constant,
+        }
+    }
     with guard("rrf retriever search"):
         resp = es.search(index=alias, retriever=retriever, size=k, source=_FIELDS)
     return _hits(resp)
@@ -115,8 +150,7 @@ def rrf_fuse(lists: list[list[Hit]], k: int, rank_constant: int = 60) -> list[Hi
     # fsum makes the total independent of summation order, so exact ties stay ties.
     totals = {key: math.fsum(values) for key, values in parts.items()}
     order = sorted(first_seen, key=lambda key: -totals[key])
-    return [replace(first_seen[key], score=totals[key], rank=rank)
-            for rank, key in enumerate(order[:k], start=1)]
+    return [replace(first_seen[key], score=totals[key], rank=rank) for rank, key in enumerate(order[:k], start=1)]
 
 
 def _window(k: int, window: int | None) -> int:
@@ -131,14 +165,17 @@ def _filters(tenant: str, filters: list[dict] | None) -> list[dict]:
 
 
 def _lexical(tenant: str, query: str, filters: list[dict] | None) -> dict:
-    return {"bool": {
-        "must": [{"multi_match": {"query": query, "fields": ["text", "title^2"]}}],
-        "filter": _filters(tenant, filters),
-    }}
+    return {
+        "bool": {
+            "must": [{"multi_match": {"query": query, "fields": ["text", "title^2"]}}],
+            "filter": _filters(tenant, filters),
+        }
+    }
 
 
-def _knn_clause(tenant: str, vector: Sequence[float], k: int, num_candidates: int | None,
-                filters: list[dict] | None) -> dict:
+def _knn_clause(
+    tenant: str, vector: Sequence[float], k: int, num_candidates: int | None, filters: list[dict] | None
+) -> dict:
     if num_candidates is None:
         # HNSW recall drops when the filter keeps a small share of the graph (a small
         # tenant); exploring 10x k candidates buys it back at a modest cost.
@@ -157,14 +194,16 @@ def _hits(resp: Any) -> list[Hit]:
     hits = []
     for position, raw in enumerate(resp["hits"]["hits"], start=1):
         src = raw.get("_source") or {}
-        hits.append(Hit(
-            chunk_id=src.get("chunk_id") or raw["_id"],
-            doc_id=src.get("doc_id", ""),
-            source=src.get("source", ""),
-            ordinal=int(src.get("ordinal", 0)),
-            score=float(raw.get("_score") or 0.0),
-            text=src.get("text", ""),
-            title=src.get("title"),
-            rank=int(raw.get("_rank") or position),
-        ))
+        hits.append(
+            Hit(
+                chunk_id=src.get("chunk_id") or raw["_id"],
+                doc_id=src.get("doc_id", ""),
+                source=src.get("source", ""),
+                ordinal=int(src.get("ordinal", 0)),
+                score=float(raw.get("_score") or 0.0),
+                text=src.get("text", ""),
+                title=src.get("title"),
+                rank=int(raw.get("_rank") or position),
+            )
+        )
     return hits

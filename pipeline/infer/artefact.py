@@ -3,6 +3,7 @@ head (and fusion module) in head.pt, and docpipe_model.json describing labels an
 
 docpipe_model.json is written last, so a folder without it is an unfinished save.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,9 @@ def read_config(folder: str | Path) -> ArtefactConfig:
         raw = json.loads((folder / CONFIG_FILE).read_text())
         config = ArtefactConfig(**raw)
     except FileNotFoundError:
-        raise ConfigError(f"model folder {folder} has no {CONFIG_FILE}: not a docpipe model, "
-                          "or its save did not finish") from None
+        raise ConfigError(
+            f"model folder {folder} has no {CONFIG_FILE}: not a docpipe model, or its save did not finish"
+        ) from None
     except (json.JSONDecodeError, TypeError) as exc:
         raise ConfigError(f"model folder {folder}: {CONFIG_FILE} is corrupt ({exc})") from None
     if config.format != FORMAT:
@@ -60,8 +62,10 @@ def read_config(folder: str | Path) -> ArtefactConfig:
         raise ConfigError(f"model folder {folder}: config.json missing or corrupt ({exc})") from None
     heads = _head_classes(folder)
     if heads != len(config.labels):
-        raise ConfigError(f"model folder {folder}: the head has {heads} classes but {len(config.labels)} "
-                          "labels are recorded; the folder does not match its description")
+        raise ConfigError(
+            f"model folder {folder}: the head has {heads} classes but {len(config.labels)} "
+            "labels are recorded; the folder does not match its description"
+        )
     if not any(folder.glob("*.safetensors")) and not any(folder.glob("pytorch_model*.bin")):
         raise ConfigError(f"model folder {folder} holds no weights")
     return config
@@ -85,15 +89,18 @@ def load_model(folder: str | Path, device, compile: bool = False):
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from pipeline.infer.classifier import Classifier
+    from pipeline.infer.classifier_model import Classifier
     from pipeline.infer.engine import for_inference
 
     config = read_config(folder)
     folder = Path(folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        model = Classifier(AutoModel.from_pretrained(folder, local_files_only=True), len(config.labels),
-                           config.neighbour_dims if config.augment == "fusion" else None)
+        model = Classifier(
+            AutoModel.from_pretrained(folder, local_files_only=True),
+            len(config.labels),
+            config.neighbour_dims if config.augment == "fusion" else None,
+        )
         state = torch.load(folder / HEAD_FILE, map_location="cpu", weights_only=True)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith("encoder.") for k in missing):

@@ -1,4 +1,5 @@
 """Token-budget packing: requests sorted by length share batches whose padded size stays under a budget."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -29,13 +30,19 @@ class PaddingReport:
         self.batch_sizes.extend(other.batch_sizes)
 
     def as_dict(self) -> dict:
-        return {"sequences": self.sequences, "batches": self.batches, "real_tokens": self.real_tokens,
-                "padded_tokens": self.padded_tokens, "padding_waste": round(self.padding_waste, 4),
-                "seconds": round(self.seconds, 4)}
+        return {
+            "sequences": self.sequences,
+            "batches": self.batches,
+            "real_tokens": self.real_tokens,
+            "padded_tokens": self.padded_tokens,
+            "padding_waste": round(self.padding_waste, 4),
+            "seconds": round(self.seconds, 4),
+        }
 
 
-def pack_batches(lengths: list[int], token_budget: int, max_batch: int | None = None,
-                 max_padding: float | None = None) -> list[list[int]]:
+def pack_batches(
+    lengths: list[int], token_budget: int, max_batch: int | None = None, max_padding: float | None = None
+) -> list[list[int]]:
     """Group request indices into batches; each batch's padded size (rows x longest) is <= token_budget.
 
     Longest first, so every batch is padded only up to its own first member and neighbours in a
@@ -54,8 +61,10 @@ def pack_batches(lengths: list[int], token_budget: int, max_batch: int | None = 
     for i in order:
         n = max(int(lengths[i]), 1)  # an empty request still occupies a row
         if n > token_budget:
-            raise ValueError(f"request {i} has {n} tokens, more than the token budget {token_budget}; "
-                             "truncate requests to the model's max length and keep the budget above it")
+            raise ValueError(
+                f"request {i} has {n} tokens, more than the token budget {token_budget}; "
+                "truncate requests to the model's max length and keep the budget above it"
+            )
         full = max_batch is not None and len(current) >= max_batch
         ragged = max_padding is not None and n < width * (1.0 - max_padding)
         if current and (full or ragged or (len(current) + 1) * width > token_budget):

@@ -4,6 +4,7 @@ Covers the common sentence-transformers layout (Transformer, then mean or CLS Po
 Normalize), which gives the same vectors as pipeline.embed.Encoder; any other layout is refused with a
 ConfigError and callers fall back to sentence-transformers itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import ConfigError
-from pipeline.infer.engine import (InferenceEngine, default_token_budget, for_inference, mean_pool, resolve_device,
-                                   tokenize)
+from pipeline.infer.engine import (
+    InferenceEngine,
+    default_token_budget,
+    for_inference,
+    mean_pool,
+    resolve_device,
+    tokenize,
+)
 
 _cache: dict[tuple[str, str, int, bool], EngineEncoder] = {}
 _lock = threading.Lock()
@@ -24,13 +31,19 @@ def _layout(root: Path) -> tuple[str, bool, int | None]:
     """(pooling mode, normalise, max length) of a sentence-transformers folder we can reproduce."""
     try:
         modules = json.loads((root / "modules.json").read_text())
-        sbert = json.loads((root / "sentence_bert_config.json").read_text()) \
-            if (root / "sentence_bert_config.json").is_file() else {}
+        sbert = (
+            json.loads((root / "sentence_bert_config.json").read_text())
+            if (root / "sentence_bert_config.json").is_file()
+            else {}
+        )
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{root} is not a sentence-transformers folder: {exc}") from None
     kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
-    if kinds[:2] != ["Transformer", "Pooling"] or any(k != "Normalize" for k in kinds[2:]) or \
-            modules[0].get("path", "") not in ("", "."):
+    if (
+        kinds[:2] != ["Transformer", "Pooling"]
+        or any(k != "Normalize" for k in kinds[2:])
+        or modules[0].get("path", "") not in ("", ".")
+    ):
         raise ConfigError(f"{root}: module layout {kinds} is not Transformer + Pooling (+ Normalize)")
     pooling = json.loads((root / modules[1]["path"] / "config.json").read_text())
     modes = [k for k, v in pooling.items() if k.startswith("pooling_mode_") and v]
@@ -57,20 +70,26 @@ class EngineEncoder:
             pooled = mean_pool(hidden, batch.get("attention_mask")) if self.pooling == "mean" else hidden[:, 0]
             return torch.nn.functional.normalize(pooled.float(), dim=-1) if self.normalise else pooled
 
-        self.engine = InferenceEngine(forward, self.tokenizer.pad_token_id, self.device,
-                                      max(token_budget or default_token_budget(self.device), self.max_length),
-                                      autocast=False)
+        self.engine = InferenceEngine(
+            forward,
+            self.tokenizer.pad_token_id,
+            self.device,
+            max(token_budget or default_token_budget(self.device), self.max_length),
+            autocast=False,
+        )
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dims) float32, row i for texts[i]."""
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
-        return np.ascontiguousarray(self.engine.run(tokenize(self.tokenizer, list(texts), self.max_length)),
-                                    dtype=np.float32)
+        return np.ascontiguousarray(
+            self.engine.run(tokenize(self.tokenizer, list(texts), self.max_length)), dtype=np.float32
+        )
 
 
-def get_engine_encoder(model_path: str, device: str = "auto", token_budget: int = 0,
-                       compile: bool = False) -> EngineEncoder:
+def get_engine_encoder(
+    model_path: str, device: str = "auto", token_budget: int = 0, compile: bool = False
+) -> EngineEncoder:
     key = (str(Path(model_path).resolve()), device, token_budget, compile)
     with _lock:
         found = _cache.get(key)

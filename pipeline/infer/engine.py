@@ -4,6 +4,7 @@ Requests are packed by a token budget (pipeline.infer.batching), run under infer
 CUDA (fp16 where bf16 is missing; fp32 on the CPU), and copied host-to-device from pinned memory
 without blocking, so the next batch is assembled while the GPU works.
 """
+
 from __future__ import annotations
 
 import time
@@ -59,7 +60,8 @@ def for_inference(model, device, compile: bool = False):
 
 def default_token_budget(device) -> int:
     """Padded tokens per batch: a GPU needs big batches to outrun its kernel launches (on an H100 the forward
-    pass over BBC paragraphs went from 1.2M tokens/s at 8,192 to 4.1M at 131,072); a CPU gains nothing past a few thousand."""
+    pass over BBC paragraphs went from 1.2M tokens/s at 8,192 to 4.1M at 131,072); a CPU gains nothing past a
+    few thousand."""
     return 131_072 if device.type == "cuda" else 8192
 
 
@@ -76,11 +78,20 @@ class InferenceEngine:
     """Runs `forward(**tensors) -> (rows, width)` over packed batches.
 
     `forward` receives input_ids, attention_mask (None when no row of the batch is padded),
-    token_type_ids (when the requests carry them) and every per-request extra array sliced to the batch (e.g. neighbour vectors for fusion).
+    token_type_ids (when the requests carry them) and every per-request extra array sliced to the batch (e.g.
+    neighbour vectors for fusion).
     """
 
-    def __init__(self, forward: Callable, pad_token_id: int, device: str = "auto", token_budget: int = 0,
-                 max_batch: int | None = None, max_padding: float | None = 0.2, autocast: bool = True):
+    def __init__(
+        self,
+        forward: Callable,
+        pad_token_id: int,
+        device: str = "auto",
+        token_budget: int = 0,
+        max_batch: int | None = None,
+        max_padding: float | None = 0.2,
+        autocast: bool = True,
+    ):
         self.forward = forward
         self.pad_token_id = int(pad_token_id or 0)
         self.device = resolve_device(device) if isinstance(device, str) else device
@@ -90,8 +101,12 @@ class InferenceEngine:
         self.autocast = autocast  # False for a model already in its inference dtype (for_inference)
         self.last_report = PaddingReport()
 
-    def run(self, requests: list[Request], extras: dict[str, np.ndarray] | None = None,
-            on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    def run(
+        self,
+        requests: list[Request],
+        extras: dict[str, np.ndarray] | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
         """Rows of `forward`'s output in request order; on_batch(rows done) after each batch (heartbeats).
 
         On CUDA each batch's result is copied back into pinned memory without blocking, and the host
@@ -144,8 +159,9 @@ class InferenceEngine:
         self.last_report = report
         return outputs if outputs is not None else np.zeros((0, 0), dtype=np.float32)
 
-    def _tensors(self, requests: list[Request], batch: list[int], lengths: list[int],
-                 extras: dict[str, np.ndarray] | None) -> dict:
+    def _tensors(
+        self, requests: list[Request], batch: list[int], lengths: list[int], extras: dict[str, np.ndarray] | None
+    ) -> dict:
         host = collate(requests, batch, self.pad_token_id, extras)
         if host["attention_mask"].all():
             # no row is padded: without a mask, transformers need not ask the GPU whether the mask is all
@@ -170,8 +186,9 @@ def collate(requests: list[Request], batch, pad_token_id: int, extras: dict[str,
     host = {"input_ids": ids, "attention_mask": filled.astype(np.int64)}
     if rows[0].token_type_ids:
         types = np.zeros(filled.shape, dtype=np.int64)
-        types[filled] = np.fromiter(chain.from_iterable(r.token_type_ids or [0] * len(r.input_ids) for r in rows),
-                                    dtype=np.int64, count=count)
+        types[filled] = np.fromiter(
+            chain.from_iterable(r.token_type_ids or [0] * len(r.input_ids) for r in rows), dtype=np.int64, count=count
+        )
         host["token_type_ids"] = types
     for name, values in (extras or {}).items():
         host[name] = np.ascontiguousarray(values[batch])
@@ -194,8 +211,7 @@ def to_device(host: dict[str, np.ndarray], device) -> dict:
 
 def tokenize(tokenizer, texts: list[str], max_length: int) -> list[Request]:
     """Truncated, unpadded token ids (with the model's special tokens) for single texts."""
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False,
-                    return_attention_mask=False)
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False, return_attention_mask=False)
     types = enc.get("token_type_ids") if "token_type_ids" in tokenizer.model_input_names else None
     return [Request(ids, types[i] if types else None) for i, ids in enumerate(enc["input_ids"])]
 

@@ -3,6 +3,7 @@
 concat: `[CLS] text [SEP] passage 1 [SEP] passage 2 ... [SEP]`, where the text and each passage have
 their own token budget and the whole never exceeds the model's max length.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,8 +24,10 @@ class ConcatLayout:
         separators = self.neighbours - 1  # one between consecutive passages
         available = self.max_length - tokenizer.num_special_tokens_to_add(pair=True) - separators
         if available < 2 * self.neighbours:
-            raise ValueError(f"max_length {self.max_length} leaves no room for the text and "
-                             f"{self.neighbours} passages; raise it or use fewer neighbours")
+            raise ValueError(
+                f"max_length {self.max_length} leaves no room for the text and "
+                f"{self.neighbours} passages; raise it or use fewer neighbours"
+            )
         text = max(1, int(available * self.text_share))
         return text, max(1, (available - text) // self.neighbours)
 
@@ -52,9 +55,17 @@ def _template(tokenizer) -> _Template:
     ids, types = pair["input_ids"], pair.get("token_type_ids") or [0] * len(pair["input_ids"])
     i, j = single.index(a), ids.index(a)
     k = ids.index(b, j + 1)
-    tpl = _Template(single=(single[:i], single[i + 1:]), pair=(ids[:j], ids[j + 1:k], ids[k + 1:]),
-                    pair_types=(types[0] if j else 0, types[j], types[j + 1] if k > j + 1 else types[j],
-                                types[k], types[-1] if k + 1 < len(ids) else types[k]))
+    tpl = _Template(
+        single=(single[:i], single[i + 1 :]),
+        pair=(ids[:j], ids[j + 1 : k], ids[k + 1 :]),
+        pair_types=(
+            types[0] if j else 0,
+            types[j],
+            types[j + 1] if k > j + 1 else types[j],
+            types[k],
+            types[-1] if k + 1 < len(ids) else types[k],
+        ),
+    )
     _templates[id(tokenizer)] = (tokenizer, tpl)
     return tpl
 
@@ -65,8 +76,14 @@ HEAD_CHARS_PER_TOKEN = 8
 
 
 def _encode(tokenizer, texts: list[str], limit: int) -> list[list[int]]:
-    return tokenizer(texts, add_special_tokens=False, truncation=True, max_length=limit,
-                     return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    return tokenizer(
+        texts,
+        add_special_tokens=False,
+        truncation=True,
+        max_length=limit,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )["input_ids"]
 
 
 def text_head(text: str, chars: int) -> str:
@@ -107,13 +124,13 @@ def concat_requests(tokenizer, texts: list[str], passages: list[list[str]], layo
     text_budget, passage_budget = layout.budgets(tokenizer)
     tpl = _template(tokenizer)
     text_ids = token_ids(tokenizer, texts, text_budget)
-    flat = iter(token_ids(tokenizer, [p for group in passages for p in group[:layout.neighbours]], passage_budget))
+    flat = iter(token_ids(tokenizer, [p for group in passages for p in group[: layout.neighbours]], passage_budget))
     sep = tokenizer.sep_token_id
     uses_types = "token_type_ids" in tokenizer.model_input_names
     requests = []
     for ids, group in zip(text_ids, passages):
         tail: list[int] = []
-        for _ in group[:layout.neighbours]:
+        for _ in group[: layout.neighbours]:
             piece = next(flat)
             if piece:
                 tail.extend(([sep] if tail and sep is not None else []) + piece)
@@ -121,13 +138,18 @@ def concat_requests(tokenizer, texts: list[str], passages: list[list[str]], layo
             before, between, after = tpl.pair
             full = before + ids + between + tail + after
             t = tpl.pair_types
-            types = ([t[0]] * len(before) + [t[1]] * len(ids) + [t[2]] * len(between) + [t[3]] * len(tail)
-                     + [t[4]] * len(after))
+            types = (
+                [t[0]] * len(before)
+                + [t[1]] * len(ids)
+                + [t[2]] * len(between)
+                + [t[3]] * len(tail)
+                + [t[4]] * len(after)
+            )
         else:
             before, after = tpl.single
             full, types = before + ids + after, [0] * (len(before) + len(ids) + len(after))
         if len(full) > layout.max_length:  # a tokenizer with unusual special tokens: never exceed the model
-            full, types = full[:layout.max_length - 1] + full[-1:], types[:layout.max_length - 1] + types[-1:]
+            full, types = full[: layout.max_length - 1] + full[-1:], types[: layout.max_length - 1] + types[-1:]
         requests.append(Request(full, types if uses_types else None))
     return requests
 

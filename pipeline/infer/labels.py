@@ -1,4 +1,5 @@
-"""Labels for search: the filter that selects a label (a rebuilt index carries labels: pipeline.reindex.writer)."""
+"""Labels for search: the filter that selects a label (a rebuilt index carries labels: pipeline.reindex.fill)."""
+
 from __future__ import annotations
 
 from sqlalchemy import select

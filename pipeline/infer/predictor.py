@@ -1,4 +1,5 @@
 """A loaded classifier behind the batched engine, and the per-process cache the gpu worker keeps."""
+
 from __future__ import annotations
 
 import threading
@@ -39,8 +40,13 @@ class Predictor:
     def needs_neighbours(self) -> bool:
         return self.config.augment != "none" and self.config.neighbours > 0
 
-    def predict(self, texts: list[str], passages: list[list[str]] | None = None,
-                vectors: np.ndarray | None = None, vector_mask: np.ndarray | None = None) -> np.ndarray:
+    def predict(
+        self,
+        texts: list[str],
+        passages: list[list[str]] | None = None,
+        vectors: np.ndarray | None = None,
+        vector_mask: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Class probabilities, (len(texts), len(labels)), row i for texts[i].
 
         concat models read `passages` (neighbour texts); fusion models read `vectors`
@@ -51,8 +57,12 @@ class Predictor:
         cfg: ArtefactConfig = self.config
         extras = None
         if cfg.augment == "concat":
-            requests = concat_requests(self.tokenizer, texts, passages or [[] for _ in texts],
-                                       ConcatLayout(cfg.max_length, cfg.neighbours, cfg.text_share))
+            requests = concat_requests(
+                self.tokenizer,
+                texts,
+                passages or [[] for _ in texts],
+                ConcatLayout(cfg.max_length, cfg.neighbours, cfg.text_share),
+            )
         else:
             requests = text_requests(self.tokenizer, texts, cfg.max_length)
         if cfg.augment == "fusion":
@@ -64,8 +74,7 @@ class Predictor:
         return softmax(self.engine.run(requests, extras))
 
 
-def get_predictor(folder: str | Path, device: str = "auto", token_budget: int = 0,
-                  compile: bool = False) -> Predictor:
+def get_predictor(folder: str | Path, device: str = "auto", token_budget: int = 0, compile: bool = False) -> Predictor:
     """The process's loaded model for this artefact folder: a gpu worker loads (and compiles) each model once."""
     key = (str(Path(folder).resolve()), device, token_budget, compile)
     with _lock:

@@ -1,5 +1,6 @@
 """Financial sentiment monitoring: a watchlist, entity tags and sentiment per item, per-entity series,
 spike alerts and their webhooks. Pure functions over a session the caller passes in."""
+
 from pipeline.monitor.alerts import SpikeRule, alert_record, evaluate, judge, list_alerts
 from pipeline.monitor.entities import EntityMatcher, normalise_ticker
 from pipeline.monitor.scoring import job_documents, score_documents
@@ -7,6 +8,24 @@ from pipeline.monitor.sentiment import LexiconScorer, ModelScorer, Scorer, Senti
 from pipeline.monitor.series import series
 from pipeline.monitor.webhooks import deliver, post_json, webhook_urls
 
-__all__ = ["EntityMatcher", "LexiconScorer", "ModelScorer", "Scorer", "Sentiment", "SpikeRule", "alert_record",
-           "deliver", "evaluate", "has_live_model", "job_documents", "judge", "list_alerts", "live_scorer",
-           "normalise_ticker", "post_json", "score_documents", "series", "webhook_urls"]
+__all__ = [
+    "EntityMatcher",
+    "LexiconScorer",
+    "ModelScorer",
+    "Scorer",
+    "Sentiment",
+    "SpikeRule",
+    "alert_record",
+    "deliver",
+    "evaluate",
+    "has_live_model",
+    "job_documents",
+    "judge",
+    "list_alerts",
+    "live_scorer",
+    "normalise_ticker",
+    "post_json",
+    "score_documents",
+    "series",
+    "webhook_urls",
+]

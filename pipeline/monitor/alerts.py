@@ -6,11 +6,12 @@ has at least `min_items` items and its share lies `sigma` deviations or more abo
 alert is written then, and the episode stays open (no further alerts) until the share falls back
 below half that distance or the window empties. Only rises count: a burst of good news is no alarm.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,8 +32,14 @@ class SpikeRule:
 
     @classmethod
     def from_settings(cls, s) -> SpikeRule:
-        return cls(s.alert_window_hours, s.alert_baseline_hours, s.alert_sigma, s.alert_min_items,
-                   s.alert_min_baseline_windows, s.alert_std_floor)
+        return cls(
+            s.alert_window_hours,
+            s.alert_baseline_hours,
+            s.alert_sigma,
+            s.alert_min_items,
+            s.alert_min_baseline_windows,
+            s.alert_std_floor,
+        )
 
     def __post_init__(self):
         if self.window_hours < 1 or self.baseline_hours < self.window_hours or self.sigma <= 0:
@@ -54,6 +61,7 @@ class Verdict:
 
 def judge(hourly: dict[int, tuple[int, int]], now_hour: int, rule: SpikeRule) -> Verdict:
     """Pure decision over {epoch hour: (items, negatives)}; the window ends with `now_hour` included."""
+
     def window(last: int) -> tuple[int, int]:
         cells = [hourly.get(h, (0, 0)) for h in range(last - rule.window_hours + 1, last + 1)]
         return sum(c[0] for c in cells), sum(c[1] for c in cells)
@@ -71,12 +79,20 @@ def judge(hourly: dict[int, tuple[int, int]], now_hour: int, rule: SpikeRule) ->
     enough = len(shares) >= rule.min_baseline_windows
     starts = enough and items >= rule.min_items and deviations >= rule.sigma
     ends = items == 0 or deviations < rule.sigma / 2
-    return Verdict(items, negatives, round(share, 4), round(mean, 4), round(std, 4), round(deviations, 3),
-                   len(shares), starts, ends)
+    return Verdict(
+        items,
+        negatives,
+        round(share, 4),
+        round(mean, 4),
+        round(std, 4),
+        round(deviations, 3),
+        len(shares),
+        starts,
+        ends,
+    )
 
 
-def evaluate(session: Session, tenant: str, entity_ids: set[int] | None, now: datetime,
-             rule: SpikeRule) -> list[Alert]:
+def evaluate(session: Session, tenant: str, entity_ids: set[int] | None, now: datetime, rule: SpikeRule) -> list[Alert]:
     """Judge the entities (all of the tenant's when None) at `now`; return the alerts opened.
 
     Entity rows are locked in id order while judged, so two tasks finishing at once cannot both
@@ -87,7 +103,7 @@ def evaluate(session: Session, tenant: str, entity_ids: set[int] | None, now: da
         if not entity_ids:
             return []
         q = q.where(WatchEntity.id.in_(sorted(entity_ids)))
-    now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
     now_hour = epoch_hour(now)
     first = now_hour - rule.window_hours - (rule.baseline_hours // rule.window_hours) * rule.window_hours + 1
     opened = []
@@ -95,11 +111,21 @@ def evaluate(session: Session, tenant: str, entity_ids: set[int] | None, now: da
         verdict = judge(hourly_counts(session, entity.id, first, now_hour), now_hour, rule)
         if entity.open_alert_id is None and verdict.starts:
             entity.episodes += 1
-            alert = Alert(tenant=tenant, entity_id=entity.id, ticker=entity.ticker, episode=entity.episodes,
-                          window_start=_hour_start(now_hour - rule.window_hours + 1),
-                          window_end=_hour_start(now_hour + 1), items=verdict.items, negatives=verdict.negatives,
-                          negative_share=verdict.share, baseline_mean=verdict.mean, baseline_std=verdict.std,
-                          deviations=verdict.deviations, created_at=now)
+            alert = Alert(
+                tenant=tenant,
+                entity_id=entity.id,
+                ticker=entity.ticker,
+                episode=entity.episodes,
+                window_start=_hour_start(now_hour - rule.window_hours + 1),
+                window_end=_hour_start(now_hour + 1),
+                items=verdict.items,
+                negatives=verdict.negatives,
+                negative_share=verdict.share,
+                baseline_mean=verdict.mean,
+                baseline_std=verdict.std,
+                deviations=verdict.deviations,
+                created_at=now,
+            )
             session.add(alert)
             session.flush()
             entity.open_alert_id = alert.id
@@ -113,8 +139,9 @@ def evaluate(session: Session, tenant: str, entity_ids: set[int] | None, now: da
     return opened
 
 
-def list_alerts(session: Session, tenant: str | None = None, ticker: str | None = None,
-                limit: int = 100) -> list[Alert]:
+def list_alerts(
+    session: Session, tenant: str | None = None, ticker: str | None = None, limit: int = 100
+) -> list[Alert]:
     q = select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit)
     if tenant:
         q = q.where(Alert.tenant == tenant)
@@ -125,16 +152,29 @@ def list_alerts(session: Session, tenant: str | None = None, ticker: str | None 
 
 def alert_record(alert: Alert, names: list[str] | None = None) -> dict:
     """The JSON an alert is listed and POSTed as."""
+
     def iso(value):
         return value.isoformat() if value else None
 
-    return {"id": alert.id, "kind": "negative_share_spike", "tenant": alert.tenant, "entity": alert.ticker,
-            "names": names or [], "episode": alert.episode, "window_start": iso(alert.window_start),
-            "window_end": iso(alert.window_end), "items": alert.items, "negatives": alert.negatives,
-            "negative_share": alert.negative_share, "baseline_mean": alert.baseline_mean,
-            "baseline_std": alert.baseline_std, "deviations": alert.deviations,
-            "created_at": iso(alert.created_at), "ended_at": iso(alert.ended_at)}
+    return {
+        "id": alert.id,
+        "kind": "negative_share_spike",
+        "tenant": alert.tenant,
+        "entity": alert.ticker,
+        "names": names or [],
+        "episode": alert.episode,
+        "window_start": iso(alert.window_start),
+        "window_end": iso(alert.window_end),
+        "items": alert.items,
+        "negatives": alert.negatives,
+        "negative_share": alert.negative_share,
+        "baseline_mean": alert.baseline_mean,
+        "baseline_std": alert.baseline_std,
+        "deviations": alert.deviations,
+        "created_at": iso(alert.created_at),
+        "ended_at": iso(alert.ended_at),
+    }
 
 
 def _hour_start(hour: int) -> datetime:
-    return datetime.fromtimestamp(hour * 3600, tz=timezone.utc)
+    return datetime.fromtimestamp(hour * 3600, tz=UTC)

@@ -10,6 +10,7 @@ Rules, per entity:
 "Word boundary" means no letter, digit or underscore on either side, so "Apple's" and "Apple-made"
 mention Apple while "Pineapple" and "Applebee" do not; a `$` before a bare ticker makes it a cashtag.
 """
+
 from __future__ import annotations
 
 import csv
@@ -37,8 +38,9 @@ def english_words() -> frozenset[str]:
 def normalise_ticker(ticker: str) -> str:
     ticker = ticker.strip().lstrip("$")
     if not _TICKER.fullmatch(ticker):
-        raise ValueError(f"{ticker!r} is not a ticker: letters and digits, up to 10, with an optional "
-                         "class suffix such as BRK.B")
+        raise ValueError(
+            f"{ticker!r} is not a ticker: letters and digits, up to 10, with an optional class suffix such as BRK.B"
+        )
     return ticker.upper()
 
 
@@ -81,8 +83,9 @@ class EntityMatcher:
     """Finds which of a tenant's watched entities a text mentions."""
 
     def __init__(self, entities: list[tuple[int, str, list[str]]], words: frozenset[str] | None = None):
-        self.entities = [Watched(eid, normalise_ticker(t), entity_pattern(t, names, words))
-                         for eid, t, names in entities]
+        self.entities = [
+            Watched(eid, normalise_ticker(t), entity_pattern(t, names, words)) for eid, t, names in entities
+        ]
 
     def __bool__(self) -> bool:
         return bool(self.entities)

@@ -1,7 +1,8 @@
 """Sentiment and entity tags for documents, written so that doing it twice changes nothing."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -15,7 +16,7 @@ from pipeline.store.models_monitor import DocumentSentiment, EntityMention
 def item_time(doc: Document) -> datetime:
     """When the item happened: its published time, else when docpipe first saw it (UTC)."""
     at = doc.published or doc.created_at
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def epoch_hour(at: datetime) -> int:
@@ -28,10 +29,15 @@ def item_text(doc: Document) -> str:
 
 def job_documents(session: Session, job_id: str, after: str = "", limit: int = 64) -> list[Document]:
     """A job's indexed documents in id order (duplicates are not scored: one story counts once)."""
-    return list(session.scalars(
-        select(Document).join(JobDocument, JobDocument.document_id == Document.id)
-        .where(JobDocument.job_id == job_id, JobDocument.outcome == Outcome.INDEXED, Document.id > after)
-        .order_by(Document.id).limit(limit)))
+    return list(
+        session.scalars(
+            select(Document)
+            .join(JobDocument, JobDocument.document_id == Document.id)
+            .where(JobDocument.job_id == job_id, JobDocument.outcome == Outcome.INDEXED, Document.id > after)
+            .order_by(Document.id)
+            .limit(limit)
+        )
+    )
 
 
 def score_documents(session: Session, docs: list[Document], scorer: Scorer, matcher: EntityMatcher) -> set[int]:
@@ -39,10 +45,15 @@ def score_documents(session: Session, docs: list[Document], scorer: Scorer, matc
     if not docs:
         return set()
     ids = [d.id for d in docs]
-    known = {s.document_id: s for s in session.scalars(select(DocumentSentiment)
-                                                         .where(DocumentSentiment.document_id.in_(ids)))}
-    todo = [d for d in docs if d.id not in known or known[d.id].content_hash != d.content_hash
-            or known[d.id].scorer != scorer.name]
+    known = {
+        s.document_id: s
+        for s in session.scalars(select(DocumentSentiment).where(DocumentSentiment.document_id.in_(ids)))
+    }
+    todo = [
+        d
+        for d in docs
+        if d.id not in known or known[d.id].content_hash != d.content_hash or known[d.id].scorer != scorer.name
+    ]
     for doc, result in zip(todo, scorer.score([item_text(d) for d in todo])):
         row = known.get(doc.id)
         if row is None:
@@ -57,9 +68,18 @@ def score_documents(session: Session, docs: list[Document], scorer: Scorer, matc
         found = matcher.find(item_text(doc)) if matcher else {}
         at, sentiment = item_time(doc), known[doc.id]
         for entity_id, matched in found.items():
-            session.add(EntityMention(entity_id=entity_id, document_id=doc.id, tenant=doc.tenant, at=at,
-                                      hour=epoch_hour(at), label=sentiment.label, score=sentiment.score,
-                                      matched=matched[:128]))
+            session.add(
+                EntityMention(
+                    entity_id=entity_id,
+                    document_id=doc.id,
+                    tenant=doc.tenant,
+                    at=at,
+                    hour=epoch_hour(at),
+                    label=sentiment.label,
+                    score=sentiment.score,
+                    matched=matched[:128],
+                )
+            )
             touched.add(entity_id)
     session.flush()
     return touched

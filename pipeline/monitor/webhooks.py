@@ -4,13 +4,14 @@ Delivery is at least once: a hook that answered 2xx is never sent the alert agai
 between its answer and the commit resends it; every POST carries the alert id (in the body and
 an X-Docpipe-Alert header) so a receiver can drop the repeat.
 """
+
 from __future__ import annotations
 
 import json
 import time
 import urllib.error
 import urllib.request
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -33,15 +34,29 @@ def webhook_urls(setting: str) -> list[str]:
     return urls
 
 
-def post_json(url: str, payload: dict, *, timeout: float = 5.0, attempts: int = 3, backoff: float = 0.5,
-              sleep: Callable[[float], None] = time.sleep) -> tuple[bool, int, str | None]:
+def post_json(
+    url: str,
+    payload: dict,
+    *,
+    timeout: float = 5.0,
+    attempts: int = 3,
+    backoff: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[bool, int, str | None]:
     """(delivered, attempts made, last error). Retries timeouts, network errors, 5xx, 408/425/429."""
     body = json.dumps(payload).encode("utf-8")
     error = None
     for attempt in range(1, max(attempts, 1) + 1):
-        request = urllib.request.Request(url, data=body, method="POST", headers={
-            "Content-Type": "application/json", "User-Agent": "docpipe-alerts",
-            "X-Docpipe-Alert": str(payload.get("id", ""))})
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "docpipe-alerts",
+                "X-Docpipe-Alert": str(payload.get("id", "")),
+            },
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as resp:
                 resp.read(1024)
@@ -57,8 +72,16 @@ def post_json(url: str, payload: dict, *, timeout: float = 5.0, attempts: int = 
     return False, max(attempts, 1), error
 
 
-def deliver(session: Session, alert_id: int, payload: dict, urls: list[str], *, timeout: float = 5.0,
-            attempts: int = 3, backoff: float = 0.5) -> list[str]:
+def deliver(
+    session: Session,
+    alert_id: int,
+    payload: dict,
+    urls: list[str],
+    *,
+    timeout: float = 5.0,
+    attempts: int = 3,
+    backoff: float = 0.5,
+) -> list[str]:
     """POST to every hook that has not taken the alert yet; return the hooks that still failed."""
     rows = {d.url: d for d in session.scalars(select(AlertDelivery).where(AlertDelivery.alert_id == alert_id))}
     failed = []

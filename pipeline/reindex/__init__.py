@@ -9,12 +9,33 @@ Design in short (details in build.py, swap.py, live.py):
 - the swap catches up under a lock that every ingest batch also takes before it commits, then moves
   both aliases in one atomic update.
 """
+
 from pipeline.reindex.build import DONE, MORE, SWAPPED, step
 from pipeline.reindex.config import IndexConfig, short
+from pipeline.reindex.fill import Tools
+from pipeline.reindex.inventory import list_versions
+from pipeline.reindex.jobs import REINDEX_KINDS, REINDEX_TENANT, active_reindex_job, create_reindex_job
 from pipeline.reindex.live import LiveIndex, live_index, live_row, search_target, still_live
 from pipeline.reindex.swap import cleanup, discard
-from pipeline.reindex.versions import list_versions
-from pipeline.reindex.writer import Tools
 
-__all__ = ["DONE", "MORE", "SWAPPED", "IndexConfig", "LiveIndex", "Tools", "cleanup", "discard", "list_versions",
-           "live_index", "live_row", "search_target", "short", "step", "still_live"]
+__all__ = [
+    "DONE",
+    "MORE",
+    "REINDEX_KINDS",
+    "REINDEX_TENANT",
+    "SWAPPED",
+    "IndexConfig",
+    "LiveIndex",
+    "Tools",
+    "cleanup",
+    "active_reindex_job",
+    "create_reindex_job",
+    "discard",
+    "list_versions",
+    "live_index",
+    "live_row",
+    "search_target",
+    "short",
+    "step",
+    "still_live",
+]

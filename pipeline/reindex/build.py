@@ -6,9 +6,10 @@ itself after each step, so ingest tasks queued on the same worker run in between
 keeps taking writes), a killed worker loses one step at most, and a redelivered step simply asks
 the ledger again what is left.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, aliased
@@ -16,9 +17,9 @@ from sqlalchemy.orm import Session, aliased
 from pipeline.errors import ConfigError
 from pipeline.reindex import ledger
 from pipeline.reindex.config import IndexConfig, short
+from pipeline.reindex.fill import Tools, catch_up_labels, copy_live, drop_documents, write_documents
 from pipeline.reindex.live import as_live, live_row, of_prefix
 from pipeline.reindex.swap import DONE, MORE, SWAPPED, swap  # noqa: F401 (SWAPPED: a step's outcome)
-from pipeline.reindex.writer import Tools, catch_up_labels, copy_live, drop_documents, write_documents
 from pipeline.store.models import Document, IndexVersion, Job, JobState, utcnow
 from pipeline.store.models_monitor import ReindexLedger
 
@@ -72,10 +73,11 @@ def plan_build(session: Session, job: Job, tools: Tools) -> IndexVersion | None:
     if row is None:
         return _finish(job, "nothing to reindex: no version is live yet (the first ingest creates one)")
     live = as_live(row, tools.default_model, tools.default_tokens, tools.default_overlap)
-    target = IndexConfig.for_model(opts.get("model") or tools.configured_model or live.model_path,
-                                   opts.get("chunk_tokens") or tools.default_tokens,
-                                   opts.get("chunk_overlap") if opts.get("chunk_overlap") is not None
-                                   else tools.default_overlap)
+    target = IndexConfig.for_model(
+        opts.get("model") or tools.configured_model or live.model_path,
+        opts.get("chunk_tokens") or tools.default_tokens,
+        opts.get("chunk_overlap") if opts.get("chunk_overlap") is not None else tools.default_overlap,
+    )
     if target.hash == live.config_hash and not opts.get("force"):
         return _finish(job, f"no change: {live.name} already has configuration {short(target.hash)}")
     leftover = _building(session, prefix)
@@ -84,10 +86,19 @@ def plan_build(session: Session, job: Job, tools: Tools) -> IndexVersion | None:
     live_extra = _meta_extra(tools, live.name)
     mode = "copy" if live_extra == target.extra else "embed"
     n = _next_version(session, tools)
-    build = IndexVersion(name=tools.layout.index_name(n), version=n, config_hash=target.hash,
-                         model=target.model_name, model_path=target.model_path, dims=target.dims,
-                         chunk_tokens=target.chunk_tokens, chunk_overlap=target.chunk_overlap,
-                         state="building", reason=opts.get("reason"), job_id=job.id)
+    build = IndexVersion(
+        name=tools.layout.index_name(n),
+        version=n,
+        config_hash=target.hash,
+        model=target.model_name,
+        model_path=target.model_path,
+        dims=target.dims,
+        chunk_tokens=target.chunk_tokens,
+        chunk_overlap=target.chunk_overlap,
+        state="building",
+        reason=opts.get("reason"),
+        job_id=job.id,
+    )
     session.add(build)
     session.flush()
     # an embed build re-chunks: the swap then rewrites SQL's chunk rows to match the new version
@@ -104,25 +115,42 @@ def plan_rollback(session: Session, job: Job, tools: Tools) -> IndexVersion | No
     leftover = _building(session, prefix)
     if leftover is not None:
         _refuse_if_running(session, leftover)
-        raise ConfigError(f"{leftover.name} is an unfinished build: finish it (docpipe reindex) or discard it "
-                          "(docpipe reindex --discard) before rolling back")
+        raise ConfigError(
+            f"{leftover.name} is an unfinished build: finish it (docpipe reindex) or discard it "
+            "(docpipe reindex --discard) before rolling back"
+        )
     existing = set(tools.layout.versions())
-    target = next((r for r in session.scalars(select(IndexVersion).where(of_prefix(prefix),
-                                                                         IndexVersion.state == "retired")
-                                              .order_by(IndexVersion.retired_at.desc()))
-                   if r.name in existing), None)
+    target = next(
+        (
+            r
+            for r in session.scalars(
+                select(IndexVersion)
+                .where(of_prefix(prefix), IndexVersion.state == "retired")
+                .order_by(IndexVersion.retired_at.desc())
+            )
+            if r.name in existing
+        ),
+        None,
+    )
     if target is None:
         raise ConfigError(f"no earlier version of {prefix} is kept to roll back to")
     target.state, target.job_id = "building", job.id
     ledger.clear(session, target.name)
     retired = target.retired_at or target.activated_at or target.created_at
-    retired = retired if retired.tzinfo else retired.replace(tzinfo=timezone.utc)
+    retired = retired if retired.tzinfo else retired.replace(tzinfo=UTC)
     since = retired - timedelta(seconds=tools.clock_skew_seconds)
     rewrite = _meta_extra(tools, target.name) != _meta_extra(tools, live.name)
     session.flush()
     # labels given while it was retired reached the live version only
-    _note(job, index=target.name, mode="embed", rewrite_chunks=rewrite, since=since.isoformat(),
-          labels_since=since.isoformat(), **{"from": live.name})
+    _note(
+        job,
+        index=target.name,
+        mode="embed",
+        rewrite_chunks=rewrite,
+        since=since.isoformat(),
+        labels_since=since.isoformat(),
+        **{"from": live.name},
+    )
     return target
 
 
@@ -134,19 +162,28 @@ def _seed(session: Session, tools: Tools, build: IndexVersion, since: datetime, 
     """
     row = aliased(ReindexLedger)
     missing = and_(row.index_name == build.name, row.document_id == Document.id)
-    kept = list(session.scalars(select(Document).outerjoin(row, missing)
-                                .where(row.document_id.is_(None), Document.status == ledger.INDEXED,
-                                       Document.updated_at < since)
-                                .order_by(Document.id).limit(tools.batch_docs * 16)))
+    kept = list(
+        session.scalars(
+            select(Document)
+            .outerjoin(row, missing)
+            .where(row.document_id.is_(None), Document.status == ledger.INDEXED, Document.updated_at < since)
+            .order_by(Document.id)
+            .limit(tools.batch_docs * 16)
+        )
+    )
     spans = [None] * len(kept)
     if rewrite and kept:
         chunker = tools.chunker_for(*tools.model_of(build))
         spans = [[[s.start, s.end, s.token_count] for s in doc] for doc in chunker.chunk_many([d.text for d in kept])]
     ledger.record(session, build.name, [(d.id, ledger.held_hash(d), s) for d, s in zip(kept, spans)])
-    changed = list(session.scalars(select(Document.id).outerjoin(row, missing)
-                                   .where(row.document_id.is_(None), Document.status != ledger.INDEXED,
-                                          Document.updated_at >= since)
-                                   .limit(tools.batch_docs * 16)))
+    changed = list(
+        session.scalars(
+            select(Document.id)
+            .outerjoin(row, missing)
+            .where(row.document_id.is_(None), Document.status != ledger.INDEXED, Document.updated_at >= since)
+            .limit(tools.batch_docs * 16)
+        )
+    )
     ledger.record(session, build.name, [(d, "", None) for d in changed])
     return len(kept) + len(changed)
 
@@ -155,11 +192,16 @@ def _adopt(session: Session, job: Job, leftover: IndexVersion, target: IndexConf
     """Resume a build whose job died, when it builds the same configuration."""
     _refuse_if_running(session, leftover)
     if leftover.retired_at is not None or leftover.config_hash != target.hash:
-        raise ConfigError(f"{leftover.name} is an unfinished build of another configuration "
-                          f"({short(leftover.config_hash)}): discard it first with docpipe reindex --discard")
+        raise ConfigError(
+            f"{leftover.name} is an unfinished build of another configuration "
+            f"({short(leftover.config_hash)}): discard it first with docpipe reindex --discard"
+        )
     previous = session.get(Job, leftover.job_id) if leftover.job_id else None
-    carried = {k: v for k, v in ((previous.options if previous else {}) or {}).items()
-               if k in ("index", "from", "mode", "rewrite_chunks", "copied", "cursor", "walked", "labels_since")}
+    carried = {
+        k: v
+        for k, v in ((previous.options if previous else {}) or {}).items()
+        if k in ("index", "from", "mode", "rewrite_chunks", "copied", "cursor", "walked", "labels_since")
+    }
     leftover.job_id = job.id
     session.flush()
     _note(job, resumed=leftover.name, **carried)
@@ -169,18 +211,22 @@ def _adopt(session: Session, job: Job, leftover: IndexVersion, target: IndexConf
 def _refuse_if_running(session: Session, build: IndexVersion) -> None:
     owner = session.get(Job, build.job_id) if build.job_id else None
     if owner is not None and owner.state not in JobState.FINAL:
-        raise ConfigError(f"job {owner.id} is still building {build.name}: wait for it, or stop it with "
-                          "docpipe reindex --discard")
+        raise ConfigError(
+            f"job {owner.id} is still building {build.name}: wait for it, or stop it with docpipe reindex --discard"
+        )
 
 
 def _building(session: Session, prefix: str) -> IndexVersion | None:
-    return session.scalar(select(IndexVersion).where(of_prefix(prefix), IndexVersion.state == "building")
-                          .order_by(IndexVersion.version.desc()).limit(1))
+    return session.scalar(
+        select(IndexVersion)
+        .where(of_prefix(prefix), IndexVersion.state == "building")
+        .order_by(IndexVersion.version.desc())
+        .limit(1)
+    )
 
 
 def _next_version(session: Session, tools: Tools) -> int:
-    numbers = [r for r in session.scalars(select(IndexVersion.version)
-                                          .where(of_prefix(tools.layout.prefix)))]
+    numbers = [r for r in session.scalars(select(IndexVersion.version).where(of_prefix(tools.layout.prefix)))]
     numbers += [tools.layout.version_of(name) for name in tools.layout.versions()]
     return max(numbers, default=0) + 1
 
@@ -206,8 +252,9 @@ def _stop_if_discarded(session: Session, tools: Tools, build: IndexVersion) -> s
     return None
 
 
-def _progress(session: Session, job: Job, build: IndexVersion, docs: int = 0, chunks: int = 0,
-              exact: bool = False) -> str:
+def _progress(
+    session: Session, job: Job, build: IndexVersion, docs: int = 0, chunks: int = 0, exact: bool = False
+) -> str:
     """Counters for the progress bar: counted exactly at phase ends, added up in between (a count
     per step would rescan both tables every step)."""
     if exact or not job.total:

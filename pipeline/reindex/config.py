@@ -3,6 +3,7 @@
 Ingest (bootstrapping the first version), the reindex planner and the scheduled check all compute
 the hash here, so "is a rebuild needed?" has a single answer.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,14 +29,17 @@ class IndexConfig:
 
         folder = Path(model_path)
         if not folder.is_dir() or not ((folder / "modules.json").is_file() or (folder / "config.json").is_file()):
-            raise ConfigError(f"{model_path} is not a sentence-transformers model folder "
-                              "(no modules.json or config.json in it)")
+            raise ConfigError(
+                f"{model_path} is not a sentence-transformers model folder (no modules.json or config.json in it)"
+            )
         if chunk_tokens < 1 or not 0 <= chunk_overlap < chunk_tokens:
-            raise ConfigError(f"chunking needs tokens >= 1 and 0 <= overlap < tokens, "
-                              f"got {chunk_tokens}/{chunk_overlap}")
+            raise ConfigError(
+                f"chunking needs tokens >= 1 and 0 <= overlap < tokens, got {chunk_tokens}/{chunk_overlap}"
+            )
         encoder = Encoder(str(folder))
-        return cls(encoder.model_path, encoder.model_name, encoder.fingerprint(), encoder.dims,
-                   chunk_tokens, chunk_overlap)
+        return cls(
+            encoder.model_path, encoder.model_name, encoder.fingerprint(), encoder.dims, chunk_tokens, chunk_overlap
+        )
 
     @property
     def extra(self) -> dict:

@@ -4,6 +4,7 @@ The set is an anti-join of the documents table against the ledger, so it is exac
 documents changed meanwhile (ingest into the live version, edits, duplicates, deletions) and
 whichever step died half-way: nothing has to be told that a document changed.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import and_, delete, func, or_, select
@@ -25,20 +26,32 @@ def to_write(session: Session, index_name: str, limit: int, after: str = "") -> 
     """Indexed documents that the version lacks, or holds with another content hash, in id order
     from `after` (a build's first pass walks the table once instead of rescanning it every step)."""
     row = aliased(ReindexLedger)
-    return list(session.scalars(
-        select(Document).outerjoin(row, and_(row.index_name == index_name, row.document_id == Document.id))
-        .where(Document.status == INDEXED, Document.id > after,
-               or_(row.document_id.is_(None), row.content_hash != HELD_HASH))
-        .order_by(Document.id).limit(limit)))
+    return list(
+        session.scalars(
+            select(Document)
+            .outerjoin(row, and_(row.index_name == index_name, row.document_id == Document.id))
+            .where(
+                Document.status == INDEXED,
+                Document.id > after,
+                or_(row.document_id.is_(None), row.content_hash != HELD_HASH),
+            )
+            .order_by(Document.id)
+            .limit(limit)
+        )
+    )
 
 
 def to_drop(session: Session, index_name: str, limit: int) -> list[str]:
     """Documents the version holds that are no longer indexed (duplicate, deleted, failed, gone)."""
-    return list(session.scalars(
-        select(ReindexLedger.document_id).outerjoin(Document, Document.id == ReindexLedger.document_id)
-        .where(ReindexLedger.index_name == index_name,
-               or_(Document.id.is_(None), Document.status != INDEXED))
-        .order_by(ReindexLedger.document_id).limit(limit)))
+    return list(
+        session.scalars(
+            select(ReindexLedger.document_id)
+            .outerjoin(Document, Document.id == ReindexLedger.document_id)
+            .where(ReindexLedger.index_name == index_name, or_(Document.id.is_(None), Document.status != INDEXED))
+            .order_by(ReindexLedger.document_id)
+            .limit(limit)
+        )
+    )
 
 
 def record(session: Session, index_name: str, rows: list[tuple[str, str, list | None]]) -> None:
@@ -57,16 +70,18 @@ def record(session: Session, index_name: str, rows: list[tuple[str, str, list | 
         session.flush()
         return
     stmt = insert(ReindexLedger)
-    stmt = stmt.on_conflict_do_update(index_elements=["index_name", "document_id"],
-                                      set_={"content_hash": stmt.excluded.content_hash,
-                                            "spans": stmt.excluded.spans})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["index_name", "document_id"],
+        set_={"content_hash": stmt.excluded.content_hash, "spans": stmt.excluded.spans},
+    )
     session.execute(stmt, values)
 
 
 def forget(session: Session, index_name: str, doc_ids: list[str]) -> None:
     if doc_ids:
-        session.execute(delete(ReindexLedger).where(ReindexLedger.index_name == index_name,
-                                                    ReindexLedger.document_id.in_(doc_ids)))
+        session.execute(
+            delete(ReindexLedger).where(ReindexLedger.index_name == index_name, ReindexLedger.document_id.in_(doc_ids))
+        )
 
 
 def clear(session: Session, index_name: str) -> None:
@@ -74,8 +89,10 @@ def clear(session: Session, index_name: str) -> None:
 
 
 def held(session: Session, index_name: str) -> int:
-    return session.scalar(select(func.count()).select_from(ReindexLedger)
-                          .where(ReindexLedger.index_name == index_name)) or 0
+    return (
+        session.scalar(select(func.count()).select_from(ReindexLedger).where(ReindexLedger.index_name == index_name))
+        or 0
+    )
 
 
 def indexed_total(session: Session) -> int:
@@ -92,7 +109,9 @@ def with_spans(session: Session, index_name: str, batch: int = 500):
         rows = session.execute(
             select(ReindexLedger.document_id, ReindexLedger.spans)
             .where(ReindexLedger.index_name == index_name, ReindexLedger.document_id > after)
-            .order_by(ReindexLedger.document_id).limit(batch)).all()
+            .order_by(ReindexLedger.document_id)
+            .limit(batch)
+        ).all()
         if not rows:
             return
         yield rows

@@ -4,6 +4,7 @@ Workers look the live version up per task (one indexed row) instead of caching i
 loaded encoders and tokenizers cached per model path: after a swap the next task simply picks the
 other cached model, and no worker has to restart.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,15 +34,24 @@ def of_prefix(prefix: str):
 
 
 def live_row(session: Session, prefix: str) -> IndexVersion | None:
-    return session.scalar(select(IndexVersion).where(of_prefix(prefix), IndexVersion.state == "live")
-                          .order_by(IndexVersion.version.desc()).limit(1))
+    return session.scalar(
+        select(IndexVersion)
+        .where(of_prefix(prefix), IndexVersion.state == "live")
+        .order_by(IndexVersion.version.desc())
+        .limit(1)
+    )
 
 
 def as_live(row: IndexVersion, default_model: str, default_tokens: int, default_overlap: int) -> LiveIndex:
     # rows written before migration 0004 lack the model path and chunking: the settings made them
-    return LiveIndex(row.name, row.version, row.model_path or default_model,
-                     row.chunk_tokens or default_tokens,
-                     row.chunk_overlap if row.chunk_overlap is not None else default_overlap, row.config_hash)
+    return LiveIndex(
+        row.name,
+        row.version,
+        row.model_path or default_model,
+        row.chunk_tokens or default_tokens,
+        row.chunk_overlap if row.chunk_overlap is not None else default_overlap,
+        row.config_hash,
+    )
 
 
 def live_index(session: Session, layout, model_path: str, chunk_tokens: int, chunk_overlap: int) -> LiveIndex:
@@ -55,11 +65,15 @@ def live_index(session: Session, layout, model_path: str, chunk_tokens: int, chu
 def bootstrap(session: Session, layout, config: IndexConfig) -> IndexVersion:
     name = layout.ensure_live(config.dims, extra=config.extra)
     try:
-        row = repo.record_live_index(session, name, layout.version_of(name) or 1, config.hash,
-                                     config.model_name, config.dims)
+        row = repo.record_live_index(
+            session, name, layout.version_of(name) or 1, config.hash, config.model_name, config.dims
+        )
         if row.model_path is None:
-            row.model_path, row.chunk_tokens, row.chunk_overlap = (config.model_path, config.chunk_tokens,
-                                                                   config.chunk_overlap)
+            row.model_path, row.chunk_tokens, row.chunk_overlap = (
+                config.model_path,
+                config.chunk_tokens,
+                config.chunk_overlap,
+            )
         if row.state != "live":  # the read alias points there, whatever an interrupted swap left in SQL
             row.state, row.activated_at = "live", row.activated_at or utcnow()
         session.flush()
@@ -77,8 +91,7 @@ def still_live(session: Session, name: str) -> bool:
     swap's catch-up sees it, or this batch sees the new version and redoes its documents there.
     """
     session.flush()
-    state = session.scalar(select(IndexVersion.state).where(IndexVersion.name == name)
-                           .with_for_update(read=True))
+    state = session.scalar(select(IndexVersion.state).where(IndexVersion.name == name).with_for_update(read=True))
     return state == "live"
 
 

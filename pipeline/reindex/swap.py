@@ -7,6 +7,7 @@ either committed before the lock — and the catch-up below, run under the lock,
 and writes them into the new version — or commits after the flip, sees that its version is no
 longer live, rolls back and redoes its documents in the new one. Nothing falls in between.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import select, update
@@ -14,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from pipeline.index import count_chunks, refresh
 from pipeline.reindex import ledger
+from pipeline.reindex.fill import Tools, catch_up_labels, drop_documents, rewrite_chunk_rows, write_documents
 from pipeline.reindex.live import live_row, of_prefix
-from pipeline.reindex.writer import Tools, catch_up_labels, drop_documents, rewrite_chunk_rows, write_documents
 from pipeline.store import repo
 from pipeline.store.models import IndexVersion, Job, JobState, utcnow
 from pipeline.store.models_monitor import ReindexLedger
@@ -38,7 +39,7 @@ def swap(session: Session, job: Job, build: IndexVersion, tools: Tools) -> str:
     rewrite = bool(job.options.get("rewrite_chunks"))
     if len(docs) > limit or len(gone) > limit * 8:
         # Much arrived since the last step: catch up outside the swap rather than hold ingest for long.
-        drop_documents(session, tools, build, gone[:limit * 8])
+        drop_documents(session, tools, build, gone[: limit * 8])
         write_documents(session, tools, build, docs[:limit], rewrite)
         return MORE
     drop_documents(session, tools, build, gone)
@@ -58,8 +59,10 @@ def swap(session: Session, job: Job, build: IndexVersion, tools: Tools) -> str:
     chunks = count_chunks(tools.es, build.name)
     job.total = ledger.indexed_total(session)
     job.done, job.chunks = job.total, chunks
-    job.options = {**job.options, "outcome": f"{build.name} is live ({chunks} chunks); "
-                                             f"{live.name if live else 'nothing'} was before it"}
+    job.options = {
+        **job.options,
+        "outcome": f"{build.name} is live ({chunks} chunks); {live.name if live else 'nothing'} was before it",
+    }
     job.state, job.finished_at = JobState.SUCCEEDED, now
     return SWAPPED
 
@@ -67,16 +70,23 @@ def swap(session: Session, job: Job, build: IndexVersion, tools: Tools) -> str:
 def cleanup(session: Session, layout, keep_retired: int) -> list[str]:
     """After a swap: forget finished builds' ledgers, drop retired versions beyond the newest few."""
     prefix = layout.prefix
-    active = set(session.scalars(select(IndexVersion.name).where(of_prefix(prefix),
-                                                                 IndexVersion.state == "building")))
-    for name in session.scalars(select(ReindexLedger.index_name).distinct()
-                                .where(ReindexLedger.index_name.startswith(f"{prefix}-v", autoescape=True))).all():
+    active = set(session.scalars(select(IndexVersion.name).where(of_prefix(prefix), IndexVersion.state == "building")))
+    for name in session.scalars(
+        select(ReindexLedger.index_name)
+        .distinct()
+        .where(ReindexLedger.index_name.startswith(f"{prefix}-v", autoescape=True))
+    ).all():
         if name not in active:
             ledger.clear(session, name)
-    retired = list(session.scalars(select(IndexVersion).where(of_prefix(prefix), IndexVersion.state == "retired")
-                                   .order_by(IndexVersion.retired_at.desc(), IndexVersion.version.desc())))
+    retired = list(
+        session.scalars(
+            select(IndexVersion)
+            .where(of_prefix(prefix), IndexVersion.state == "retired")
+            .order_by(IndexVersion.retired_at.desc(), IndexVersion.version.desc())
+        )
+    )
     dropped = []
-    for row in retired[max(keep_retired, 0):]:
+    for row in retired[max(keep_retired, 0) :]:
         layout.drop(row.name)
         row.state = "dropped"
         dropped.append(row.name)
@@ -86,8 +96,12 @@ def cleanup(session: Session, layout, keep_retired: int) -> list[str]:
 def discard(session: Session, layout) -> IndexVersion | None:
     """Give up the unfinished build: its job is cancelled, its index dropped (a rollback target is
     only put back to retired). The live version is never touched. None when nothing is building."""
-    build = session.scalar(select(IndexVersion).where(of_prefix(layout.prefix), IndexVersion.state == "building")
-                           .order_by(IndexVersion.version.desc()).limit(1))
+    build = session.scalar(
+        select(IndexVersion)
+        .where(of_prefix(layout.prefix), IndexVersion.state == "building")
+        .order_by(IndexVersion.version.desc())
+        .limit(1)
+    )
     if build is None:
         return None
     owner = session.get(Job, build.job_id) if build.job_id else None

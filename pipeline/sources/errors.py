@@ -1,5 +1,6 @@
 """Why a source run failed. Each is recorded with the source, which then backs off; none is
 retried by Celery, because the schedule itself is the retry."""
+
 from __future__ import annotations
 
 from pipeline.errors import PermanentError

@@ -4,6 +4,7 @@ XML goes through defusedxml: a DOCTYPE may be present, but entity declarations a
 outright, which stops external entities (file or network reads) and entity-expansion bombs
 before any expansion happens. feedparser alone would not: it resolves what its parser allows.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,6 +63,7 @@ def parse_feed(data: bytes, content_type: str = "", base_url: str = "") -> Parse
 
 # --- XML ---------------------------------------------------------------------------------------
 
+
 def parse_xml(data: bytes, base_url: str = "") -> ParsedFeed:
     try:
         root = SafeET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
@@ -86,8 +88,13 @@ def _rss(root: Element, base_url: str) -> ParsedFeed:
         link = _text(el.find(f"{ns}link"))
         guid_el = el.find("guid")
         guid = _text(guid_el) or (el.get(f"{RDF}about") if rdf else None)
-        if not link and guid and guid_el is not None and guid_el.get("isPermaLink", "true") != "false" \
-                and guid.startswith(("http://", "https://")):
+        if (
+            not link
+            and guid
+            and guid_el is not None
+            and guid_el.get("isPermaLink", "true") != "false"
+            and guid.startswith(("http://", "https://"))
+        ):
             link = guid
         body = _text(el.find(f"{CONTENT}encoded")) or _text(el.find(f"{ns}description"))
         date = _text(el.find("pubDate")) or _text(el.find(f"{DC}date"))
@@ -109,8 +116,17 @@ def _atom(root: Element, base_url: str) -> ParsedFeed:
             body, is_html = _atom_text(el.find(f"{ATOM}summary"))
         date = _text(el.find(f"{ATOM}published")) or _text(el.find(f"{ATOM}updated"))
         title, _ = _atom_text(el.find(f"{ATOM}title"))
-        _add(feed, n, link.get("href") if link is not None else None, _text(el.find(f"{ATOM}id")),
-             title, body, is_html, date, base_url)
+        _add(
+            feed,
+            n,
+            link.get("href") if link is not None else None,
+            _text(el.find(f"{ATOM}id")),
+            title,
+            body,
+            is_html,
+            date,
+            base_url,
+        )
     return feed
 
 
@@ -128,6 +144,7 @@ def _atom_text(el: Element | None) -> tuple[str | None, bool | None]:
 
 
 # --- JSON Feed and JSON lines ---------------------------------------------------------------------
+
 
 def parse_json(data: bytes, content_type: str = "", base_url: str = "") -> ParsedFeed:
     try:
@@ -161,9 +178,17 @@ def _jsonfeed(value: dict, base_url: str) -> ParsedFeed:
             continue
         html_body = _str(item.get("content_html"))
         body = html_body or _str(item.get("content_text")) or _str(item.get("summary"))
-        _add(feed, n, _str(item.get("url")) or _str(item.get("external_url")), _str(item.get("id")),
-             _str(item.get("title")), body, bool(html_body) or None,
-             _str(item.get("date_published")) or _str(item.get("date_modified")), base or base_url)
+        _add(
+            feed,
+            n,
+            _str(item.get("url")) or _str(item.get("external_url")),
+            _str(item.get("id")),
+            _str(item.get("title")),
+            body,
+            bool(html_body) or None,
+            _str(item.get("date_published")) or _str(item.get("date_modified")),
+            base or base_url,
+        )
     return feed
 
 
@@ -193,15 +218,34 @@ def _records(rows, fmt: str, base_url: str) -> ParsedFeed:
         ident = {k: _str(obj.get(k)) for k in _ID_KEYS}
         body = next((_str(obj.get(k)) for k in _BODY_KEYS if _str(obj.get(k))), None)
         date = next((_str(obj.get(k)) for k in _DATE_KEYS if _str(obj.get(k))), None)
-        _add(feed, n, ident["url"] or ident["link"], ident["guid"] or ident["id"], _str(obj.get("title")),
-             body, None, date, base_url)
+        _add(
+            feed,
+            n,
+            ident["url"] or ident["link"],
+            ident["guid"] or ident["id"],
+            _str(obj.get("title")),
+            body,
+            None,
+            date,
+            base_url,
+        )
     return feed
 
 
 # --- shared ------------------------------------------------------------------------------------
 
-def _add(feed: ParsedFeed, n: int, link: str | None, guid: str | None, title: str | None, body: str | None,
-         is_html: bool | None, date: str | None, base_url: str) -> None:
+
+def _add(
+    feed: ParsedFeed,
+    n: int,
+    link: str | None,
+    guid: str | None,
+    title: str | None,
+    body: str | None,
+    is_html: bool | None,
+    date: str | None,
+    base_url: str,
+) -> None:
     link = urljoin(base_url, link.strip()) if link and link.strip() else None
     guid = guid.strip() if guid and guid.strip() else None
     identity = link or guid

@@ -5,6 +5,7 @@ bodies, and it lets us open a connection to an address we checked while still se
 Host header and verifying TLS against the real host name; a client that resolves names itself
 would let a second DNS answer bypass the address check.
 """
+
 from __future__ import annotations
 
 import socket
@@ -21,8 +22,10 @@ from pipeline.sources.errors import FetchError, FetchRefused, InvalidSource
 from pipeline.sources.netguard import IPAddress, IPNetwork, Resolver, parse_networks, permitted_addresses
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/json, "
-           "application/x-ndjson, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
+_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/json, "
+    "application/x-ndjson, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+)
 _READ_SIZE = 64 * 1024
 
 
@@ -37,9 +40,13 @@ class FetchPolicy:
 
     @classmethod
     def from_settings(cls, settings, timeout: float | None = None) -> FetchPolicy:
-        return cls(timeout=timeout or settings.fetch_timeout, max_bytes=settings.fetch_max_bytes,
-                   max_redirects=settings.fetch_max_redirects,
-                   allow=parse_networks(settings.fetch_allow_networks), user_agent=settings.fetch_user_agent)
+        return cls(
+            timeout=timeout or settings.fetch_timeout,
+            max_bytes=settings.fetch_max_bytes,
+            max_redirects=settings.fetch_max_redirects,
+            allow=parse_networks(settings.fetch_allow_networks),
+            user_agent=settings.fetch_user_agent,
+        )
 
 
 @dataclass
@@ -109,20 +116,31 @@ def fetch(url: str, policy: FetchPolicy, etag: str | None = None, last_modified:
                 url = urljoin(url, location.strip())
                 continue
             if response.status == 304:
-                return FetchResult(url, 304, etag=response.headers.get("ETag") or etag,
-                                   last_modified=response.headers.get("Last-Modified") or last_modified)
+                return FetchResult(
+                    url,
+                    304,
+                    etag=response.headers.get("ETag") or etag,
+                    last_modified=response.headers.get("Last-Modified") or last_modified,
+                )
             if not 200 <= response.status < 300:
                 raise FetchError(f"HTTP {response.status} {response.reason or ''} from {url}".rstrip())
             body = _read_capped(response, policy, deadline, url)
-            return FetchResult(url, 200, body, response.headers.get("Content-Type", ""),
-                               response.headers.get("ETag"), response.headers.get("Last-Modified"))
+            return FetchResult(
+                url,
+                200,
+                body,
+                response.headers.get("Content-Type", ""),
+                response.headers.get("ETag"),
+                response.headers.get("Last-Modified"),
+            )
         finally:
             response.close()
     raise FetchError(f"more than {policy.max_redirects} redirects, last to {url}")
 
 
-def _open(target: Target, addresses: list[IPAddress], headers: dict, policy: FetchPolicy, deadline: float,
-          url: str) -> urllib3.BaseHTTPResponse:
+def _open(
+    target: Target, addresses: list[IPAddress], headers: dict, policy: FetchPolicy, deadline: float, url: str
+) -> urllib3.BaseHTTPResponse:
     last: Exception | None = None
     for ip in addresses:
         remaining = deadline - time.monotonic()
@@ -131,9 +149,17 @@ def _open(target: Target, addresses: list[IPAddress], headers: dict, policy: Fet
         timeout = urllib3.Timeout(connect=min(policy.timeout, remaining), read=min(policy.timeout, remaining))
         pool = _pool(target, str(ip), timeout)
         try:
-            return pool.urlopen("GET", target.path, headers=headers, redirect=False, retries=False,
-                                preload_content=False, decode_content=True, assert_same_host=False,
-                                release_conn=False)
+            return pool.urlopen(
+                "GET",
+                target.path,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                decode_content=True,
+                assert_same_host=False,
+                release_conn=False,
+            )
         except NewConnectionError as exc:
             last = exc  # refused or unreachable: the next permitted address may answer
         except (Urllib3Timeout, TimeoutError):
@@ -152,9 +178,17 @@ def _pool(target: Target, ip: str, timeout: urllib3.Timeout) -> urllib3.HTTPConn
     if target.scheme == "https":
         import certifi
 
-        return urllib3.HTTPSConnectionPool(ip, target.port, timeout=timeout, retries=False, maxsize=1,
-                                           cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(),
-                                           server_hostname=target.host, assert_hostname=target.host)
+        return urllib3.HTTPSConnectionPool(
+            ip,
+            target.port,
+            timeout=timeout,
+            retries=False,
+            maxsize=1,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=certifi.where(),
+            server_hostname=target.host,
+            assert_hostname=target.host,
+        )
     return urllib3.HTTPConnectionPool(ip, target.port, timeout=timeout, retries=False, maxsize=1)
 
 
@@ -180,4 +214,3 @@ def _read_capped(response, policy: FetchPolicy, deadline: float, url: str) -> by
     except (ProtocolError, Urllib3Error, OSError) as exc:
         raise FetchError(f"connection broken while reading {url}: {exc}") from None
     return b"".join(chunks)
-

@@ -1,4 +1,5 @@
 """Folder re-sync: which files are new, changed (by content hash) or gone since the last sync."""
+
 from __future__ import annotations
 
 import hashlib

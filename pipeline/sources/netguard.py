@@ -5,6 +5,7 @@ could point at a metadata service (169.254.169.254), a database on 10.x or the w
 loopback. Checks run on the resolved addresses, and the caller connects to the address that
 passed, so a second DNS answer (rebinding) cannot swap in another one.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -32,8 +33,9 @@ def parse_networks(text: str) -> tuple[IPNetwork, ...]:
         try:
             networks.append(ipaddress.ip_network(part, strict=False))
         except ValueError:
-            raise ConfigError(f"DOCPIPE_FETCH_ALLOW_NETWORKS: {part!r} is not a CIDR network "
-                              f"such as 10.0.0.0/8 or fd00::/8") from None
+            raise ConfigError(
+                f"DOCPIPE_FETCH_ALLOW_NETWORKS: {part!r} is not a CIDR network such as 10.0.0.0/8 or fd00::/8"
+            ) from None
     return tuple(networks)
 
 
@@ -88,8 +90,9 @@ def resolve(host: str, port: int, resolver: Resolver = socket.getaddrinfo) -> li
     return seen
 
 
-def permitted_addresses(host: str, port: int, allowed: Iterable[IPNetwork] = (),
-                        resolver: Resolver = socket.getaddrinfo) -> list[IPAddress]:
+def permitted_addresses(
+    host: str, port: int, allowed: Iterable[IPNetwork] = (), resolver: Resolver = socket.getaddrinfo
+) -> list[IPAddress]:
     """Resolved addresses of host that may be connected to; FetchRefused when there is none."""
     allowed = tuple(allowed)
     addresses = resolve(host, port, resolver)

@@ -1,13 +1,14 @@
 """One poll of a feed: fetch conditionally, parse, and spool the items as a JSON lines file that
 the ordinary ingest job reads (so feed items get the same clean → dedup → chunk → embed → index,
 counters and dead letters as any other input)."""
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.sources.feeds import FeedItem, parse_feed
@@ -27,16 +28,28 @@ class PollOutcome:
     skipped: list[str] = field(default_factory=list)
 
 
-def poll_feed(url: str, policy: FetchPolicy, spool_dir: Path, *, etag: str | None = None,
-              last_modified: str | None = None, body_hash: str | None = None,
-              meta: dict | None = None) -> PollOutcome:
+def poll_feed(
+    url: str,
+    policy: FetchPolicy,
+    spool_dir: Path,
+    *,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    body_hash: str | None = None,
+    meta: dict | None = None,
+) -> PollOutcome:
     result = fetch(url, policy, etag, last_modified)
     if result.not_modified:
-        return PollOutcome(False, "not modified (HTTP 304)", url=result.url, etag=result.etag,
-                           last_modified=result.last_modified, body_hash=body_hash)
+        return PollOutcome(
+            False,
+            "not modified (HTTP 304)",
+            url=result.url,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            body_hash=body_hash,
+        )
     digest = hashlib.sha256(result.body).hexdigest()
-    state = {"url": result.url, "etag": result.etag, "last_modified": result.last_modified,
-             "body_hash": digest}
+    state = {"url": result.url, "etag": result.etag, "last_modified": result.last_modified, "body_hash": digest}
     if digest == body_hash:
         # servers without validators send the same bytes again: nothing to ingest
         return PollOutcome(False, "unchanged (same content as the last poll)", **state)
@@ -45,16 +58,26 @@ def poll_feed(url: str, policy: FetchPolicy, spool_dir: Path, *, etag: str | Non
     if not feed.items:
         return PollOutcome(False, f"{feed.format} feed with no items{note}", skipped=feed.skipped, **state)
     path = spool_items(spool_dir, feed.items, {**(meta or {}), "feed": result.url})
-    return PollOutcome(True, f"{feed.format} feed, {len(feed.items)} items{note}", path, items=len(feed.items),
-                       skipped=feed.skipped, **state)
+    return PollOutcome(
+        True,
+        f"{feed.format} feed, {len(feed.items)} items{note}",
+        path,
+        items=len(feed.items),
+        skipped=feed.skipped,
+        **state,
+    )
 
 
 def item_record(item: FeedItem, meta: dict) -> dict:
     body = item.body
     if item.is_html and not body.lstrip().startswith("<"):
         body = f"<div>{body}</div>"  # the reader treats a body as markup when it starts with a tag
-    record = {"url": item.identity, "title": item.title, "text": body,
-              "published": item.published.isoformat() if item.published else None}
+    record = {
+        "url": item.identity,
+        "title": item.title,
+        "text": body,
+        "published": item.published.isoformat() if item.published else None,
+    }
     record.update({k: v for k, v in (("link", item.link), ("guid", item.guid)) if v})
     record.update(meta)
     return record
@@ -63,7 +86,7 @@ def item_record(item: FeedItem, meta: dict) -> dict:
 def spool_items(spool_dir: Path, items: list[FeedItem], meta: dict) -> Path:
     """Write items to spool_dir/<UTC timestamp>.jsonl atomically (a reader never sees half a file)."""
     spool_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = spool_dir / f"{stamp}.jsonl"
     tmp = path.with_suffix(".part")
     with open(tmp, "w", encoding="utf-8") as fh:

@@ -1,4 +1,5 @@
 """Intervals written as "30s", "5m", "1h", "1d" (or combined, "1h30m"), and the failure backoff."""
+
 from __future__ import annotations
 
 import re
@@ -15,8 +16,7 @@ def parse_every(text: str) -> int:
     compact = (text or "").strip().lower().replace(" ", "")
     parts = _PART.findall(compact)
     if not compact or "".join(n + u for n, u in parts) != compact:
-        raise InvalidSource(
-            f"bad interval {text!r}: use a number with s, m, h or d, e.g. 30s, 5m, 1h, 1d, 1h30m")
+        raise InvalidSource(f"bad interval {text!r}: use a number with s, m, h or d, e.g. 30s, 5m, 1h, 1d, 1h30m")
     seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if not MIN_EVERY <= seconds <= MAX_EVERY:
         raise InvalidSource(f"bad interval {text!r}: must be between {MIN_EVERY}s and {MAX_EVERY // 86400}d")

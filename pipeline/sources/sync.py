@@ -5,6 +5,7 @@ Elasticsearch is written before SQL commits: if the commit then fails, the next 
 the file as known and deletes again (a no-op), whereas the other order could leave chunks that
 SQL says are gone.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -39,13 +40,18 @@ class FolderSync:
     @property
     def message(self) -> str:
         extra = f", {len(self.promoted)} orphaned duplicate(s) re-read" if self.promoted else ""
-        return (f"{len(self.new)} new, {len(self.changed)} changed, {len(self.deleted)} deleted "
-                f"({len(self.removed_documents)} documents removed), {self.unchanged} unchanged file(s){extra}")
+        return (
+            f"{len(self.new)} new, {len(self.changed)} changed, {len(self.deleted)} deleted "
+            f"({len(self.removed_documents)} documents removed), {self.unchanged} unchanged file(s){extra}"
+        )
 
 
 def known_files(session: Session, source_id: str) -> dict[str, KnownFile]:
-    rows = session.execute(select(SourceFile.path, SourceFile.file_hash, Job.state)
-                           .outerjoin(Job, Job.id == SourceFile.job_id).where(SourceFile.source_id == source_id))
+    rows = session.execute(
+        select(SourceFile.path, SourceFile.file_hash, Job.state)
+        .outerjoin(Job, Job.id == SourceFile.job_id)
+        .where(SourceFile.source_id == source_id)
+    )
     # a job deleted since is taken as settled: re-reading a whole folder for that would surprise
     return {p: KnownFile(h, state not in (JobState.FAILED, JobState.CANCELLED)) for p, h, state in rows}
 
@@ -56,8 +62,10 @@ def _links(session: Session, tenant: str, column, values: list[str]) -> dict[str
     for i in range(0, len(values), _IN_BATCH):
         rows = session.execute(
             select(JobDocument.document_id, JobFile.path)
-            .join(JobFile, JobFile.id == JobDocument.file_id).join(Job, Job.id == JobFile.job_id)
-            .where(Job.tenant == tenant, column.in_(values[i:i + _IN_BATCH])))
+            .join(JobFile, JobFile.id == JobDocument.file_id)
+            .join(Job, Job.id == JobFile.job_id)
+            .where(Job.tenant == tenant, column.in_(values[i : i + _IN_BATCH]))
+        )
         for doc_id, path in rows:
             found[doc_id].add(path)
     return found
@@ -75,8 +83,11 @@ def remove_documents(session: Session, es, aliases: list[str], tenant: str, doc_
     """Mark documents deleted and take their chunks out of every given alias. Idempotent."""
     removed = []
     for i in range(0, len(doc_ids), _IN_BATCH):
-        docs = session.scalars(select(Document).where(Document.tenant == tenant, Document.status != "deleted",
-                                                      Document.id.in_(doc_ids[i:i + _IN_BATCH])))
+        docs = session.scalars(
+            select(Document).where(
+                Document.tenant == tenant, Document.status != "deleted", Document.id.in_(doc_ids[i : i + _IN_BATCH])
+            )
+        )
         for doc in docs:
             if doc.indexed_hash or doc.status == "indexed":
                 for alias in aliases:
@@ -90,8 +101,9 @@ def remove_documents(session: Session, es, aliases: list[str], tenant: str, doc_
     return removed
 
 
-def sync_folder(session: Session, source: Source, current: dict[str, FileState], es, aliases: list[str],
-                now: datetime) -> FolderSync:
+def sync_folder(
+    session: Session, source: Source, current: dict[str, FileState], es, aliases: list[str], now: datetime
+) -> FolderSync:
     known = known_files(session, source.id)
     plan = plan_sync(current, known)
     present = set(current)
@@ -101,14 +113,14 @@ def sync_folder(session: Session, source: Source, current: dict[str, FileState],
     if plan.deleted:
         gone = documents_of_deleted_files(session, source.tenant, plan.deleted, present)
         result.removed_documents = remove_documents(session, es, aliases, source.tenant, gone)
-        session.execute(delete(SourceFile).where(SourceFile.source_id == source.id,
-                                                 SourceFile.path.in_(plan.deleted)))
+        session.execute(delete(SourceFile).where(SourceFile.source_id == source.id, SourceFile.path.in_(plan.deleted)))
     ingest = list(plan.ingest)
     if result.removed_documents:
         ingest += _promote_orphans(session, source.tenant, result, present, set(ingest))
     if ingest:
-        result.job = repo.create_job(session, source.tenant, ingest, kind="folder",
-                                     options={"source_id": source.id, "folder": source.location})
+        result.job = repo.create_job(
+            session, source.tenant, ingest, kind="folder", options={"source_id": source.id, "folder": source.location}
+        )
         for path in ingest:
             row = session.get(SourceFile, (source.id, path)) or SourceFile(source_id=source.id, path=path)
             row.file_hash, row.size = current[path].file_hash, current[path].size
@@ -117,13 +129,20 @@ def sync_folder(session: Session, source: Source, current: dict[str, FileState],
     return result
 
 
-def _promote_orphans(session: Session, tenant: str, result: FolderSync, present: set[str],
-                     already: set[str]) -> list[str]:
+def _promote_orphans(
+    session: Session, tenant: str, result: FolderSync, present: set[str], already: set[str]
+) -> list[str]:
     """Duplicates of a deleted document hold the only remaining copy of its text: read their
     files again so that dedup makes one of them the canonical, indexed document."""
-    orphans = list(session.scalars(select(Document).where(
-        Document.tenant == tenant, Document.status == "duplicate",
-        Document.duplicate_of.in_(result.removed_documents))))
+    orphans = list(
+        session.scalars(
+            select(Document).where(
+                Document.tenant == tenant,
+                Document.status == "duplicate",
+                Document.duplicate_of.in_(result.removed_documents),
+            )
+        )
+    )
     links = _links(session, tenant, JobDocument.document_id, [d.id for d in orphans])
     files: set[str] = set()
     for doc in orphans:

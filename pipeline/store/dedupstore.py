@@ -1,4 +1,5 @@
 """SQL-backed DedupStore: exact hashes and LSH buckets persist per tenant across jobs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,10 +26,16 @@ class SqlDedupStore:
 
     def find_exact(self, tenant: str, content_hash: str, exclude_doc: str) -> tuple[str, str] | None:
         row = self.session.execute(
-            select(Document.id, Document.cluster_id).where(
-                Document.tenant == tenant, Document.content_hash == content_hash,
-                Document.status.in_(CANONICAL), Document.id != exclude_doc).order_by(Document.created_at)
-            .limit(1)).first()
+            select(Document.id, Document.cluster_id)
+            .where(
+                Document.tenant == tenant,
+                Document.content_hash == content_hash,
+                Document.status.in_(CANONICAL),
+                Document.id != exclude_doc,
+            )
+            .order_by(Document.created_at)
+            .limit(1)
+        ).first()
         return (row[0], row[1]) if row else None
 
     def candidates(self, tenant: str, bands: list[tuple[int, str]], exclude_doc: str):
@@ -39,10 +46,15 @@ class SqlDedupStore:
         rows = self.session.execute(
             select(Document.id, Document.cluster_id, Document.signature)
             .join(LshBucket, LshBucket.document_id == Document.id)
-            .where(LshBucket.tenant == tenant, LshBucket.band.in_(sorted({b for b, _ in bands})),
-                   LshBucket.bucket.in_(sorted({k for _, k in bands})),
-                   tuple_(LshBucket.band, LshBucket.bucket).in_(bands),
-                   LshBucket.document_id != exclude_doc, Document.status.in_(CANONICAL))).all()
+            .where(
+                LshBucket.tenant == tenant,
+                LshBucket.band.in_(sorted({b for b, _ in bands})),
+                LshBucket.bucket.in_(sorted({k for _, k in bands})),
+                tuple_(LshBucket.band, LshBucket.bucket).in_(bands),
+                LshBucket.document_id != exclude_doc,
+                Document.status.in_(CANONICAL),
+            )
+        ).all()
         found = {r[0]: (r[0], r[1], unpack_signature(r[2])) for r in rows if r[2]}  # one per shared band
         return list(found.values())
 

@@ -1,4 +1,5 @@
 """Run Alembic programmatically so `docpipe db upgrade` works from any directory."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,15 +1,15 @@
 """SQL schema (SQLAlchemy 2.0 typed models). Alembic migrations in migrations/ must match it."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from sqlalchemy import (JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -18,7 +18,13 @@ class Base(DeclarativeBase):
 
 class JobState:
     QUEUED, RUNNING, SUCCEEDED, PARTIAL, FAILED, CANCELLED = (
-        "queued", "running", "succeeded", "partial", "failed", "cancelled")
+        "queued",
+        "running",
+        "succeeded",
+        "partial",
+        "failed",
+        "cancelled",
+    )
     FINAL = frozenset({SUCCEEDED, PARTIAL, FAILED, CANCELLED})
     ALL = (QUEUED, RUNNING, SUCCEEDED, PARTIAL, FAILED, CANCELLED)
 

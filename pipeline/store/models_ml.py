@@ -1,4 +1,5 @@
 """Model registry tables: trained classifiers, which one is live per (tenant, task), promotion history."""
+
 from __future__ import annotations
 
 from datetime import datetime

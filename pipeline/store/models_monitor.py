@@ -2,6 +2,7 @@
 
 (IndexVersion, in models.py, carries the reindexing columns: model path, chunking, build job.)
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -59,8 +60,9 @@ class EntityMention(Base):
     __tablename__ = "entity_mentions"
     __table_args__ = (Index("ix_entity_mentions_entity_hour", "entity_id", "hour"),)
     entity_id: Mapped[int] = mapped_column(ForeignKey("watch_entities.id", ondelete="CASCADE"), primary_key=True)
-    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True,
-                                             index=True)
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
     tenant: Mapped[str] = mapped_column(String(128))
     at: Mapped[datetime]  # published, else ingested
     # whole hours since the epoch: hourly and daily buckets by integer division, the same in every SQL

@@ -1,4 +1,5 @@
 """Tables of the sources feature: scheduled feeds and folders, and the files a folder sync has seen."""
+
 from __future__ import annotations
 
 from datetime import datetime

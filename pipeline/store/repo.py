@@ -3,6 +3,7 @@
 Counters are recomputed from the item tables, never incremented, so a task that runs twice
 leaves the job row exactly as one run would.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -11,8 +12,19 @@ from datetime import datetime, timedelta
 from sqlalchemy import Row, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from pipeline.store.models import (Chunk, DeadLetter, Document, IndexVersion, Job, JobDocument, JobFile,
-                                   JobState, LshBucket, Outcome, utcnow)
+from pipeline.store.models import (
+    Chunk,
+    DeadLetter,
+    Document,
+    IndexVersion,
+    Job,
+    JobDocument,
+    JobFile,
+    JobState,
+    LshBucket,
+    Outcome,
+    utcnow,
+)
 from pipeline.types import Rejected
 
 
@@ -22,10 +34,13 @@ def new_id() -> str:
 
 # --- jobs -----------------------------------------------------------------------------------
 
-def create_job(session: Session, tenant: str, inputs: list[str], kind: str = "ingest",
-               options: dict | None = None) -> Job:
-    job = Job(id=new_id(), tenant=tenant, kind=kind, inputs=inputs, options=options or {},
-              state=JobState.QUEUED, metrics={})
+
+def create_job(
+    session: Session, tenant: str, inputs: list[str], kind: str = "ingest", options: dict | None = None
+) -> Job:
+    job = Job(
+        id=new_id(), tenant=tenant, kind=kind, inputs=inputs, options=options or {}, state=JobState.QUEUED, metrics={}
+    )
     session.add(job)
     session.flush()
     return job
@@ -39,8 +54,9 @@ def get_job(session: Session, job_id: str) -> Job | None:
     return job
 
 
-def list_jobs(session: Session, state: str | None = None, tenant: str | None = None,
-              limit: int = 50, offset: int = 0) -> list[Job]:
+def list_jobs(
+    session: Session, state: str | None = None, tenant: str | None = None, limit: int = 50, offset: int = 0
+) -> list[Job]:
     q = select(Job).order_by(Job.created_at.desc()).limit(limit).offset(offset)
     if state:
         q = q.where(Job.state == state)
@@ -71,28 +87,43 @@ def add_metric(job: Job, name: str, seconds: float, items: int = 0) -> None:
 
 def refresh_counters(session: Session, job: Job) -> None:
     session.flush()
-    by_outcome = dict(session.execute(
-        select(JobDocument.outcome, func.count()).where(JobDocument.job_id == job.id)
-        .group_by(JobDocument.outcome)).all())
-    failed = session.scalar(select(func.count()).select_from(DeadLetter)
-                            .where(DeadLetter.job_id == job.id)) or 0
+    by_outcome = dict(
+        session.execute(
+            select(JobDocument.outcome, func.count()).where(JobDocument.job_id == job.id).group_by(JobDocument.outcome)
+        ).all()
+    )
+    failed = session.scalar(select(func.count()).select_from(DeadLetter).where(DeadLetter.job_id == job.id)) or 0
     job.done = by_outcome.get(Outcome.INDEXED, 0)
     job.unchanged = by_outcome.get(Outcome.UNCHANGED, 0)
     job.skipped = by_outcome.get(Outcome.DUPLICATE, 0)
     job.failed = failed
     # an index failure has both a job_documents row and a dead letter: count the item once
     job.total = sum(n for o, n in by_outcome.items() if o != Outcome.FAILED) + failed
-    job.chunks = session.scalar(
-        select(func.coalesce(func.sum(Document.chunk_count), 0))
-        .join(JobDocument, JobDocument.document_id == Document.id)
-        .where(JobDocument.job_id == job.id, JobDocument.outcome == Outcome.INDEXED)) or 0
+    job.chunks = (
+        session.scalar(
+            select(func.coalesce(func.sum(Document.chunk_count), 0))
+            .join(JobDocument, JobDocument.document_id == Document.id)
+            .where(JobDocument.job_id == job.id, JobDocument.outcome == Outcome.INDEXED)
+        )
+        or 0
+    )
 
 
 def pending_work(session: Session, job_id: str) -> int:
-    files = session.scalar(select(func.count()).select_from(JobFile)
-                           .where(JobFile.job_id == job_id, JobFile.status == "pending")) or 0
-    docs = session.scalar(select(func.count()).select_from(JobDocument)
-                          .where(JobDocument.job_id == job_id, JobDocument.outcome == Outcome.PENDING)) or 0
+    files = (
+        session.scalar(
+            select(func.count()).select_from(JobFile).where(JobFile.job_id == job_id, JobFile.status == "pending")
+        )
+        or 0
+    )
+    docs = (
+        session.scalar(
+            select(func.count())
+            .select_from(JobDocument)
+            .where(JobDocument.job_id == job_id, JobDocument.outcome == Outcome.PENDING)
+        )
+        or 0
+    )
     return files + docs
 
 
@@ -142,22 +173,35 @@ FILE_JOB_KINDS = ("ingest", "upload", "folder", "feed", "replay")
 def stalled_jobs(session: Session, older_than: timedelta) -> list[Job]:
     """Open file jobs that no task has touched for `older_than`: the message of their next task may be lost."""
     cutoff: datetime = utcnow() - older_than
-    return list(session.scalars(select(Job).where(
-        Job.state.in_((JobState.QUEUED, JobState.RUNNING)), Job.kind.in_(FILE_JOB_KINDS),
-        func.coalesce(Job.heartbeat_at, Job.created_at) < cutoff).order_by(Job.created_at)))
+    return list(
+        session.scalars(
+            select(Job)
+            .where(
+                Job.state.in_((JobState.QUEUED, JobState.RUNNING)),
+                Job.kind.in_(FILE_JOB_KINDS),
+                func.coalesce(Job.heartbeat_at, Job.created_at) < cutoff,
+            )
+            .order_by(Job.created_at)
+        )
+    )
 
 
 def open_work(session: Session, job_id: str) -> tuple[list[int], list[int]]:
     """Ids of the job's files still to read, and of read files whose documents are still to index."""
-    unread = session.scalars(select(JobFile.id).where(JobFile.job_id == job_id, JobFile.status == "pending")
-                             .order_by(JobFile.id))
-    unindexed = session.scalars(select(JobDocument.file_id).where(
-        JobDocument.job_id == job_id, JobDocument.outcome == Outcome.PENDING, JobDocument.file_id.is_not(None))
-        .distinct().order_by(JobDocument.file_id))
+    unread = session.scalars(
+        select(JobFile.id).where(JobFile.job_id == job_id, JobFile.status == "pending").order_by(JobFile.id)
+    )
+    unindexed = session.scalars(
+        select(JobDocument.file_id)
+        .where(JobDocument.job_id == job_id, JobDocument.outcome == Outcome.PENDING, JobDocument.file_id.is_not(None))
+        .distinct()
+        .order_by(JobDocument.file_id)
+    )
     return list(unread), list(unindexed)
 
 
 # --- files, job documents, dead letters ------------------------------------------------------
+
 
 def add_job_files(session: Session, job: Job, paths: list[str]) -> None:
     known = set(session.scalars(select(JobFile.path).where(JobFile.job_id == job.id)))
@@ -168,8 +212,12 @@ def add_job_files(session: Session, job: Job, paths: list[str]) -> None:
 def pending_files(session: Session, job_id: str, file_ids: list[int] | None = None) -> list[JobFile]:
     # SKIP LOCKED (PostgreSQL; ignored on SQLite): a redelivered task running beside the original
     # leaves the file the original is reading to it instead of reading it twice at once.
-    q = (select(JobFile).where(JobFile.job_id == job_id, JobFile.status == "pending").order_by(JobFile.id)
-         .with_for_update(skip_locked=True))
+    q = (
+        select(JobFile)
+        .where(JobFile.job_id == job_id, JobFile.status == "pending")
+        .order_by(JobFile.id)
+        .with_for_update(skip_locked=True)
+    )
     if file_ids is not None:
         q = q.where(JobFile.id.in_(file_ids))
     return list(session.scalars(q))
@@ -186,26 +234,46 @@ def set_outcome(session: Session, job_id: str, doc_id: str, outcome: str, file_i
 
 
 def pending_documents(session: Session, job_id: str, file_ids: list[int], limit: int | None = None) -> list[Document]:
-    return list(session.scalars(
-        select(Document).join(JobDocument, JobDocument.document_id == Document.id)
-        .where(JobDocument.job_id == job_id, JobDocument.file_id.in_(file_ids),
-               JobDocument.outcome == Outcome.PENDING).order_by(Document.id).limit(limit)
-        .with_for_update(of=JobDocument, skip_locked=True)))
+    return list(
+        session.scalars(
+            select(Document)
+            .join(JobDocument, JobDocument.document_id == Document.id)
+            .where(
+                JobDocument.job_id == job_id, JobDocument.file_id.in_(file_ids), JobDocument.outcome == Outcome.PENDING
+            )
+            .order_by(Document.id)
+            .limit(limit)
+            .with_for_update(of=JobDocument, skip_locked=True)
+        )
+    )
 
 
 def add_dead_letter(session: Session, job: Job, item: Rejected, path: str | None) -> None:
     """Idempotent per (job, source, stage): a task that runs twice records one dead letter."""
-    existing = session.scalar(select(DeadLetter).where(
-        DeadLetter.job_id == job.id, DeadLetter.source == item.source, DeadLetter.stage == item.stage))
+    existing = session.scalar(
+        select(DeadLetter).where(
+            DeadLetter.job_id == job.id, DeadLetter.source == item.source, DeadLetter.stage == item.stage
+        )
+    )
     if existing is None:
-        session.add(DeadLetter(job_id=job.id, tenant=job.tenant, source=item.source, path=path,
-                               stage=item.stage, reason=item.reason, detail=item.detail))
+        session.add(
+            DeadLetter(
+                job_id=job.id,
+                tenant=job.tenant,
+                source=item.source,
+                path=path,
+                stage=item.stage,
+                reason=item.reason,
+                detail=item.detail,
+            )
+        )
     else:
         existing.reason, existing.detail = item.reason, item.detail
 
 
-def dead_letters(session: Session, job_id: str | None = None, tenant: str | None = None,
-                 unreplayed: bool = False) -> list[DeadLetter]:
+def dead_letters(
+    session: Session, job_id: str | None = None, tenant: str | None = None, unreplayed: bool = False
+) -> list[DeadLetter]:
     q = select(DeadLetter).order_by(DeadLetter.id)
     if job_id:
         q = q.where(DeadLetter.job_id == job_id)
@@ -240,6 +308,7 @@ def create_replay_job(session: Session, job: Job) -> Job | None:
 
 # --- documents and the persistent LSH ----------------------------------------------------------
 
+
 def get_document(session: Session, tenant: str, doc_id: str) -> Document | None:
     doc = session.get(Document, doc_id)
     return doc if doc is not None and doc.tenant == tenant else None
@@ -263,8 +332,10 @@ def chunk_rows(session: Session, doc_ids: list[str]) -> dict[str, list[Row]]:
     """Each document's chunk rows (the Chunk columns, as plain rows) in ordinal order."""
     found: dict[str, list[Row]] = {d: [] for d in doc_ids}
     for row in session.execute(
-            select(Chunk.id, Chunk.document_id, Chunk.ordinal, Chunk.char_start, Chunk.char_end, Chunk.token_count)
-            .where(Chunk.document_id.in_(doc_ids)).order_by(Chunk.document_id, Chunk.ordinal)):
+        select(Chunk.id, Chunk.document_id, Chunk.ordinal, Chunk.char_start, Chunk.char_end, Chunk.token_count)
+        .where(Chunk.document_id.in_(doc_ids))
+        .order_by(Chunk.document_id, Chunk.ordinal)
+    ):
         found[row.document_id].append(row)
     return found
 
@@ -286,18 +357,29 @@ def drop_lsh(session: Session, doc_id: str) -> None:
 def replace_lsh(session: Session, tenant: str, doc_id: str, bands: list[tuple[int, str]]) -> None:
     drop_lsh(session, doc_id)
     if bands:
-        session.execute(insert(LshBucket), [{"tenant": tenant, "band": b, "bucket": key, "document_id": doc_id}
-                                            for b, key in bands])
+        session.execute(
+            insert(LshBucket), [{"tenant": tenant, "band": b, "bucket": key, "document_id": doc_id} for b, key in bands]
+        )
 
 
 # --- index versions --------------------------------------------------------------------------
 
-def record_live_index(session: Session, name: str, version: int, config_hash: str, model: str,
-                      dims: int, reason: str = "first index") -> IndexVersion:
+
+def record_live_index(
+    session: Session, name: str, version: int, config_hash: str, model: str, dims: int, reason: str = "first index"
+) -> IndexVersion:
     """Idempotently record that `name` is live (the first index; reindexing swaps later ones)."""
     row = session.scalar(select(IndexVersion).where(IndexVersion.name == name))
     if row is None:
-        row = IndexVersion(name=name, version=version, config_hash=config_hash, model=model, dims=dims,
-                           state="live", reason=reason, activated_at=utcnow())
+        row = IndexVersion(
+            name=name,
+            version=version,
+            config_hash=config_hash,
+            model=model,
+            dims=dims,
+            state="live",
+            reason=reason,
+            activated_at=utcnow(),
+        )
         session.add(row)
     return row

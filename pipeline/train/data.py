@@ -3,6 +3,7 @@
 Every problem is found here, before a model is loaded, and reported as a DataError whose message
 says what is wrong and where (column names, row numbers).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,8 +16,15 @@ import numpy as np
 
 from pipeline.errors import PermanentError
 
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
-           ".parquet": "parquet", ".pq": "parquet"}
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 class DataError(PermanentError):
@@ -45,8 +53,10 @@ def read_table(path: str | Path):
     path = Path(path)
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
-        raise DataError(f"{path.name}: unsupported data file type {path.suffix or '(none)'}; "
-                        f"use one of {', '.join(sorted(FORMATS))}")
+        raise DataError(
+            f"{path.name}: unsupported data file type {path.suffix or '(none)'}; "
+            f"use one of {', '.join(sorted(FORMATS))}"
+        )
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
     try:
@@ -73,19 +83,21 @@ def _rows(mask) -> str:
 
 
 def _blank(series) -> np.ndarray:
-    return np.array([v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
-                     for v in series], dtype=bool)
+    return np.array(
+        [v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == "" for v in series], dtype=bool
+    )
 
 
-def validate(df, text_col: str, label_col: str, id_col: str | None = None,
-             time_col: str | None = None) -> Examples:
+def validate(df, text_col: str, label_col: str, id_col: str | None = None, time_col: str | None = None) -> Examples:
     if len(df) == 0:
         raise DataError("the data file holds no rows")
     wanted = [c for c in (text_col, label_col, id_col, time_col) if c]
     missing = [c for c in wanted if c not in df.columns]
     if missing:
-        raise DataError(f"missing column(s) {', '.join(map(repr, missing))}; the file has "
-                        f"{', '.join(map(repr, map(str, df.columns)))}")
+        raise DataError(
+            f"missing column(s) {', '.join(map(repr, missing))}; the file has "
+            f"{', '.join(map(repr, map(str, df.columns)))}"
+        )
     empty = _blank(df[text_col])
     if empty.any():
         raise DataError(f"empty text in column {text_col!r}: {_rows(empty)}; fill or drop them")
@@ -97,10 +109,13 @@ def validate(df, text_col: str, label_col: str, id_col: str | None = None,
     if len(label_set) < 2:
         raise DataError(f"column {label_col!r} has a single class ({label_set[0]!r}); a classifier needs two or more")
     if len(label_set) * 2 > len(df):  # also catches as many classes as rows (every label unique)
-        raise DataError(f"{len(label_set)} classes for only {len(df)} rows: too few examples per class to "
-                        "train and evaluate; give each class at least two rows")
-    ids = [None if b else str(v).strip() for v, b in zip(df[id_col], _blank(df[id_col]))] if id_col \
-        else [None] * len(df)
+        raise DataError(
+            f"{len(label_set)} classes for only {len(df)} rows: too few examples per class to "
+            "train and evaluate; give each class at least two rows"
+        )
+    ids = (
+        [None if b else str(v).strip() for v, b in zip(df[id_col], _blank(df[id_col]))] if id_col else [None] * len(df)
+    )
     times: list[datetime | None] = [None] * len(df)
     if time_col:
         times = _parse_times(df[time_col], time_col)
@@ -117,8 +132,9 @@ def _parse_times(series, column: str) -> list[datetime]:
     return [ts.to_pydatetime().astimezone(UTC) for ts in parsed]
 
 
-def load_examples(path: str | Path, text_col: str, label_col: str, id_col: str | None = None,
-                  time_col: str | None = None) -> Examples:
+def load_examples(
+    path: str | Path, text_col: str, label_col: str, id_col: str | None = None, time_col: str | None = None
+) -> Examples:
     return validate(read_table(path), text_col, label_col, id_col, time_col)
 
 
@@ -146,8 +162,10 @@ def split(examples: Examples, eval_fraction: float, seed: int) -> tuple[list[int
         train, held = sorted(train), sorted(held)
     unseen = sorted({examples.labels[i] for i in held} - {examples.labels[i] for i in train})
     if unseen:
-        raise DataError(f"label(s) {', '.join(map(repr, unseen))} occur only in the held-out split "
-                        "(the latest examples): the model could never predict them; add earlier examples")
+        raise DataError(
+            f"label(s) {', '.join(map(repr, unseen))} occur only in the held-out split "
+            "(the latest examples): the model could never predict them; add earlier examples"
+        )
     return train, held
 
 

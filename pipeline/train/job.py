@@ -5,6 +5,7 @@ is delivered again after its worker died finds the neighbours, finished runs and
 neighbours.json (ids and texts, for reproduction), vectors.npz (fusion), runs/<mode>/ (checkpoints and
 result.json), model/ (the registered model's folder).
 """
+
 from __future__ import annotations
 
 import json
@@ -99,8 +100,16 @@ class TrainingJob:
     def needs_neighbours(self) -> bool:
         return self.request.augment != "none"
 
-    def find_neighbours(self, session, es, index: str, encoder, dedup: dict, allow_undated: bool,
-                        heartbeat: Callable[[int], None] | None = None) -> NeighbourSet:
+    def find_neighbours(
+        self,
+        session,
+        es,
+        index: str,
+        encoder,
+        dedup: dict,
+        allow_undated: bool,
+        heartbeat: Callable[[int], None] | None = None,
+    ) -> NeighbourSet:
         """Neighbours of every example (training and held-out alike); computed once, then read back."""
         path = self.workdir / "neighbours.json"
         if path.exists():
@@ -108,11 +117,14 @@ class TrainingJob:
             return self.neighbours
         ex = self.examples
         rules = leak_rules(session, self.tenant, ex.texts, ex.ids, ex.times, dedup)
-        found = retrieve(session, es, index, self.tenant, encoder, ex.texts, rules, self.request.neighbours,
-                         allow_undated, heartbeat)
+        found = retrieve(
+            session, es, index, self.tenant, encoder, ex.texts, rules, self.request.neighbours, allow_undated, heartbeat
+        )
         if found.count() == 0:
-            raise PermanentError(f"no neighbour passages found for any example in {index} (tenant "
-                                 f"{self.tenant}); ingest the corpus first, or train with --augment none")
+            raise PermanentError(
+                f"no neighbour passages found for any example in {index} (tenant "
+                f"{self.tenant}); ingest the corpus first, or train with --augment none"
+            )
         self.workdir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(found.to_json())
@@ -133,11 +145,21 @@ class TrainingJob:
     def config(self, mode: str) -> TrainConfig:
         r = self.request
         return TrainConfig(
-            base_model=self.base_model, augment=mode, labels=self.examples.label_set, max_length=r.max_length,
+            base_model=self.base_model,
+            augment=mode,
+            labels=self.examples.label_set,
+            max_length=r.max_length,
             neighbours=r.neighbours if mode != "none" else 0,
             neighbour_dims=int(self.vectors[0].shape[2]) if mode == "fusion" else None,
-            epochs=r.epochs, batch_size=r.batch_size, grad_accum=r.grad_accum, lr=r.lr, patience=r.patience,
-            seed=r.seed, checkpoint_steps=r.checkpoint_steps, device=self.device)
+            epochs=r.epochs,
+            batch_size=r.batch_size,
+            grad_accum=r.grad_accum,
+            lr=r.lr,
+            patience=r.patience,
+            seed=r.seed,
+            checkpoint_steps=r.checkpoint_steps,
+            device=self.device,
+        )
 
     def _split(self, rows: list[int], mode: str) -> Split:
         ex = self.examples
@@ -155,8 +177,9 @@ class TrainingJob:
         if done.exists():
             return json.loads(done.read_text())
         cfg = self.config(mode)
-        model, tokenizer, result = train_run(cfg, self._split(self.train_rows, mode),
-                                             self._split(self.held_rows, mode), run_dir, progress)
+        model, tokenizer, result = train_run(
+            cfg, self._split(self.train_rows, mode), self._split(self.held_rows, mode), run_dir, progress
+        )
         if mode == self.request.modes()[0]:
             save_model(self.model_dir, model, tokenizer, cfg.artefact())
             if self.neighbours is not None:  # the model folder alone tells which passages it learnt from
@@ -171,9 +194,12 @@ class TrainingJob:
         p = {k: v for k, v in asdict(self.request).items() if k not in ("data", "task")}
         p.update(train_examples=len(self.train_rows), eval_examples=len(self.held_rows), base_model=self.base_model)
         if self.neighbours is not None:
-            p.update(neighbour_count=self.neighbours.count(), neighbours_hash=self.neighbours.ids_hash(),
-                     neighbours_file=str(self.workdir / "neighbours.json"),
-                     neighbour_leaks_blocked_after_search=self.neighbours.blocked_after_search)
+            p.update(
+                neighbour_count=self.neighbours.count(),
+                neighbours_hash=self.neighbours.ids_hash(),
+                neighbours_file=str(self.workdir / "neighbours.json"),
+                neighbour_leaks_blocked_after_search=self.neighbours.blocked_after_search,
+            )
         return p
 
 
@@ -181,10 +207,12 @@ def summarise(request: TrainRequest, results: dict[str, dict]) -> dict:
     """Registry metrics: `retrieval` (the augmented model) and/or `baseline` (none), and the gain."""
     out: dict = {}
     for mode, result in results.items():
-        out["baseline" if mode == "none" else "retrieval"] = {**result["metrics"], "augment": mode,
-                                                             "best_epoch": result["best_epoch"],
-                                                             "examples_per_s": result["examples_per_s"]}
+        out["baseline" if mode == "none" else "retrieval"] = {
+            **result["metrics"],
+            "augment": mode,
+            "best_epoch": result["best_epoch"],
+            "examples_per_s": result["examples_per_s"],
+        }
     if "baseline" in out and "retrieval" in out:
         out["gain"] = {m: round(out["retrieval"][m] - out["baseline"][m], 4) for m in ("accuracy", "macro_f1")}
     return out
-

@@ -8,6 +8,7 @@ Rules, applied as Elasticsearch filters and checked again against SQL on every h
 - with a time column, never a document published after the example (undated documents are allowed
   unless allow_undated is off).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -92,15 +93,25 @@ class NeighbourSet:
         return sum(len(row) for row in self.rows)
 
     def to_json(self) -> str:
-        return json.dumps({"index": self.index, "k": self.k, "hash": self.ids_hash(),
-                           "blocked_after_search": self.blocked_after_search,
-                           "rows": [[asdict(n) for n in row] for row in self.rows]})
+        return json.dumps(
+            {
+                "index": self.index,
+                "k": self.k,
+                "hash": self.ids_hash(),
+                "blocked_after_search": self.blocked_after_search,
+                "rows": [[asdict(n) for n in row] for row in self.rows],
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> NeighbourSet:
         raw = json.loads(text)
-        return cls(raw["index"], raw["k"], [[Neighbour(**n) for n in row] for row in raw["rows"]],
-                   raw.get("blocked_after_search", 0))
+        return cls(
+            raw["index"],
+            raw["k"],
+            [[Neighbour(**n) for n in row] for row in raw["rows"]],
+            raw.get("blocked_after_search", 0),
+        )
 
 
 def _utc(value: datetime) -> datetime:
@@ -113,7 +124,7 @@ def source_keys(source: str) -> Iterator[str]:
     for i, ch in enumerate(source):
         if not ch.isalnum() and i + 1 < len(source):
             yield source[i:]
-            yield source[i + 1:]
+            yield source[i + 1 :]
 
 
 def own_documents(session: Session, tenant: str, ids: list[str | None]) -> dict[str, list[tuple[str, str]]]:
@@ -122,16 +133,25 @@ def own_documents(session: Session, tenant: str, ids: list[str | None]) -> dict[
     found: dict[str, list[tuple[str, str]]] = {}
     if not wanted:
         return found
-    rows = session.execute(select(Document.id, Document.source, Document.cluster_id)
-                           .where(Document.tenant == tenant).execution_options(yield_per=5000))
+    rows = session.execute(
+        select(Document.id, Document.source, Document.cluster_id)
+        .where(Document.tenant == tenant)
+        .execution_options(yield_per=5000)
+    )
     for doc_id, source, cluster in rows:
         for key in set(source_keys(source)) & wanted:
             found.setdefault(key, []).append((doc_id, cluster))
     return found
 
 
-def leak_rules(session: Session, tenant: str, texts: list[str], ids: list[str | None],
-               times: list[datetime | None], dedup: dict | None = None) -> list[LeakRule]:
+def leak_rules(
+    session: Session,
+    tenant: str,
+    texts: list[str],
+    ids: list[str | None],
+    times: list[datetime | None],
+    dedup: dict | None = None,
+) -> list[LeakRule]:
     owners = own_documents(session, tenant, ids)
     checker = Deduplicator(SqlDedupStore(session), **(dedup or {}))
     rules = []
@@ -148,17 +168,35 @@ def leak_rules(session: Session, tenant: str, texts: list[str], ids: list[str | 
     return rules
 
 
-def retrieve(session: Session, es, index: str, tenant: str, encoder, texts: list[str], rules: list[LeakRule],
-             k: int, allow_undated: bool = True, heartbeat: Callable[[int], None] | None = None,
-             parallel: int = 4) -> NeighbourSet:
+def retrieve(
+    session: Session,
+    es,
+    index: str,
+    tenant: str,
+    encoder,
+    texts: list[str],
+    rules: list[LeakRule],
+    k: int,
+    allow_undated: bool = True,
+    heartbeat: Callable[[int], None] | None = None,
+    parallel: int = 4,
+) -> NeighbourSet:
     """Up to k passages per text (one per document), best first, each allowed by the text's rule."""
     queries = [" ".join(t.split()[:QUERY_WORDS]) for t in texts]
     vectors = encoder.encode(queries)
     fetch = 3 * k + 5  # room for several chunks of one document
 
     def search(i: int):
-        return hybrid(es, index, tenant, queries[i], vectors[i].tolist(), fetch, window=max(4 * fetch, 20),
-                      filters=rules[i].filters(allow_undated))
+        return hybrid(
+            es,
+            index,
+            tenant,
+            queries[i],
+            vectors[i].tolist(),
+            fetch,
+            window=max(4 * fetch, 20),
+            filters=rules[i].filters(allow_undated),
+        )
 
     raw = []
     # a few searches in flight: Elasticsearch serves them in parallel, the round trips overlap
@@ -193,8 +231,10 @@ def _documents(session: Session, doc_ids: set[str]) -> dict[str, tuple]:
     ids, out = sorted(doc_ids), {}
     for i in range(0, len(ids), 500):
         for doc_id, cluster, published, status in session.execute(
-                select(Document.id, Document.cluster_id, Document.published, Document.status)
-                .where(Document.id.in_(ids[i:i + 500]))):
+            select(Document.id, Document.cluster_id, Document.published, Document.status).where(
+                Document.id.in_(ids[i : i + 500])
+            )
+        ):
             out[doc_id] = (cluster, published, status)
     return out
 
@@ -204,7 +244,7 @@ def neighbour_vectors(es, index: str, neighbours: NeighbourSet, dims: int) -> tu
     wanted = sorted({n.chunk_id for row in neighbours.rows for n in row})
     found: dict[str, list[float]] = {}
     for i in range(0, len(wanted), 500):
-        resp = es.mget(index=index, ids=wanted[i:i + 500], source=["embedding"])
+        resp = es.mget(index=index, ids=wanted[i : i + 500], source=["embedding"])
         for doc in resp["docs"]:
             vector = (doc.get("_source") or {}).get("embedding") if doc.get("found") else None
             if vector is not None and len(vector) == dims:

@@ -4,6 +4,7 @@ GPU, evaluation each epoch, early stopping on macro-F1, and checkpoints that mak
 A run resumed from its checkpoint continues exactly where it stopped: model, optimiser, scheduler,
 RNG states and the position inside the epoch's (seeded) shuffle are all restored.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,9 +53,15 @@ class TrainConfig:
     eval_token_budget: int = 8192
 
     def artefact(self) -> ArtefactConfig:
-        return ArtefactConfig(labels=self.labels, augment=self.augment, neighbours=self.neighbours,
-                              max_length=self.max_length, text_share=self.text_share,
-                              neighbour_dims=self.neighbour_dims, base_model=self.base_model)
+        return ArtefactConfig(
+            labels=self.labels,
+            augment=self.augment,
+            neighbours=self.neighbours,
+            max_length=self.max_length,
+            text_share=self.text_share,
+            neighbour_dims=self.neighbour_dims,
+            base_model=self.base_model,
+        )
 
 
 @dataclass
@@ -92,7 +99,7 @@ def build_model(cfg: TrainConfig):
     """(model, tokenizer) freshly initialised from the base folder; ConfigError when it cannot be used."""
     from transformers import AutoModel, AutoTokenizer
 
-    from pipeline.infer.classifier import Classifier
+    from pipeline.infer.classifier_model import Classifier
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(cfg.base_model, local_files_only=True)
@@ -116,12 +123,19 @@ def encode(tokenizer, cfg: TrainConfig, split: Split) -> tuple[list[Request], di
     return requests, None
 
 
-def evaluate(model, cfg: TrainConfig, requests, extras, targets, pad_id: int, device,
-             on_batch: Callable[[int], None] | None = None) -> tuple[dict, np.ndarray]:
+def evaluate(
+    model,
+    cfg: TrainConfig,
+    requests,
+    extras,
+    targets,
+    pad_id: int,
+    device,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[dict, np.ndarray]:
     model.eval()
     try:
-        engine = InferenceEngine(model, pad_id, device,
-                                 max(cfg.eval_token_budget, cfg.max_length))
+        engine = InferenceEngine(model, pad_id, device, max(cfg.eval_token_budget, cfg.max_length))
         logits = engine.run(requests, extras, on_batch)
     finally:
         model.train()
@@ -155,8 +169,9 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def train_run(cfg: TrainConfig, train: Split, held: Split, run_dir: Path,
-              progress: Callable[[str, dict], None] | None = None):
+def train_run(
+    cfg: TrainConfig, train: Split, held: Split, run_dir: Path, progress: Callable[[str, dict], None] | None = None
+):
     """Train (or resume) one run in run_dir; returns (model with its best weights, tokenizer, result)."""
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -165,6 +180,7 @@ def train_run(cfg: TrainConfig, train: Split, held: Split, run_dir: Path,
 
     def heartbeat(rows: int) -> None:
         progress("heartbeat", {"evaluated": rows})
+
     run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
@@ -178,13 +194,18 @@ def train_run(cfg: TrainConfig, train: Split, held: Split, run_dir: Path,
     per_epoch = math.ceil(n / bs)
     total_micro = max(1, math.ceil(cfg.epochs * per_epoch))
     epochs = math.ceil(total_micro / per_epoch)
-    total_steps = sum(math.ceil((min((e + 1) * per_epoch, total_micro) - e * per_epoch) / accum)
-                      for e in range(epochs))
+    total_steps = sum(math.ceil((min((e + 1) * per_epoch, total_micro) - e * per_epoch) / accum) for e in range(epochs))
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    groups = [{"params": [p for name, p in model.named_parameters() if not any(k in name for k in no_decay)],
-               "weight_decay": cfg.weight_decay},
-              {"params": [p for name, p in model.named_parameters() if any(k in name for k in no_decay)],
-               "weight_decay": 0.0}]
+    groups = [
+        {
+            "params": [p for name, p in model.named_parameters() if not any(k in name for k in no_decay)],
+            "weight_decay": cfg.weight_decay,
+        },
+        {
+            "params": [p for name, p in model.named_parameters() if any(k in name for k in no_decay)],
+            "weight_decay": 0.0,
+        },
+    ]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * total_steps), total_steps)
     amp = autocast_dtype(device)
@@ -205,9 +226,17 @@ def train_run(cfg: TrainConfig, train: Split, held: Split, run_dir: Path,
         progress("resumed", {"step": state.step, "total_steps": total_steps})
 
     def checkpoint() -> None:
-        _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-               "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-               "rng": _rng_state(), "state": state.__dict__}, ckpt_path)
+        _save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler else None,
+                "rng": _rng_state(),
+                "state": state.__dict__,
+            },
+            ckpt_path,
+        )
 
     seen, train_seconds = 0, 0.0
     for epoch in range(state.epoch, epochs):
@@ -216,7 +245,7 @@ def train_run(cfg: TrainConfig, train: Split, held: Split, run_dir: Path,
         losses: list[float] = []
         began = time.perf_counter()
         for micro in range(max(state.micro, start), end):
-            rows = order[(micro - start) * bs:(micro - start + 1) * bs]
+            rows = order[(micro - start) * bs : (micro - start + 1) * bs]
             batch = to_device(collate(train_req, rows, pad_id, train_extra), device)
             labels = torch.as_tensor(train.targets[rows], device=device)
             with torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext():
@@ -241,13 +270,26 @@ def train_run(cfg: TrainConfig, train: Split, held: Split, run_dir: Path,
             state.step += 1
             if state.step % cfg.checkpoint_steps == 0:
                 checkpoint()
-            progress("step", {"epoch": epoch + 1, "step": state.step, "total_steps": total_steps,
-                              "loss": round(float(np.mean(losses[-accum:])), 4),
-                              "lr": scheduler.get_last_lr()[0], "checkpointed": state.step % cfg.checkpoint_steps == 0})
+            progress(
+                "step",
+                {
+                    "epoch": epoch + 1,
+                    "step": state.step,
+                    "total_steps": total_steps,
+                    "loss": round(float(np.mean(losses[-accum:])), 4),
+                    "lr": scheduler.get_last_lr()[0],
+                    "checkpointed": state.step % cfg.checkpoint_steps == 0,
+                },
+            )
         train_seconds += time.perf_counter() - began
         metrics, _ = evaluate(model, cfg, held_req, held_extra, held.targets, pad_id, device, heartbeat)
-        entry = {"epoch": epoch + 1, "step": state.step, "loss": round(float(np.mean(losses)), 4) if losses else None,
-                 "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+        entry = {
+            "epoch": epoch + 1,
+            "step": state.step,
+            "loss": round(float(np.mean(losses)), 4) if losses else None,
+            "accuracy": metrics["accuracy"],
+            "macro_f1": metrics["macro_f1"],
+        }
         state.history.append(entry)
         if state.best_f1 is None or metrics["macro_f1"] > state.best_f1:
             state.best_f1, state.best_epoch, state.bad_epochs = metrics["macro_f1"], epoch + 1, 0
@@ -262,9 +304,16 @@ def train_run(cfg: TrainConfig, train: Split, held: Split, run_dir: Path,
 
     model.load_state_dict(torch.load(run_dir / BEST, map_location="cpu", weights_only=True))
     metrics, _ = evaluate(model, cfg, held_req, held_extra, held.targets, pad_id, device, heartbeat)
-    result = {"augment": cfg.augment, "metrics": metrics, "best_epoch": state.best_epoch, "history": state.history,
-              "steps": state.step, "total_steps": total_steps, "train_examples": n, "eval_examples": len(held_req),
-              "resumed_from_step": state.resumed_from_step,
-              "examples_per_s": round(seen / train_seconds, 2) if train_seconds and seen else None}
+    result = {
+        "augment": cfg.augment,
+        "metrics": metrics,
+        "best_epoch": state.best_epoch,
+        "history": state.history,
+        "steps": state.step,
+        "total_steps": total_steps,
+        "train_examples": n,
+        "eval_examples": len(held_req),
+        "resumed_from_step": state.resumed_from_step,
+        "examples_per_s": round(seen / train_seconds, 2) if train_seconds and seen else None,
+    }
     return model, tokenizer, result
-

@@ -1,4 +1,5 @@
 """The API in front of the test stack's real workers, noida-db and SQL."""
+
 from __future__ import annotations
 
 import threading
@@ -11,7 +12,7 @@ from pipeline.store.models import JobState
 
 
 def api_client(stack, enqueue=None, **overrides) -> TestClient:
-    from pipeline.api.app import create_app
+    from api.app import create_app
 
     settings = stack.settings()
     if overrides:
@@ -20,7 +21,7 @@ def api_client(stack, enqueue=None, **overrides) -> TestClient:
 
 
 def key_for(stack, tenant: str) -> dict:
-    from pipeline.api import keys
+    from pipeline.store import apikeys as keys
     from pipeline.store.db import session_scope
 
     with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as session:
@@ -39,8 +40,10 @@ def wait_job(client: TestClient, headers: dict, job_id: str, timeout: float = 30
 
 
 def upload(client: TestClient, headers: dict, files: dict[str, str | bytes]) -> str:
-    parts = [("files", (name, body.encode() if isinstance(body, str) else body, "application/octet-stream"))
-             for name, body in files.items()]
+    parts = [
+        ("files", (name, body.encode() if isinstance(body, str) else body, "application/octet-stream"))
+        for name, body in files.items()
+    ]
     r = client.post("/v1/documents", headers=headers, files=parts)
     assert r.status_code == 202, r.text
     return r.json()["job_id"]
@@ -51,11 +54,10 @@ def serve(app):
     """The app on a real uvicorn server (HTTP over a socket) in a thread of this process."""
     import uvicorn
 
-    from pipeline.localstack import free_port
+    from cli.localstack.processes import free_port
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

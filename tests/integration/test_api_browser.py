@@ -1,10 +1,13 @@
 """The dashboard in a real browser (Debian's Chromium, driven by Playwright) against the real stack:
 sign in, upload through the page, watch the job succeed, replay a fixed dead letter, search in each
 mode, and see the charts drawn. With DOCPIPE_SCREENSHOTS=DIR the main pages are saved there as PNG."""
+
 from __future__ import annotations
 
+import json
 import os
 import re
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -15,8 +18,15 @@ from tests.integration.api_support import api_client, key_for, serve, upload, wa
 pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SLOW = 180_000  # ms: a job runs through both real workers on a shared CPU
 
 
@@ -46,7 +56,7 @@ def _shoot(page, name: str) -> None:
 def test_dashboard_upload_progress_replay_search_and_charts(stack, browser, tmp_path):
     from playwright.sync_api import expect
 
-    from pipeline.api.app import create_app
+    from api.app import create_app
 
     key = key_for(stack, "browser")
     with serve(create_app(stack.settings())) as url, api_client(stack) as client:
@@ -78,7 +88,7 @@ def test_dashboard_upload_progress_replay_search_and_charts(stack, browser, tmp_
         job_id = page.url.rsplit("/", 1)[1]
         inputs = client.get(f"/v1/jobs/{job_id}", headers=key).json()
         stored = next(p for p in _inputs(stack, inputs["id"]) if p.endswith("broken.json"))
-        Path(stored).write_text('{"id": "fixed-in-browser", "text": "%s"}' % article(701))
+        Path(stored).write_text(json.dumps({"id": "fixed-in-browser", "text": article(701)}))
         page.click("button[data-replay]")
         page.wait_for_url(lambda u: u.endswith("/ui/jobs/" + job_id) is False and "/ui/jobs/" in u)
         expect(page.locator("[data-poll-job] [data-field=state]")).to_have_text("succeeded", timeout=SLOW)
@@ -136,12 +146,12 @@ def _inputs(stack, job_id: str) -> list[str]:
 
 
 def _seed_watch(stack, tenant: str) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from pipeline.store.db import session_scope
     from tests.unit.api_support import seed_sentiment
 
-    start = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=10)
+    start = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=10)
     mood = [0.3, 0.2, 0.35, 0.1, 0.25, 0.2, -0.6, -0.8, -0.2, 0.1]
     points = [(start + timedelta(days=i), "negative" if m < 0 else "positive", m) for i, m in enumerate(mood)]
     with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as session:

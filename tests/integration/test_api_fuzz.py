@@ -1,4 +1,5 @@
 """A schemathesis run over the whole OpenAPI document against the real server and services: no 5xx."""
+
 from __future__ import annotations
 
 import re
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_fuzzing_every_operation_never_gets_a_server_error(stack, tmp_path):
-    from pipeline.api.app import create_app
+    from api.app import create_app
 
     key = key_for(stack, "fuzz")
     with api_client(stack) as real:  # something to find, so searches reach hits and highlighting
@@ -23,11 +24,33 @@ def test_fuzzing_every_operation_never_gets_a_server_error(stack, tmp_path):
     app = create_app(stack.settings(), enqueue=lambda job_id: None)
     with serve(app) as url:
         run = subprocess.run(
-            [sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json",
-             "--checks", "not_a_server_error", "--header", f"X-API-Key: {key['X-API-Key']}",
-             "--phases", "examples,coverage,fuzzing", "--max-examples", "30", "--workers", "1",
-             "--request-timeout", "60", "--suppress-health-check", "all", "--no-color"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=1500)
+            [
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "run",
+                f"{url}/openapi.json",
+                "--checks",
+                "not_a_server_error",
+                "--header",
+                f"X-API-Key: {key['X-API-Key']}",
+                "--phases",
+                "examples,coverage,fuzzing",
+                "--max-examples",
+                "30",
+                "--workers",
+                "1",
+                "--request-timeout",
+                "60",
+                "--suppress-health-check",
+                "all",
+                "--no-color",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=1500,
+        )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     cases = re.search(r"(\d+) generated, \1 passed", run.stdout)
     assert cases and int(cases.group(1)) >= 200, run.stdout[-3000:]  # it did exercise the API, every case

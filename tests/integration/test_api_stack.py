@@ -1,7 +1,9 @@
 """The API over real workers: upload → job → search, re-upload, filters, tenant isolation, cancel, replay,
 health and metrics."""
+
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -28,34 +30,53 @@ def _sql(stack):
 
 def test_upload_ingest_search_filter_and_reupload(stack, client):
     h = key_for(stack, "up-a")
-    job_id = upload(client, h, {"harbour.txt": article(101) + " Quokka dockers strike at the harbour.",
-                                "notes.md": "# Notes\n\n" + article(102)})
+    job_id = upload(
+        client,
+        h,
+        {
+            "harbour.txt": article(101) + " Quokka dockers strike at the harbour.",
+            "notes.md": "# Notes\n\n" + article(102),
+        },
+    )
     job = wait_job(client, h, job_id)
     assert job["state"] == "succeeded" and job["counters"]["done"] == 2 and job["progress"] == 1.0
-    batch = {"documents": [
-        {"id": "wire-1", "text": article(103) + " Quokka exports rose in May.", "published": "2024-05-02T08:00:00Z"},
-        {"id": "wire-2", "text": article(104), "published": "2023-01-10T08:00:00Z"}]}
+    batch = {
+        "documents": [
+            {
+                "id": "wire-1",
+                "text": article(103) + " Quokka exports rose in May.",
+                "published": "2024-05-02T08:00:00Z",
+            },
+            {"id": "wire-2", "text": article(104), "published": "2023-01-10T08:00:00Z"},
+        ]
+    }
     r = client.post("/v1/documents", headers=h, json=batch)
     assert wait_job(client, h, r.json()["job_id"])["state"] == "succeeded"
 
     for mode in ("bm25", "knn", "hybrid"):
-        hits = client.get("/v1/search", headers=h, params={"q": "quokka dockers strike", "mode": mode,
-                                                           "k": 5}).json()["hits"]
+        hits = client.get("/v1/search", headers=h, params={"q": "quokka dockers strike", "mode": mode, "k": 5}).json()[
+            "hits"
+        ]
         assert hits[0]["name"] == "harbour.txt", (mode, hits)
     top = client.get("/v1/search", headers=h, params={"q": "quokka dockers", "mode": "bm25"}).json()["hits"][0]
     assert any("<mark>Quokka</mark>" in f and "<mark>dockers</mark>" in f for f in top["highlights"])
 
     only = client.get("/v1/search", headers=h, params={"q": "quokka", "mode": "bm25", "source": "notes.md"})
     assert {x["name"] for x in only.json()["hits"]} <= {"notes.md"}
-    may = client.get("/v1/search", headers=h, params={"q": "quokka", "mode": "hybrid",
-                                                      "published_from": "2024-01-01", "published_to": "2024-12-31"})
+    may = client.get(
+        "/v1/search",
+        headers=h,
+        params={"q": "quokka", "mode": "hybrid", "published_from": "2024-01-01", "published_to": "2024-12-31"},
+    )
     assert {x["source"] for x in may.json()["hits"]} == {"wire-1"}
 
     again = upload(client, h, {"harbour.txt": article(105) + " Wombats now run the harbour cafe."})
     assert wait_job(client, h, again)["counters"]["done"] == 1
     docs = client.get("/v1/documents", headers=h, params={"name": "harbour.txt"}).json()
-    assert docs["total"] == 1 and "Wombats" in client.get(f"/v1/documents/{docs['documents'][0]['id']}",
-                                                          headers=h).json()["text"]
+    assert (
+        docs["total"] == 1
+        and "Wombats" in client.get(f"/v1/documents/{docs['documents'][0]['id']}", headers=h).json()["text"]
+    )
     stale = client.get("/v1/search", headers=h, params={"q": "dockers strike", "mode": "bm25"}).json()["hits"]
     assert all(x["name"] != "harbour.txt" for x in stale)
 
@@ -75,8 +96,9 @@ def test_two_tenants_with_overlapping_content_never_see_each_other(stack, client
         q = " ".join(rng.sample(WORDS, rng.randint(1, 3)))
         for mode in ("bm25", "knn", "hybrid"):
             for tenant, headers in (("iso-a", a), ("iso-b", b)):
-                hits = client.get("/v1/search", headers=headers,
-                                  params={"q": q, "mode": mode, "k": rng.randint(1, 20)}).json()["hits"]
+                hits = client.get(
+                    "/v1/search", headers=headers, params={"q": q, "mode": mode, "k": rng.randint(1, 20)}
+                ).json()["hits"]
                 assert {x["doc_id"] for x in hits} <= owned[tenant], (tenant, mode, q)
                 seen[tenant] |= {x["doc_id"] for x in hits}
     # the queries did reach the shared content of both tenants, so isolation was actually exercised
@@ -97,7 +119,7 @@ def test_a_job_cancelled_before_it_starts_does_no_work(stack, client):
     with api_client(stack, enqueue=held.append) as holding:
         job_id = upload(holding, h, {"c.txt": article(400)})
     assert client.post(f"/v1/jobs/{job_id}/cancel", headers=h).json()["state"] == "cancelled"
-    from workers.tasks import start_job
+    from workers.tasks_ingest import start_job
 
     start_job.delay(job_id)
     # the ingest worker takes tasks in order: once a later job ended, the cancelled one's task was consumed
@@ -119,7 +141,7 @@ def test_replay_reingests_fixed_files_as_a_new_job(stack, client):
     assert (letter["source"], letter["reason"], letter["replayed"]) == ("bad.json", "invalid_json", False)
     with _sql(stack) as s:
         path = next(p for p in s.get(Job, job_id).inputs if p.endswith("bad.json"))
-    open(path, "w").write('{"id": "fixed-1", "text": "%s"}' % article(501))  # the operator fixes the file
+    open(path, "w").write(json.dumps({"id": "fixed-1", "text": article(501)}))  # the operator fixes the file
     r = client.post(f"/v1/jobs/{job_id}/replay", headers=h)
     assert r.status_code == 202 and r.json()["files"] == ["bad.json"]
     replay = wait_job(client, h, r.json()["job_id"])
@@ -144,8 +166,7 @@ def test_healthz_and_metrics_read_the_real_services(stack, client):
 
     # three tasks parked under a prefix no worker reads: the depth the API reports is the broker's
     prefix = f"{stack.settings().broker_key_prefix}parked:"
-    probe = Celery("probe", broker=stack.settings().redis_url,
-                   broker_transport_options={"global_keyprefix": prefix})
+    probe = Celery("probe", broker=stack.settings().redis_url, broker_transport_options={"global_keyprefix": prefix})
     for _ in range(3):
         probe.send_task("docpipe.start_job", args=["0" * 32], queue="ingest")
     try:

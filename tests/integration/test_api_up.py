@@ -1,4 +1,5 @@
 """`docpipe up` starts the API beside the workers and prints its address and a working local key."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.localstack import pid_alive
+from cli.localstack.processes import pid_alive
 
 pytestmark = pytest.mark.integration
 KEY = re.compile(r"dpk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
@@ -21,8 +22,9 @@ KEY = re.compile(r"dpk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 
 def docpipe(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
-    proc = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, f"docpipe {' '.join(args)}: {proc.stdout}\n{proc.stderr}"
     return proc
 
@@ -61,6 +63,11 @@ def test_up_serves_the_api_with_a_local_key_and_down_stops_it(tmp_path):
         docpipe(tmp_path, "keys", "revoke", other["id"])
         assert get(f"{url}/v1/documents", other["key"])[0] == 401
     finally:
-        subprocess.run([sys.executable, "-m", "pipeline", "down"], cwd=tmp_path, capture_output=True, timeout=120,
-                       env={k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")})
+        subprocess.run(
+            [sys.executable, "-m", "pipeline", "down"],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=120,
+            env={k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")},
+        )
     assert not pid_alive(stack["components"]["api"]["pid"])

@@ -1,5 +1,6 @@
 """The README's main path, through the real `docpipe` command: one `ingest --wait` brings the local stack up
 (noida-db, migrations, workers), then search, eval-search, status, a second `up`, and `down`."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.localstack import pid_alive
+from cli.localstack.processes import pid_alive
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -19,8 +20,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 def docpipe(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
-    proc = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"docpipe {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -31,16 +33,23 @@ def test_ingest_wait_brings_the_stack_up_then_search_status_down(tmp_path):
     try:
         rec = json.loads(docpipe(tmp_path, "ingest", "examples/docs", "--wait", "--json").stdout)
         assert rec["state"] == "succeeded"
-        assert rec["counters"] | {"chunks": 0} == {"total": 6, "done": 5, "unchanged": 0, "skipped": 1,
-                                                  "failed": 0, "chunks": 0}
+        assert rec["counters"] | {"chunks": 0} == {
+            "total": 6,
+            "done": 5,
+            "unchanged": 0,
+            "skipped": 1,
+            "failed": 0,
+            "chunks": 0,
+        }
         stack = json.loads((tmp_path / ".docpipe" / "stack.json").read_text())
         pids = {name: c["pid"] for name, c in stack["components"].items()}
         assert {"noida-db", "worker-ingest", "worker-gpu"} <= set(pids)
 
         again = docpipe(tmp_path, "up")
         assert "already up" in again.stderr
-        assert {n: c["pid"] for n, c in json.loads(
-            (tmp_path / ".docpipe" / "stack.json").read_text())["components"].items()} == pids
+        assert {
+            n: c["pid"] for n, c in json.loads((tmp_path / ".docpipe" / "stack.json").read_text())["components"].items()
+        } == pids
         status = json.loads(docpipe(tmp_path, "status", "--json").stdout)
         assert all(row["alive"] for row in status)
 

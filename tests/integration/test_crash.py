@@ -1,5 +1,6 @@
 """A worker killed with SIGKILL in the middle of a job loses nothing: after a restart the job completes
 and the index holds every chunk exactly once."""
+
 from __future__ import annotations
 
 import time
@@ -28,8 +29,9 @@ def _assert_indexed_once(stack, tenant: str, job) -> None:
     in_es = count_chunks(es, alias, tenant=tenant)
     with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as session:
         assert in_es == repo.chunk_total(session, tenant) == job.chunks > 0
-    distinct = es.search(index=alias, size=0, query={"term": {"tenant": tenant}},
-                         aggs={"ids": {"cardinality": {"field": "chunk_id"}}})["aggregations"]["ids"]["value"]
+    distinct = es.search(
+        index=alias, size=0, query={"term": {"tenant": tenant}}, aggs={"ids": {"cardinality": {"field": "chunk_id"}}}
+    )["aggregations"]["ids"]["value"]
     assert distinct == in_es
 
 
@@ -63,7 +65,7 @@ def test_sigkilled_workers_resume_and_index_each_chunk_once(stack, tmp_path):
 
 def test_a_lost_task_is_sent_again_once_the_job_stalls_and_its_queue_is_empty(stack, tmp_path):
     from workers.app import app, queue_depth
-    from workers.tasks import revive_jobs
+    from workers.tasks_ingest import revive_jobs
 
     tenant = "t-lost"
     folder = _articles(tmp_path / "lost", 6, 2000, sentences=8)

@@ -1,4 +1,5 @@
 """pipeline.index against a live Elasticsearch API (noida-db, started per module)."""
+
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig, ObjectApiResponse
 from elasticsearch import ApiError, Elasticsearch
 
+from cli.localstack.processes import free_port, start_noida
 from pipeline.errors import BulkIndexError, ConfigError, ServiceUnavailable
 from pipeline.index import (
     IndexLayout,
@@ -23,7 +25,6 @@ from pipeline.index import (
     refresh,
     write_chunks,
 )
-from pipeline.localstack import free_port, start_noida
 from pipeline.types import chunk_id, document_id
 
 pytestmark = pytest.mark.integration
@@ -65,16 +66,37 @@ def needs_knn(server):
 
 def probe(es: Elasticsearch) -> tuple[bool, bool]:
     """What the server under test implements, asked directly rather than guessed from versions."""
-    es.indices.create(index="probe-caps", mappings={"properties": {
-        "tenant": {"type": "keyword"},
-        "embedding": {"type": "dense_vector", "dims": 2, "index": True, "similarity": "cosine"}}})
+    es.indices.create(
+        index="probe-caps",
+        mappings={
+            "properties": {
+                "tenant": {"type": "keyword"},
+                "embedding": {"type": "dense_vector", "dims": 2, "index": True, "similarity": "cosine"},
+            }
+        },
+    )
     try:
-        resp = es.bulk(index="probe-caps", refresh=True, operations=[
-            {"index": {"_id": "ok"}}, {"tenant": "a", "embedding": [1.0, 0.0]},
-            {"index": {"_id": "bad"}}, {"tenant": "a", "embedding": [1.0, 0.0, 0.0]}])
+        resp = es.bulk(
+            index="probe-caps",
+            refresh=True,
+            operations=[
+                {"index": {"_id": "ok"}},
+                {"tenant": "a", "embedding": [1.0, 0.0]},
+                {"index": {"_id": "bad"}},
+                {"tenant": "a", "embedding": [1.0, 0.0, 0.0]},
+            ],
+        )
         validates = resp["items"][1]["index"]["status"] >= 400
-        found = es.search(index="probe-caps", knn={"field": "embedding", "query_vector": [1.0, 0.0], "k": 1,
-                                                   "num_candidates": 10, "filter": {"term": {"tenant": "b"}}})
+        found = es.search(
+            index="probe-caps",
+            knn={
+                "field": "embedding",
+                "query_vector": [1.0, 0.0],
+                "k": 1,
+                "num_candidates": 10,
+                "filter": {"term": {"tenant": "b"}},
+            },
+        )
         return not found["hits"]["hits"], validates
     finally:
         es.indices.delete(index="probe-caps")
@@ -82,10 +104,20 @@ def probe(es: Elasticsearch) -> tuple[bool, bool]:
 
 def chunk(tenant: str, source: str, ordinal: int, text: str, vector: list[float], **extra) -> dict:
     doc = document_id(tenant, source)
-    return {"tenant": tenant, "doc_id": doc, "ordinal": ordinal, "source": source, "content_type": "txt",
-            "title": extra.pop("title", None), "text": text, "char_start": ordinal * 100,
-            "char_end": ordinal * 100 + len(text), "content_hash": extra.pop("content_hash", "h1"),
-            "embedding": vector, **extra}
+    return {
+        "tenant": tenant,
+        "doc_id": doc,
+        "ordinal": ordinal,
+        "source": source,
+        "content_type": "txt",
+        "title": extra.pop("title", None),
+        "text": text,
+        "char_start": ordinal * 100,
+        "char_end": ordinal * 100 + len(text),
+        "content_hash": extra.pop("content_hash", "h1"),
+        "embedding": vector,
+        **extra,
+    }
 
 
 def cid(tenant: str, source: str, ordinal: int) -> str:
@@ -111,8 +143,10 @@ def corpus_chunks() -> list[dict]:
     ]
     # globex holds the vectors nearest the query and the strongest text match: any filter
     # applied after the global top-k (instead of inside knn) would leave acme with nothing.
-    globex = [chunk("globex", f"globex/{i}.txt", 0, "inverter warranty claims inverter warranty claims",
-                    vec(1, 0.01 * i)) for i in range(6)]
+    globex = [
+        chunk("globex", f"globex/{i}.txt", 0, "inverter warranty claims inverter warranty claims", vec(1, 0.01 * i))
+        for i in range(6)
+    ]
     initech = [chunk("initech", "initech/a.txt", i, "inverter warranty", vec(0.9, 0.1 * (i + 1))) for i in range(2)]
     return acme + globex + initech
 
@@ -157,8 +191,9 @@ def test_knn_filter_is_inside_the_knn_clause(es, corpus, needs_knn):
 def test_knn_filters(es, corpus, needs_knn):
     by_source = knn(es, corpus.read_alias, "acme", QUERY_VECTOR, k=3, filters=[{"term": {"source": BUDGET}}])
     assert [h.chunk_id for h in by_source] == [A3, A2]
-    recent = knn(es, corpus.read_alias, "acme", QUERY_VECTOR, k=3,
-                 filters=[{"range": {"published": {"gte": "2024-01-01"}}}])
+    recent = knn(
+        es, corpus.read_alias, "acme", QUERY_VECTOR, k=3, filters=[{"range": {"published": {"gte": "2024-01-01"}}}]
+    )
     assert [h.chunk_id for h in recent] == [A0, A1]
 
 
@@ -174,6 +209,7 @@ def test_hybrid_is_tenant_scoped_and_fuses(es, corpus, needs_knn, search):
 
 
 # --- versions and aliases ---------------------------------------------------------------------
+
 
 def alias_map(es, alias: str) -> dict:
     return {index: body["aliases"][alias] for index, body in es.indices.get_alias(name=alias).body.items()}
@@ -249,6 +285,7 @@ def test_swap_moves_both_aliases_in_one_update(es, monkeypatch):
 
 
 # --- writing ----------------------------------------------------------------------------------
+
 
 def test_delete_stale_chunks_removes_only_other_hashes(es):
     layout = IndexLayout(es, "stale-chunks")
@@ -326,6 +363,7 @@ def test_a_conflict_comes_back_per_item(es):
 
 # --- failure injection: the real client, wrapped ----------------------------------------------
 
+
 class Throttle:
     """Refuses the next `failures` bulk calls (429 by default), as a whole request or item by item."""
 
@@ -333,18 +371,35 @@ class Throttle:
         self.left, self.mode, self.calls, self.status, self.error = failures, mode, 0, status, error
 
     def refuse(self, operations: list) -> ObjectApiResponse:
-        meta = ApiResponseMeta(status=self.status if self.mode == "request" else 200, http_version="1.1",
-                               headers=HttpHeaders(), duration=0.0, node=NodeConfig("http", "127.0.0.1", 9200))
+        meta = ApiResponseMeta(
+            status=self.status if self.mode == "request" else 200,
+            http_version="1.1",
+            headers=HttpHeaders(),
+            duration=0.0,
+            node=NodeConfig("http", "127.0.0.1", 9200),
+        )
         if self.mode == "request":
             cause = {"type": self.error, "reason": f"refused by the test ({self.status})"}
-            raise ApiError(self.error, meta=meta, body={"error": {**cause, "root_cause": [cause]},
-                                                        "status": self.status})
+            raise ApiError(
+                self.error, meta=meta, body={"error": {**cause, "root_cause": [cause]}, "status": self.status}
+            )
         items, lines = [], [json.loads(line) for line in operations]
         i = 0
         while i < len(lines):
             op, header = next(iter(lines[i].items()))
-            items.append({op: {"_index": "x", "_id": header.get("_id"), "status": 429, "error": {
-                "type": "es_rejected_execution_exception", "reason": "rejected execution of coordinating operation"}}})
+            items.append(
+                {
+                    op: {
+                        "_index": "x",
+                        "_id": header.get("_id"),
+                        "status": 429,
+                        "error": {
+                            "type": "es_rejected_execution_exception",
+                            "reason": "rejected execution of coordinating operation",
+                        },
+                    }
+                }
+            )
             i += 1 if op == "delete" else 2
         return ObjectApiResponse(body={"took": 0, "errors": True, "items": items}, meta=meta)
 
@@ -378,8 +433,9 @@ def test_429_is_retried_then_succeeds(es, server, mode):
     layout.ensure_live(DIMS)
     client = throttled(server, failures=2, mode=mode)
     chunks = [chunk("acme", "t.txt", i, f"part {i}", vec(1, i)) for i in range(5)]
-    report = write_chunks(client, (chunk_action(layout.write_alias, c) for c in chunks),
-                          max_retries=3, initial_backoff=0.01)
+    report = write_chunks(
+        client, (chunk_action(layout.write_alias, c) for c in chunks), max_retries=3, initial_backoff=0.01
+    )
     assert (report.ok, report.failures) == (5, [])
     assert client.throttle.calls == 3
     refresh(es, layout.write_alias)
@@ -393,8 +449,7 @@ def test_429_after_all_retries_raises_a_retryable_error(es, server, mode):
     client = throttled(server, failures=100, mode=mode)
     chunks = [chunk("acme", "o.txt", i, f"part {i}", vec(1, i)) for i in range(3)]
     with pytest.raises(BulkIndexError) as caught:
-        write_chunks(client, (chunk_action(layout.write_alias, c) for c in chunks),
-                     max_retries=2, initial_backoff=0.01)
+        write_chunks(client, (chunk_action(layout.write_alias, c) for c in chunks), max_retries=2, initial_backoff=0.01)
     err = caught.value
     assert err.retryable and client.throttle.calls == 3
     assert err.failures and {f["status"] for f in err.failures} == {429}
@@ -402,11 +457,14 @@ def test_429_after_all_retries_raises_a_retryable_error(es, server, mode):
     assert pickle.loads(pickle.dumps(err)).failures == err.failures  # crosses Celery intact
 
 
-@pytest.mark.parametrize("status, error, expected", [
-    (503, "unavailable_shards_exception", None),  # retried like a 429, then written
-    (500, "null_pointer_exception", BulkIndexError),  # not retried, but an outage, not bad data
-    (401, "security_exception", ConfigError),
-])
+@pytest.mark.parametrize(
+    "status, error, expected",
+    [
+        (503, "unavailable_shards_exception", None),  # retried like a 429, then written
+        (500, "null_pointer_exception", BulkIndexError),  # not retried, but an outage, not bad data
+        (401, "security_exception", ConfigError),
+    ],
+)
 def test_a_refused_request_is_never_dead_lettered(es, server, status, error, expected):
     layout = IndexLayout(es, f"refused-{status}-chunks")
     layout.ensure_live(DIMS)

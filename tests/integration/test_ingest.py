@@ -1,4 +1,5 @@
 """End-to-end ingest through real Celery workers, noida-db and SQL."""
+
 from __future__ import annotations
 
 import json
@@ -40,10 +41,15 @@ def _folder(tmp_path):
     (folder / "page.html").write_text(
         "<html><head><title>Harbour report</title><script>var tracker = 1;</script></head><body>"
         "<nav>Home | About | Contact</nav><article><h1>Harbour report</h1><p>"
-        + article(10) + " The lighthouse keeper counted seventeen quokkas.</p></article></body></html>")
+        + article(10)
+        + " The lighthouse keeper counted seventeen quokkas.</p></article></body></html>"
+    )
     (folder / "feed.jsonl").write_text(
         json.dumps({"id": "rec-1", "title": "One", "text": article(20), "published": "2024-03-01T10:00:00Z"})
-        + "\n" + json.dumps({"id": "rec-2", "title": "Two", "text": article(21)}) + "\n")
+        + "\n"
+        + json.dumps({"id": "rec-2", "title": "Two", "text": article(21)})
+        + "\n"
+    )
     return folder
 
 
@@ -64,8 +70,12 @@ def test_folder_ingest_dedups_indexes_and_second_run_is_unchanged(stack, tmp_pat
         a1 = session.get(Document, document_id(tenant, str(folder / "a1.txt")))
         rec = session.get(Document, document_id(tenant, "rec-1"))
         page = session.get(Document, document_id(tenant, str(folder / "page.html")))
-        assert (dup.status, dup.duplicate_kind, dup.duplicate_of, dup.cluster_id) == \
-            ("duplicate", "exact", a0.id, a0.id)
+        assert (dup.status, dup.duplicate_kind, dup.duplicate_of, dup.cluster_id) == (
+            "duplicate",
+            "exact",
+            a0.id,
+            a0.id,
+        )
         assert (near.status, near.duplicate_kind, near.cluster_id) == ("duplicate", "near", a1.id)
         assert near.similarity >= 0.8
         assert rec.title == "One" and rec.published.year == 2024
@@ -105,8 +115,10 @@ def test_edited_document_replaces_exactly_its_chunks(stack, tmp_path):
         expected, new_hash = doc.chunk_count, doc.content_hash
     assert 0 < expected < before_long
     assert count_chunks(es, alias, tenant=tenant, doc_id=long_id) == expected
-    stale = es.count(index=alias, query={"bool": {"filter": [
-        {"term": {"doc_id": long_id}}], "must_not": [{"term": {"content_hash": new_hash}}]}})["count"]
+    stale = es.count(
+        index=alias,
+        query={"bool": {"filter": [{"term": {"doc_id": long_id}}], "must_not": [{"term": {"content_hash": new_hash}}]}},
+    )["count"]
     assert stale == 0
     assert count_chunks(es, alias, tenant=tenant, doc_id=other_id) == before_other
     _counts_agree(stack, tenant)
@@ -138,15 +150,22 @@ def test_bad_inputs_become_dead_letters_and_the_rest_is_indexed(stack, tmp_path)
     (folder / "bad-utf8.txt").write_bytes(b"\xef\xbb\xbfvalid start \xff\xfe\xfa broken")
     (folder / "truncated.pdf").write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n2 0 obj\n<<")
     (folder / "huge.txt").write_text(article(402) * 400)  # over the 200 kB limit the test stack sets
-    (folder / "records.json").write_text(json.dumps([{"id": "ok-1", "text": article(403)},
-                                                     {"id": "no-text", "title": "no body here"}]))
+    (folder / "records.json").write_text(
+        json.dumps([{"id": "ok-1", "text": article(403)}, {"id": "no-text", "title": "no body here"}])
+    )
     (folder / "image.png").write_bytes(b"\x89PNG\r\n")
     job = stack.run_job([folder], tenant)
     assert job.state == "partial"
     assert (job.done, job.failed, job.total) == (3, 7, 10)
     with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as session:
         reasons = {d.source.rsplit("/", 1)[-1]: d.reason for d in repo.dead_letters(session, job.id)}
-    assert reasons == {"empty.txt": "empty", "garbage.txt": "binary", "bad-utf8.txt": "decode_error",
-                       "truncated.pdf": "corrupt_pdf", "huge.txt": "too_large",
-                       "records.json#2": "missing_text_field", "image.png": "unsupported_type"}
+    assert reasons == {
+        "empty.txt": "empty",
+        "garbage.txt": "binary",
+        "bad-utf8.txt": "decode_error",
+        "truncated.pdf": "corrupt_pdf",
+        "huge.txt": "too_large",
+        "records.json#2": "missing_text_field",
+        "image.png": "unsupported_type",
+    }
     _counts_agree(stack, tenant)

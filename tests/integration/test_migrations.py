@@ -1,4 +1,5 @@
 """Alembic: upgrade → downgrade → upgrade on SQLite and PostgreSQL, and models == migrations."""
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext

@@ -1,5 +1,6 @@
 """Bad input to the ml commands: refused up front by the CLI (exit 2), or failing the job with the
 reason; an unusable model folder never replaces or removes the live model."""
+
 from __future__ import annotations
 
 import shutil
@@ -7,10 +8,10 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from cli.main import app
 from pipeline.infer.artefact import ArtefactConfig, save_model
 from pipeline.infer.labels import UnknownLabel, label_filter
-from pipeline.store import registry, repo
+from pipeline.store import model_registry, repo
 from pipeline.store.db import session_scope
 from pipeline.store.models_ml import ModelRecord
 from tests.ml_support import docpipe, docpipe_json, tokenizer, topic_rows, write_rows  # noqa: F401
@@ -23,13 +24,20 @@ def _cli(*args: str):
     return CliRunner().invoke(app, list(args))
 
 
-@pytest.mark.parametrize("rows,args,message", [
-    ([{"text": "a", "label": "x"}] * 4, ["--text-col", "body"], "missing column(s) 'body'"),
-    ([{"text": "a", "label": "x"}, {"text": " ", "label": "y"}] * 2, [], "empty text in column 'text'"),
-    ([{"text": "a", "label": "x"}] * 4, [], "single class"),
-    ([{"text": "a", "label": "x"}, {"text": "b", "label": "y"}], [], "2 classes for only 2 rows"),
-    ([{"text": "a", "label": "x"}, {"text": "b", "label": "y"}] * 3, ["--augment", "magic"], "unknown augmentation"),
-])
+@pytest.mark.parametrize(
+    "rows,args,message",
+    [
+        ([{"text": "a", "label": "x"}] * 4, ["--text-col", "body"], "missing column(s) 'body'"),
+        ([{"text": "a", "label": "x"}, {"text": " ", "label": "y"}] * 2, [], "empty text in column 'text'"),
+        ([{"text": "a", "label": "x"}] * 4, [], "single class"),
+        ([{"text": "a", "label": "x"}, {"text": "b", "label": "y"}], [], "2 classes for only 2 rows"),
+        (
+            [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}] * 3,
+            ["--augment", "magic"],
+            "unknown augmentation",
+        ),
+    ],
+)
 def test_the_cli_refuses_bad_data_before_queueing(tmp_path, rows, args, message):
     data = write_rows(tmp_path / "d.csv", rows)
     base = ["train", str(data), "--text-col", "text", "--label-col", "label"]
@@ -56,28 +64,44 @@ def live_model(stack, tokenizer, tmp_path):  # noqa: F811
     import torch
     from transformers import BertConfig, BertModel
 
-    from pipeline.infer.classifier import Classifier
+    from pipeline.infer.classifier_model import Classifier
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
     folder = tmp_path / "live-model"
-    save_model(folder, Classifier(BertModel(config), 2), tokenizer, ArtefactConfig(labels=["neg", "pos"],
-                                                                                   max_length=64))
+    save_model(
+        folder, Classifier(BertModel(config), 2), tokenizer, ArtefactConfig(labels=["neg", "pos"], max_length=64)
+    )
     with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as s:
-        for old in registry.list_models(s, TENANT):
+        for old in model_registry.list_models(s, TENANT):
             s.delete(old)
         s.flush()
-        model = ModelRecord(id=repo.new_id(), tenant=TENANT, task="topic", base_model="tiny", labels=["neg", "pos"],
-                            data_hash="x", artefact_path=str(folder), status="ready", metrics={}, params={})
+        model = ModelRecord(
+            id=repo.new_id(),
+            tenant=TENANT,
+            task="topic",
+            base_model="tiny",
+            labels=["neg", "pos"],
+            data_hash="x",
+            artefact_path=str(folder),
+            status="ready",
+            metrics={},
+            params={},
+        )
         s.add(model)
-        registry.promote(s, model)
+        model_registry.promote(s, model)
         return model.id, folder
 
 
 def _live_id(stack) -> str | None:
     with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as s:
-        m = registry.live_model(s, TENANT, "topic")
+        m = model_registry.live_model(s, TENANT, "topic")
         return m.id if m else None
 
 
@@ -108,8 +132,21 @@ def test_unusable_model_folders_fail_their_job_and_the_live_model_stays_live(sta
     broken_base = tmp_path / "broken-base"
     broken_base.mkdir()
     (broken_base / "config.json").write_text("{ not json")
-    code, rec = docpipe_json("train", str(data), "--text-col", "text", "--label-col", "label", "--tenant", TENANT,
-                             "--task", "topic", "--base-model", str(broken_base), "--wait")
+    code, rec = docpipe_json(
+        "train",
+        str(data),
+        "--text-col",
+        "text",
+        "--label-col",
+        "label",
+        "--tenant",
+        TENANT,
+        "--task",
+        "topic",
+        "--base-model",
+        str(broken_base),
+        "--wait",
+    )
     assert code == 1 and rec["state"] == "failed" and "cannot be loaded" in rec["error"]
     assert rec["model"]["status"] == "failed" and "cannot be loaded" in rec["model"]["error"]
     assert _live_id(stack) == live_id
@@ -120,9 +157,18 @@ def test_unusable_model_folders_fail_their_job_and_the_live_model_stays_live(sta
     (bad / "model.safetensors").write_bytes(b"garbage")
     (bad / "config.json").write_text("{")
     with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as s:
-        bad_row = ModelRecord(id=repo.new_id(), tenant=TENANT, task="topic", base_model="tiny",
-                              labels=["neg", "pos"], data_hash="x", artefact_path=str(bad), status="ready",
-                              metrics={}, params={})
+        bad_row = ModelRecord(
+            id=repo.new_id(),
+            tenant=TENANT,
+            task="topic",
+            base_model="tiny",
+            labels=["neg", "pos"],
+            data_hash="x",
+            artefact_path=str(bad),
+            status="ready",
+            metrics={},
+            params={},
+        )
         s.add(bad_row)
         bad_id = bad_row.id
     proc = docpipe("models", "promote", bad_id)

@@ -1,4 +1,5 @@
 """Training and classification end to end: real `docpipe` commands, Celery gpu worker, noida-db, SQL."""
+
 from __future__ import annotations
 
 import json
@@ -43,15 +44,35 @@ def _training_file(folder: Path, tmp_path: Path) -> Path:
 def classified(stack, corpus, tmp_path_factory):
     """A concat model trained on the corpus through the real commands, promoted, and applied to all of it."""
     data = _training_file(corpus, tmp_path_factory.mktemp("ml-train"))
-    code, trained = docpipe_json("train", str(data), "--text-col", "text", "--label-col", "label", "--id-col", "id",
-                                 "--augment", "concat", "--neighbours", "2", "--compare", "--epochs", "0.5",
-                                 "--max-length", "64", "--tenant", TENANT, "--task", "topic", "--wait")
+    code, trained = docpipe_json(
+        "train",
+        str(data),
+        "--text-col",
+        "text",
+        "--label-col",
+        "label",
+        "--id-col",
+        "id",
+        "--augment",
+        "concat",
+        "--neighbours",
+        "2",
+        "--compare",
+        "--epochs",
+        "0.5",
+        "--max-length",
+        "64",
+        "--tenant",
+        TENANT,
+        "--task",
+        "topic",
+        "--wait",
+    )
     assert (code, trained["state"]) == (0, "succeeded"), trained.get("error")
     promoted = docpipe_json("models", "promote", trained["model"]["id"][:8])
     classify = docpipe_json("classify", "--tenant", TENANT, "--task", "topic", "--wait")
     assert classify[1]["state"] == "succeeded", classify[1].get("error")
-    return {"trained": trained, "promoted": promoted, "classify": classify, "labels": _labels(stack),
-            "corpus": corpus}
+    return {"trained": trained, "promoted": promoted, "classify": classify, "labels": _labels(stack), "corpus": corpus}
 
 
 def test_train_promote_classify_end_to_end(stack, corpus, classified):
@@ -95,13 +116,17 @@ def test_train_promote_classify_end_to_end(stack, corpus, classified):
     # search filtered by label returns only that label's chunks
     es, alias = stack.es(), f"{stack.settings().index_prefix}-read"
     some_label = next(iter(first["sql"].values()))[0]
-    hits = es.search(index=alias, size=100, query={"bool": {"filter": [
-        {"term": {"tenant": TENANT}}, {"term": {"label": some_label}}]}})["hits"]["hits"]
+    hits = es.search(
+        index=alias,
+        size=100,
+        query={"bool": {"filter": [{"term": {"tenant": TENANT}}, {"term": {"label": some_label}}]}},
+    )["hits"]["hits"]
     assert hits and all(first["sql"][h["_source"]["doc_id"]][0] == some_label for h in hits)
 
     # classifying again (a query's hits this time) changes nothing: same labels, same rows
-    code, again = docpipe_json("classify", "--tenant", TENANT, "--task", "topic", "--query",
-                               "market bank profit", "--k", "10", "--wait")
+    code, again = docpipe_json(
+        "classify", "--tenant", TENANT, "--task", "topic", "--query", "market bank profit", "--k", "10", "--wait"
+    )
     assert code == 0 and again["state"] == "succeeded" and 0 < again["counters"]["done"] <= 10
     second = _labels(stack)["sql"]
     assert {d: v[0] for d, v in second.items()} == {d: v[0] for d, v in first["sql"].items()}
@@ -114,14 +139,24 @@ def _cli(*args: str):
     """The real `docpipe` command in this process (the query encoder stays loaded between calls)."""
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from cli.main import app
 
     return CliRunner().invoke(app, list(args))
 
 
 def _search(query: str, mode: str, *labels: str) -> list[dict]:
-    result = _cli("search", query, "--mode", mode, "--k", "1000", "--tenant", TENANT, "--json",
-                  *[arg for label in labels for arg in ("--label", label)])
+    result = _cli(
+        "search",
+        query,
+        "--mode",
+        mode,
+        "--k",
+        "1000",
+        "--tenant",
+        TENANT,
+        "--json",
+        *[arg for label in labels for arg in ("--label", label)],
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -135,8 +170,9 @@ def test_search_by_label_returns_exactly_the_labelled_chunks_in_every_mode(stack
     assert 0 < len(wanted) < len(chunks)
 
     # BM25: the label filter keeps exactly the labelled chunks among those the query matches, scored alike
-    topic_of = {document_id(TENANT, str(classified["corpus"] / f"doc-{i}.txt")): sorted(TOPICS)[i % 3]
-                for i in range(30)}
+    topic_of = {
+        document_id(TENANT, str(classified["corpus"] / f"doc-{i}.txt")): sorted(TOPICS)[i % 3] for i in range(30)
+    }
     query = TOPICS[topic_of[chunks[min(wanted)][0]]]  # the words of a labelled document's topic
     matched = {h["chunk_id"]: h["score"] for h in _search(query, "bm25")}
     assert 0 < len(matched) < len(chunks)  # the query matches one topic's documents, not all
@@ -180,12 +216,17 @@ def _labels_agree_with_sql(stack, index: str) -> dict[str, str]:
 
     es = stack.es()
     es.indices.refresh(index=index)
-    hits = es.search(index=index, size=1000, query={"term": {"tenant": TENANT}},
-                     source=["doc_id", "label", "label_scores", "label_task", "label_model"])["hits"]["hits"]
+    hits = es.search(
+        index=index,
+        size=1000,
+        query={"term": {"tenant": TENANT}},
+        source=["doc_id", "label", "label_scores", "label_task", "label_model"],
+    )["hits"]["hits"]
     with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as s:
-        sql = {p.document_id: {"label": p.label, "label_scores": p.scores, "label_task": p.task,
-                               "label_model": p.model_id}
-               for p in s.query(Prediction).filter_by(tenant=TENANT, task="topic")}
+        sql = {
+            p.document_id: {"label": p.label, "label_scores": p.scores, "label_task": p.task, "label_model": p.model_id}
+            for p in s.query(Prediction).filter_by(tenant=TENANT, task="topic")
+        }
         chunks = repo.chunk_total(s, TENANT)
         indexed = s.query(Document).filter_by(tenant=TENANT, status="indexed").count()
     assert len(sql) == indexed >= 30 and len(hits) == chunks > 0
@@ -237,16 +278,21 @@ def test_labels_given_while_a_version_is_built_reach_it(stack, classified, tmp_p
     late = {document_id(TENANT, str(tmp_path / f"late-{i}.txt")) for i in range(6)}
     before = _live(stack)
 
-    queued = _cli("reindex", "--chunk-tokens", "48", "--chunk-overlap", "8", "--batch", "2", "--reason", "late labels",
-                  "--json")
+    queued = _cli(
+        "reindex", "--chunk-tokens", "48", "--chunk-overlap", "8", "--batch", "2", "--reason", "late labels", "--json"
+    )
     assert queued.exit_code == 0, queued.output
     build_job = json.loads(queued.stdout)["id"]
     deadline = time.monotonic() + 240
     while True:  # until the build has written a late document (still unlabelled then)
         build = stack.job(build_job).options.get("index")
         with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as s:
-            held = build and s.query(ReindexLedger).filter(ReindexLedger.index_name == build,
-                                                          ReindexLedger.document_id.in_(late)).count()
+            held = (
+                build
+                and s.query(ReindexLedger)
+                .filter(ReindexLedger.index_name == build, ReindexLedger.document_id.in_(late))
+                .count()
+            )
         if held:
             break
         assert time.monotonic() < deadline and stack.job(build_job).state in ("queued", "running")
@@ -267,11 +313,10 @@ def test_labels_given_while_a_version_is_built_reach_it(stack, classified, tmp_p
     _labels_agree_with_sql(stack, before)
 
 
-
 def test_a_classify_job_pinned_before_a_swap_labels_the_version_live_when_it_runs(stack, classified, tmp_path):
     """A classify job resolved (index pinned) before a swap and run after it, as a task redelivered once
     a reindex swapped meanwhile: its labels must land in the version that is live, not the retired one."""
-    from pipeline.store import registry
+    from pipeline.store import model_registry
 
     topics = sorted(TOPICS)
     for i in range(3):
@@ -286,10 +331,15 @@ def test_a_classify_job_pinned_before_a_swap_labels_the_version_live_when_it_run
         assert result.exit_code == 0, result.output
         job_id = json.loads(result.stdout)["id"]
         with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as s:  # what the task's first step pins
-            model = registry.live_model(s, TENANT, "topic")
+            model = model_registry.live_model(s, TENANT, "topic")
             job = s.get(Job, job_id)
-            job.options = {**job.options, "model_id": model.id, "artefact": model.artefact_path, "index": before,
-                           "index_model": stack.settings().encoder_path}
+            job.options = {
+                **job.options,
+                "model_id": model.id,
+                "artefact": model.artefact_path,
+                "index": before,
+                "index_model": stack.settings().encoder_path,
+            }
     labelled = stack.wait(job_id)
     assert (labelled.state, labelled.done) == ("succeeded", 3), labelled.error
     assert labelled.options["index"] == before  # pinned to the retired version...
@@ -305,17 +355,27 @@ def test_a_classify_job_pinned_before_a_swap_labels_the_version_live_when_it_run
 def _labels(stack) -> dict:
     es, alias = stack.es(), f"{stack.settings().index_prefix}-read"
     es.indices.refresh(index=alias)
-    hits = es.search(index=alias, size=1000, query={"term": {"tenant": TENANT}},
-                     source=["doc_id", "label", "label_scores", "label_task", "label_model"])["hits"]["hits"]
-    by_chunk = {h["_id"]: tuple(h["_source"].get(f) for f in ("doc_id", "label", "label_scores", "label_task",
-                                                             "label_model")) for h in hits}
-    chunk_labels = [(h["_source"]["doc_id"], h["_source"].get("label"), h["_source"].get("label_scores"))
-                    for h in hits]
+    hits = es.search(
+        index=alias,
+        size=1000,
+        query={"term": {"tenant": TENANT}},
+        source=["doc_id", "label", "label_scores", "label_task", "label_model"],
+    )["hits"]["hits"]
+    by_chunk = {
+        h["_id"]: tuple(h["_source"].get(f) for f in ("doc_id", "label", "label_scores", "label_task", "label_model"))
+        for h in hits
+    }
+    chunk_labels = [(h["_source"]["doc_id"], h["_source"].get("label"), h["_source"].get("label_scores")) for h in hits]
     es_docs = {}
     for doc_id, label, scores in chunk_labels:
         assert label is not None, f"chunk of {doc_id} has no label"
         assert es_docs.setdefault(doc_id, (label, scores)) == (label, scores)  # every chunk of a doc agrees
     with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as s:
         sql = {p.document_id: (p.label, p.scores) for p in s.query(Prediction).filter_by(tenant=TENANT, task="topic")}
-    return {"sql": sql, "es_docs": es_docs, "chunk_labels": chunk_labels, "chunks": len(chunk_labels),
-            "by_chunk": by_chunk}
+    return {
+        "sql": sql,
+        "es_docs": es_docs,
+        "chunk_labels": chunk_labels,
+        "chunks": len(chunk_labels),
+        "by_chunk": by_chunk,
+    }

@@ -1,9 +1,10 @@
 """Leak-free neighbours, proven on a corpus where the answer sits in the example's own document and in a
 near copy of it (ingested through the real pipeline, so the near-duplicate clusters are real)."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -40,8 +41,11 @@ def test_own_document_its_near_copy_unlinked_copies_and_later_documents_are_neve
     late = article(700, sentences=4) + " The platypus vault code is platypus: platypus, platypus."
     early = article(701, sentences=4) + " Ask the platypus for the platypus vault code."
     (first / "dated.jsonl").write_text(
-        json.dumps({"id": "rec-late", "text": late, "published": "2024-06-01T00:00:00Z"}) + "\n"
-        + json.dumps({"id": "rec-early", "text": early, "published": "2024-01-01T00:00:00Z"}) + "\n")
+        json.dumps({"id": "rec-late", "text": late, "published": "2024-06-01T00:00:00Z"})
+        + "\n"
+        + json.dumps({"id": "rec-early", "text": early, "published": "2024-01-01T00:00:00Z"})
+        + "\n"
+    )
     for folder in (first, second):
         job = stack.run_job([folder], TENANT)
         assert job.state == "succeeded", job.error
@@ -53,9 +57,15 @@ def test_own_document_its_near_copy_unlinked_copies_and_later_documents_are_neve
 
     texts = [_secret(i) for i in range(5)] + ["Where is the platypus vault code? Platypus."]
     ids = ["own-0.txt", "own-1.txt", "own-2.txt", "own-3.txt", None, None]
-    times = [None] * 5 + [datetime(2024, 3, 1, tzinfo=timezone.utc)]
-    leaking = [doc("copy-0.txt"), doc("copy-1.txt"), doc("own-2.txt"), doc("own-3.txt"), doc("plain-4.txt"),
-               document_id(TENANT, "rec-late")]
+    times = [None] * 5 + [datetime(2024, 3, 1, tzinfo=UTC)]
+    leaking = [
+        doc("copy-0.txt"),
+        doc("copy-1.txt"),
+        doc("own-2.txt"),
+        doc("own-3.txt"),
+        doc("plain-4.txt"),
+        document_id(TENANT, "rec-late"),
+    ]
 
     url = stack.env["DOCPIPE_DATABASE_URL"]
     s = stack.settings()
@@ -68,9 +78,14 @@ def test_own_document_its_near_copy_unlinked_copies_and_later_documents_are_neve
         unguarded = retrieve(session, es, index, TENANT, encoder, texts, open_rules, k=3)
         for i, row in enumerate(unguarded.rows):
             assert leaking[i] in [n.doc_id for n in row], f"example {i}: the corpus should leak without rules"
-        rules = leak_rules(session, TENANT, texts, ids, times,
-                           {"threshold": s.dedup_threshold, "num_perm": s.minhash_perms,
-                            "shingle_words": s.shingle_words})
+        rules = leak_rules(
+            session,
+            TENANT,
+            texts,
+            ids,
+            times,
+            {"threshold": s.dedup_threshold, "num_perm": s.minhash_perms, "shingle_words": s.shingle_words},
+        )
         guarded = retrieve(session, es, index, TENANT, encoder, texts, rules, k=3)
     assert guarded.blocked_after_search == 0  # the Elasticsearch filters themselves kept the leaks out
     for i, row in enumerate(guarded.rows):

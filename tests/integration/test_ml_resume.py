@@ -1,5 +1,6 @@
 """A gpu worker killed in the middle of a training job: the redelivered task resumes from the last
 checkpoint (not from step 0) and the job finishes with a registered model."""
+
 from __future__ import annotations
 
 import time
@@ -13,9 +14,24 @@ pytestmark = pytest.mark.integration
 
 def test_training_resumes_from_its_checkpoint_after_the_worker_is_killed(stack, tmp_path):
     data = write_rows(tmp_path / "train.csv", topic_rows(400, seed=5))
-    code, rec = docpipe_json("train", str(data), "--text-col", "text", "--label-col", "label", "--epochs", "1",
-                             "--max-length", "128", "--batch-size", "16", "--checkpoint-steps", "4",
-                             "--tenant", "t-resume")
+    code, rec = docpipe_json(
+        "train",
+        str(data),
+        "--text-col",
+        "text",
+        "--label-col",
+        "label",
+        "--epochs",
+        "1",
+        "--max-length",
+        "128",
+        "--batch-size",
+        "16",
+        "--checkpoint-steps",
+        "4",
+        "--tenant",
+        "t-resume",
+    )
     assert code == 0 and rec["state"] in ("queued", "running")
     job_id = rec["id"]
 

@@ -4,6 +4,7 @@ configuration, rollback, a new model used by ingest and search, an interrupted b
 Tests run in file order and move the stack's live version; the module ends on a version with the
 default configuration, as it found it, so later modules see the stack they expect.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,18 +31,21 @@ A, LATE = f"t-reidx-{RUN}", f"t-reidx-late-{RUN}"
 
 # --- helpers -------------------------------------------------------------------------------------
 
+
 def _sql(stack):
     return session_scope(stack.env["DOCPIPE_DATABASE_URL"])
 
 
 def _reindex(stack, **options) -> str:
+    from pipeline.reindex import create_reindex_job
     from workers.app import configure
-    from workers.tasks_monitor import create_reindex_job, reindex
+    from workers.tasks_reindex import reindex
 
     configure(stack.settings())
     with _sql(stack) as s:
-        job_id = create_reindex_job(s, {"action": "build", **options},
-                                    "rollback" if options.get("action") == "rollback" else "reindex").id
+        job_id = create_reindex_job(
+            s, {"action": "build", **options}, "rollback" if options.get("action") == "rollback" else "reindex"
+        ).id
     reindex.delay(job_id)
     return job_id
 
@@ -74,8 +78,12 @@ def _wait_building(stack, job_id, held_at_least=1, timeout=240) -> str:
         name = _options(stack, job_id).get("index")
         if name:
             with _sql(stack) as s:
-                held = s.scalar(select(ReindexLedger.document_id).where(ReindexLedger.index_name == name)
-                                .offset(held_at_least - 1).limit(1))
+                held = s.scalar(
+                    select(ReindexLedger.document_id)
+                    .where(ReindexLedger.index_name == name)
+                    .offset(held_at_least - 1)
+                    .limit(1)
+                )
             if held is not None:
                 return name
         assert stack.job(job_id).state in ("queued", "running"), stack.job(job_id).error
@@ -90,8 +98,7 @@ def _wait_queued(stack, job_ids, messages: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with _sql(stack) as s:
-            pending = s.scalar(select(JobFile.id).where(JobFile.job_id.in_(job_ids), JobFile.status != "done")
-                               .limit(1))
+            pending = s.scalar(select(JobFile.id).where(JobFile.job_id.in_(job_ids), JobFile.status != "done").limit(1))
             files = s.scalar(select(JobFile.id).where(JobFile.job_id.in_(job_ids)).limit(1))
         if files is not None and pending is None:
             if _queued(stack, "gpu") >= messages:
@@ -124,19 +131,40 @@ def _label(stack, doc_id: str, label: str) -> str:
     from pipeline.store.models_ml import ModelRecord, Prediction
 
     with _sql(stack) as s:
-        model = ModelRecord(id=uuid.uuid4().hex, tenant=A, task="topic", base_model="test", labels=[label, "other"],
-                            data_hash="0" * 64, status="ready")
+        model = ModelRecord(
+            id=uuid.uuid4().hex,
+            tenant=A,
+            task="topic",
+            base_model="test",
+            labels=[label, "other"],
+            data_hash="0" * 64,
+            status="ready",
+        )
         s.add(model)
         s.flush()
-        s.add(Prediction(document_id=doc_id, task="topic", tenant=A, model_id=model.id, label=label, score=0.9,
-                         scores={label: 0.9, "other": 0.1}, content_hash=s.get(Document, doc_id).content_hash))
+        s.add(
+            Prediction(
+                document_id=doc_id,
+                task="topic",
+                tenant=A,
+                model_id=model.id,
+                label=label,
+                score=0.9,
+                scores={label: 0.9, "other": 0.1},
+                content_hash=s.get(Document, doc_id).content_hash,
+            )
+        )
     return doc_id
 
 
 def _longest_chunk(s) -> int:
-    return s.scalar(select(Chunk.token_count).join(Document, Document.id == Chunk.document_id)
-                    .where(Document.tenant.in_((A, LATE)), Document.status == "indexed")
-                    .order_by(Chunk.token_count.desc()).limit(1))
+    return s.scalar(
+        select(Chunk.token_count)
+        .join(Document, Document.id == Chunk.document_id)
+        .where(Document.tenant.in_((A, LATE)), Document.status == "indexed")
+        .order_by(Chunk.token_count.desc())
+        .limit(1)
+    )
 
 
 def _write(folder, seeds, sentences=10):
@@ -205,6 +233,7 @@ def narrow_model(tmp_path_factory):
 
 # --- tests ---------------------------------------------------------------------------------------
 
+
 def test_reindex_keeps_searches_answering_and_catches_up_ingest(stack, tmp_path, encoder):
     first = stack.run_job([_write(tmp_path / "a", range(1000, 1024))], A)
     assert first.state == "succeeded"
@@ -253,24 +282,39 @@ def test_reindex_keeps_searches_answering_and_catches_up_ingest(stack, tmp_path,
         longest = _longest_chunk(s)
         assert s.scalar(select(ReindexLedger.index_name).limit(1)) is None  # ledger cleared after the swap
     assert longest <= 120  # SQL's chunk rows are the new version's
-    stale = es.count(index=new, query={"bool": {"filter": [{"term": {"doc_id": edited}}],
-                                                "must_not": [{"term": {"content_hash": edited_hash}}]}})["count"]
+    stale = es.count(
+        index=new,
+        query={
+            "bool": {"filter": [{"term": {"doc_id": edited}}], "must_not": [{"term": {"content_hash": edited_hash}}]}
+        },
+    )["count"]
     assert stale == 0 and count_chunks(es, new, doc_id=edited) > 0
     _counts_agree(stack, new, A)
     _counts_agree(stack, new, LATE)
     assert bm25(es, alias, A, " ".join(article(3000, sentences=6).split()[:8]), 1)[0].doc_id == edited
     # a classifier's label (kept in SQL by the ml feature) is on the rebuilt chunks: label filters still work
-    on_label = es.count(index=new, query={"bool": {"filter": [{"term": {"tenant": A}},
-                                                                {"term": {"label": "business"}}]}})["count"]
+    on_label = es.count(
+        index=new, query={"bool": {"filter": [{"term": {"tenant": A}}, {"term": {"label": "business"}}]}}
+    )["count"]
     assert on_label == count_chunks(es, new, tenant=A, doc_id=labelled) > 0
 
 
 def test_unchanged_configuration_is_a_no_op(stack):
-    from pipeline.cli import app
+    from cli.main import app
 
     live = _live(stack)
-    result = CliRunner().invoke(app, ["reindex", "--chunk-tokens", str(live.chunk_tokens), "--chunk-overlap",
-                                      str(live.chunk_overlap), "--wait", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "reindex",
+            "--chunk-tokens",
+            str(live.chunk_tokens),
+            "--chunk-overlap",
+            str(live.chunk_overlap),
+            "--wait",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["state"] == "succeeded" and record["kind"] == "reindex"
@@ -283,8 +327,12 @@ def test_unchanged_configuration_is_a_no_op(stack):
 def test_rollback_returns_to_the_previous_version_with_what_changed_since(stack, tmp_path):
     current, previous = _live(stack), None
     with _sql(stack) as s:
-        previous = s.scalar(select(IndexVersion.name).where(IndexVersion.state == "retired")
-                            .order_by(IndexVersion.retired_at.desc()).limit(1))
+        previous = s.scalar(
+            select(IndexVersion.name)
+            .where(IndexVersion.state == "retired")
+            .order_by(IndexVersion.retired_at.desc())
+            .limit(1)
+        )
     folder = _write(tmp_path / "c", range(4000, 4002))
     assert stack.run_job([folder], A).done == 2  # indexed into the current version only
     job = stack.wait(_reindex(stack, action="rollback"))
@@ -304,10 +352,9 @@ def test_rollback_returns_to_the_previous_version_with_what_changed_since(stack,
 
 
 def test_scheduled_reindex_builds_nothing_when_the_configuration_is_unchanged(stack):
-    from workers.app import configure
-    from workers.tasks_monitor import reindex_scheduled
-
     from pipeline.store.models import Job
+    from workers.app import configure
+    from workers.tasks_reindex import reindex_scheduled
 
     configure(stack.settings())
     live = _live(stack)
@@ -327,7 +374,7 @@ def test_scheduled_reindex_builds_nothing_when_the_configuration_is_unchanged(st
 
 
 def test_a_new_model_serves_ingest_and_search_after_the_swap(stack, tmp_path, narrow_model):
-    from pipeline.cli import app
+    from cli.main import app
 
     job = stack.wait(_reindex(stack, model=narrow_model, reason="narrow model"))
     assert job.state == "succeeded", job.error
@@ -343,8 +390,20 @@ def test_a_new_model_serves_ingest_and_search_after_the_swap(stack, tmp_path, na
     assert len(hit["hits"]["hits"][0]["_source"]["embedding"]) == 128
 
     def top_knn():
-        result = CliRunner().invoke(app, ["search", " ".join(article(5000, sentences=10).split()[:20]),
-                                          "--mode", "knn", "--k", "1", "--tenant", A, "--json"])
+        result = CliRunner().invoke(
+            app,
+            [
+                "search",
+                " ".join(article(5000, sentences=10).split()[:20]),
+                "--mode",
+                "knn",
+                "--k",
+                "1",
+                "--tenant",
+                A,
+                "--json",
+            ],
+        )
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout)[0]["doc_id"]
 
@@ -357,7 +416,7 @@ def test_a_new_model_serves_ingest_and_search_after_the_swap(stack, tmp_path, na
 
 
 def test_interrupted_reindex_leaves_the_alias_alone_then_resumes_or_is_discarded(stack):
-    from pipeline.cli import app
+    from cli.main import app
 
     live = _live(stack)
     job_id = _reindex(stack, chunk_overlap=30, batch_docs=1, reason="interrupted")
@@ -400,23 +459,29 @@ def test_forced_rebuild_of_the_same_configuration_copies_vectors_with_the_reinde
     live = _live(stack)
     es = stack.es()
     es.indices.refresh(index=live.name)
-    before = es.search(index=live.name, query={"term": {"tenant": A}}, size=1,
-                       source=["chunk_id", "embedding", "text"])["hits"]["hits"][0]["_source"]
+    before = es.search(
+        index=live.name, query={"term": {"tenant": A}}, size=1, source=["chunk_id", "embedding", "text"]
+    )["hits"]["hits"][0]["_source"]
     job = stack.wait(_reindex(stack, force=True, reason="forced"))
     assert job.state == "succeeded", job.error
     assert job.options["mode"] == "copy"  # same model and chunking: _reindex, nothing re-embedded
     new = _live(stack)
     assert new.name != live.name and new.config_hash == live.config_hash
     assert _alias_target(stack) == [new.name]
-    hit = es.search(index=new.name, query={"term": {"chunk_id": before["chunk_id"]}}, size=1, version=True,
-                    source=["embedding", "text"])["hits"]["hits"][0]
+    hit = es.search(
+        index=new.name,
+        query={"term": {"chunk_id": before["chunk_id"]}},
+        size=1,
+        version=True,
+        source=["embedding", "text"],
+    )["hits"]["hits"][0]
     assert hit["_version"] == 1  # written once, by the copy
     assert hit["_source"]["text"] == before["text"]
     assert max(abs(a - b) for a, b in zip(hit["_source"]["embedding"], before["embedding"])) < 1e-6  # float32
     assert count_chunks(es, new.name) == count_chunks(es, live.name)
     _counts_agree(stack, new.name, A)
 
-    from pipeline.cli import app
+    from cli.main import app
 
     result = CliRunner().invoke(app, ["index", "versions", "--json"])
     assert result.exit_code == 0, result.output

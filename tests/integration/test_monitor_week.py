@@ -1,16 +1,25 @@
 """A simulated week of feed items: one entity gets a negative burst and raises exactly one alert, whose
 webhook gets it once (after a retry); a steady entity raises none. Real SQL (SQLite or PostgreSQL)."""
+
 from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from pipeline.monitor import LexiconScorer, SpikeRule, alert_record, deliver, evaluate, score_documents, series
-from pipeline.monitor import watchlist
+from pipeline.monitor import (
+    LexiconScorer,
+    SpikeRule,
+    alert_record,
+    deliver,
+    evaluate,
+    score_documents,
+    series,
+    watchlist,
+)
 from pipeline.store.db import session_scope
 from pipeline.store.models import Document
 from pipeline.store.models_monitor import Alert, AlertDelivery, DocumentSentiment, EntityMention
@@ -19,12 +28,18 @@ from tests.hooks import Hook
 
 pytestmark = pytest.mark.integration
 
-START = datetime(2024, 3, 4, tzinfo=timezone.utc)  # a Monday
+START = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday
 BURST = range(5 * 24 + 9, 5 * 24 + 17)  # Saturday 09:00-17:00
-NEGATIVE = ["{n} shares plunged after losses and a lawsuit.", "{n} falls as weak demand hurts results.",
-            "Analysts warn of a decline at {n} after the failed merger."]
-OTHER = ["{n} will hold its annual meeting on Tuesday.", "{n} reported record profit and improved margins.",
-         "{n} opened a new office in the city centre."]
+NEGATIVE = [
+    "{n} shares plunged after losses and a lawsuit.",
+    "{n} falls as weak demand hurts results.",
+    "Analysts warn of a decline at {n} after the failed merger.",
+]
+OTHER = [
+    "{n} will hold its annual meeting on Tuesday.",
+    "{n} reported record profit and improved margins.",
+    "{n} opened a new office in the city centre.",
+]
 RULE = SpikeRule(window_hours=6, baseline_hours=72, sigma=3.0, min_items=5, min_baseline_windows=4, std_floor=0.05)
 
 
@@ -47,10 +62,24 @@ def make_docs(tenant: str, hour: int) -> list[Document]:
         text = (NEGATIVE if negative else OTHER)[(hour + i) % 3].format(n=mention)
         published = START + timedelta(hours=hour, minutes=5 * i)
         doc_id = document_id(tenant, link)
-        docs.append(Document(id=doc_id, tenant=tenant, source=link, content_type="json", title=None,
-                             published=published, text=text, meta={}, content_hash=hashlib.sha256(
-                                 f"{link}{text}".encode()).hexdigest(), status="indexed", cluster_id=doc_id,
-                             chunk_count=1, indexed_hash=None, created_at=published))
+        docs.append(
+            Document(
+                id=doc_id,
+                tenant=tenant,
+                source=link,
+                content_type="json",
+                title=None,
+                published=published,
+                text=text,
+                meta={},
+                content_hash=hashlib.sha256(f"{link}{text}".encode()).hexdigest(),
+                status="indexed",
+                cluster_id=doc_id,
+                chunk_count=1,
+                indexed_hash=None,
+                created_at=published,
+            )
+        )
     return docs
 
 
@@ -69,31 +98,41 @@ def test_a_week_with_one_negative_burst_raises_one_alert(sql_url):
                 score_documents(s, docs, scorer, watchlist.matcher(s, tenant))
                 opened = evaluate(s, tenant, None, START + timedelta(hours=hour, minutes=59), RULE)
                 for alert in opened:
-                    failed = deliver(s, alert.id, alert_record(alert, ["Apple", "Apple Inc"]), [hook.url],
-                                     timeout=5, attempts=3, backoff=0.05)
+                    failed = deliver(
+                        s,
+                        alert.id,
+                        alert_record(alert, ["Apple", "Apple Inc"]),
+                        [hook.url],
+                        timeout=5,
+                        attempts=3,
+                        backoff=0.05,
+                    )
                     assert failed == []
 
         with session_scope(sql_url) as s:
             alerts = list(s.scalars(select(Alert).where(Alert.tenant == tenant)))
             assert [(a.ticker, a.episode) for a in alerts] == [("AAPL", 1)]
             alert = alerts[0]
-            assert alert.window_end.replace(tzinfo=timezone.utc) > START + timedelta(hours=BURST[0])
-            assert alert.window_end.replace(tzinfo=timezone.utc) <= START + timedelta(hours=BURST[-1] + 1)
+            assert alert.window_end.replace(tzinfo=UTC) > START + timedelta(hours=BURST[0])
+            assert alert.window_end.replace(tzinfo=UTC) <= START + timedelta(hours=BURST[-1] + 1)
             assert alert.deviations >= 3 and alert.ended_at is not None  # the episode closed after the burst
             assert alert.negative_share >= alert.baseline_mean + 3 * max(alert.baseline_std, 0.05) - 1e-3
             delivery = s.get(AlertDelivery, (alert.id, hook.url))
             assert (delivery.status, delivery.attempts) == ("delivered", 2)
             # the webhook got it once: one refused POST, then the retry it accepted
-            assert [(status, body["id"], body["entity"]) for status, body, _ in hook.received] == \
-                [(500, alert.id, "AAPL"), (200, alert.id, "AAPL")]
+            assert [(status, body["id"], body["entity"]) for status, body, _ in hook.received] == [
+                (500, alert.id, "AAPL"),
+                (200, alert.id, "AAPL"),
+            ]
 
             # doing everything again changes nothing: no rescoring, no new alert, no new POST
-            scored_at = s.scalar(select(DocumentSentiment.scored_at).where(DocumentSentiment.tenant == tenant)
-                                 .limit(1))
+            scored_at = s.scalar(select(DocumentSentiment.scored_at).where(DocumentSentiment.tenant == tenant).limit(1))
             docs = list(s.scalars(select(Document).where(Document.tenant == tenant)))
             score_documents(s, docs, scorer, watchlist.matcher(s, tenant))
-            assert s.scalar(select(DocumentSentiment.scored_at).where(DocumentSentiment.tenant == tenant)
-                            .limit(1)) == scored_at
+            assert (
+                s.scalar(select(DocumentSentiment.scored_at).where(DocumentSentiment.tenant == tenant).limit(1))
+                == scored_at
+            )
             assert evaluate(s, tenant, None, START + timedelta(days=7), RULE) == []
             assert deliver(s, alert.id, alert_record(alert), [hook.url]) == []
         assert len(hook.received) == 2
@@ -102,8 +141,13 @@ def test_a_week_with_one_negative_burst_raises_one_alert(sql_url):
         mentions = s.scalar(select(EntityMention.document_id).where(EntityMention.entity_id == apple).limit(1))
         assert mentions is not None
         days = series(s, watchlist.get(s, tenant, "AAPL"), "day")
-        hours = series(s, watchlist.get(s, tenant, "MSFT"), "hour", since=START + timedelta(days=1),
-                       until=START + timedelta(days=2))
+        hours = series(
+            s,
+            watchlist.get(s, tenant, "MSFT"),
+            "hour",
+            since=START + timedelta(days=1),
+            until=START + timedelta(days=2),
+        )
     assert [d["start"][:10] for d in days] == [f"2024-03-{4 + i:02d}" for i in range(7)]
     assert [d["items"] for d in days] == [48] * 5 + [48 + 8 * 3] + [48]
     shares = [d["negative_share"] for d in days]

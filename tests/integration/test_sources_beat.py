@@ -1,4 +1,5 @@
 """A real `celery beat` process drives the sources: a due source runs, and runs once."""
+
 from __future__ import annotations
 
 import os
@@ -7,7 +8,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from pipeline.localstack import stop_pid
+from cli.localstack.processes import stop_pid
 from pipeline.store.models import Job
 from tests.feedserver import FeedServer, rss
 from tests.fixtures import article
@@ -21,15 +22,16 @@ def _ticks_sent(log) -> int:
 
 
 def test_beat_runs_a_due_source_once(stack, tmp_path):
+    from cli.localstack.launcher import start_beat
     from pipeline.config import Settings
-    from pipeline.stack import start_beat
 
     tenant = "t-beat"
     data_dir = tmp_path / "beat"  # its own schedule and pid file, next to the shared stack
     env = {**os.environ, **stack.env, "DOCPIPE_DATA_DIR": str(data_dir), "DOCPIPE_SOURCES_TICK_SECONDS": "1"}
     with FeedServer() as server:
-        url = server.route("/beat.xml", body=rss([{"title": "Beat", "link": "https://beat.example/1",
-                                                   "description": article(2500)}]))
+        url = server.route(
+            "/beat.xml", body=rss([{"title": "Beat", "link": "https://beat.example/1", "description": article(2500)}])
+        )
         sid = add(stack, "feed", url, tenant, every=3600)  # due now, then not for an hour
         settings = Settings(data_dir=data_dir)
         data_dir.mkdir()
@@ -37,8 +39,9 @@ def test_beat_runs_a_due_source_once(stack, tmp_path):
         log = data_dir / "logs" / "beat.log"
         try:
             deadline = time.monotonic() + 300
-            while time.monotonic() < deadline and not (source(stack, sid).last_job_id and
-                                                       stack.job(source(stack, sid).last_job_id).state == "succeeded"):
+            while time.monotonic() < deadline and not (
+                source(stack, sid).last_job_id and stack.job(source(stack, sid).last_job_id).state == "succeeded"
+            ):
                 assert beat.poll() is None, log.read_text()
                 time.sleep(0.5)
             job_id = source(stack, sid).last_job_id

@@ -1,8 +1,9 @@
 """Feeds end to end: a loopback HTTP server, real Celery workers, noida-db and SQL."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -22,9 +23,12 @@ def server():
 
 
 def _item(n: int, day: int, seed: int | None = None, link: str | None = None) -> dict:
-    return {"title": f"Story {n}", "link": link or f"https://news.example/story/{n}",
-            "description": article(seed if seed is not None else 1000 + n),
-            "pubDate": f"Tue, {day:02d} Mar 2024 09:30:00 GMT"}
+    return {
+        "title": f"Story {n}",
+        "link": link or f"https://news.example/story/{n}",
+        "description": article(seed if seed is not None else 1000 + n),
+        "pubDate": f"Tue, {day:02d} Mar 2024 09:30:00 GMT",
+    }
 
 
 def test_new_items_are_indexed_with_published_times_and_a_304_creates_nothing(stack, server):
@@ -39,7 +43,7 @@ def test_new_items_are_indexed_with_published_times_and_a_304_creates_nothing(st
     assert sorted(docs) == [f"https://news.example/story/{n}" for n in (1, 2, 3)]
     story2 = docs["https://news.example/story/2"]
     assert story2.status == "indexed" and story2.title == "Story 2"
-    assert story2.published.replace(tzinfo=timezone.utc) == datetime(2024, 3, 6, 9, 30, tzinfo=timezone.utc)
+    assert story2.published.replace(tzinfo=UTC) == datetime(2024, 3, 6, 9, 30, tzinfo=UTC)
     assert story2.meta["source_id"] == sid
     es, alias = stack.es(), f"{stack.settings().index_prefix}-read"
     hits = search(es, alias, tenant, article(1002)[:120], "bm25", 1)
@@ -62,11 +66,25 @@ def test_new_items_are_indexed_with_published_times_and_a_304_creates_nothing(st
 
 def test_json_feed_and_json_lines_feeds(stack, server):
     tenant = "t-feed-json"
-    jf = {"version": "https://jsonfeed.org/version/1.1", "title": "JF",
-          "items": [{"id": "jf-1", "url": "https://jf.example/1", "title": "JSON one",
-                     "content_html": f"<p>{article(1100)}</p>", "date_published": "2024-05-01T12:00:00Z"}]}
-    jl = "\n".join(json.dumps({"url": f"https://jl.example/{n}", "text": article(1200 + n),
-                               "published": f"2024-05-0{n}T00:00:00Z"}) for n in (1, 2))
+    jf = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "JF",
+        "items": [
+            {
+                "id": "jf-1",
+                "url": "https://jf.example/1",
+                "title": "JSON one",
+                "content_html": f"<p>{article(1100)}</p>",
+                "date_published": "2024-05-01T12:00:00Z",
+            }
+        ],
+    }
+    jl = "\n".join(
+        json.dumps(
+            {"url": f"https://jl.example/{n}", "text": article(1200 + n), "published": f"2024-05-0{n}T00:00:00Z"}
+        )
+        for n in (1, 2)
+    )
     jf_url = server.route("/feed.json", body=json.dumps(jf).encode(), headers={"Content-Type": "application/feed+json"})
     jl_url = server.route("/items.jsonl", body=jl.encode(), headers={"Content-Type": "application/x-ndjson"})
     _, job1 = run_now(stack, add(stack, "feed", jf_url, tenant))
@@ -83,8 +101,9 @@ def test_malformed_feed_records_an_error_and_backs_off_while_another_source_runs
     from workers.tasks_sources import tick
 
     tenant = "t-feed-bad"
-    bad = add(stack, "feed", server.route("/bad.xml", body=b"<rss><channel><item><title>x</channel>"), tenant,
-              every=600)
+    bad = add(
+        stack, "feed", server.route("/bad.xml", body=b"<rss><channel><item><title>x</channel>"), tenant, every=600
+    )
     good = add(stack, "feed", server.route("/good.xml", body=rss([_item(20, 9)])), tenant, every=600)
     configure(stack.settings())
     tick.delay()  # both are due (new sources are), so one tick on the real worker starts both
@@ -123,8 +142,12 @@ def test_syndicated_story_lands_in_one_near_duplicate_cluster(stack, server):
     story = article(1300, sentences=20)
     original = {**_item(40, 12, link="https://a.example/s"), "description": story}
     a = add(stack, "feed", server.route("/outlet-a.xml", body=rss([original])), tenant)
-    edited = {"title": "Story 40 (via B)", "link": "https://b.example/s", "description": near_copy(story, 3),
-              "pubDate": "Tue, 12 Mar 2024 10:00:00 GMT"}
+    edited = {
+        "title": "Story 40 (via B)",
+        "link": "https://b.example/s",
+        "description": near_copy(story, 3),
+        "pubDate": "Tue, 12 Mar 2024 10:00:00 GMT",
+    }
     b = add(stack, "feed", server.route("/outlet-b.xml", body=rss([edited, _item(41, 12)])), tenant)
     assert run_now(stack, a)[1].done == 1
     _, job = run_now(stack, b)
@@ -136,18 +159,22 @@ def test_syndicated_story_lands_in_one_near_duplicate_cluster(stack, server):
     counts_agree(stack, tenant)
 
 
-BOMB = (b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaaaaaaaa">'
-        + b"".join(b'<!ENTITY %s "%s">' % (bytes([98 + i]), (b"&" + bytes([97 + i]) + b";") * 10) for i in range(8))
-        + b']><rss version="2.0"><channel><item><link>https://x.example/1</link><description>&i;</description>'
-          b"</item></channel></rss>")
+BOMB = (
+    b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaaaaaaaa">'
+    + b"".join(b'<!ENTITY %s "%s">' % (bytes([98 + i]), (b"&" + bytes([97 + i]) + b";") * 10) for i in range(8))
+    + b']><rss version="2.0"><channel><item><link>https://x.example/1</link><description>&i;</description>'
+    b"</item></channel></rss>"
+)
 
 
 def test_xml_bombs_and_external_entities_are_refused(stack, server, tmp_path):
     tenant = "t-feed-xxe"
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-VALUE " * 20)
-    xxe = (f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "file://{secret}">]><rss version="2.0">'
-           f"<channel><item><link>https://x.example/2</link><description>&x;</description></item></channel></rss>")
+    xxe = (
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "file://{secret}">]><rss version="2.0">'
+        f"<channel><item><link>https://x.example/2</link><description>&x;</description></item></channel></rss>"
+    )
     for name, body in (("/bomb.xml", BOMB), ("/xxe.xml", xxe.encode())):
         src, job = run_now(stack, add(stack, "feed", server.route(name, body=body), tenant))
         assert job is None and src.failures == 1 and "refused unsafe XML" in src.last_error
@@ -156,9 +183,11 @@ def test_xml_bombs_and_external_entities_are_refused(stack, server, tmp_path):
 
 def test_private_addresses_and_redirects_to_them_are_refused(stack, server):
     tenant = "t-feed-ssrf"
-    for url, why in (("http://10.0.0.1/feed.xml", "10.0.0.1 is in a private range"),
-                     ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
-                     ("http://[::1]:9/feed", "::1 is a loopback address")):
+    for url, why in (
+        ("http://10.0.0.1/feed.xml", "10.0.0.1 is in a private range"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+        ("http://[::1]:9/feed", "::1 is a loopback address"),
+    ):
         src, _ = run_now(stack, add(stack, "feed", url, tenant))
         assert src.failures == 1 and why in src.last_error and "refused" in src.last_error
     redirect = server.route("/moved.xml", status=302, headers={"Location": "http://169.254.169.254/latest/"})
@@ -172,7 +201,7 @@ def test_private_addresses_and_redirects_to_them_are_refused(stack, server):
 def test_cli_add_list_run_remove(stack, server):
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from cli.main import app
 
     tenant = "t-feed-cli"
     url = server.route("/cli.xml", body=rss([_item(50, 14)]))

@@ -1,5 +1,6 @@
 """Folder sources end to end: re-syncs ingest new and edited files and forget deleted ones, and the
 index and SQL agree after every sync."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,9 @@ def test_folder_resync_adds_edits_and_deletes(stack, tmp_path):
     for i in range(3):
         (folder / f"a{i}.txt").write_text(article(2000 + i))
     (folder / "copy-of-a0.txt").write_text(article(2000).upper())  # an exact duplicate of a0
-    (folder / "notes.jsonl").write_text("\n".join(json.dumps({"id": f"note-{n}", "text": article(2100 + n)})
-                                                  for n in (1, 2)))
+    (folder / "notes.jsonl").write_text(
+        "\n".join(json.dumps({"id": f"note-{n}", "text": article(2100 + n)}) for n in (1, 2))
+    )
     sid = add(stack, "folder", str(folder), tenant)
     path = {name: str(folder / name) for name in ("a0.txt", "a1.txt", "a2.txt", "a3.txt", "copy-of-a0.txt")}
     doc = {name: document_id(tenant, p) for name, p in path.items()}

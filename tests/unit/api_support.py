@@ -1,4 +1,5 @@
 """A docpipe API over a throwaway SQLite file, with tasks recorded instead of sent (unit tests)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,12 +26,16 @@ class FakeRedis:
 
 class Api:
     def __init__(self, tmp: Path, **overrides):
-        self.settings = Settings(data_dir=tmp / "data", database_url=f"sqlite:///{tmp / 'api.db'}",
-                                 redis_url="redis://127.0.0.1:1/0", elasticsearch_url="http://127.0.0.1:1",
-                                 **overrides)
+        self.settings = Settings(
+            data_dir=tmp / "data",
+            database_url=f"sqlite:///{tmp / 'api.db'}",
+            redis_url="redis://127.0.0.1:1/0",
+            elasticsearch_url="http://127.0.0.1:1",
+            **overrides,
+        )
         upgrade(self.settings.sql_url)
         self.sent: list[str] = []
-        from pipeline.api.app import create_app
+        from api.app import create_app
 
         self.app = create_app(self.settings, enqueue=self.sent.append)
         self.ctx = self.app.state.ctx
@@ -41,7 +46,7 @@ class Api:
         return session_scope(self.settings.sql_url)
 
     def key(self, tenant: str) -> dict:
-        from pipeline.api import keys
+        from pipeline.store import apikeys as keys
 
         with self.session() as s:
             _, key = keys.create_key(s, tenant)
@@ -60,13 +65,46 @@ def seed_sentiment(session, tenant: str, ticker: str, points: list[tuple], alert
     entity = watchlist.add(session, tenant, ticker, [ticker.title()])
     for i, (at, label, score) in enumerate(points):
         doc_id = f"{abs(hash((tenant, ticker, i))):032d}"[:32]
-        session.add(Document(id=doc_id, tenant=tenant, source=f"{ticker}-item-{i}", content_type="json", text="t",
-                             content_hash=f"h{i}", status="indexed", cluster_id=doc_id))
+        session.add(
+            Document(
+                id=doc_id,
+                tenant=tenant,
+                source=f"{ticker}-item-{i}",
+                content_type="json",
+                text="t",
+                content_hash=f"h{i}",
+                status="indexed",
+                cluster_id=doc_id,
+            )
+        )
         session.flush()
-        session.add(EntityMention(entity_id=entity.id, document_id=doc_id, tenant=tenant, at=at,
-                                  hour=epoch_hour(at), label=label, score=score, matched=ticker))
+        session.add(
+            EntityMention(
+                entity_id=entity.id,
+                document_id=doc_id,
+                tenant=tenant,
+                at=at,
+                hour=epoch_hour(at),
+                label=label,
+                score=score,
+                matched=ticker,
+            )
+        )
     if alert_at is not None:
-        session.add(Alert(tenant=tenant, entity_id=entity.id, ticker=entity.ticker, episode=1,
-                          window_start=alert_at - timedelta(hours=6), window_end=alert_at, items=5, negatives=4,
-                          negative_share=0.8, baseline_mean=0.2, baseline_std=0.1, deviations=6.0))
+        session.add(
+            Alert(
+                tenant=tenant,
+                entity_id=entity.id,
+                ticker=entity.ticker,
+                episode=1,
+                window_start=alert_at - timedelta(hours=6),
+                window_end=alert_at,
+                items=5,
+                negatives=4,
+                negative_share=0.8,
+                baseline_mean=0.2,
+                baseline_std=0.1,
+                deviations=6.0,
+            )
+        )
     session.flush()

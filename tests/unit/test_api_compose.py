@@ -1,4 +1,5 @@
 """docker-compose.yml keeps its promises: healthchecks everywhere, migrations first, no secret in the file."""
+
 from __future__ import annotations
 
 import re

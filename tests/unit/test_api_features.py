@@ -1,7 +1,8 @@
 """Feeds, watchlist and alerts over /v1, and the per-entity sentiment charts, within one tenant."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
 import pytest
@@ -36,9 +37,16 @@ def test_feeds_are_added_listed_run_and_removed_per_tenant(api):
     assert api.client.get("/v1/feeds", headers=acme).json() == []
 
 
-@pytest.mark.parametrize("body", [{"url": "file:///etc/passwd"}, {"url": "ftp://x/y"},
-                                  {"url": "https://u:p@host/feed"}, {"url": "https://h/f", "every": "0s"},
-                                  {"url": "https://h/f", "every": "soon"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"url": "file:///etc/passwd"},
+        {"url": "ftp://x/y"},
+        {"url": "https://u:p@host/feed"},
+        {"url": "https://h/f", "every": "0s"},
+        {"url": "https://h/f", "every": "soon"},
+    ],
+)
 def test_feeds_that_cannot_be_polled_are_refused_with_422(api, body):
     r = api.client.post("/v1/feeds", headers=api.key("acme"), json=body)
     assert r.status_code == 422 and r.json()["message"]
@@ -49,12 +57,21 @@ def test_watchlist_series_alerts_and_the_chart_stay_in_their_tenant(api):
     r = api.client.put("/v1/watchlist/$aapl", headers=acme, json={"names": ["Apple", "Apple Inc"]})
     assert r.status_code == 200 and r.json()["ticker"] == "AAPL"
     assert api.client.put("/v1/watchlist/not a ticker", headers=acme, json={}).status_code == 422
-    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     days = [now - timedelta(days=d) for d in (4, 3, 2, 1)]
     with api.session() as s:
-        seed_sentiment(s, "acme", "AAPL", [(days[0], "positive", 0.6), (days[1], "neutral", 0.0),
-                                           (days[2], "negative", -0.7), (days[3], "negative", -0.9)],
-                       alert_at=days[2] + timedelta(hours=6))
+        seed_sentiment(
+            s,
+            "acme",
+            "AAPL",
+            [
+                (days[0], "positive", 0.6),
+                (days[1], "neutral", 0.0),
+                (days[2], "negative", -0.7),
+                (days[3], "negative", -0.9),
+            ],
+            alert_at=days[2] + timedelta(hours=6),
+        )
     series = api.client.get("/v1/watchlist/AAPL/series", headers=acme, params={"by": "day"}).json()
     assert [row["items"] for row in series] == [1, 1, 1, 1] and series[-1]["mean_sentiment"] == -0.9
     assert api.client.get("/v1/watchlist/AAPL/series", headers=globex).status_code == 404
@@ -64,8 +81,8 @@ def test_watchlist_series_alerts_and_the_chart_stay_in_their_tenant(api):
 
     api.client.post("/login", data={"key": acme["X-API-Key"], "next": "/ui/watch"})
     page = api.client.get("/ui/watch").text
-    start = page.index("<svg class=\"chart\"")
-    svg = ElementTree.fromstring(page[start:page.index("</svg>", start) + 6])
+    start = page.index('<svg class="chart"')
+    svg = ElementTree.fromstring(page[start : page.index("</svg>", start) + 6])
     ns = "{http://www.w3.org/2000/svg}"
     assert len(svg.findall(f".//{ns}circle")) == 4 and len(svg.findall(f".//{ns}g[@class='alert']")) == 1
     assert "negative share 80%" in page
@@ -79,14 +96,22 @@ def _model(api, tenant: str, task: str, status: str = "ready", model_id: str | N
     from pipeline.store.models_ml import ModelRecord
 
     with api.session() as s:
-        row = ModelRecord(id=model_id or uuid.uuid4().hex, tenant=tenant, task=task, base_model="/m/base",
-                          labels=["neg", "pos"], data_hash="d", status=status, artefact_path="/nowhere")
+        row = ModelRecord(
+            id=model_id or uuid.uuid4().hex,
+            tenant=tenant,
+            task=task,
+            base_model="/m/base",
+            labels=["neg", "pos"],
+            data_hash="d",
+            status=status,
+            artefact_path="/nowhere",
+        )
         s.add(row)
         return row.id
 
 
 def test_models_are_listed_promoted_and_rolled_back_within_the_tenant(api, monkeypatch):
-    from pipeline.api import v1_models
+    from api import v1_models
 
     acme, globex = api.key("acme"), api.key("globex")
     first, second = _model(api, "acme", "sentiment"), _model(api, "acme", "sentiment")

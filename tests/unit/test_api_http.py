@@ -1,4 +1,5 @@
 """The /v1 HTTP contract over SQLite with recorded tasks: uploads, errors, auth, tenancy, jobs, metrics."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,16 @@ def test_upload_saves_files_at_a_stable_path_per_tenant_and_name_and_queues_one_
 
 
 def test_json_batch_becomes_a_jsonl_file_whose_records_keep_their_ids(api):
-    docs = [{"id": "n-1", "text": "Rates rose.", "title": "Rates", "published": "2024-05-01T10:00:00Z",
-             "meta": {"desk": "macro"}}, {"id": "n-2", "text": "<p>Oil fell.</p>"}]
+    docs = [
+        {
+            "id": "n-1",
+            "text": "Rates rose.",
+            "title": "Rates",
+            "published": "2024-05-01T10:00:00Z",
+            "meta": {"desk": "macro"},
+        },
+        {"id": "n-2", "text": "<p>Oil fell.</p>"},
+    ]
     r = api.client.post("/v1/documents", headers=api.key("acme"), json={"documents": docs})
     assert r.status_code == 202 and r.json()["documents"] == 2
     with api.session() as s:
@@ -51,14 +60,17 @@ def test_json_batch_becomes_a_jsonl_file_whose_records_keep_their_ids(api):
     assert lines[0]["desk"] == "macro" and lines[0]["published"].startswith("2024-05-01T10:00:00")
 
 
-@pytest.mark.parametrize("files, code, what", [
-    ([("big.txt", b"x" * 1001)], 413, "big.txt"),
-    ([("a.txt", b"a"), ("b.txt", b"b"), ("c.txt", b"c"), ("d.txt", b"d")], 413, "more than 3 files"),
-    ([("a.txt", b"ok"), ("tool.exe", b"MZ")], 415, "tool.exe"),
-    ([("noext", b"x")], 415, "(none)"),
-    ([(".hidden.txt", b"x")], 422, "hidden"),
-    ([("a.txt", b"1"), ("a.txt", b"2")], 422, "twice"),
-])
+@pytest.mark.parametrize(
+    "files, code, what",
+    [
+        ([("big.txt", b"x" * 1001)], 413, "big.txt"),
+        ([("a.txt", b"a"), ("b.txt", b"b"), ("c.txt", b"c"), ("d.txt", b"d")], 413, "more than 3 files"),
+        ([("a.txt", b"ok"), ("tool.exe", b"MZ")], 415, "tool.exe"),
+        ([("noext", b"x")], 415, "(none)"),
+        ([(".hidden.txt", b"x")], 422, "hidden"),
+        ([("a.txt", b"1"), ("a.txt", b"2")], 422, "twice"),
+    ],
+)
 def test_refused_uploads_say_why_and_leave_nothing_behind(api, files, code, what):
     r = api.client.post("/v1/documents", headers=api.key("acme"), files=_files(*files))
     assert r.status_code == code
@@ -68,18 +80,21 @@ def test_refused_uploads_say_why_and_leave_nothing_behind(api, files, code, what
     assert list((api.ctx.uploads_dir / ".incoming").iterdir()) == []
 
 
-@pytest.mark.parametrize("content_type, body, code, error", [
-    ("application/json", b"{not json", 422, "invalid_json"),
-    ("application/json", b'{"documents": []}', 422, "invalid_batch"),
-    ("application/json", b'{"documents": [{"id": "x"}]}', 422, "invalid_batch"),
-    ("application/json", b'{"documents": [{"id": "x", "text": "t", "tenant": "other"}]}', 422, "invalid_batch"),
-    ("application/json", b'{"documents": [{"id": "x", "text": "t", "meta": {"url": "u"}}]}', 422, "invalid_batch"),
-    ("application/json", b'{"documents": [{"id": "x", "text": "' + b"y" * 2100 + b'"}]}', 413, "payload_too_large"),
-    ("text/plain", b"hello", 415, "unsupported_media_type"),
-    ("", b"", 415, "unsupported_media_type"),
-    ("multipart/form-data", b"--x\r\n", 422, "invalid_body"),
-    ("multipart/form-data; boundary=zz", b"--zz--\r\n", 422, "no_files"),
-])
+@pytest.mark.parametrize(
+    "content_type, body, code, error",
+    [
+        ("application/json", b"{not json", 422, "invalid_json"),
+        ("application/json", b'{"documents": []}', 422, "invalid_batch"),
+        ("application/json", b'{"documents": [{"id": "x"}]}', 422, "invalid_batch"),
+        ("application/json", b'{"documents": [{"id": "x", "text": "t", "tenant": "other"}]}', 422, "invalid_batch"),
+        ("application/json", b'{"documents": [{"id": "x", "text": "t", "meta": {"url": "u"}}]}', 422, "invalid_batch"),
+        ("application/json", b'{"documents": [{"id": "x", "text": "' + b"y" * 2100 + b'"}]}', 413, "payload_too_large"),
+        ("text/plain", b"hello", 415, "unsupported_media_type"),
+        ("", b"", 415, "unsupported_media_type"),
+        ("multipart/form-data", b"--x\r\n", 422, "invalid_body"),
+        ("multipart/form-data; boundary=zz", b"--zz--\r\n", 422, "no_files"),
+    ],
+)
 def test_bodies_that_are_not_an_upload_are_refused_with_a_json_error(api, content_type, body, code, error):
     headers = {**api.key("acme"), "Content-Type": content_type}
     r = api.client.post("/v1/documents", headers=headers, content=body)
@@ -87,18 +102,30 @@ def test_bodies_that_are_not_an_upload_are_refused_with_a_json_error(api, conten
     assert api.sent == []
 
 
-@pytest.mark.parametrize("method, path", [("get", "/v1/jobs"), ("get", "/v1/search?q=x"),
-                                          ("post", "/v1/documents"), ("get", "/v1/documents"),
-                                          ("get", "/v1/models"), ("get", "/v1/index-versions")])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/v1/jobs"),
+        ("get", "/v1/search?q=x"),
+        ("post", "/v1/documents"),
+        ("get", "/v1/documents"),
+        ("get", "/v1/models"),
+        ("get", "/v1/index-versions"),
+    ],
+)
 def test_no_key_or_a_bad_or_revoked_key_is_401(api, method, path):
-    from pipeline.api import keys
+    from pipeline.store import apikeys as keys
 
     good = api.key("acme")
     with api.session() as s:
         revoked_row, revoked = keys.create_key(s, "acme")
         keys.revoke_key(s, revoked_row.id)
-    for headers in ({}, {"X-API-Key": "dpk_nope"}, {"Authorization": "Bearer " + good["X-API-Key"] + "x"},
-                    {"X-API-Key": revoked}):
+    for headers in (
+        {},
+        {"X-API-Key": "dpk_nope"},
+        {"Authorization": "Bearer " + good["X-API-Key"] + "x"},
+        {"X-API-Key": revoked},
+    ):
         r = getattr(api.client, method)(path, headers=headers)
         assert r.status_code == 401 and r.json()["error"] == "unauthorized"
     assert api.client.get("/v1/jobs", headers={"Authorization": "Bearer " + good["X-API-Key"]}).status_code == 200
@@ -110,8 +137,19 @@ def _seed(api, tenant: str, n: int) -> list[str]:
         for i in range(n):
             job = repo.create_job(s, tenant, [f"/in/{tenant}/{i}.txt"])
             source = f"/in/{tenant}/{i}.txt"
-            s.add(Document(id=document_id(tenant, source), tenant=tenant, source=source, content_type="txt",
-                           text=f"text {i}", content_hash=f"h{i}", status="indexed", cluster_id="c", chunk_count=2))
+            s.add(
+                Document(
+                    id=document_id(tenant, source),
+                    tenant=tenant,
+                    source=source,
+                    content_type="txt",
+                    text=f"text {i}",
+                    content_hash=f"h{i}",
+                    status="indexed",
+                    cluster_id="c",
+                    chunk_count=2,
+                )
+            )
             repo.add_dead_letter(s, job, Rejected(source, "read", "empty", "file is 0 bytes"), source)
             ids.append(job.id)
     return ids
@@ -158,8 +196,9 @@ def test_cancel_then_cancel_again_and_replay_creates_one_new_job(api):
 
 def test_metrics_count_rows_and_read_queue_depth_under_the_broker_prefix(tmp_path):
     api = Api(tmp_path, broker_key_prefix="stackA:")
-    api.ctx.__dict__["redis"] = FakeRedis({"stackA:ingest": 4, "stackA:ingest\x06\x163": 1, "ingest": 99,
-                                           "stackA:gpu": 2})
+    api.ctx.__dict__["redis"] = FakeRedis(
+        {"stackA:ingest": 4, "stackA:ingest\x06\x163": 1, "ingest": 99, "stackA:gpu": 2}
+    )
     _seed(api, "acme", 2)
     with api.session() as s:
         job = s.get(Job, repo.list_jobs(s)[0].id)
@@ -191,7 +230,7 @@ def test_openapi_documents_both_upload_bodies_and_the_key(api):
 def test_an_unmigrated_database_answers_503_not_500(tmp_path):
     from fastapi.testclient import TestClient
 
-    from pipeline.api.app import create_app
+    from api.app import create_app
     from pipeline.config import Settings
 
     settings = Settings(data_dir=tmp_path / "d", database_url=f"sqlite:///{tmp_path / 'empty.db'}")

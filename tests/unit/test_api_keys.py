@@ -1,12 +1,13 @@
 """API keys: shown once, stored as a hash, one tenant each, revocable."""
+
 import hashlib
 
 import pytest
 
-from pipeline.api import keys
+from pipeline.store import apikeys as keys
 from pipeline.store.db import session_scope
 from pipeline.store.migrate import upgrade
-from pipeline.store.models_api import ApiKey
+from pipeline.store.models_keys import ApiKey
 
 
 @pytest.fixture()

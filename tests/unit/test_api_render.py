@@ -1,9 +1,10 @@
 """Server-side snippets with marked query words, and the SVG charts."""
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
-from pipeline.api.charts import Marker, Point, counts_svg, sentiment_svg
-from pipeline.api.highlight import highlight
+from api.charts import Marker, Point, counts_svg, sentiment_svg
+from api.highlight import highlight
 
 NS = "{http://www.w3.org/2000/svg}"
 
@@ -34,7 +35,7 @@ def test_two_distant_groups_of_matches_give_two_fragments_in_text_order():
 
 
 def test_sentiment_chart_draws_each_point_and_each_alert():
-    t0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    t0 = datetime(2024, 3, 1, tzinfo=UTC)
     points = [Point(t0 + timedelta(hours=i), v, 3 + i) for i, v in enumerate([0.2, 0.1, -0.6, -0.8, 0.0])]
     alerts = [Marker(t0 + timedelta(hours=3), "negative share 0.8 (baseline 0.2)")]
     svg = ElementTree.fromstring(sentiment_svg(points, alerts, "AAPL <Apple>"))

@@ -1,4 +1,5 @@
 """An oversized upload is refused while it streams: reading stops near the limit, memory stays flat."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,8 +15,13 @@ class Body:
     """A multipart body produced 64 KiB at a time, counting what the server pulled."""
 
     def __init__(self, name: str, size: int):
-        self.head = (b"--" + BOUNDARY + b"\r\nContent-Disposition: form-data; name=\"files\"; filename=\""
-                     + name.encode() + b"\"\r\nContent-Type: text/plain\r\n\r\n")
+        self.head = (
+            b"--"
+            + BOUNDARY
+            + b'\r\nContent-Disposition: form-data; name="files"; filename="'
+            + name.encode()
+            + b'"\r\nContent-Type: text/plain\r\n\r\n'
+        )
         self.tail = b"\r\n--" + BOUNDARY + b"--\r\n"
         self.size, self.sent = size, 0
         self.chunks = self._chunks()
@@ -25,7 +31,7 @@ class Body:
         block = b"lorem ipsum " * (64 * 1024 // 12)
         left = self.size
         while left > 0:
-            piece = block[:min(left, len(block))]
+            piece = block[: min(left, len(block))]
             left -= len(piece)
             yield piece
         yield self.tail
@@ -39,11 +45,24 @@ class Body:
 
 
 def _post(app, key: str, body: Body) -> tuple[int, bytes]:
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": "/v1/documents", "raw_path": b"/v1/documents", "query_string": b"",
-             "root_path": "", "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
-             "headers": [(b"host", b"testserver"), (b"x-api-key", key.encode()),
-                         (b"content-type", b"multipart/form-data; boundary=" + BOUNDARY)]}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/documents",
+        "raw_path": b"/v1/documents",
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+        "headers": [
+            (b"host", b"testserver"),
+            (b"x-api-key", key.encode()),
+            (b"content-type", b"multipart/form-data; boundary=" + BOUNDARY),
+        ],
+    }
     status, chunks = [0], []
 
     async def send(message):

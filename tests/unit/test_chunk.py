@@ -154,10 +154,10 @@ def test_word_longer_than_a_chunk_is_cut_inside(tokenizer):
 def test_sentence_splitter_skips_abbreviations():
     text = (
         "Mr. Smith met Dr. Jones in the U.S. Senate, e.g. Room No. 5. "
-        "They left at 5 p.m. today. Then? \"Yes,\" he said. Really... Ok.\n\nNew para\n- item"
+        'They left at 5 p.m. today. Then? "Yes," he said. Really... Ok.\n\nNew para\n- item'
     )
     got = [text[i : i + 8] for i in sentence_starts(text)]
-    assert got == ["They lef", "Then? \"Y", "\"Yes,\" h", "Really..", "Ok.\n\nNew", "New para", "- item"]
+    assert got == ["They lef", 'Then? "Y', '"Yes," h', "Really..", "Ok.\n\nNew", "New para", "- item"]
 
 
 def test_chunk_many_matches_chunk(chunker):

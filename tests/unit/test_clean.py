@@ -1,5 +1,5 @@
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pipeline.clean import Cleaner, clean, normalize_text
 from pipeline.errors import Reason
@@ -48,38 +48,43 @@ def test_raw_title_wins_over_page_title():
 
 
 def test_short_fragment_falls_back_to_body_text():
-    html = ("<html><head><title>Tiny &amp; short</title></head><body>"
-            "<nav>MENU</nav><div>Hello<p>world</p>again</div><script>x()</script>"
-            "<footer>FOOT</footer></body></html>")
+    html = (
+        "<html><head><title>Tiny &amp; short</title></head><body>"
+        "<nav>MENU</nav><div>Hello<p>world</p>again</div><script>x()</script>"
+        "<footer>FOOT</footer></body></html>"
+    )
     out = clean(raw(html, content_type="html", is_markup=True))
     assert out.text.split() == ["Hello", "world", "again"]
     assert out.title == "Tiny & short"
 
 
 def test_markup_with_no_text_is_empty():
-    out = clean(raw("<html><body><script>only()</script><nav>menu</nav></body></html>",
-                    content_type="html", is_markup=True))
+    out = clean(
+        raw("<html><body><script>only()</script><nav>menu</nav></body></html>", content_type="html", is_markup=True)
+    )
     assert isinstance(out, Rejected)
     assert (out.stage, out.reason, out.source) == ("clean", Reason.EMPTY, "s1")
 
 
 def test_xml_declaration_does_not_break_fallback():
-    out = clean(raw('<?xml version="1.0" encoding="utf-8"?><html><body><p>Hi there</p></body></html>',
-                    content_type="html", is_markup=True))
+    out = clean(
+        raw(
+            '<?xml version="1.0" encoding="utf-8"?><html><body><p>Hi there</p></body></html>',
+            content_type="html",
+            is_markup=True,
+        )
+    )
     assert out.text == "Hi there"
 
 
 def test_normalisation_rules():
-    text = ("\ufeff  Ｆｕｌｌ\u00a0width  \t tabs\r\n"
-            "ctrl\x00\x07chars\x9f here  \n\n\n\n"
-            "  next\tpara \rlast ﬁ  ")
+    text = "\ufeff  Ｆｕｌｌ\u00a0width  \t tabs\r\nctrl\x00\x07chars\x9f here  \n\n\n\n  next\tpara \rlast ﬁ  "
     assert normalize_text(text) == "Full width tabs\nctrlchars here\n\nnext para\nlast fi"
 
 
 def test_plain_text_keeps_fields_and_paragraphs():
-    published = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    doc = raw("Para one.\n\n\n\nPara   two.", title=" A\n title ", published=published,
-              metadata={"k": "v"})
+    published = datetime(2024, 1, 1, tzinfo=UTC)
+    doc = raw("Para one.\n\n\n\nPara   two.", title=" A\n title ", published=published, metadata={"k": "v"})
     out = clean(doc)
     assert out.text == "Para one.\n\nPara two."
     assert (out.title, out.published, out.metadata) == ("A title", published, {"k": "v"})

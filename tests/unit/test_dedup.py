@@ -159,8 +159,14 @@ def test_signature_is_deterministic_across_instances_and_processes():
         f"print(Deduplicator(MemoryDedupStore()).signature({text!r}))"
     )
     for hash_seed in ("1", "2"):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env={"PYTHONHASHSEED": hash_seed}, cwd=Path(__file__).parents[2])
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": hash_seed},
+            cwd=Path(__file__).parents[2],
+        )
         assert out.stdout.strip() == str(a)
 
 

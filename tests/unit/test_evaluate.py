@@ -27,8 +27,11 @@ def test_mean_and_loading(tmp_path):
     f.write_text('{"query": "x", "relevant": ["a.txt"]}\n\n{"query": "y", "relevant": ["b"]}\n')
     qs = load_queries(f)
     assert [q.query for q in qs] == ["x", "y"]
-    assert mean_scores([{"mrr": 1, "ndcg": 1, "recall": 1}, {"mrr": 0, "ndcg": 0.5, "recall": 0}]) == \
-        {"mrr": 0.5, "ndcg": 0.75, "recall": 0.5}
+    assert mean_scores([{"mrr": 1, "ndcg": 1, "recall": 1}, {"mrr": 0, "ndcg": 0.5, "recall": 0}]) == {
+        "mrr": 0.5,
+        "ndcg": 0.75,
+        "recall": 0.5,
+    }
     f.write_text('{"q": 1}\n')
     with pytest.raises(ValueError, match="q.jsonl:1"):
         load_queries(f)

@@ -1,6 +1,6 @@
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,8 +23,10 @@ def make_pdf(pages: list[str], title: str | None = None) -> bytes:
     ]
     for i, text in enumerate(pages):
         stream = b"BT /F1 12 Tf 72 720 Td (%s) Tj ET" % text.encode("latin-1")
-        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R"
-                       b" /Resources << /Font << /F1 %d 0 R >> >> >>" % (4 + 2 * i, font_id))
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R"
+            b" /Resources << /Font << /F1 %d 0 R >> >> >>" % (4 + 2 * i, font_id)
+        )
         objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
     trailer_extra = b""
@@ -39,8 +41,7 @@ def make_pdf(pages: list[str], title: str | None = None) -> bytes:
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, trailer_extra, xref)
+    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, trailer_extra, xref)
     return bytes(out)
 
 
@@ -193,21 +194,24 @@ def test_jsonl_bad_line_rejects_only_that_line(tmp_path):
 
 def test_json_array_record_problems(tmp_path):
     p = tmp_path / "a.json"
-    p.write_text(json.dumps([
-        {"text": "ok", "published": "2024-03-01T10:00:00Z"},
-        {"title": "no text", "text": ""},
-        "not an object",
-        {"text": "rfc", "published": "Tue, 05 Mar 2024 08:30:00 +0100"},
-        {"text": "bad date", "published": "last tuesday"},
-    ]))
+    p.write_text(
+        json.dumps(
+            [
+                {"text": "ok", "published": "2024-03-01T10:00:00Z"},
+                {"title": "no text", "text": ""},
+                "not an object",
+                {"text": "rfc", "published": "Tue, 05 Mar 2024 08:30:00 +0100"},
+                {"text": "bad date", "published": "last tuesday"},
+            ]
+        )
+    )
     out = read_all(p)
-    assert [type(o).__name__ for o in out] == ["RawDocument", "Rejected", "Rejected",
-                                               "RawDocument", "RawDocument"]
-    assert out[0].published == datetime(2024, 3, 1, 10, tzinfo=timezone.utc)
+    assert [type(o).__name__ for o in out] == ["RawDocument", "Rejected", "Rejected", "RawDocument", "RawDocument"]
+    assert out[0].published == datetime(2024, 3, 1, 10, tzinfo=UTC)
     assert out[0].source == f"{p.resolve()}#1"
     assert out[1].reason == Reason.MISSING_TEXT_FIELD and "record 2" in out[1].detail
     assert out[2].reason == Reason.INVALID_JSON and "record 3" in out[2].detail
-    assert out[3].published == datetime(2024, 3, 5, 7, 30, tzinfo=timezone.utc)
+    assert out[3].published == datetime(2024, 3, 5, 7, 30, tzinfo=UTC)
     assert out[4].published is None
 
 
@@ -234,7 +238,7 @@ def test_csv_records_metadata_and_published(tmp_path):
     first, missing, third = out
     assert (first.source, first.title, first.body) == ("001", "First", "Body one, with comma")
     assert first.metadata == {"category": "sport"}
-    assert first.published == datetime(2024, 1, 2, tzinfo=timezone.utc)
+    assert first.published == datetime(2024, 1, 2, tzinfo=UTC)
     assert first.content_type == "csv"
     assert missing.reason == Reason.MISSING_TEXT_FIELD and "row 2" in missing.detail
     assert third.metadata == {} and third.published is None
@@ -258,12 +262,15 @@ def test_iter_files_recursive_sorted_skips_hidden(tmp_path):
     assert ".docx" not in SUPPORTED_SUFFIXES
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("2024-05-06", datetime(2024, 5, 6, tzinfo=timezone.utc)),
-    ("2024-05-06T12:00:00+02:00", datetime(2024, 5, 6, 10, tzinfo=timezone.utc)),
-    ("Mon, 06 May 2024 12:00:00 GMT", datetime(2024, 5, 6, 12, tzinfo=timezone.utc)),
-    ("garbage", None),
-    (12345, None),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("2024-05-06", datetime(2024, 5, 6, tzinfo=UTC)),
+        ("2024-05-06T12:00:00+02:00", datetime(2024, 5, 6, 10, tzinfo=UTC)),
+        ("Mon, 06 May 2024 12:00:00 GMT", datetime(2024, 5, 6, 12, tzinfo=UTC)),
+        ("garbage", None),
+        (12345, None),
+    ],
+)
 def test_parse_datetime(value, expected):
     assert parse_datetime(value) == expected

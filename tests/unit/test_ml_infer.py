@@ -1,4 +1,5 @@
 """The batched inference engine: budgets, request order, padding accounting, concat input budgets."""
+
 from __future__ import annotations
 
 import random
@@ -70,19 +71,25 @@ def test_engine_returns_rows_in_request_order_and_reports_padding():
     assert report.sequences == 101 and report.batches == len(report.batch_sizes) > 1
     assert 0 <= report.padding_waste < 0.2  # sorted packing keeps padding small
     # the same requests in arrival order, one fixed batch of 16, would pad far more
-    naive = sum(16 * max(len(r) for r in requests[i:i + 16]) for i in range(0, 101, 16))
+    naive = sum(16 * max(len(r) for r in requests[i : i + 16]) for i in range(0, 101, 16))
     assert report.padded_tokens < naive
 
 
 def test_engine_matches_one_by_one_forward_on_a_real_tokenizer(tokenizer, tiny_bert):
-    texts = ["a short one", "a considerably longer sentence about rivers, bridges and the trains that cross them",
-             "mid length text about markets", "x"] * 5
+    texts = [
+        "a short one",
+        "a considerably longer sentence about rivers, bridges and the trains that cross them",
+        "mid length text about markets",
+        "x",
+    ] * 5
     requests = tokenize(tokenizer, texts, max_length=32)
     engine = InferenceEngine(lambda **t: tiny_bert(**t).logits, tokenizer.pad_token_id, "cpu", token_budget=64)
     batched = engine.run(requests)
     with torch.inference_mode():
-        single = [tiny_bert(**tokenizer(t, return_tensors="pt", truncation=True, max_length=32)).logits[0].numpy()
-                  for t in texts]
+        single = [
+            tiny_bert(**tokenizer(t, return_tensors="pt", truncation=True, max_length=32)).logits[0].numpy()
+            for t in texts
+        ]
     assert np.allclose(batched, np.stack(single), atol=1e-5)
 
 
@@ -108,6 +115,7 @@ def test_a_compiled_model_answers_as_the_eager_one_across_batch_shapes(tokenizer
         def run(**t):
             masked.add(t["attention_mask"] is not None)
             return model(**t).logits
+
         return run
 
     for name, model in (("eager", tiny_bert), ("compiled", compiled)):
@@ -144,7 +152,7 @@ def test_concat_inputs_never_exceed_max_length_and_keep_the_text_first(tokenizer
     assert len(requests[0].input_ids) == 3 + (k - 1) + text_budget + k * passage_budget <= max_length
     assert requests[0].input_ids[0] == tokenizer.cls_token_id
     assert requests[1].input_ids[1:3] == tokenizer("short text", add_special_tokens=False)["input_ids"]
-    assert set(requests[0].token_type_ids[text_budget + 2:]) == {1}  # passages are the second segment
+    assert set(requests[0].token_type_ids[text_budget + 2 :]) == {1}  # passages are the second segment
     assert len(requests[2].input_ids) == text_budget + 2  # no passages: the text alone
 
 
@@ -153,8 +161,12 @@ def test_the_engine_embeds_like_the_sentence_transformers_encoder():
     from pipeline.embed import get_encoder
     from pipeline.infer.embedder import EngineEncoder
 
-    texts = ["Storm floods the village bridge.", "Quarterly profit beat the market's forecast " * 30, "x",
-             "The striker scored twice in the cup final."]
+    texts = [
+        "Storm floods the village bridge.",
+        "Quarterly profit beat the market's forecast " * 30,
+        "x",
+        "The striker scored twice in the cup final.",
+    ]
     ours = EngineEncoder(default_encoder_path(), "cpu", token_budget=600).encode(texts)
     reference = get_encoder(default_encoder_path(), "cpu").encode(texts)
     assert ours.shape == reference.shape == (4, 384)
@@ -182,7 +194,8 @@ def test_head_tokenising_gives_the_ids_of_the_whole_text(tokenizer):
         "a" * 3000,  # no whitespace at all: tokenised whole
         "start " + "supercalifragilistic" * 30 + " end",  # a long word lands on the cut
         "!?" * 800 + " words after symbols",  # symbols only: far fewer characters per token than words
-        "short text", "",
+        "short text",
+        "",
     ]
     for limit in (1, 7, 32, 126):
         full = inputs._encode(tokenizer, texts, limit)

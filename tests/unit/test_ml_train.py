@@ -1,4 +1,5 @@
 """Training data validation, metrics, and the training loop (tiny model): resume, fusion, artefacts."""
+
 from __future__ import annotations
 
 import json
@@ -20,15 +21,29 @@ def _df(rows):
     return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize("rows,cols,message", [
-    ([{"text": "a", "label": "x"}], ("body", "label"), "missing column(s) 'body'"),
-    ([{"text": "a", "label": "x"}, {"text": "  ", "label": "y"}, {"text": "b", "label": "y"}, {"text": "c", "label": "x"}],
-     ("text", "label"), "empty text in column 'text': 1 row(s) (data rows 2)"),
-    ([{"text": "a", "label": "x"}, {"text": "b", "label": "x"}], ("text", "label"), "single class"),
-    ([{"text": "a", "label": "x"}, {"text": "b", "label": "y"}, {"text": "c", "label": "z"}],
-     ("text", "label"), "3 classes for only 3 rows"),
-    ([], ("text", "label"), "holds no rows"),
-])
+@pytest.mark.parametrize(
+    "rows,cols,message",
+    [
+        ([{"text": "a", "label": "x"}], ("body", "label"), "missing column(s) 'body'"),
+        (
+            [
+                {"text": "a", "label": "x"},
+                {"text": "  ", "label": "y"},
+                {"text": "b", "label": "y"},
+                {"text": "c", "label": "x"},
+            ],
+            ("text", "label"),
+            "empty text in column 'text': 1 row(s) (data rows 2)",
+        ),
+        ([{"text": "a", "label": "x"}, {"text": "b", "label": "x"}], ("text", "label"), "single class"),
+        (
+            [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}, {"text": "c", "label": "z"}],
+            ("text", "label"),
+            "3 classes for only 3 rows",
+        ),
+        ([], ("text", "label"), "holds no rows"),
+    ],
+)
 def test_validation_refuses_bad_tables_with_a_reason(rows, cols, message):
     with pytest.raises(DataError) as err:
         validate(_df(rows) if rows else pd.DataFrame(columns=["text", "label"]), *cols)
@@ -93,14 +108,23 @@ def _splits(augment: str, k: int = 2, dims: int = 8):
             s.mask = np.ones((len(rows), k), dtype=np.int64)
             s.mask[::3, 1] = 0  # some examples have fewer neighbours
         return s
+
     return ex, side(train), side(held)
 
 
 def _cfg(base, augment="none", **kw):
     ex = validate(_df(topic_rows(60)), "text", "label")
-    options = {"max_length": 48, "neighbours": 2 if augment != "none" else 0, "epochs": 2, "batch_size": 8,
-               "neighbour_dims": 8 if augment == "fusion" else None, "lr": 1e-3, "checkpoint_steps": 3,
-               "device": "cpu", **kw}
+    options = {
+        "max_length": 48,
+        "neighbours": 2 if augment != "none" else 0,
+        "epochs": 2,
+        "batch_size": 8,
+        "neighbour_dims": 8 if augment == "fusion" else None,
+        "lr": 1e-3,
+        "checkpoint_steps": 3,
+        "device": "cpu",
+        **kw,
+    }
     return TrainConfig(base_model=base, augment=augment, labels=ex.label_set, **options)
 
 
@@ -112,6 +136,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_model(tiny_base, tm
     def stop_at_4(kind, info):
         if kind == "step" and info["step"] == 4:
             raise Cancelled()
+
     with pytest.raises(Cancelled):
         train_run(cfg, train, held, tmp_path / "resumed", stop_at_4)
     events = []
@@ -175,16 +200,30 @@ def test_example_ids_match_sources_at_separators_only():
 def test_train_requests_are_checked_and_summarised():
     from pipeline.train.job import TrainRequest, summarise
 
-    request = TrainRequest.from_options({"data": "d.csv", "text_col": "t", "label_col": "l", "augment": "fusion",
-                                         "compare": True, "unknown_option": 1, "neighbours": None})
+    request = TrainRequest.from_options(
+        {
+            "data": "d.csv",
+            "text_col": "t",
+            "label_col": "l",
+            "augment": "fusion",
+            "compare": True,
+            "unknown_option": 1,
+            "neighbours": None,
+        }
+    )
     assert request.neighbours == 3 and request.modes() == ["fusion", "none"]
-    for bad, message in (({"augment": "magic"}, "unknown augmentation"), ({"epochs": 0}, "--epochs"),
-                         ({"augment": "concat", "neighbours": 0}, "--neighbours"), ({"max_length": 8}, "--max-length")):
+    for bad, message in (
+        ({"augment": "magic"}, "unknown augmentation"),
+        ({"epochs": 0}, "--epochs"),
+        ({"augment": "concat", "neighbours": 0}, "--neighbours"),
+        ({"max_length": 8}, "--max-length"),
+    ):
         with pytest.raises(DataError, match=message):
             TrainRequest.from_options({"data": "d", "text_col": "t", "label_col": "l", **bad}).check()
 
     def result(acc, f1):
         return {"metrics": {"accuracy": acc, "macro_f1": f1}, "best_epoch": 1, "examples_per_s": 9.0}
+
     summary = summarise(request, {"fusion": result(0.9, 0.88), "none": result(0.8, 0.75)})
     assert summary["retrieval"]["augment"] == "fusion" and summary["baseline"]["augment"] == "none"
     assert summary["gain"] == {"accuracy": 0.1, "macro_f1": 0.13}

@@ -1,4 +1,5 @@
 """The spike rule: negative share in the recent window against the entity's own baseline."""
+
 from pipeline.monitor.alerts import SpikeRule, judge
 
 RULE = SpikeRule(window_hours=6, baseline_hours=72, sigma=3.0, min_items=5, min_baseline_windows=4, std_floor=0.05)

@@ -1,10 +1,17 @@
 """Entity tagging: cashtags, case rules for short and word-like tickers, names, word boundaries."""
+
 import pytest
 
 from pipeline.monitor.entities import EntityMatcher, english_words, normalise_ticker, strict_ticker
 
-WATCH = [(1, "AAPL", ["Apple", "Apple Inc"]), (2, "IT", ["Gartner"]), (3, "ON", ["onsemi"]),
-         (4, "MSFT", ["Microsoft"]), (5, "SNAP", []), (6, "BRK.B", ["Berkshire Hathaway"])]
+WATCH = [
+    (1, "AAPL", ["Apple", "Apple Inc"]),
+    (2, "IT", ["Gartner"]),
+    (3, "ON", ["onsemi"]),
+    (4, "MSFT", ["Microsoft"]),
+    (5, "SNAP", []),
+    (6, "BRK.B", ["Berkshire Hathaway"]),
+]
 
 
 @pytest.fixture(scope="module")
@@ -16,15 +23,30 @@ def found(matcher, text):
     return set(matcher.find(text))
 
 
-@pytest.mark.parametrize("text", ["$AAPL slides", "watching $aapl today", "($AAPL)", "$AAPL.", "AAPL up 2%",
-                                  "aapl up", "Apple's results", "Apple-made chips", "APPLE SHARES FALL",
-                                  "apple inc said", "Apple  Inc. reported"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "$AAPL slides",
+        "watching $aapl today",
+        "($AAPL)",
+        "$AAPL.",
+        "AAPL up 2%",
+        "aapl up",
+        "Apple's results",
+        "Apple-made chips",
+        "APPLE SHARES FALL",
+        "apple inc said",
+        "Apple  Inc. reported",
+    ],
+)
 def test_apple_is_found(matcher, text):
     assert 1 in found(matcher, text)
 
 
-@pytest.mark.parametrize("text", ["pineapple juice", "an apple a day", "Applebee's menu", "AAPLX fund", "XAAPL",
-                                  "$AAPLX", "A$AAPL", "snapple"])
+@pytest.mark.parametrize(
+    "text",
+    ["pineapple juice", "an apple a day", "Applebee's menu", "AAPLX fund", "XAAPL", "$AAPLX", "A$AAPL", "snapple"],
+)
 def test_apple_is_not_found(matcher, text):
     assert 1 not in found(matcher, text)
 

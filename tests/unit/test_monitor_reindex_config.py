@@ -1,4 +1,5 @@
 """The index configuration hash: one definition for ingest's first version and for reindexing."""
+
 import json
 
 import pytest

@@ -1,4 +1,5 @@
 """Sentiment scorers: the Loughran-McDonald lexicon baseline and the model adapter's label mapping."""
+
 import numpy as np
 import pytest
 
@@ -8,11 +9,13 @@ from pipeline.monitor.sentiment import LexiconScorer, ModelScorer
 
 def test_lexicon_labels_finance_news():
     scorer = LexiconScorer(0.2)
-    neg, pos, neutral = scorer.score([
-        "Shares plunged after the company disclosed losses, a lawsuit and weak demand.",
-        "The company reported strong gains and record profit, beating expectations.",
-        "The annual meeting is scheduled for Tuesday in the main hall.",
-    ])
+    neg, pos, neutral = scorer.score(
+        [
+            "Shares plunged after the company disclosed losses, a lawsuit and weak demand.",
+            "The company reported strong gains and record profit, beating expectations.",
+            "The annual meeting is scheduled for Tuesday in the main hall.",
+        ]
+    )
     assert (neg.label, pos.label, neutral.label) == ("negative", "positive", "neutral")
     assert neg.score == -1.0 and pos.score == 1.0 and neutral.score == 0.0
     assert neutral.confidence == 0.0 < neg.confidence < 1

@@ -1,8 +1,9 @@
 """Webhook POSTs: retried after a 5xx or a dead host, not after a 4xx; the alert id travels along."""
+
 import pytest
 
+from cli.localstack.processes import free_port
 from pipeline.errors import ConfigError
-from pipeline.localstack import free_port
 from pipeline.monitor.webhooks import post_json, webhook_urls
 from tests.hooks import Hook
 
@@ -28,8 +29,9 @@ def test_client_error_is_not_retried():
 
 def test_unreachable_hook_fails_after_all_attempts():
     waits = []
-    ok, attempts, error = post_json(f"http://127.0.0.1:{free_port()}/x", PAYLOAD, attempts=3, backoff=0.1,
-                                    timeout=2, sleep=waits.append)
+    ok, attempts, error = post_json(
+        f"http://127.0.0.1:{free_port()}/x", PAYLOAD, attempts=3, backoff=0.1, timeout=2, sleep=waits.append
+    )
     assert (ok, attempts) == (False, 3) and "refused" in error.lower()
     assert waits == [0.1, 0.2]
 

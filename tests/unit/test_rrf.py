@@ -4,9 +4,19 @@ from pipeline.index import Hit, rrf_fuse
 
 
 def hits(*ids: str) -> list[Hit]:
-    return [Hit(chunk_id=i, doc_id=f"doc-{i}", source=f"s/{i}", ordinal=0, score=100.0 - n,
-                text=f"text {i}", title=None, rank=n)
-            for n, i in enumerate(ids, start=1)]
+    return [
+        Hit(
+            chunk_id=i,
+            doc_id=f"doc-{i}",
+            source=f"s/{i}",
+            ordinal=0,
+            score=100.0 - n,
+            text=f"text {i}",
+            title=None,
+            rank=n,
+        )
+        for n, i in enumerate(ids, start=1)
+    ]
 
 
 def ids(fused: list[Hit]) -> list[str]:

@@ -1,6 +1,7 @@
 """Feed parsing: RSS 2.0, RSS 1.0, Atom, JSON Feed, JSON lines, and unsafe or broken XML."""
+
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -31,9 +32,9 @@ def test_rss2():
     assert first.identity == "https://news.example/a/1" and first.guid == "tag:news,1"
     assert first.title == "Rates held"
     assert first.is_html and "held rates at 5%" in first.body  # content:encoded beats description
-    assert first.published == datetime(2024, 3, 5, 13, 30, tzinfo=timezone.utc)
+    assert first.published == datetime(2024, 3, 5, 13, 30, tzinfo=UTC)
     assert second.identity == "https://news.example/a/2"  # a permalink guid is the link
-    assert not second.is_html and second.published == datetime(2024, 3, 6, 8, tzinfo=timezone.utc)
+    assert not second.is_html and second.published == datetime(2024, 3, 6, 8, tzinfo=UTC)
     assert third.identity == "urn:uuid:1234" and third.link is None
     assert fourth.identity == "https://news.example/a/4"
     assert len(feed.skipped) == 1 and "no link or guid" in feed.skipped[0]
@@ -72,49 +73,71 @@ def test_atom():
     first, second = feed.items
     assert first.identity == "https://atom.example/1" and first.guid == "urn:1"  # alternate, not self
     assert first.is_html and "<p>Chip makers <b>gained</b>.</p>" in first.body and "xhtml" not in first.body
-    assert first.published == datetime(2024, 2, 1, 10, tzinfo=timezone.utc)  # published beats updated
+    assert first.published == datetime(2024, 2, 1, 10, tzinfo=UTC)  # published beats updated
     assert second.identity == "urn:2" and second.body == "Short summary." and not second.is_html
-    assert second.published == datetime(2024, 2, 3, tzinfo=timezone.utc)
+    assert second.published == datetime(2024, 2, 3, tzinfo=UTC)
 
 
 def test_json_feed():
-    data = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "JF",
-                       "home_page_url": "https://jf.example/",
-                       "items": [{"id": "1", "url": "posts/1", "title": "One", "content_html": "<p>Hi</p>",
-                                  "date_published": "2024-01-01T00:00:00+02:00"},
-                                 {"id": 2, "content_text": "Text only"}, "junk"]}).encode()
+    data = json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": "JF",
+            "home_page_url": "https://jf.example/",
+            "items": [
+                {
+                    "id": "1",
+                    "url": "posts/1",
+                    "title": "One",
+                    "content_html": "<p>Hi</p>",
+                    "date_published": "2024-01-01T00:00:00+02:00",
+                },
+                {"id": 2, "content_text": "Text only"},
+                "junk",
+            ],
+        }
+    ).encode()
     feed = parse_feed(data, "application/feed+json")
     assert feed.format == "jsonfeed"
     one, two = feed.items
     assert one.identity == "https://jf.example/posts/1" and one.is_html
-    assert one.published == datetime(2023, 12, 31, 22, tzinfo=timezone.utc)
+    assert one.published == datetime(2023, 12, 31, 22, tzinfo=UTC)
     assert (two.identity, two.body, two.is_html) == ("2", "Text only", False)
     assert feed.skipped == ["item 3: not an object"]
 
 
 def test_json_lines():
-    lines = [json.dumps({"url": "https://jl.example/1", "title": "A", "text": "Alpha story.",
-                         "published": "2024-04-01T09:00:00Z"}),
-             "{not json",
-             json.dumps({"guid": "g-2", "summary": "Beta story.", "date": "Mon, 01 Apr 2024 10:00:00 GMT"}),
-             "", json.dumps([1, 2])]
+    lines = [
+        json.dumps(
+            {"url": "https://jl.example/1", "title": "A", "text": "Alpha story.", "published": "2024-04-01T09:00:00Z"}
+        ),
+        "{not json",
+        json.dumps({"guid": "g-2", "summary": "Beta story.", "date": "Mon, 01 Apr 2024 10:00:00 GMT"}),
+        "",
+        json.dumps([1, 2]),
+    ]
     feed = parse_feed("\n".join(lines).encode(), "application/x-ndjson")
     assert feed.format == "jsonl"
-    assert [(i.identity, i.body) for i in feed.items] == [("https://jl.example/1", "Alpha story."),
-                                                          ("g-2", "Beta story.")]
-    assert feed.items[1].published == datetime(2024, 4, 1, 10, tzinfo=timezone.utc)
+    assert [(i.identity, i.body) for i in feed.items] == [
+        ("https://jl.example/1", "Alpha story."),
+        ("g-2", "Beta story."),
+    ]
+    assert feed.items[1].published == datetime(2024, 4, 1, 10, tzinfo=UTC)
     assert any("line 2: invalid JSON" in s for s in feed.skipped)
     assert any("not an object" in s for s in feed.skipped)
 
 
-@pytest.mark.parametrize("data,match", [
-    (b"<rss><channel><item><title>x</title></channel></rss>", "malformed XML"),
-    (b"<html><body>not a feed</body></html>", "unknown XML feed"),
-    (b"", "empty"),
-    (b"Hello, world", "not a feed"),
-    (b'{"broken": ', "malformed JSON lines"),
-    (b'{"version": "https://jsonfeed.org/version/1", "items": 3}', "'items' is not a list"),
-])
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        (b"<rss><channel><item><title>x</title></channel></rss>", "malformed XML"),
+        (b"<html><body>not a feed</body></html>", "unknown XML feed"),
+        (b"", "empty"),
+        (b"Hello, world", "not a feed"),
+        (b'{"broken": ', "malformed JSON lines"),
+        (b'{"version": "https://jsonfeed.org/version/1", "items": 3}', "'items' is not a list"),
+    ],
+)
 def test_broken_feeds_raise_feed_error(data, match):
     with pytest.raises(FeedError, match=match):
         parse_feed(data)

@@ -1,5 +1,6 @@
 """Fetching over real sockets from a loopback server: conditional requests, redirects re-checked,
 timeouts, the size cap, and connecting to the checked address."""
+
 import gzip
 import socket
 import time
@@ -33,8 +34,13 @@ def test_loopback_is_refused_without_the_allow_list(server):
 
 
 def test_conditional_get_answers_304(server):
-    url = server.route("/feed", body=FEED, etag='"v1"', last_modified="Tue, 05 Mar 2024 10:00:00 GMT",
-                       headers={"Content-Type": "application/rss+xml"})
+    url = server.route(
+        "/feed",
+        body=FEED,
+        etag='"v1"',
+        last_modified="Tue, 05 Mar 2024 10:00:00 GMT",
+        headers={"Content-Type": "application/rss+xml"},
+    )
     first = fetch(url, policy())
     assert (first.status, first.body, first.etag) == (200, FEED, '"v1"')
     assert first.content_type == "application/rss+xml"
@@ -93,6 +99,7 @@ def test_dribbling_server_meets_the_overall_deadline(server):
                 time.sleep(0.1)
         except OSError:
             pass
+
     url = server.route("/dribble", handler=dribble)
     with pytest.raises(FetchError, match="timed out"):
         fetch(url, policy(timeout=1.0))
@@ -112,6 +119,7 @@ def test_size_cap_streams_and_aborts(server):
                 h.wfile.write(b"y" * 4096)
         except OSError:
             pass
+
     url = server.route("/unsized", handler=chunked)
     with pytest.raises(FetchError, match="over the 10000-byte limit; download aborted"):
         fetch(url, policy(max_bytes=10_000))

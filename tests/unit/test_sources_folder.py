@@ -1,4 +1,5 @@
 """Folder sync planning: new, changed (by content hash), deleted, and retried files."""
+
 import pytest
 
 from pipeline.sources.errors import SourceError
@@ -22,10 +23,16 @@ def test_a_missing_folder_is_an_error_not_a_mass_deletion(tmp_path):
 
 
 def test_plan():
-    current = {p: FileState(p, h, 1) for p, h in
-               [("/f/same", "h1"), ("/f/edited", "h2-new"), ("/f/new", "h3"), ("/f/failed-before", "h4")]}
-    known = {"/f/same": KnownFile("h1", True), "/f/edited": KnownFile("h2", True),
-             "/f/failed-before": KnownFile("h4", False), "/f/gone": KnownFile("h5", True)}
+    current = {
+        p: FileState(p, h, 1)
+        for p, h in [("/f/same", "h1"), ("/f/edited", "h2-new"), ("/f/new", "h3"), ("/f/failed-before", "h4")]
+    }
+    known = {
+        "/f/same": KnownFile("h1", True),
+        "/f/edited": KnownFile("h2", True),
+        "/f/failed-before": KnownFile("h4", False),
+        "/f/gone": KnownFile("h5", True),
+    }
     plan = plan_sync(current, known)
     assert plan.ingest == ["/f/edited", "/f/failed-before", "/f/new"]
     assert plan.unchanged == ["/f/same"]

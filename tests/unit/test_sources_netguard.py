@@ -1,4 +1,5 @@
 """Address checks: only public addresses unless allowed, checked on what the name resolves to."""
+
 import socket
 
 import pytest
@@ -9,13 +10,26 @@ from pipeline.sources.fetch import check_url
 from pipeline.sources.netguard import parse_networks, permitted_addresses, refusal
 
 
-@pytest.mark.parametrize("ip,why", [
-    ("127.0.0.1", "loopback"), ("127.8.9.10", "loopback"), ("::1", "loopback"),
-    ("10.0.0.1", "private"), ("172.16.5.4", "private"), ("192.168.1.1", "private"), ("fd00::1", "private"),
-    ("169.254.169.254", "link-local"), ("fe80::1", "link-local"),
-    ("::ffff:127.0.0.1", "loopback"), ("::ffff:10.1.2.3", "private"), ("64:ff9b::a9fe:a9fe", "link-local"),
-    ("0.0.0.0", "private"), ("100.64.0.1", "not a public"), ("224.0.0.1", "not a public"),
-])
+@pytest.mark.parametrize(
+    "ip,why",
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.8.9.10", "loopback"),
+        ("::1", "loopback"),
+        ("10.0.0.1", "private"),
+        ("172.16.5.4", "private"),
+        ("192.168.1.1", "private"),
+        ("fd00::1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:10.1.2.3", "private"),
+        ("64:ff9b::a9fe:a9fe", "link-local"),
+        ("0.0.0.0", "private"),
+        ("100.64.0.1", "not a public"),
+        ("224.0.0.1", "not a public"),
+    ],
+)
 def test_non_public_addresses_are_refused(ip, why):
     assert why in refusal(ip)
 
@@ -45,8 +59,10 @@ def _resolver(*answers):
     def resolve(host, port, type=0):  # getaddrinfo's keyword names
         if not answers:
             raise socket.gaierror(-2, "Name or service not known")
-        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
-                for a in answers]
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in answers
+        ]
+
     return resolve
 
 
@@ -65,8 +81,9 @@ def test_ip_literals_need_no_dns():
         permitted_addresses("10.0.0.1", 80, (), _resolver())
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/feed", "gopher://example.org/",
-                                 "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://example.org/feed", "gopher://example.org/", "javascript:alert(1)"]
+)
 def test_only_http_and_https(url):
     with pytest.raises(FetchRefused, match="only http and https"):
         check_url(url)
@@ -74,8 +91,13 @@ def test_only_http_and_https(url):
 
 def test_url_shapes():
     t = check_url("https://news.example:8443/feed.xml?x=1")
-    assert (t.scheme, t.host, t.port, t.path, t.host_header) == \
-        ("https", "news.example", 8443, "/feed.xml?x=1", "news.example:8443")
+    assert (t.scheme, t.host, t.port, t.path, t.host_header) == (
+        "https",
+        "news.example",
+        8443,
+        "/feed.xml?x=1",
+        "news.example:8443",
+    )
     assert check_url("http://[::1]/").host_header == "[::1]"
     with pytest.raises(InvalidSource, match="credentials"):
         check_url("http://user:pw@example.org/feed")

@@ -1,11 +1,14 @@
 """Schedule intervals and the failure backoff."""
+
 import pytest
 
 from pipeline.sources import InvalidSource, backoff_delay, format_every, parse_every
 
 
-@pytest.mark.parametrize("text,seconds", [("30s", 30), ("5m", 300), ("1h", 3600), ("1d", 86400),
-                                          ("1h30m", 5400), (" 2D ", 172800), ("1d2h3m4s", 93784)])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("30s", 30), ("5m", 300), ("1h", 3600), ("1d", 86400), ("1h30m", 5400), (" 2D ", 172800), ("1d2h3m4s", 93784)],
+)
 def test_parse_every(text, seconds):
     assert parse_every(text) == seconds
 

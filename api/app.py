@@ -1,0 +1,60 @@
+"""The FastAPI app: /v1 (JSON, OpenAPI at /openapi.json), /healthz, /metrics and the dashboard.
+
+Run it with `docpipe api` (or `uvicorn api.app:create_app --factory`); `docpipe up`
+starts it beside the workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api import dashboard, errors, ops, v1_documents, v1_jobs, v1_models, v1_search
+from api.context import ApiContext
+from api.metrics import registry_for
+from pipeline.config import Settings, get_settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HERE = Path(__file__).parent
+
+
+def create_app(
+    settings: Settings | None = None,
+    enqueue: Callable[[str], None] | None = None,
+    send_task: Callable[[str, list], None] | None = None,
+) -> FastAPI:
+    """`enqueue(job_id)` sends a job's first task, `send_task(name, args)` any other task; both go
+    through Celery by default, like `docpipe ingest` (tests pass recorders)."""
+    ctx = ApiContext(settings or get_settings(), enqueue, send_task)
+    # no /docs or /redoc: their pages load scripts from a CDN; /openapi.json is the contract
+    app = FastAPI(
+        title="docpipe",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        description="Upload documents, follow their jobs, search a tenant's corpus. Every /v1 request "
+        "needs an API key (X-API-Key or Authorization: Bearer); it decides the tenant.",
+    )
+    app.state.ctx = ctx
+    app.state.registry = registry_for(ctx)
+    errors.install(app)
+    dashboard.install(app)
+    for module in (v1_documents, v1_jobs, v1_search, v1_models, ops, dashboard):
+        app.include_router(module.router)
+    for module in _feature_routers():
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    return app
+
+
+def _feature_routers() -> list:
+    """Endpoints of features that may not be installed in this build (feeds, watchlist, alerts)."""
+    from api import v1_features
+
+    return v1_features.available()

@@ -1,0 +1,255 @@
+"""The dashboard: server-rendered pages (Jinja2) over the same data as /v1, one small script.
+
+Signing in stores the API key in an HttpOnly, SameSite=Strict cookie: page scripts cannot read
+it, other sites cannot make the browser send it, and /v1 accepts it, so the page's fetches
+(progress polling, upload, replay) go through the same tenant checks as any API client.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+
+from api import charts
+from api.auth import COOKIE, tenant_for
+from api.errors import ApiError
+from api.schemas import document_out, index_version_out, job_out, model_out
+from api.v1_jobs import tenant_job
+from api.v1_search import run as run_search
+from api.v1_search import search_filters
+from pipeline.errors import DocpipeError
+from pipeline.store import model_registry, repo
+from pipeline.store.models import Document, IndexVersion, Job, JobState
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+class LoginRequired(Exception):
+    pass
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def _to_login(request: Request, _exc: LoginRequired):
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+
+def page_tenant(request: Request) -> str:
+    tenant = tenant_for(request, request.cookies.get(COOKIE))
+    if tenant is None:
+        raise LoginRequired()
+    return tenant
+
+
+def render(request: Request, template: str, tenant: str | None, **context) -> HTMLResponse:
+    return templates.TemplateResponse(request, template, {"tenant": tenant, **context})
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    return RedirectResponse("/ui/jobs", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/ui/jobs", error: str | None = None):
+    return render(request, "login.html", None, next=_safe_next(next), error=error)
+
+
+@router.post("/login")
+async def login(request: Request):
+    form = await request.form()
+    key, target = str(form.get("key", "")).strip(), _safe_next(str(form.get("next", "/ui/jobs")))
+    if tenant_for(request, key) is None:
+        return render(request, "login.html", None, next=target, error="That key is not valid (or was revoked).")
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        COOKIE, key, httponly=True, samesite="strict", path="/", secure=request.app.state.ctx.settings.api_cookie_secure
+    )
+    return response
+
+
+@router.get("/logout")
+def logout() -> RedirectResponse:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+def _safe_next(target: str) -> str:
+    # only our own pages: an absolute or protocol-relative URL would make this an open redirect
+    return target if target.startswith("/ui/") and not target.startswith("//") else "/ui/jobs"
+
+
+@router.get("/ui/jobs", response_class=HTMLResponse)
+def jobs_page(request: Request, tenant: str = Depends(page_tenant), state: str | None = None):
+    ctx = request.app.state.ctx
+    q = select(Job).where(Job.tenant == tenant).order_by(Job.created_at.desc()).limit(50)
+    if state in JobState.ALL:
+        q = q.where(Job.state == state)
+    with ctx.session() as session:
+        jobs = [job_out(j) for j in session.scalars(q)]
+        chart = activity_chart(session, tenant)
+    return render(
+        request,
+        "jobs.html",
+        tenant,
+        jobs=jobs,
+        chart=chart,
+        state=state,
+        states=JobState.ALL,
+        final=list(JobState.FINAL),
+    )
+
+
+# (window, bucket): the shortest window that holds the data, cut in buckets small enough to show a shape
+_WINDOWS = (
+    (timedelta(hours=2), timedelta(minutes=5), "per 5 minutes, last 2 hours"),
+    (timedelta(days=2), timedelta(hours=1), "per hour, last 2 days"),
+    (timedelta(days=14), timedelta(days=1), "per day, last 14 days"),
+)
+
+
+def activity_chart(session, tenant: str) -> str:
+    """Documents indexed per time bucket, empty buckets included, failed and partial jobs marked."""
+    now = datetime.now(UTC)
+    rows = session.execute(
+        select(Job.finished_at, Job.done, Job.state, Job.id).where(
+            Job.tenant == tenant, Job.finished_at.is_not(None), Job.finished_at >= now - _WINDOWS[-1][0]
+        )
+    ).all()
+    finished = [(charts.aware(t), done, state, job_id) for t, done, state, job_id in rows]
+    oldest = min((t for t, *_ in finished), default=now)
+    window, step, label = next((w for w in _WINDOWS if now - oldest <= w[0]), _WINDOWS[-1])
+    size = step.total_seconds()
+    first = (now - window).timestamp() // size * size
+    buckets = {first + i * size: [0, 0] for i in range(int(window / step) + 1)}
+    for t, done, _, _ in finished:
+        bucket = buckets.setdefault(t.timestamp() // size * size, [0, 0])
+        bucket[0] += done
+        bucket[1] += 1
+    points = [
+        charts.Point(datetime.fromtimestamp(b + size / 2, UTC), total, jobs)
+        for b, (total, jobs) in sorted(buckets.items())
+    ]
+    markers = [
+        charts.Marker(t, f"job {job_id[:8]} {state}")
+        for t, _, state, job_id in finished
+        if state in (JobState.FAILED, JobState.PARTIAL)
+    ]
+    title = f"documents indexed {label}"
+    return charts.counts_svg(
+        points,
+        markers,
+        title,
+        title,
+        "failed job",
+        count_noun="jobs",
+        x_range=(datetime.fromtimestamp(first, UTC), now),
+    )
+
+
+@router.get("/ui/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(request: Request, job_id: str, tenant: str = Depends(page_tenant)):
+    ctx = request.app.state.ctx
+    with ctx.session() as session:
+        try:
+            job = tenant_job(session, tenant, job_id)
+        except ApiError:
+            return render(request, "missing.html", tenant, what=f"job {job_id}")
+        rec = job_out(job, repo.dead_letters(session, job.id), ctx.uploads_prefix)
+        replayable = len(repo.replayable_letters(session, job.id))
+    return render(request, "job.html", tenant, job=rec, replayable=replayable, final=list(JobState.FINAL))
+
+
+@router.get("/ui/search", response_class=HTMLResponse)
+def search_page(
+    request: Request,
+    tenant: str = Depends(page_tenant),
+    q: str = "",
+    mode: str = "hybrid",
+    k: int = Query(10, ge=1, le=100),
+    source: str = "",
+    label: str = "",
+    published_from: str = "",
+    published_to: str = "",
+):
+    ctx = request.app.state.ctx
+    mode = mode if mode in ("bm25", "knn", "hybrid") else "hybrid"
+    hits, error = [], None
+    if q.strip():
+        try:
+            start, end = _date(published_from), _date(published_to, end_of_day=True)
+            filters = search_filters(ctx, tenant, source or None, start, end, label or None)
+            hits = run_search(ctx, tenant, q, mode, min(k, ctx.settings.api_max_k), filters)
+        except (ValueError, ApiError, DocpipeError) as exc:  # shown on the page, next to the query
+            error = str(exc)
+    return render(
+        request,
+        "search.html",
+        tenant,
+        q=q,
+        mode=mode,
+        k=k,
+        hits=hits,
+        error=error,
+        source=source,
+        label=label,
+        published_from=published_from,
+        published_to=published_to,
+    )
+
+
+def _date(value: str, end_of_day: bool = False) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value)
+    if end_of_day and len(value) == 10:  # a date from <input type=date> covers the whole day
+        parsed += timedelta(days=1, microseconds=-1)
+    return parsed
+
+
+@router.get("/ui/documents", response_class=HTMLResponse)
+def documents_page(request: Request, tenant: str = Depends(page_tenant), offset: int = Query(0, ge=0)):
+    ctx = request.app.state.ctx
+    with ctx.session() as session:
+        rows = session.scalars(
+            select(Document)
+            .where(Document.tenant == tenant)
+            .order_by(Document.updated_at.desc(), Document.id)
+            .limit(100)
+            .offset(offset)
+        )
+        docs = [document_out(d, ctx.uploads_prefix) for d in rows]
+    return render(request, "documents.html", tenant, documents=docs, offset=offset)
+
+
+@router.get("/ui/models", response_class=HTMLResponse)
+def models_page(request: Request, tenant: str = Depends(page_tenant)):
+    with request.app.state.ctx.session() as session:
+        models = [model_out(m) for m in model_registry.list_models(session, tenant)]
+    return render(request, "models.html", tenant, models=models)
+
+
+@router.get("/ui/index", response_class=HTMLResponse)
+def index_page(request: Request, tenant: str = Depends(page_tenant)):
+    with request.app.state.ctx.session() as session:
+        versions = [
+            index_version_out(v) for v in session.scalars(select(IndexVersion).order_by(IndexVersion.version.desc()))
+        ]
+        chunks = repo.chunk_total(session, tenant)
+    return render(request, "index.html", tenant, versions=versions, chunks=chunks)
+
+
+@router.get("/ui/watch", response_class=HTMLResponse)
+def watch_page(request: Request, tenant: str = Depends(page_tenant)):
+    from api import v1_features
+
+    with request.app.state.ctx.session() as session:
+        entities = v1_features.watch_charts(session, tenant)
+    return render(request, "watch.html", tenant, entities=entities, monitor=v1_features.has_monitor())

@@ -1,0 +1,246 @@
+"""Response shapes of /v1 (they make the OpenAPI document), and the functions that fill them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+
+class Error(BaseModel):
+    error: str
+    message: str
+
+
+class Counters(BaseModel):
+    total: int
+    done: int
+    unchanged: int
+    skipped: int
+    failed: int
+    chunks: int
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    source: str
+    stage: str
+    reason: str
+    detail: str
+    created_at: datetime | None
+    replayed: bool
+    replay_job_id: str | None
+
+
+class JobOut(BaseModel):
+    id: str
+    tenant: str
+    kind: str
+    state: str
+    counters: Counters
+    progress: float  # finished items / total, 0..1; 0 while the total is unknown
+    metrics: dict
+    error: str | None
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+
+
+class JobDetail(JobOut):
+    dead_letters: list[DeadLetterOut]
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class Accepted(BaseModel):
+    job_id: str
+    state: str
+    files: list[str]  # upload names (a JSON batch is stored as one .jsonl file)
+    documents: int | None = None  # records in a JSON batch
+
+
+class DocumentOut(BaseModel):
+    id: str
+    source: str
+    name: str  # the upload name for uploads, else the source
+    content_type: str
+    title: str | None
+    published: datetime | None
+    status: str
+    chunk_count: int
+    duplicate_of: str | None
+    cluster_id: str
+    last_job_id: str | None
+    updated_at: datetime | None
+
+
+class DocumentDetail(DocumentOut):
+    text: str
+    meta: dict
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class HitOut(BaseModel):
+    rank: int
+    score: float
+    doc_id: str
+    chunk_id: str
+    source: str
+    name: str
+    title: str | None
+    ordinal: int
+    snippet: str
+    highlights: list[str]  # HTML: escaped text with <mark> around query words
+
+
+class SearchOut(BaseModel):
+    query: str
+    mode: str
+    k: int
+    hits: list[HitOut]
+
+
+class ModelOut(BaseModel):
+    id: str
+    task: str
+    base_model: str
+    labels: list
+    augment: str
+    neighbours: int
+    status: str
+    live: bool
+    metrics: dict
+    index_version: str | None
+    error: str | None
+    created_at: datetime | None
+
+
+class IndexVersionOut(BaseModel):
+    name: str
+    version: int
+    model: str
+    dims: int
+    state: str
+    config_hash: str
+    reason: str | None
+    created_at: datetime | None
+    activated_at: datetime | None
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str]
+    failed: list[str]
+
+
+def job_out(job, letters=None, uploads: str = "") -> dict:
+    finished = job.done + job.unchanged + job.skipped + job.failed
+    rec = {
+        "id": job.id,
+        "tenant": job.tenant,
+        "kind": job.kind,
+        "state": job.state,
+        "counters": {
+            "total": job.total,
+            "done": job.done,
+            "unchanged": job.unchanged,
+            "skipped": job.skipped,
+            "failed": job.failed,
+            "chunks": job.chunks,
+        },
+        "progress": round(min(1.0, finished / job.total), 4) if job.total else 0.0,
+        "metrics": job.metrics or {},
+        "error": job.error,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "heartbeat_at": job.heartbeat_at,
+    }
+    if letters is not None:
+        rec["dead_letters"] = [
+            {
+                "id": d.id,
+                "source": display_name(d.source, uploads),
+                "stage": d.stage,
+                "reason": d.reason,
+                "detail": d.detail,
+                "created_at": d.created_at,
+                "replayed": d.replayed_at is not None,
+                "replay_job_id": d.replay_job_id,
+            }
+            for d in letters
+        ]
+    return rec
+
+
+def display_name(source: str, uploads: str) -> str:
+    """An upload's name instead of the server path it is stored under; other sources as they are.
+
+    `uploads` is the uploads folder with a trailing slash; below it come `<tenant>/<name>`.
+    """
+    if uploads and source.startswith(uploads):
+        return source[len(uploads) :].split("/", 1)[-1]
+    return source
+
+
+def document_out(doc, uploads: str, detail: bool = False) -> dict:
+    rec = {
+        "id": doc.id,
+        "source": doc.source,
+        "name": display_name(doc.source, uploads),
+        "content_type": doc.content_type,
+        "title": doc.title,
+        "published": doc.published,
+        "status": doc.status,
+        "chunk_count": doc.chunk_count,
+        "duplicate_of": doc.duplicate_of,
+        "cluster_id": doc.cluster_id,
+        "last_job_id": doc.last_job_id,
+        "updated_at": doc.updated_at,
+    }
+    if detail:
+        rec.update(text=doc.text, meta=doc.meta or {})
+    return rec
+
+
+def model_out(m) -> dict:
+    return {
+        "id": m.id,
+        "task": m.task,
+        "base_model": m.base_model,
+        "labels": m.labels or [],
+        "augment": m.augment,
+        "neighbours": m.neighbours,
+        "status": m.status,
+        "live": bool(m.live),
+        "metrics": m.metrics or {},
+        "index_version": m.index_version,
+        "error": m.error,
+        "created_at": m.created_at,
+    }
+
+
+def index_version_out(v) -> dict:
+    return {
+        "name": v.name,
+        "version": v.version,
+        "model": v.model,
+        "dims": v.dims,
+        "state": v.state,
+        "config_hash": v.config_hash,
+        "reason": v.reason,
+        "created_at": v.created_at,
+        "activated_at": v.activated_at,
+    }

@@ -1,0 +1,167 @@
+"""POST /v1/documents (upload → job) and the tenant's documents."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import require_tenant
+from api.errors import ApiError
+from api.schemas import Accepted, DocumentDetail, DocumentList, Error, document_out
+from api.uploads import Batch, Staging, parse_batch, read_capped, receive_multipart, write_batch
+from pipeline.store import repo
+from pipeline.store.models import Document
+
+router = APIRouter(prefix="/v1", tags=["documents"])
+ID = re.compile(r"[0-9a-f]{32}")
+
+# Room for a file's part headers and the boundaries around it.
+_PART_OVERHEAD = 4096
+
+
+def _inline_refs(schema: dict) -> dict:
+    """The batch's JSON schema without $defs, so it can sit inside the OpenAPI request body."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return walk(defs[node["$ref"].rsplit("/", 1)[1]])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "Files (.txt .md .html .htm .pdf .json .jsonl .csv); "
+                            "the file name is the document's identity.",
+                        }
+                    },
+                }
+            },
+            "application/json": {"schema": _inline_refs(Batch.model_json_schema())},
+        },
+    }
+}
+_ERRORS = {401: {"model": Error}, 413: {"model": Error}, 415: {"model": Error}, 422: {"model": Error}}
+
+
+@router.post(
+    "/documents",
+    status_code=202,
+    response_model=Accepted,
+    openapi_extra=_UPLOAD_BODY,
+    responses=_ERRORS,
+    summary="Upload files (multipart) or a JSON batch; returns the ingest job",
+)
+async def upload(request: Request, tenant: str = Depends(require_tenant)) -> dict:
+    ctx = request.app.state.ctx
+    s = ctx.settings
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    declared = request.headers.get("content-length", "")
+    if media == "multipart/form-data":
+        ceiling = s.api_max_upload_files * (s.max_file_bytes + _PART_OVERHEAD)
+        if declared.isdigit() and int(declared) > ceiling:
+            raise ApiError(
+                413,
+                f"upload of {declared} bytes exceeds {s.api_max_upload_files} files of {s.max_file_bytes} bytes",
+                limit=s.max_file_bytes,
+            )
+        staging = Staging(ctx.uploads_dir, tenant)
+        rename, records = None, None
+        try:
+            await receive_multipart(request.stream(), content_type, staging, s.max_file_bytes, s.api_max_upload_files)
+        except BaseException:  # refused, malformed or the client went away: keep nothing of it
+            staging.discard()
+            raise
+    elif media == "application/json" or media.endswith("+json"):
+        if declared.isdigit() and int(declared) > s.api_max_json_bytes:
+            raise ApiError(
+                413,
+                f"JSON body of {declared} bytes exceeds {s.api_max_json_bytes} (DOCPIPE_API_MAX_JSON_BYTES)",
+                limit=s.api_max_json_bytes,
+            )
+        batch = parse_batch(await read_capped(request.stream(), s.api_max_json_bytes))
+        staging = Staging(ctx.uploads_dir, tenant)
+        try:
+            name = write_batch(batch, staging)
+        except BaseException:
+            staging.discard()
+            raise
+        rename, records = {name: f"batches/{name}"}, len(batch.documents)
+    else:
+        raise ApiError(
+            415,
+            f"Content-Type {media or '(none)'!r} is not accepted: send multipart/form-data "
+            "files or an application/json batch",
+        )
+    names = list(staging.names)
+    paths = staging.commit(rename)
+    job_id = await run_in_threadpool(_create_job, ctx, tenant, paths)
+    return {"job_id": job_id, "state": "queued", "files": names, "documents": records}
+
+
+def _create_job(ctx, tenant: str, paths: list[str]) -> str:
+    with ctx.session() as session:
+        job_id = repo.create_job(session, tenant, paths, kind="upload").id
+    ctx.enqueue(job_id)  # after commit: the worker must find the row
+    return job_id
+
+
+@router.get("/documents", response_model=DocumentList, responses={401: {"model": Error}})
+def list_documents(
+    request: Request,
+    tenant: str = Depends(require_tenant),
+    status: str | None = Query(None, max_length=16, pattern=r"^[a-z]+$"),
+    name: str | None = Query(
+        None, max_length=2048, pattern=r"^[^\x00]*$", description="An upload name or a source, exactly"
+    ),
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=1_000_000),
+) -> dict:
+    ctx = request.app.state.ctx
+    q = select(Document).where(Document.tenant == tenant)
+    if status:
+        q = q.where(Document.status == status)
+    if name:
+        q = q.where(Document.source.in_([name, upload_source(ctx, tenant, name)]))
+    with ctx.session() as session:
+        total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+        rows = session.scalars(q.order_by(Document.updated_at.desc(), Document.id).limit(limit).offset(offset))
+        docs = [document_out(d, ctx.uploads_prefix) for d in rows]
+    return {"documents": docs, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get(
+    "/documents/{doc_id}", response_model=DocumentDetail, responses={401: {"model": Error}, 404: {"model": Error}}
+)
+def get_document(request: Request, doc_id: str, tenant: str = Depends(require_tenant)) -> dict:
+    ctx = request.app.state.ctx
+    with ctx.session() as session:
+        doc = repo.get_document(session, tenant, doc_id) if ID.fullmatch(doc_id) else None
+        if doc is None:
+            raise ApiError(404, f"no document {doc_id} in this tenant")
+        return document_out(doc, ctx.uploads_prefix, detail=True)
+
+
+def upload_source(ctx, tenant: str, name: str) -> str:
+    """The source (stored path) an upload of `name` gets in `tenant`."""
+    return f"{ctx.uploads_dir}/{tenant}/{name}"

@@ -1,0 +1,105 @@
+"""Models of the caller's tenant (list, promote, roll back) and the index versions."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import select
+
+from api.auth import require_tenant
+from api.errors import ApiError
+from api.schemas import Error, IndexVersionOut, ModelOut, index_version_out, model_out
+from pipeline.store import model_registry
+from pipeline.store.models import IndexVersion
+from pipeline.store.models_ml import ModelRecord
+
+router = APIRouter(prefix="/v1", tags=["models"])
+MODEL_ID = re.compile(r"[0-9a-f]{32}")
+_TASK = Query(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+_ONE = {401: {"model": Error}, 404: {"model": Error}, 409: {"model": Error}}
+
+
+def unusable(model: ModelRecord) -> str | None:
+    """Why the model's folder cannot be loaded, as `docpipe models promote` checks; None when it can."""
+    if importlib.util.find_spec("pipeline.infer.artefact") is None:
+        return None  # this build has no inference engine to load models with
+    from pipeline.errors import ConfigError
+    from pipeline.infer.artefact import read_config
+
+    try:
+        read_config(model.artefact_path or "")
+        return None
+    except ConfigError as exc:
+        return str(exc)
+
+
+def tenant_model(session, tenant: str, model_id: str) -> ModelRecord:
+    row = session.get(ModelRecord, model_id) if MODEL_ID.fullmatch(model_id) else None
+    if row is None or row.tenant != tenant:
+        raise ApiError(404, f"no model {model_id} in this tenant")
+    return row
+
+
+@router.get("/models", response_model=list[ModelOut], responses={401: {"model": Error}})
+def list_models(
+    request: Request,
+    tenant: str = Depends(require_tenant),
+    task: str | None = Query(None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$"),
+) -> list[dict]:
+    with request.app.state.ctx.session() as session:
+        return [model_out(m) for m in model_registry.list_models(session, tenant, task)]
+
+
+@router.get("/models/{model_id}", response_model=ModelOut, responses=_ONE)
+def get_model(request: Request, model_id: str, tenant: str = Depends(require_tenant)) -> dict:
+    with request.app.state.ctx.session() as session:
+        return model_out(tenant_model(session, tenant, model_id))
+
+
+@router.post(
+    "/models/{model_id}/promote",
+    response_model=ModelOut,
+    responses=_ONE,
+    summary="Make this model the live one of its task",
+)
+def promote(request: Request, model_id: str, tenant: str = Depends(require_tenant)) -> dict:
+    with request.app.state.ctx.session() as session:
+        model = tenant_model(session, tenant, model_id)
+        problem = unusable(model) if model.status == "ready" else None
+        if problem:
+            raise ApiError(409, f"model {model.id} cannot be promoted: {problem}; the live model stays live")
+        try:
+            model_registry.promote(session, model)
+        except ValueError as exc:
+            raise ApiError(409, str(exc)) from None
+        return model_out(model)
+
+
+@router.post(
+    "/models/rollback",
+    response_model=ModelOut,
+    responses=_ONE,
+    summary="Return a task to the model that was live before",
+)
+def rollback(request: Request, task: str = _TASK, tenant: str = Depends(require_tenant)) -> dict:
+    with request.app.state.ctx.session() as session:
+        previous = model_registry.rollback(session, tenant, task, usable=lambda m: unusable(m) is None)
+        if previous is None:
+            raise ApiError(409, f"task {task} has no earlier usable model to return to")
+        return model_out(previous)
+
+
+@router.get(
+    "/index-versions",
+    response_model=list[IndexVersionOut],
+    responses={401: {"model": Error}},
+    tags=["index"],
+    summary="Physical index versions (shared by all tenants) and which is live",
+)
+def index_versions(request: Request, tenant: str = Depends(require_tenant)) -> list[dict]:
+    del tenant  # authenticated, but versions hold no tenant data
+    with request.app.state.ctx.session() as session:
+        rows = session.scalars(select(IndexVersion).order_by(IndexVersion.version.desc()))
+        return [index_version_out(v) for v in rows]

@@ -1,0 +1,99 @@
+"""GET /v1/search: BM25, kNN or hybrid within the caller's tenant, with filters and highlights."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from elasticsearch import NotFoundError
+from fastapi import APIRouter, Depends, Query, Request
+
+from api.auth import require_tenant
+from api.errors import ApiError
+from api.highlight import highlight
+from api.schemas import Error, SearchOut, display_name
+from api.v1_documents import upload_source
+from pipeline.retrieve import search as run_search
+
+router = APIRouter(prefix="/v1", tags=["search"])
+_NO_NUL = r"^[^\x00]*$"
+
+
+def search_filters(
+    ctx,
+    tenant: str,
+    source: str | None,
+    published_from: datetime | None,
+    published_to: datetime | None,
+    label: str | None,
+) -> list[dict]:
+    """Elasticsearch filters for the optional criteria; the tenant filter is added by pipeline.index."""
+    filters: list[dict] = []
+    if source:
+        # a name as uploaded, or a source as recorded (a path, a feed item's link, a record id)
+        filters.append({"terms": {"source": sorted({source, upload_source(ctx, tenant, source)})}})
+    if published_from or published_to:
+        bounds = {}
+        if published_from:
+            bounds["gte"] = _utc(published_from).isoformat()
+        if published_to:
+            bounds["lte"] = _utc(published_to).isoformat()
+        filters.append({"range": {"published": bounds}})
+    if label:
+        filters.append({"term": {"label": label}})
+    return filters
+
+
+def _utc(t: datetime) -> datetime:
+    # Elasticsearch parses only whole-hour-and-minute offsets it knows; UTC is always understood.
+    return t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def run(ctx, tenant: str, q: str, mode: str, k: int, filters: list[dict]) -> list[dict]:
+    if k > ctx.settings.api_max_k:
+        raise ApiError(422, f"k is at most {ctx.settings.api_max_k} (DOCPIPE_API_MAX_K)")
+    index, model_path = ctx.search_target()
+    encoder = ctx.encoder(model_path) if mode != "bm25" else None
+    # server-side RRF only when configured (it needs a licence on self-managed Elasticsearch)
+    extra = {"server_rrf": True} if getattr(ctx.settings, "server_rrf", False) else {}
+    try:
+        hits = run_search(ctx.es, index, tenant, q, mode, k, encoder, filters=filters, **extra)
+    except NotFoundError:
+        return []  # nothing was ever indexed: no index behind the read alias yet
+    out = []
+    for h in hits:
+        snippet, marked = highlight(h.text, q)
+        out.append(
+            {
+                "rank": h.rank,
+                "score": h.score,
+                "doc_id": h.doc_id,
+                "chunk_id": h.chunk_id,
+                "source": h.source,
+                "name": display_name(h.source, ctx.uploads_prefix),
+                "title": h.title,
+                "ordinal": h.ordinal,
+                "snippet": snippet,
+                "highlights": marked,
+            }
+        )
+    return out
+
+
+@router.get("/search", response_model=SearchOut, responses={401: {"model": Error}, 503: {"model": Error}})
+def search(
+    request: Request,
+    tenant: str = Depends(require_tenant),
+    q: str = Query(..., min_length=1, max_length=1000, pattern=_NO_NUL, description="The query"),
+    mode: Literal["bm25", "knn", "hybrid"] = "hybrid",
+    k: int = Query(10, ge=1, le=10_000, description="Hits to return (at most DOCPIPE_API_MAX_K)"),
+    source: str | None = Query(None, max_length=2048, pattern=_NO_NUL, description="Only this upload name or source"),
+    published_from: datetime | None = Query(None, description="Published at or after (ISO 8601)"),
+    published_to: datetime | None = Query(None, description="Published at or before (ISO 8601)"),
+    label: str | None = Query(
+        None, max_length=128, pattern=_NO_NUL, description="Only chunks classified with this label"
+    ),
+) -> dict:
+    ctx = request.app.state.ctx
+    filters = search_filters(ctx, tenant, source, published_from, published_to, label)
+    return {"query": q, "mode": mode, "k": k, "hits": run(ctx, tenant, q, mode, k, filters)}

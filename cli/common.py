@@ -1,0 +1,204 @@
+"""Helpers every `docpipe` command module shares: consoles, sessions, job submission and waiting."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pipeline.config import get_settings
+from workers import client
+
+console = Console(stderr=True)
+out = Console()
+
+TENANT = typer.Option("default", "--tenant", "-t", help="Tenant the data belongs to.")
+JSON = typer.Option(False, "--json", help="Print one JSON object instead of text.")
+
+
+def fail(message: str, code: int = 2) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def session():
+    from pipeline.services import endpoints
+    from pipeline.store.db import session_scope
+
+    return session_scope(endpoints(get_settings()).sql_url)
+
+
+def ensure_stack() -> None:
+    from cli.localstack.launcher import is_up, up
+
+    s = get_settings()
+    if is_up(s) or (s.redis_url and s.elasticsearch_url):
+        return
+    console.print("No docpipe stack runs here: starting the local one (stop it with `docpipe down`).")
+    print_stack(up(s, echo=console.print))
+
+
+def print_stack(stack: dict) -> None:
+    for name, comp in stack.get("components", {}).items():
+        console.print(f"  {name:<14} pid {comp['pid']:<8} {comp['detail']}")
+
+
+def job_record(job, letters=None) -> dict:
+    rec = {
+        "id": job.id,
+        "tenant": job.tenant,
+        "kind": job.kind,
+        "state": job.state,
+        "counters": {
+            "total": job.total,
+            "done": job.done,
+            "unchanged": job.unchanged,
+            "skipped": job.skipped,
+            "failed": job.failed,
+            "chunks": job.chunks,
+        },
+        "metrics": job.metrics,
+        "error": job.error,
+        "inputs": job.inputs,
+    }
+    for field in ("created_at", "started_at", "finished_at", "heartbeat_at"):
+        value = getattr(job, field)
+        rec[field] = value.isoformat() if value else None
+    if letters is not None:
+        rec["dead_letters"] = [
+            {
+                "source": d.source,
+                "stage": d.stage,
+                "reason": d.reason,
+                "detail": d.detail,
+                "replayed": d.replayed_at is not None,
+            }
+            for d in letters
+        ]
+    return rec
+
+
+def ingest_progress(rec: dict) -> tuple[int | None, int, str]:
+    """(total, done, status) of the progress bar for a job that counts documents."""
+    c = rec["counters"]
+    finished = c["done"] + c["unchanged"] + c["skipped"] + c["failed"]
+    return (
+        c["total"] or None,
+        finished,
+        (
+            f"{rec['state']} · {c['done']} indexed · {c['unchanged']} unchanged · "
+            f"{c['skipped']} duplicates · {c['failed']} failed"
+        ),
+    )
+
+
+def ingest_summary(rec: dict) -> None:
+    c = rec["counters"]
+    out.print(
+        f"job {rec['id']} {rec['state']}: {c['total']} items, {c['done']} indexed, "
+        f"{c['unchanged']} unchanged, {c['skipped']} duplicates, {c['failed']} failed, "
+        f"{c['chunks']} chunks"
+    )
+    if rec.get("error"):
+        out.print(f"  {rec['error']}")
+    if c["failed"]:
+        out.print(f"  see the dead letters: docpipe job {rec['id'][:8]}")
+
+
+def _plain_record(session, job) -> dict:
+    return job_record(job)
+
+
+@dataclass(frozen=True)
+class JobView:
+    """How a kind of job is shown while it is submitted and followed; the defaults show an ingest job.
+
+    record: (session, job) -> the dict printed when it is queued and when it ends (--json);
+    progress: job record -> (total, done, status) for the progress bar; summary: prints the text
+    when it ends; named: whether "queued ... job" names the job's kind.
+    """
+
+    record: Callable[..., dict] = _plain_record
+    progress: Callable[[dict], tuple[int | None, int, str]] = ingest_progress
+    summary: Callable[[dict], None] = ingest_summary
+    named: bool = False
+
+
+def wait_for_job(job_id: str, progress: Callable[[dict], tuple[int | None, int, str]] = ingest_progress) -> dict:
+    from pipeline.store import repo
+    from pipeline.store.models import JobState
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(f"job {job_id[:8]}", total=None, status="queued")
+        while True:
+            with session() as db:
+                rec = job_record(repo.get_job(db, job_id))
+            total, done, status = progress(rec)
+            bar.update(task, total=total, completed=done, status=status)
+            if rec["state"] in JobState.FINAL:
+                return rec
+            time.sleep(0.5)
+
+
+def finish(rec: dict, as_json: bool, summary: Callable[[dict], None] = ingest_summary) -> None:
+    if as_json:
+        out.print_json(json.dumps(rec))
+    else:
+        summary(rec)
+    if rec["state"] in ("failed", "cancelled"):
+        raise typer.Exit(1)
+
+
+def submit_job(
+    tenant: str,
+    inputs: list[str],
+    wait: bool,
+    as_json: bool,
+    *,
+    kind: str = "ingest",
+    options: dict | None = None,
+    task: str = client.START_JOB,
+    on_created=None,
+    view: JobView = JobView(),
+) -> None:
+    """Create a job row, send its first task by name (default: the ingest pipeline), optionally wait for it.
+
+    `on_created(session, job)` runs in the transaction that creates the job; `view` says how the job
+    is printed (queued, while it runs, when it ends).
+    """
+    from pipeline.services import endpoints
+    from pipeline.store import repo
+    from pipeline.store.migrate import upgrade
+
+    ensure_stack()
+    upgrade(endpoints(get_settings()).sql_url)
+    with session() as s:
+        job = repo.create_job(s, tenant, inputs, kind=kind, options=options)
+        if on_created is not None:
+            on_created(s, job)
+        rec = view.record(s, job)
+    client.send(task, rec["id"])
+    if not wait:
+        if as_json:
+            out.print_json(json.dumps(rec))
+        else:
+            out.print(
+                f"queued {kind + ' ' if view.named else ''}job {rec['id']}; follow it with: docpipe job {rec['id'][:8]}"
+            )
+        return
+    wait_for_job(rec["id"], view.progress)
+    with session() as s:
+        rec = view.record(s, repo.get_job(s, rec["id"]))
+    finish(rec, as_json, view.summary)

@@ -1,0 +1,236 @@
+"""`docpipe ingest|replay|cancel|jobs|job|search|eval-search`: documents in, jobs followed, the corpus searched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cli.common import JSON, TENANT, console, fail, job_record, out, session, submit_job
+from pipeline.config import get_settings
+
+
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="Files or folders."),
+    tenant: str = TENANT,
+    wait: bool = typer.Option(False, "--wait", help="Show progress until the job ends."),
+    as_json: bool = JSON,
+) -> None:
+    """Read, clean, deduplicate, chunk, embed and index documents."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        fail(f"no such file or folder: {', '.join(missing)}")
+    submit_job(tenant, [str(p.resolve()) for p in paths], wait, as_json)
+
+
+def replay(job_id: str, wait: bool = typer.Option(False, "--wait"), as_json: bool = JSON) -> None:
+    """Ingest again the inputs of a job's dead letters (after fixing them), as a new job."""
+    from pipeline.store import repo
+
+    with session() as db:
+        job = repo.get_job(db, job_id) or fail(f"no job {job_id}")
+        tenant, paths = job.tenant, sorted({d.path for d in repo.replayable_letters(db, job.id)})
+    if not paths:
+        fail(f"job {job_id} has no dead letters to replay", 1)
+
+    def mark(s, replay_job):
+        repo.mark_replayed(s, repo.replayable_letters(s, job.id), replay_job)
+
+    submit_job(tenant, paths, wait, as_json, kind="replay", on_created=mark)
+
+
+def cancel(job_id: str) -> None:
+    """Cancel a job: queued work for it is dropped, the row says cancelled."""
+    from pipeline.store import repo
+
+    with session() as db:
+        job = repo.get_job(db, job_id) or fail(f"no job {job_id}")
+        if not repo.cancel_job(db, job):
+            fail(f"job {job.id} already ended {job.state}", 1)
+    console.print(f"cancelled {job_id}")
+
+
+def jobs(
+    state: str = typer.Option(None, "--status", help="queued|running|succeeded|partial|failed|cancelled"),
+    tenant: str = typer.Option(None, "--tenant", "-t"),
+    limit: int = 50,
+    as_json: bool = JSON,
+) -> None:
+    """List jobs, newest first."""
+    from pipeline.store import repo
+
+    with session() as db:
+        recs = [job_record(j) for j in repo.list_jobs(db, state, tenant, limit)]
+    if as_json:
+        out.print_json(json.dumps(recs))
+        return
+    table = Table("id", "tenant", "kind", "state", "total", "indexed", "unchanged", "dup", "failed", "created")
+    for r in recs:
+        c = r["counters"]
+        table.add_row(
+            r["id"][:8],
+            r["tenant"],
+            r["kind"],
+            r["state"],
+            str(c["total"]),
+            str(c["done"]),
+            str(c["unchanged"]),
+            str(c["skipped"]),
+            str(c["failed"]),
+            r["created_at"][:19],
+        )
+    out.print(table)
+
+
+def job(job_id: str, as_json: bool = JSON) -> None:
+    """One job: counters, timings and dead letters."""
+    from pipeline.store import repo
+
+    with session() as db:
+        j = repo.get_job(db, job_id) or fail(f"no job {job_id} (see `docpipe jobs`)")
+        rec = job_record(j, repo.dead_letters(db, j.id))
+    if as_json:
+        out.print_json(json.dumps(rec))
+        return
+    c = rec["counters"]
+    out.print(f"job {rec['id']} ({rec['kind']}, tenant {rec['tenant']}): [bold]{rec['state']}[/bold]")
+    out.print(
+        f"  items {c['total']}: {c['done']} indexed, {c['unchanged']} unchanged, {c['skipped']} duplicates, "
+        f"{c['failed']} failed; {c['chunks']} chunks"
+    )
+    out.print(f"  created {rec['created_at']}  started {rec['started_at']}  finished {rec['finished_at']}")
+    for stage, m in (rec["metrics"] or {}).items():
+        if isinstance(m, dict) and "seconds" in m:  # train/classify jobs keep other metrics here too
+            out.print(f"  {stage:<6} {m['seconds']:.2f}s")
+    if rec.get("error"):
+        out.print(f"  error: {rec['error']}")
+    for d in rec["dead_letters"]:
+        out.print(
+            f"  dead letter [{d['stage']}/{d['reason']}] {d['source']}: {d['detail']}"
+            + (" (replayed)" if d["replayed"] else "")
+        )
+
+
+def _search_clients():
+    from pipeline.embed import get_encoder
+    from pipeline.reindex import search_target
+    from pipeline.services import elasticsearch_client
+
+    s = get_settings()
+    with session() as db:  # the live version and the model that embedded it (it may differ from settings)
+        index, model_path = search_target(db, s.index_prefix, s.encoder_path)
+    return elasticsearch_client(s), index, get_encoder(model_path, s.device, s.embed_batch_size)
+
+
+def _label_filters(tenant: str, labels: list[str]) -> list[dict] | None:
+    """One filter for the labels asked for (a chunk matches if its document has any of them)."""
+    from pipeline.infer.labels import UnknownLabel, label_filter
+
+    if not labels:
+        return None
+    try:
+        with session() as db:
+            each = [label_filter(db, tenant, label) for label in dict.fromkeys(labels)]
+    except UnknownLabel as exc:
+        fail(str(exc))
+    if len(each) == 1:
+        return each[0]
+    return [{"bool": {"should": [{"bool": {"filter": clauses}} for clauses in each], "minimum_should_match": 1}}]
+
+
+def search(
+    query: str,
+    mode: str = typer.Option("hybrid", "--mode", "-m", help="bm25 | knn | hybrid"),
+    k: int = typer.Option(10, "--k"),
+    tenant: str = TENANT,
+    labels: list[str] = typer.Option(
+        None, "--label", "-l", help="Only chunks classified with this label (repeat for any of several)."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Search the corpus of a tenant."""
+    from pipeline.retrieve import MODES
+    from pipeline.retrieve import search as run_search
+
+    if mode not in MODES:
+        fail(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    filters = _label_filters(tenant, labels)
+    es, alias, encoder = _search_clients()
+    hits = run_search(
+        es,
+        alias,
+        tenant,
+        query,
+        mode,
+        k,
+        encoder if mode != "bm25" else None,
+        filters=filters,
+        server_rrf=get_settings().server_rrf,
+    )
+    if as_json:
+        out.print_json(json.dumps([h.__dict__ for h in hits]))
+        return
+    if not hits:
+        out.print("no hits")
+    for h in hits:
+        snippet = " ".join(h.text.split())[:160]
+        out.print(f"{h.rank:>3}. {h.source}  chunk {h.ordinal}  score {h.score:.4f}\n     {snippet}")
+
+
+def eval_search(
+    queries: Path,
+    modes: str = typer.Option("bm25,knn,hybrid", "--modes"),
+    k: int = typer.Option(10, "--k"),
+    tenant: str = TENANT,
+    as_json: bool = JSON,
+) -> None:
+    """MRR@k, nDCG@k and recall@k per mode, at document level, over judged queries (JSON lines)."""
+    from pipeline.evaluate import load_queries, mean_scores, score_query
+    from pipeline.retrieve import MODES
+    from pipeline.retrieve import search as run_search
+
+    chosen = [m.strip() for m in modes.split(",") if m.strip()]
+    bad = [m for m in chosen if m not in MODES]
+    if bad:
+        fail(f"unknown mode(s) {', '.join(bad)}: use {', '.join(MODES)}")
+    try:
+        judged = load_queries(queries)
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
+    es, alias, encoder = _search_clients()
+    report = {}
+    for mode in chosen:
+        # fetch more chunks than k: several chunks of one document count once
+        per_query = [
+            score_query(
+                [
+                    h.source
+                    for h in run_search(
+                        es, alias, tenant, q.query, mode, k * 5, encoder, server_rrf=get_settings().server_rrf
+                    )
+                ],
+                q.relevant,
+                k,
+            )
+            for q in judged
+        ]
+        report[mode] = mean_scores(per_query)
+    if as_json:
+        out.print_json(json.dumps({"k": k, "queries": len(judged), "modes": report}))
+        return
+    table = Table("mode", f"MRR@{k}", f"nDCG@{k}", f"recall@{k}", title=f"{len(judged)} queries, tenant {tenant}")
+    for mode, m in report.items():
+        table.add_row(mode, f"{m['mrr']:.3f}", f"{m['ndcg']:.3f}", f"{m['recall']:.3f}")
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ingest)
+    app.command()(replay)
+    app.command()(cancel)
+    app.command()(jobs)
+    app.command()(job)
+    app.command()(search)
+    app.command("eval-search")(eval_search)

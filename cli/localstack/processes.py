@@ -1,0 +1,133 @@
+"""The embedded local services: a noida-db process (Elasticsearch API + Redis) on free ports.
+
+Used by `docpipe up` and by the tests. Only processes started here are ever stopped here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def noida_binary() -> str:
+    import noida_db
+
+    path = Path(noida_db.__file__).with_name("noida-db")
+    if not path.is_file():
+        found = shutil.which("noida-db")
+        if not found:
+            raise RuntimeError("noida-db is not installed: pip install noida-db")
+        return found
+    if not os.access(path, os.X_OK):
+        path.chmod(0o755)
+    return str(path)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); treat it as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return True
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+@dataclass
+class NoidaProcess:
+    pid: int
+    es_port: int
+    redis_port: int
+    data_dir: str
+
+    @property
+    def elasticsearch_url(self) -> str:
+        return f"http://127.0.0.1:{self.es_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        stop_pid(self.pid, timeout)
+
+
+def start_noida(data_dir: Path, log_path: Path | None = None, timeout: float = 30.0) -> NoidaProcess:
+    """Start noida-db in the foreground of a new session (so `down` can kill it by pid)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    es_port, redis_port = free_port(), free_port()
+    while redis_port == es_port:
+        redis_port = free_port()
+    log = open(log_path or data_dir / "noida.log", "ab")
+    proc = subprocess.Popen(
+        [
+            noida_binary(),
+            "start",
+            "--data-dir",
+            str(data_dir.resolve()),
+            "--host",
+            "127.0.0.1",
+            "--only",
+            "elasticsearch,redis",
+            "--elasticsearch-port",
+            str(es_port),
+            "--redis-port",
+            str(redis_port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"noida-db exited with status {proc.returncode}; see {log.name}")
+        if port_open(es_port) and port_open(redis_port):
+            return NoidaProcess(proc.pid, es_port, redis_port, str(data_dir))
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"noida-db did not open its ports within {timeout:.0f}s; see {log.name}")
+
+
+def stop_pid(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM the process group led by pid, then SIGKILL if it lingers."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            if not pid_alive(pid):
+                return
+            time.sleep(0.1)

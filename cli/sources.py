@@ -1,0 +1,222 @@
+"""`docpipe feeds ...` and `docpipe sources ...`: scheduled sources, run by the beat tick."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cli.common import JSON, TENANT, console, ensure_stack, fail, finish, out, session, wait_for_job
+from pipeline.config import get_settings
+from workers import client
+
+feeds_app = typer.Typer(help="Feeds (RSS, Atom, JSON Feed, JSON lines) polled on a schedule.", no_args_is_help=True)
+sources_app = typer.Typer(help="All scheduled sources: feeds and folders.", no_args_is_help=True)
+EVERY = typer.Option(..., "--every", help="Interval: 30s, 5m, 1h, 1d (or 1h30m).")
+WAIT = typer.Option(False, "--wait", help="Wait for the run and the ingest job it starts.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this feature's commands (and sub-apps) to the docpipe CLI."""
+    app.add_typer(feeds_app, name="feeds")
+    app.add_typer(sources_app, name="sources")
+
+
+def _db():
+    from pipeline.services import endpoints
+    from pipeline.store.migrate import upgrade
+
+    upgrade(endpoints(get_settings()).sql_url)  # the tables may not exist yet on a fresh data dir
+    return session()
+
+
+def _add(kind: str, location: str, every: str, tenant: str, timeout: float | None, as_json: bool) -> None:
+    from pipeline.sources import SourceError, catalog, parse_every
+
+    try:
+        seconds = parse_every(every)
+        with _db() as db:
+            rec = catalog.source_record(catalog.add_source(db, kind, location, seconds, tenant, timeout))
+    except SourceError as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(rec))
+        return
+    out.print(
+        f"added {kind} {rec['id']} ({rec['location']}), every {rec['every']}, tenant {rec['tenant']}; "
+        f"it runs at the next tick while `docpipe up` runs (now: docpipe {_group(kind)} run {rec['id'][:8]})"
+    )
+
+
+def _group(kind: str | None) -> str:
+    return "feeds" if kind == "feed" else "sources"
+
+
+def _find(db, ref: str, kind: str | None):
+    from pipeline.sources import catalog
+
+    return catalog.find_source(db, ref, kind) or fail(
+        f"no {kind or 'source'} {ref} (or the prefix is ambiguous); see `docpipe {_group(kind)} list`"
+    )
+
+
+def _list(kind: str | None, tenant: str | None, as_json: bool) -> None:
+    from pipeline.sources import catalog
+
+    with _db() as db:
+        recs = [catalog.source_record(s) for s in catalog.list_sources(db, kind, tenant)]
+    if as_json:
+        out.print_json(json.dumps(recs))
+        return
+    if not recs:
+        out.print(f"no {kind or 'source'}s (add one with `docpipe {_group(kind)} add`)")
+        return
+    table = Table("id", "kind", "tenant", "every", "location", "next run", "failures", "last status")
+    for r in recs:
+        status = r["last_error"] or r["last_status"] or "never run"
+        table.add_row(
+            r["id"][:8],
+            r["kind"],
+            r["tenant"],
+            r["every"],
+            r["location"],
+            "running" if r["running"] else (r["next_run_at"] or "")[:19],
+            str(r["failures"]),
+            status,
+        )
+    out.print(table)
+
+
+def _remove(ref: str, kind: str | None) -> None:
+    with _db() as db:
+        source = _find(db, ref, kind)
+        sid, location = source.id, source.location
+        db.delete(source)
+    console.print(f"removed {sid} ({location}); its documents stay indexed")
+
+
+def _run(ref: str, kind: str | None, wait: bool, as_json: bool) -> None:
+    """Claim the source now (due or not), enqueue its run, optionally wait for it and its job."""
+    from pipeline.sources import catalog
+
+    ensure_stack()
+    s = get_settings()
+    with _db() as db:
+        source = _find(db, ref, kind)
+        sid, before = source.id, source.last_job_id
+        token = catalog.claim(db, sid, catalog.utcnow(), s.source_lease_seconds, force=True)
+        busy = None if token else catalog.busy_reason(db, source, catalog.utcnow(), s.source_lease_seconds)
+    if token is None:
+        fail(f"{sid} is busy: {busy or 'another run holds it'}", 1)
+    client.send(client.RUN_SOURCE, sid, token)
+    if not wait:
+        if as_json:
+            out.print_json(json.dumps({"source": sid, "queued": True}))
+        else:
+            out.print(f"queued a run of {sid}; follow it with: docpipe {_group(kind)} list")
+        return
+    rec = _wait_for_run(sid, token)
+    job_id = rec["last_job_id"] if rec["last_job_id"] != before else None
+    if rec["failures"] and rec["last_error"]:
+        if as_json:
+            out.print_json(json.dumps({"source": rec, "job": None}))
+        else:
+            out.print(f"run of {sid} failed: {rec['last_error']}\n  {rec['last_status']}")
+        raise typer.Exit(1)
+    if not as_json:
+        out.print(f"{sid}: {rec['last_status']}")
+    if job_id is None:
+        if as_json:
+            out.print_json(json.dumps({"source": rec, "job": None}))
+        return
+    job = wait_for_job(job_id)
+    if as_json:
+        out.print_json(json.dumps({"source": rec, "job": job}))
+        if job["state"] in ("failed", "cancelled"):
+            raise typer.Exit(1)
+        return
+    finish(job, False)
+
+
+def _wait_for_run(source_id: str, token: str, timeout: float = 600) -> dict:
+    from pipeline.sources import catalog
+    from pipeline.store.models_sources import Source
+
+    deadline = time.monotonic() + timeout
+    with console.status(f"running {source_id[:8]}"):
+        while time.monotonic() < deadline:
+            with session() as db:
+                source = db.get(Source, source_id)
+                if source is None:
+                    fail(f"{source_id} was removed while it ran", 1)
+                if source.run_token != token or source.running_since is None:
+                    return catalog.source_record(source)
+            time.sleep(0.5)
+    fail(f"the run of {source_id} did not finish within {timeout:.0f}s; is a worker running (`docpipe status`)?", 1)
+
+
+# --- docpipe feeds -------------------------------------------------------------------------------
+
+
+@feeds_app.command("add")
+def feeds_add(
+    url: str,
+    every: str = EVERY,
+    tenant: str = TENANT,
+    timeout: float = typer.Option(None, "--timeout", help="Seconds; default DOCPIPE_FETCH_TIMEOUT."),
+    as_json: bool = JSON,
+) -> None:
+    """Poll URL on a schedule; new items go through the ingest pipeline."""
+    _add("feed", url, every, tenant, timeout, as_json)
+
+
+@feeds_app.command("list")
+def feeds_list(tenant: str = typer.Option(None, "--tenant", "-t"), as_json: bool = JSON) -> None:
+    """Feeds with their schedule, next run, consecutive failures and last status."""
+    _list("feed", tenant, as_json)
+
+
+@feeds_app.command("remove")
+def feeds_remove(source_id: str) -> None:
+    """Stop polling a feed (documents already indexed stay)."""
+    _remove(source_id, "feed")
+
+
+@feeds_app.command("run")
+def feeds_run(source_id: str, wait: bool = WAIT, as_json: bool = JSON) -> None:
+    """Poll a feed now, whatever its schedule."""
+    _run(source_id, "feed", wait, as_json)
+
+
+# --- docpipe sources -----------------------------------------------------------------------------
+
+
+@sources_app.command("add-folder")
+def sources_add_folder(path: Path, every: str = EVERY, tenant: str = TENANT, as_json: bool = JSON) -> None:
+    """Re-sync a folder on a schedule: new and changed files are ingested, deleted ones removed."""
+    _add("folder", str(path), every, tenant, None, as_json)
+
+
+@sources_app.command("list")
+def sources_list(
+    kind: str = typer.Option(None, "--kind", help="feed | folder"),
+    tenant: str = typer.Option(None, "--tenant", "-t"),
+    as_json: bool = JSON,
+) -> None:
+    """Every scheduled source."""
+    _list(kind, tenant, as_json)
+
+
+@sources_app.command("remove")
+def sources_remove(source_id: str) -> None:
+    """Stop scheduling a source (documents already indexed stay)."""
+    _remove(source_id, None)
+
+
+@sources_app.command("run")
+def sources_run(source_id: str, wait: bool = WAIT, as_json: bool = JSON) -> None:
+    """Run (re-sync) a source now, whatever its schedule."""
+    _run(source_id, None, wait, as_json)

@@ -1,0 +1,157 @@
+"""`docpipe watch add|list|remove|series` and `docpipe alerts`: financial news sentiment monitoring."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import typer
+from rich.table import Table
+
+from cli.common import JSON, TENANT, console, fail, out, session
+from pipeline.config import get_settings
+
+watch_app = typer.Typer(help="The watchlist of entities whose news sentiment is followed.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("alerts")(alerts)
+    app.add_typer(watch_app, name="watch")
+
+
+@watch_app.command("add")
+def watch_add(
+    ticker: str,
+    names: str = typer.Option("", "--names", help='Comma-separated, e.g. "Apple,Apple Inc"'),
+    tenant: str = TENANT,
+    as_json: bool = JSON,
+) -> None:
+    """Watch an entity (adding it again replaces its names)."""
+    from pipeline.monitor import watchlist
+    from pipeline.services import endpoints
+    from pipeline.store.migrate import upgrade
+
+    upgrade(endpoints(get_settings()).sql_url)
+    try:
+        with session() as db:
+            row = watchlist.add(db, tenant, ticker, names)
+            rec = _entity(row)
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(rec))
+    else:
+        out.print(f"watching {rec['ticker']} ({', '.join(rec['names']) or 'no names'}) for tenant {tenant}")
+
+
+@watch_app.command("list")
+def watch_list(tenant: str = typer.Option(None, "--tenant", "-t"), as_json: bool = JSON) -> None:
+    """Watched entities."""
+    from pipeline.monitor import watchlist
+
+    with session() as db:
+        rows = [_entity(e) for e in watchlist.entities(db, tenant)]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("tenant", "ticker", "names", "alerts", "in episode")
+    for r in rows:
+        table.add_row(r["tenant"], r["ticker"], ", ".join(r["names"]), str(r["episodes"]), "yes" if r["open"] else "")
+    out.print(table)
+
+
+@watch_app.command("remove")
+def watch_remove(ticker: str, tenant: str = TENANT) -> None:
+    """Stop watching an entity (its mentions and alerts are removed with it)."""
+    from pipeline.monitor import watchlist
+
+    with session() as db:
+        if not watchlist.remove(db, tenant, ticker):
+            fail(f"{ticker} is not watched for tenant {tenant}", 1)
+    console.print(f"no longer watching {ticker.upper()}")
+
+
+@watch_app.command("series")
+def watch_series(
+    ticker: str,
+    by: str = typer.Option("day", "--by", help="hour | day"),
+    since: str = typer.Option(None, "--since", help="ISO date or time (UTC)"),
+    until: str = typer.Option(None, "--until", help="ISO date or time (UTC), exclusive"),
+    tenant: str = TENANT,
+    as_json: bool = JSON,
+) -> None:
+    """Items, mean sentiment and negative share of an entity per hour or day."""
+    from pipeline.monitor import series, watchlist
+
+    if by not in ("hour", "day"):
+        fail("--by takes hour or day")
+    bounds = [_when(v, flag) for v, flag in ((since, "--since"), (until, "--until"))]
+    with session() as db:
+        entity = watchlist.get(db, tenant, ticker) or fail(f"{ticker} is not watched for tenant {tenant}")
+        rows = series(db, entity, by, *bounds)
+    if as_json:
+        out.print_json(json.dumps({"entity": entity.ticker, "tenant": tenant, "by": by, "buckets": rows}))
+        return
+    table = Table(by, "items", "mean sentiment", "negative share", title=f"{entity.ticker} ({tenant})")
+    for r in rows:
+        table.add_row(
+            r["start"][: 16 if by == "hour" else 10],
+            str(r["items"]),
+            f"{r['mean_sentiment']:+.3f}",
+            f"{r['negative_share']:.0%}",
+        )
+    out.print(table)
+
+
+def alerts(
+    entity: str = typer.Option(None, "--entity", "-e", help="Only this ticker."),
+    tenant: str = typer.Option(None, "--tenant", "-t"),
+    limit: int = 100,
+    as_json: bool = JSON,
+) -> None:
+    """Spike alerts, newest first."""
+    from pipeline.monitor import alert_record, list_alerts
+
+    with session() as db:
+        rows = [alert_record(a) for a in list_alerts(db, tenant, entity, limit)]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        out.print("no alerts")
+        return
+    table = Table("id", "tenant", "entity", "window", "items", "negative", "baseline", "σ", "ended")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["tenant"],
+            r["entity"],
+            f"{r['window_start'][:16]} → {r['window_end'][11:16]}",
+            str(r["items"]),
+            f"{r['negative_share']:.0%}",
+            f"{r['baseline_mean']:.0%} ± {r['baseline_std']:.0%}",
+            f"{r['deviations']:.1f}",
+            (r["ended_at"] or "open")[:16],
+        )
+    out.print(table)
+
+
+def _entity(e) -> dict:
+    return {
+        "id": e.id,
+        "tenant": e.tenant,
+        "ticker": e.ticker,
+        "names": list(e.names or []),
+        "episodes": e.episodes,
+        "open": e.open_alert_id is not None,
+    }
+
+
+def _when(value: str | None, flag: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{flag} {value!r} is not an ISO date or time")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,1 +1,0 @@
-"""REST API and dashboard. Importing this package loads no web framework: `pipeline.api.app` does."""

@@ -1,0 +1,27 @@
+"""Queue and task names: the one place that says which queues exist and which tasks run on which.
+
+Imports nothing of Celery, so the shells can name a queue (the launcher's `-Q`) or send a task by name
+through workers.client without loading any task module.
+"""
+
+from __future__ import annotations
+
+INGEST_QUEUE = "ingest"  # read, clean, dedup, chunk; sources and monitor bookkeeping
+GPU_QUEUE = "gpu"  # everything that needs the model: embed + index, train, classify, reindex, model scoring
+QUEUES = (INGEST_QUEUE, GPU_QUEUE)
+# tasks named docpipe.gpu.* need the model (and a GPU when there is one)
+ROUTES = {"docpipe.gpu.*": {"queue": GPU_QUEUE}}
+
+START_JOB = "docpipe.start_job"
+READ_FILES = "docpipe.read_files"
+INDEX_FILES = "docpipe.gpu.index_files"
+REVIVE_JOBS = "docpipe.revive_jobs"
+TRAIN = "docpipe.gpu.train"
+CLASSIFY = "docpipe.gpu.classify"
+REINDEX = "docpipe.gpu.reindex"
+REINDEX_SCHEDULED = "docpipe.reindex_scheduled"
+SCORE_JOB = "docpipe.monitor.score_job"
+SCORE_JOB_WITH_MODEL = "docpipe.gpu.monitor.score_job"
+DELIVER_ALERT = "docpipe.monitor.deliver_alert"
+SOURCES_TICK = "docpipe.sources.tick"
+RUN_SOURCE = "docpipe.sources.run"

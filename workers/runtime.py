@@ -1,0 +1,112 @@
+"""What every task module shares: the process's clients (made once per worker process), the base
+task class that records failures on the job row, and the open-job check."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from celery import Task
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from pipeline.config import get_settings
+from pipeline.errors import RetryableError
+from pipeline.services import elasticsearch_client, endpoints
+from pipeline.store import repo
+from pipeline.store.db import session_scope
+from pipeline.store.models import Job, JobState
+from workers.app import app
+
+# Retried: what may pass. IntegrityError: two jobs inserted the same new document at once; the retry sees
+# the winner's row.
+RETRY_ON = (RetryableError, OperationalError, IntegrityError, ConnectionError)
+RETRY = dict(
+    autoretry_for=RETRY_ON,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=5,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+
+
+@lru_cache
+def sql_url() -> str:
+    return endpoints(get_settings()).sql_url
+
+
+@lru_cache
+def es():
+    return elasticsearch_client(get_settings())
+
+
+@lru_cache
+def layout():
+    from pipeline.index import IndexLayout
+
+    return IndexLayout(es(), get_settings().index_prefix)
+
+
+def live(session):
+    """The live index version with its model and chunking (v1 is created on a fresh cluster).
+
+    Looked up per task, not cached: after a reindex swap the next task uses the new version's model,
+    which stays loaded next to the old one in the per-path caches below (pipeline/reindex/live.py).
+    """
+    from pipeline.reindex import live_index
+
+    s = get_settings()
+    return live_index(session, layout(), s.encoder_path, s.chunk_tokens, s.chunk_overlap)
+
+
+@lru_cache(maxsize=4)
+def read_steps(model_path: str, chunk_tokens: int, chunk_overlap: int):
+    from pipeline.chunk import Chunker
+    from pipeline.ingest import ReadSteps
+
+    s = get_settings()
+    return ReadSteps(
+        Chunker.for_model(model_path, chunk_tokens, chunk_overlap),
+        s.max_file_bytes,
+        s.dedup_threshold,
+        s.minhash_perms,
+        s.shingle_words,
+    )
+
+
+def encoder(model_path: str | None = None):
+    from pipeline.embed import get_encoder  # keeps one loaded model per path
+
+    s = get_settings()
+    return get_encoder(model_path or s.encoder_path, s.device, s.embed_batch_size)
+
+
+class JobTask(Task):
+    """Retries what may pass; anything else marks the job failed with the reason, then re-raises."""
+
+    autoretry_for = RETRY_ON
+    retry_backoff = 2
+    retry_backoff_max = 60
+    max_retries = 5
+    acks_late = True
+    reject_on_worker_lost = True
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        job_id = args[0] if args else kwargs.get("job_id")
+        if job_id:
+            with session_scope(sql_url()) as session:
+                repo.fail_job(session, job_id, f"{self.name} failed: {type(exc).__name__}: {exc}")
+
+
+def open_job(session, job_id: str) -> Job | None:
+    """The job, marked running; None when it ended (cancelled, finished) or is unknown."""
+    job = session.get(Job, job_id)
+    if job is None or job.state in JobState.FINAL:
+        return None  # cancelled, finished, or unknown: nothing left to do
+    repo.mark_running(session, job)
+    return job
+
+
+def send_after_commit(session, name: str, *args) -> None:
+    """Send task `name` once the session's transaction has committed (never for a rolled-back one)."""
+    event.listen(session, "after_commit", lambda _s: app.send_task(name, args=list(args)), once=True)

@@ -1,2 +1,0 @@
-"""Celery tasks of the api feature: thin wrappers around pipeline/ (see workers/tasks.py for the pattern)."""
-from __future__ import annotations
