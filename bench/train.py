@@ -34,7 +34,7 @@ from bench.bbc import bbc_articles, sample  # noqa: E402
 
 def docpipe(env: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -140,7 +140,7 @@ def main() -> None:
             trained = train_modes(data_dir, csv, args)
         finally:
             subprocess.run(
-                [sys.executable, "-m", "pipeline", "down"], cwd=tmp, env=env, capture_output=True, check=False
+                [sys.executable, "-m", "cli", "down"], cwd=tmp, env=env, capture_output=True, check=False
             )
     results, params = trained["results"], trained["params"]
     result = {

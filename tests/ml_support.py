@@ -83,7 +83,7 @@ def docpipe(*args: str, timeout: float = 600):
     import sys
 
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], env=dict(os.environ), capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "cli", *args], env=dict(os.environ), capture_output=True, text=True, timeout=timeout
     )
 
 

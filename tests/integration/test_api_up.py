@@ -23,7 +23,7 @@ KEY = re.compile(r"dpk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 def docpipe(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, f"docpipe {' '.join(args)}: {proc.stdout}\n{proc.stderr}"
     return proc
@@ -64,7 +64,7 @@ def test_up_serves_the_api_with_a_local_key_and_down_stops_it(tmp_path):
         assert get(f"{url}/v1/documents", other["key"])[0] == 401
     finally:
         subprocess.run(
-            [sys.executable, "-m", "pipeline", "down"],
+            [sys.executable, "-m", "cli", "down"],
             cwd=tmp_path,
             capture_output=True,
             timeout=120,
