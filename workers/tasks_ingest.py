@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 from pipeline.config import get_settings
+from pipeline.jobs.revive import Step, groups, revived_jobs, select_resends
 from pipeline.store import repo
 from pipeline.store.db import session_scope
-from pipeline.store.models import JobState
 from workers import runtime
 from workers.app import app
 from workers.client import queue_depth
@@ -33,7 +33,7 @@ def start_job(self, job_id: str) -> None:
         if not pending:
             repo.finish_if_done(session, job)
             return
-    for group in _groups(pending, get_settings().files_per_task):
+    for group in groups(pending, get_settings().files_per_task):
         read_files.delay(job_id, group)
 
 
@@ -106,40 +106,23 @@ def revive_jobs(stalled_after: float | None = None) -> list[str]:
     """Send again the next tasks of file jobs that stalled; beat sends this sweep (revive_every_seconds).
 
     A job has stalled when no task touched it for `stalled_after` seconds (default stall_seconds) while
-    nothing waits in the queue its open work goes to: Redis loses a message whose worker was killed
-    between taking it off the queue and recording it as unacknowledged. SQL knows what is open, and every
-    task sent here is safe to run twice, so a task that was merely slow costs one no-op rerun.
+    nothing waits in the queue its open work goes to (pipeline/jobs/revive.py chooses what to resend).
     """
     from datetime import timedelta
 
     s = get_settings()
     after = timedelta(seconds=s.stall_seconds if stalled_after is None else stalled_after)
-    idle = {q: queue_depth(q) == 0 for q in (INGEST_QUEUE, GPU_QUEUE)}
-    revived, sends = [], []
+    ingest_idle, gpu_idle = queue_depth(INGEST_QUEUE) == 0, queue_depth(GPU_QUEUE) == 0
     with session_scope(runtime.sql_url()) as session:
-        for job in repo.stalled_jobs(session, after):
-            unread, unindexed = repo.open_work(session, job.id)
-            found = []
-            if idle[INGEST_QUEUE]:
-                if job.state == JobState.QUEUED:
-                    found.append(start_job.si(job.id))
-                else:
-                    found += [read_files.si(job.id, g) for g in _groups(unread, s.files_per_task)]
-            if idle[GPU_QUEUE] and job.state == JobState.RUNNING and (unindexed or not unread):
-                # with nothing open at all, an index task with no files closes the job
-                found += [index_files.si(job.id, g) for g in _groups(unindexed, s.files_per_task)] or [
-                    index_files.si(job.id, [])
-                ]
-            if found:
-                repo.heartbeat(session, job)  # the next sweep gives these tasks another stall period
-                revived.append(job.id)
-                sends += found
-    for task in sends:  # after the commit, so that no task runs before the sweep's heartbeat is stored
-        task.delay()
+        resends = select_resends(session, after, ingest_idle, gpu_idle, s.files_per_task)
+    for r in resends:  # after the commit, so that no task runs before the sweep's heartbeat is stored
+        if r.step == Step.START:
+            start_job.delay(r.job_id)
+        elif r.step == Step.READ:
+            read_files.delay(r.job_id, list(r.file_ids))
+        else:
+            index_files.delay(r.job_id, list(r.file_ids))
+    revived = revived_jobs(resends)
     if revived:
         log.warning("revived %d stalled job(s): %s", len(revived), ", ".join(revived))
     return revived
-
-
-def _groups(ids: list[int], size: int) -> list[list[int]]:
-    return [ids[i : i + size] for i in range(0, len(ids), size)]

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.hosts import pid_alive
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -33,21 +35,6 @@ def noida_binary() -> str:
     if not os.access(path, os.X_OK):
         path.chmod(0o755)
     return str(path)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); treat it as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return True
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

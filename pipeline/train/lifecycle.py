@@ -1,0 +1,75 @@
+"""The model row and the job row of a training job, moved together: started, ready, failed or abandoned.
+
+A training job owns one model row (status training → ready | failed). The job ends with its model:
+ready and succeeded together; a failure marks both failed with the same reason; a job that ended
+elsewhere (cancelled) leaves its model failed, never `training` forever. The live model is never touched.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from pipeline.jobs import lease
+from pipeline.store import model_registry, repo
+from pipeline.store.models import Job, JobState, utcnow
+from pipeline.store.models_ml import ModelRecord
+from pipeline.train.data import Examples
+from pipeline.train.job import TrainingJob, TrainRequest, summarise
+
+ABANDONED = "its training job ended before the model was finished"
+
+
+def start_model(session: Session, job_id: str, work: TrainingJob, examples: Examples) -> ModelRecord:
+    """The job's model row, status training, with the labels and data hash of the examples it learns from."""
+    r = work.request
+    model = model_registry.start_model(
+        session,
+        job_id,
+        work.tenant,
+        r.task,
+        work.base_model,
+        r.augment,
+        r.neighbours if r.augment != "none" else 0,
+        work.params(),
+    )
+    model.labels, model.data_hash = examples.label_set, work.data_hash()
+    return model
+
+
+def complete(session: Session, job_id: str, work: TrainingJob, results: dict[str, dict]) -> bool:
+    """The model ready with its metrics and the job succeeded; False (model abandoned) when the job ended meanwhile."""
+    job, model = session.get(Job, job_id), model_registry.model_for_job(session, job_id)
+    if job is None or job.state in JobState.FINAL:
+        abandon(session, job_id)
+        return False
+    request: TrainRequest = work.request
+    model.metrics, model.params = summarise(request, results), work.params()
+    model.artefact_path, model.status = str(work.model_dir), "ready"
+    model.index_version = work.neighbours.index if work.neighbours else None
+    job.metrics = {
+        **(job.metrics or {}),
+        "result": {"model_id": model.id, **model.metrics},
+        "runs": {m: {k: v for k, v in r.items() if k != "metrics"} for m, r in results.items()},
+    }
+    job.total = job.done = len(work.examples)
+    job.state, job.finished_at = JobState.SUCCEEDED, utcnow()
+    job.heartbeat_at = job.finished_at
+    lease.release(job)
+    return True
+
+
+def fail(session: Session, job_id: str, error: str) -> None:
+    """Model and job failed together, with the same reason."""
+    model_registry.fail_model(session, job_id, error)
+    repo.fail_job(session, job_id, error)
+    job = session.get(Job, job_id)
+    if job is not None:
+        lease.release(job)
+
+
+def abandon(session: Session, job_id: str) -> None:
+    """The job ended without this run (cancelled, or failed elsewhere): its unfinished model follows it."""
+    model_registry.fail_model(session, job_id, ABANDONED)
+    job = session.get(Job, job_id)
+    if job is not None:
+        lease.release(job)
