@@ -21,6 +21,8 @@ def unpack_signature(blob: bytes) -> list[int]:
 
 
 class SqlDedupStore:
+    """A DedupStore over the documents table (rows written by ingest) and the lsh_buckets table."""
+
     def __init__(self, session: Session):
         self.session = session
 
@@ -38,7 +40,9 @@ class SqlDedupStore:
         ).first()
         return (row[0], row[1]) if row else None
 
-    def candidates(self, tenant: str, bands: list[tuple[int, str]], exclude_doc: str):
+    def candidates(
+        self, tenant: str, bands: list[tuple[int, str]], exclude_doc: str
+    ) -> list[tuple[str, str, list[int]]]:
         if not bands:
             return []
         # The band and bucket IN lists let SQLite walk the bucket key (tenant, band, bucket) instead of

@@ -1,0 +1,1 @@
+"""Conformance suites: one test class per contract, subclassed once per implementation (Haystack style)."""
