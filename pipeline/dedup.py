@@ -31,7 +31,8 @@ class DedupStore(Protocol):
     """Only canonical (non-duplicate) documents are ever returned; exclude_doc never is.
 
     find_exact -> (doc_id, cluster_id); candidates -> (doc_id, cluster_id, signature) of docs
-    sharing at least one (band, key); add replaces a document's buckets.
+    sharing at least one (band, key), each once; add replaces a document's buckets; remove makes
+    it no match target. tests/contract/dedup_store.py is the executable form of this contract.
     """
 
     def find_exact(self, tenant: str, content_hash: str, exclude_doc: str) -> tuple[str, str] | None: ...
