@@ -64,7 +64,8 @@ def test_sigkilled_workers_resume_and_index_each_chunk_once(stack, tmp_path):
 
 
 def test_a_lost_task_is_sent_again_once_the_job_stalls_and_its_queue_is_empty(stack, tmp_path):
-    from workers.app import app, queue_depth
+    from workers.app import app
+    from workers.client import queue_depth
     from workers.tasks_ingest import revive_jobs
 
     tenant = "t-lost"
