@@ -118,6 +118,8 @@ def classify_next_batch(
         return True
     encoder = encoder_for(index_model) if predictor.needs_neighbours else None
     model = session.get(ModelRecord, opts["model_id"])
+    if model is None:
+        raise PermanentError(f"model {opts['model_id']} was deleted while the job ran")
     started = time.perf_counter()
     report = classify_documents(
         session, es, index, predictor, model, docs, job.id, encoder, cfg.allow_undated_neighbours

@@ -42,6 +42,8 @@ def complete(session: Session, job_id: str, work: TrainingJob, results: dict[str
     if job is None or job.state in JobState.FINAL:
         abandon(session, job_id)
         return False
+    if model is None or work.examples is None:
+        raise RuntimeError(f"training job {job_id} completed a run without a model row or examples")
     request: TrainRequest = work.request
     model.metrics, model.params = summarise(request, results), work.params()
     model.artefact_path, model.status = str(work.model_dir), "ready"

@@ -41,7 +41,8 @@ class ProgressWriter:
         self.sessions, self.job_id, self.run, self.every = sessions, job_id, run, every
         self.owner = owner or lease.worker_id()
         self.lease_seconds = lease.lease_seconds(every) if lease_seconds is None else lease_seconds
-        self.clock, self.last = clock, None
+        self.clock = clock
+        self.last: float | None = None  # when the last write happened; None before the first
 
     def _throttled(self, kind: str, info: dict) -> bool:
         quiet = kind in _THROTTLED or (kind == "step" and not info.get("checkpointed"))
