@@ -69,7 +69,7 @@ async def login(request: Request):
         return render(request, "login.html", None, next=target, error="That key is not valid (or was revoked).")
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
-        COOKIE, key, httponly=True, samesite="strict", path="/", secure=request.app.state.ctx.settings.api_cookie_secure
+        COOKIE, key, httponly=True, samesite="strict", path="/", secure=request.app.state.ctx.settings.api.cookie_secure
     )
     return response
 
@@ -186,7 +186,7 @@ def search_page(
         try:
             start, end = _date(published_from), _date(published_to, end_of_day=True)
             filters = search_filters(ctx, tenant, source or None, start, end, label or None)
-            hits = run_search(ctx, tenant, q, mode, min(k, ctx.settings.api_max_k), filters)
+            hits = run_search(ctx, tenant, q, mode, min(k, ctx.settings.api.max_k), filters)
         except (ValueError, ApiError, DocpipeError) as exc:  # shown on the page, next to the query
             error = str(exc)
     return render(

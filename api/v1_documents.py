@@ -78,28 +78,28 @@ async def upload(request: Request, tenant: str = Depends(require_tenant)) -> dic
     media = content_type.split(";", 1)[0].strip().lower()
     declared = request.headers.get("content-length", "")
     if media == "multipart/form-data":
-        ceiling = s.api_max_upload_files * (s.max_file_bytes + _PART_OVERHEAD)
+        ceiling = s.api.max_upload_files * (s.max_file_bytes + _PART_OVERHEAD)
         if declared.isdigit() and int(declared) > ceiling:
             raise ApiError(
                 413,
-                f"upload of {declared} bytes exceeds {s.api_max_upload_files} files of {s.max_file_bytes} bytes",
+                f"upload of {declared} bytes exceeds {s.api.max_upload_files} files of {s.max_file_bytes} bytes",
                 limit=s.max_file_bytes,
             )
         staging = Staging(ctx.uploads_dir, tenant)
         rename, records = None, None
         try:
-            await receive_multipart(request.stream(), content_type, staging, s.max_file_bytes, s.api_max_upload_files)
+            await receive_multipart(request.stream(), content_type, staging, s.max_file_bytes, s.api.max_upload_files)
         except BaseException:  # refused, malformed or the client went away: keep nothing of it
             staging.discard()
             raise
     elif media == "application/json" or media.endswith("+json"):
-        if declared.isdigit() and int(declared) > s.api_max_json_bytes:
+        if declared.isdigit() and int(declared) > s.api.max_json_bytes:
             raise ApiError(
                 413,
-                f"JSON body of {declared} bytes exceeds {s.api_max_json_bytes} (DOCPIPE_API_MAX_JSON_BYTES)",
-                limit=s.api_max_json_bytes,
+                f"JSON body of {declared} bytes exceeds {s.api.max_json_bytes} (DOCPIPE_API_MAX_JSON_BYTES)",
+                limit=s.api.max_json_bytes,
             )
-        batch = parse_batch(await read_capped(request.stream(), s.api_max_json_bytes))
+        batch = parse_batch(await read_capped(request.stream(), s.api.max_json_bytes))
         staging = Staging(ctx.uploads_dir, tenant)
         try:
             name = write_batch(batch, staging)

@@ -101,7 +101,7 @@ def run_feed(request: Request, feed_id: str, tenant: str = Depends(require_tenan
     from pipeline.sources import catalog
 
     ctx = request.app.state.ctx
-    lease = ctx.settings.source_lease_seconds
+    lease = ctx.settings.sources.lease_seconds
     with ctx.session() as session:
         source = _tenant_source(session, tenant, feed_id)
         token = catalog.claim(session, source.id, catalog.utcnow(), lease, force=True)

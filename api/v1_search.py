@@ -50,8 +50,8 @@ def _utc(t: datetime) -> datetime:
 
 
 def run(ctx, tenant: str, q: str, mode: str, k: int, filters: list[dict]) -> list[dict]:
-    if k > ctx.settings.api_max_k:
-        raise ApiError(422, f"k is at most {ctx.settings.api_max_k} (DOCPIPE_API_MAX_K)")
+    if k > ctx.settings.api.max_k:
+        raise ApiError(422, f"k is at most {ctx.settings.api.max_k} (DOCPIPE_API_MAX_K)")
     index, model_path = ctx.search_target()
     encoder = ctx.encoder(model_path) if mode != "bm25" else None
     # server-side RRF only when configured (it needs a licence on self-managed Elasticsearch)

@@ -71,11 +71,9 @@ def run(settings: Settings, url: str, es_url: str, folder: Path, n_docs: int, ba
     encoder = get_encoder(settings.encoder_path, settings.device, settings.embed_batch_size)
     encoder.encode(["warm up the model before timing"])
     steps = ReadSteps(
-        Chunker.for_model(settings.encoder_path, settings.chunk_tokens, settings.chunk_overlap),
+        Chunker.for_model(settings.encoder_path, settings.chunk.tokens, settings.chunk.overlap),
         settings.max_file_bytes,
-        settings.dedup_threshold,
-        settings.minhash_perms,
-        settings.shingle_words,
+        settings.dedup,
     )
     layout = IndexLayout(es, settings.index_prefix)
     layout.ensure_live(encoder.dims)

@@ -98,7 +98,7 @@ def ingest(settings: Settings, url: str, es, layout, folder: Path) -> tuple[floa
     encoder.encode(["warm up the model before timing"])
     started = time.perf_counter()
     with session_scope(url) as session:
-        live = live_index(session, layout, settings.encoder_path, settings.chunk_tokens, settings.chunk_overlap)
+        live = live_index(session, layout, settings.encoder_path, settings.chunk.tokens, settings.chunk.overlap)
         steps = ReadSteps(chunker(live.model_path, live.chunk_tokens, live.chunk_overlap), settings.max_file_bytes)
         job = repo.create_job(session, "bench", [str(folder)])
         repo.add_job_files(session, job, [str(p) for p in sorted(folder.iterdir())])
@@ -120,8 +120,8 @@ def reindex(settings: Settings, url: str, layout, options: dict, searcher: Searc
         encoder_for=lambda path: get_encoder(path, settings.device, settings.embed_batch_size),
         chunker_for=chunker,
         default_model=settings.encoder_path,
-        default_tokens=settings.chunk_tokens,
-        default_overlap=settings.chunk_overlap,
+        default_tokens=settings.chunk.tokens,
+        default_overlap=settings.chunk.overlap,
         batch_docs=options.pop("batch_docs"),
     )
     with session_scope(url) as session:

@@ -68,7 +68,7 @@ def train_modes(data_dir: Path, csv: Path, args) -> dict:
         max_length=args.max_length,
         batch_size=args.batch_size,
         lr=args.lr,
-        seed=s.train_seed,
+        seed=s.train.seed,
     )
     work = TrainingJob(request, "default", data_dir / "models" / "bench", s.encoder_path)
     work.load()
@@ -81,8 +81,8 @@ def train_modes(data_dir: Path, csv: Path, args) -> dict:
             es,
             index,
             encoder,
-            {"threshold": s.dedup_threshold, "num_perm": s.minhash_perms, "shingle_words": s.shingle_words},
-            s.train_allow_undated_neighbours,
+            {"threshold": s.dedup.threshold, "num_perm": s.dedup.minhash_perms, "shingle_words": s.dedup.shingle_words},
+            s.train.allow_undated_neighbours,
         )
     work.load_vectors(es, index, encoder.dims)
     neighbour_seconds = time.perf_counter() - t
@@ -139,9 +139,7 @@ def main() -> None:
             os.environ["DOCPIPE_DATA_DIR"] = str(data_dir)
             trained = train_modes(data_dir, csv, args)
         finally:
-            subprocess.run(
-                [sys.executable, "-m", "cli", "down"], cwd=tmp, env=env, capture_output=True, check=False
-            )
+            subprocess.run([sys.executable, "-m", "cli", "down"], cwd=tmp, env=env, capture_output=True, check=False)
     results, params = trained["results"], trained["params"]
     result = {
         "train_examples": params["train_examples"],

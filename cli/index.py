@@ -78,7 +78,7 @@ def reindex(
         path = str(model.resolve())
         try:
             IndexConfig.for_model(
-                path, chunk_tokens or s.chunk_tokens, s.chunk_overlap if chunk_overlap is None else chunk_overlap
+                path, chunk_tokens or s.chunk.tokens, s.chunk.overlap if chunk_overlap is None else chunk_overlap
             )
         except ConfigError as exc:
             fail(str(exc))

@@ -124,16 +124,6 @@ def train(
         "eval_fraction": eval_fraction,
         "checkpoint_steps": checkpoint_steps,
     }
-    defaults = {
-        "neighbours": s.train_neighbours,
-        "epochs": s.train_epochs,
-        "max_length": s.train_max_length,
-        "batch_size": s.train_batch_size,
-        "lr": s.train_lr,
-        "seed": s.train_seed,
-        "eval_fraction": s.train_eval_fraction,
-        "checkpoint_steps": s.train_checkpoint_steps,
-    }
     options = {
         "data": str(data.resolve()),
         "text_col": text_col,
@@ -144,9 +134,9 @@ def train(
         "task": task,
         "compare": compare,
         "base_model": str(Path(base_model).resolve()) if base_model else None,
-        "grad_accum": s.train_grad_accum,
-        "patience": s.train_patience,
-        **{k: picked[k] if picked[k] is not None else v for k, v in defaults.items()},
+        "grad_accum": s.train.grad_accum,
+        "patience": s.train.patience,
+        **{k: getattr(s.train, k) if v is None else v for k, v in picked.items()},
     }
     request = TrainRequest.from_options(options)
     try:  # everything checkable without a model is checked here, before anything is queued

@@ -107,8 +107,8 @@ def _run(ref: str, kind: str | None, wait: bool, as_json: bool) -> None:
     with _db() as db:
         source = _find(db, ref, kind)
         sid, before = source.id, source.last_job_id
-        token = catalog.claim(db, sid, catalog.utcnow(), s.source_lease_seconds, force=True)
-        busy = None if token else catalog.busy_reason(db, source, catalog.utcnow(), s.source_lease_seconds)
+        token = catalog.claim(db, sid, catalog.utcnow(), s.sources.lease_seconds, force=True)
+        busy = None if token else catalog.busy_reason(db, source, catalog.utcnow(), s.sources.lease_seconds)
     if token is None:
         fail(f"{sid} is busy: {busy or 'another run holds it'}", 1)
     client.send(client.RUN_SOURCE, sid, token)

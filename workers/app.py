@@ -48,8 +48,8 @@ def configure(settings: Settings | None = None) -> Celery:
         beat_schedule={
             "docpipe-sources-tick": {
                 "task": SOURCES_TICK,
-                "schedule": settings.sources_tick_seconds,
-                "options": {"expires": settings.sources_tick_seconds},
+                "schedule": settings.sources.tick_seconds,
+                "options": {"expires": settings.sources.tick_seconds},
             }
         },
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
@@ -64,13 +64,13 @@ def configure(settings: Settings | None = None) -> Celery:
                 "options": {"expires": settings.revive_every_seconds},
             },
         }
-    if settings.reindex_every_seconds > 0:  # monitor: scheduled reindex; an unchanged configuration is a no-op
+    if settings.reindex.every_seconds > 0:  # monitor: scheduled reindex; an unchanged configuration is a no-op
         app.conf.beat_schedule = {
             **app.conf.beat_schedule,
             "docpipe-reindex": {
                 "task": REINDEX_SCHEDULED,
-                "schedule": settings.reindex_every_seconds,
-                "options": {"expires": settings.reindex_every_seconds},
+                "schedule": settings.reindex.every_seconds,
+                "options": {"expires": settings.reindex.every_seconds},
             },
         }
     return app

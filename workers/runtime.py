@@ -56,7 +56,7 @@ def live(session):
     from pipeline.reindex import live_index
 
     s = get_settings()
-    return live_index(session, layout(), s.encoder_path, s.chunk_tokens, s.chunk_overlap)
+    return live_index(session, layout(), s.encoder_path, s.chunk.tokens, s.chunk.overlap)
 
 
 @lru_cache(maxsize=4)
@@ -68,9 +68,7 @@ def read_steps(model_path: str, chunk_tokens: int, chunk_overlap: int):
     return ReadSteps(
         Chunker.for_model(model_path, chunk_tokens, chunk_overlap),
         s.max_file_bytes,
-        s.dedup_threshold,
-        s.minhash_perms,
-        s.shingle_words,
+        s.dedup,
     )
 
 

@@ -29,7 +29,7 @@ def _query_encoder(model_path: str):
 
     s = get_settings()
     try:
-        return get_engine_encoder(model_path, s.device, s.infer_token_budget, s.infer_compile)
+        return get_engine_encoder(model_path, s.device, s.infer.token_budget, s.infer.compile)
     except ConfigError:
         return runtime.encoder(model_path)
 
@@ -83,8 +83,12 @@ def train(self, job_id: str) -> None:
                     runtime.es(),
                     index,
                     encoder,
-                    {"threshold": s.dedup_threshold, "num_perm": s.minhash_perms, "shingle_words": s.shingle_words},
-                    s.train_allow_undated_neighbours,
+                    {
+                        "threshold": s.dedup.threshold,
+                        "num_perm": s.dedup.minhash_perms,
+                        "shingle_words": s.dedup.shingle_words,
+                    },
+                    s.train.allow_undated_neighbours,
                     lambda n: beat("neighbours", {"examples_done": n, "examples": len(examples)}),
                 )
             if request.augment == "fusion":
@@ -120,7 +124,9 @@ def classify(self, job_id: str) -> None:
     from pipeline.infer.predictor import get_predictor
 
     s = get_settings()
-    cfg = ClassifySettings(s.index_prefix, s.encoder_path, s.classify_docs_per_batch, s.train_allow_undated_neighbours)
+    cfg = ClassifySettings(
+        s.index_prefix, s.encoder_path, s.infer.classify_docs_per_batch, s.train.allow_undated_neighbours
+    )
     with _sessions() as session:
         job = runtime.open_job(session, job_id)
         if job is None:
@@ -132,7 +138,7 @@ def classify(self, job_id: str) -> None:
                 return
         opts = dict(job.options)
     try:
-        predictor = get_predictor(opts["artefact"], s.device, s.infer_token_budget, s.infer_compile)
+        predictor = get_predictor(opts["artefact"], s.device, s.infer.token_budget, s.infer.compile)
     except PermanentError as exc:
         with _sessions() as session:
             repo.fail_job(

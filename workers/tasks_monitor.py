@@ -56,7 +56,7 @@ def _score(job_id: str, tenant: str) -> None:
             docs = job_documents(session, job_id, after, SCORE_BATCH)
             if not docs:
                 break
-            scorer = live_scorer(session, tenant, s.device, s.sentiment_neutral_band, s.infer_compile)
+            scorer = live_scorer(session, tenant, s.device, s.sentiment_neutral_band, s.infer.compile)
             touched |= score_documents(session, docs, scorer, matcher(session, tenant))
             after = docs[-1].id
     if not touched:
@@ -74,7 +74,7 @@ def deliver_alert(self, alert_id: int) -> None:
     from pipeline.store.models_monitor import Alert, WatchEntity
 
     s = get_settings()
-    urls = webhook_urls(s.alert_webhooks)
+    urls = webhook_urls(s.alert.webhooks)
     if not urls:
         return
     with session_scope(runtime.sql_url()) as session:
@@ -87,8 +87,8 @@ def deliver_alert(self, alert_id: int) -> None:
             alert.id,
             alert_record(alert, entity.names if entity else []),
             urls,
-            timeout=s.alert_webhook_timeout,
-            attempts=s.alert_webhook_attempts,
+            timeout=s.alert.webhook_timeout,
+            attempts=s.alert.webhook_attempts,
         )
     if failed:
         raise RetryableError(f"alert {alert_id}: webhook(s) {', '.join(failed)} did not take it")

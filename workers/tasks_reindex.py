@@ -31,14 +31,14 @@ def _tools(batch_docs: int | None = None):
         encoder_for=runtime.encoder,
         chunker_for=_chunker,
         default_model=s.encoder_path,
-        default_tokens=s.chunk_tokens,
-        default_overlap=s.chunk_overlap,
+        default_tokens=s.chunk.tokens,
+        default_overlap=s.chunk.overlap,
         configured_model=s.encoder_model,
-        batch_docs=batch_docs or s.reindex_batch_docs,
+        batch_docs=batch_docs or s.reindex.batch_docs,
         bulk_chunk_size=s.bulk_chunk_size,
         bulk_max_retries=s.bulk_max_retries,
-        keep_retired=s.reindex_keep_retired,
-        clock_skew_seconds=s.reindex_clock_skew_seconds,
+        keep_retired=s.reindex.keep_retired,
+        clock_skew_seconds=s.reindex.clock_skew_seconds,
     )
 
 

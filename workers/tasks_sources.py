@@ -26,7 +26,7 @@ def tick() -> list[str]:
     """Claim every due, idle source and enqueue its run; sent by beat every few seconds."""
     s = get_settings()
     with session_scope(runtime.sql_url()) as session:
-        claimed = catalog.claim_due(session, catalog.utcnow(), s.source_lease_seconds)
+        claimed = catalog.claim_due(session, catalog.utcnow(), s.sources.lease_seconds)
     for source_id, token in claimed:
         run_source.delay(source_id, token)
     return [source_id for source_id, _ in claimed]
@@ -104,7 +104,7 @@ def _run_feed(source_id, token, tenant, url, timeout, etag, modified, body_hash)
             ).id
         source.etag, source.last_modified, source.body_hash = outcome.etag, outcome.last_modified, outcome.body_hash
         catalog.finish_success(source, catalog.utcnow(), outcome.message, job_id)
-    prune_spool(spool, s.feed_files_kept)
+    prune_spool(spool, s.sources.feed_files_kept)
     return job_id
 
 
@@ -129,4 +129,4 @@ def _record_failure(source_id: str, token: str, error: str) -> None:
     with session_scope(runtime.sql_url()) as session:
         source = catalog.begin_run(session, source_id, token)
         if source is not None:
-            catalog.finish_failure(source, catalog.utcnow(), error, get_settings().source_backoff_max)
+            catalog.finish_failure(source, catalog.utcnow(), error, get_settings().sources.backoff_max)

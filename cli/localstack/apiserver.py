@@ -43,8 +43,8 @@ def ensure_local_key(settings: Settings, sql_url: str) -> str:
 
 
 def start_api(settings: Settings, env: dict, timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
-    """uvicorn in its own session (so `down` can stop it by pid), on settings.api_port or a free one."""
-    host, port = settings.api_host, settings.api_port or free_port()
+    """uvicorn in its own session (so `down` can stop it by pid), on settings.api.port or a free one."""
+    host, port = settings.api.host, settings.api.port or free_port()
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     out = open(logs / "api.log", "ab")

@@ -16,29 +16,32 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pipeline.config import AlertSettings, defaults
 from pipeline.monitor.scoring import epoch_hour
 from pipeline.monitor.series import hourly_counts
 from pipeline.store.models_monitor import Alert, WatchEntity
 
+_ALERT = defaults(AlertSettings)
+
 
 @dataclass(frozen=True)
 class SpikeRule:
-    window_hours: int = 6
-    baseline_hours: int = 72
-    sigma: float = 3.0
-    min_items: int = 5
-    min_baseline_windows: int = 4
-    std_floor: float = 0.05
+    window_hours: int = _ALERT.window_hours
+    baseline_hours: int = _ALERT.baseline_hours
+    sigma: float = _ALERT.sigma
+    min_items: int = _ALERT.min_items
+    min_baseline_windows: int = _ALERT.min_baseline_windows
+    std_floor: float = _ALERT.std_floor
 
     @classmethod
     def from_settings(cls, s) -> SpikeRule:
         return cls(
-            s.alert_window_hours,
-            s.alert_baseline_hours,
-            s.alert_sigma,
-            s.alert_min_items,
-            s.alert_min_baseline_windows,
-            s.alert_std_floor,
+            s.alert.window_hours,
+            s.alert.baseline_hours,
+            s.alert.sigma,
+            s.alert.min_items,
+            s.alert.min_baseline_windows,
+            s.alert.std_floor,
         )
 
     def __post_init__(self):

@@ -17,9 +17,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pipeline.config import AlertSettings, defaults
 from pipeline.errors import ConfigError
 from pipeline.store.models import utcnow
 from pipeline.store.models_monitor import AlertDelivery
+
+_ALERT = defaults(AlertSettings)
 
 # a client error will not go away by asking again, except these
 _RETRY_4XX = frozenset({408, 425, 429})
@@ -38,8 +41,8 @@ def post_json(
     url: str,
     payload: dict,
     *,
-    timeout: float = 5.0,
-    attempts: int = 3,
+    timeout: float = _ALERT.webhook_timeout,
+    attempts: int = _ALERT.webhook_attempts,
     backoff: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[bool, int, str | None]:
@@ -78,8 +81,8 @@ def deliver(
     payload: dict,
     urls: list[str],
     *,
-    timeout: float = 5.0,
-    attempts: int = 3,
+    timeout: float = _ALERT.webhook_timeout,
+    attempts: int = _ALERT.webhook_attempts,
     backoff: float = 0.5,
 ) -> list[str]:
     """POST to every hook that has not taken the alert yet; return the hooks that still failed."""

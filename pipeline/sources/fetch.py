@@ -18,6 +18,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import NewConnectionError, ProtocolError, SSLError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
+from pipeline.config import FetchSettings, defaults
 from pipeline.sources.errors import FetchError, FetchRefused, InvalidSource
 from pipeline.sources.netguard import IPAddress, IPNetwork, Resolver, parse_networks, permitted_addresses
 
@@ -27,25 +28,26 @@ _ACCEPT = (
     "application/x-ndjson, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 )
 _READ_SIZE = 64 * 1024
+_FETCH = defaults(FetchSettings)
 
 
 @dataclass
 class FetchPolicy:
-    timeout: float = 20.0  # connect, each read, and the whole exchange including redirects
-    max_bytes: int = 10 * 1024 * 1024
-    max_redirects: int = 5
+    timeout: float = _FETCH.timeout  # connect, each read, and the whole exchange including redirects
+    max_bytes: int = _FETCH.max_bytes
+    max_redirects: int = _FETCH.max_redirects
     allow: tuple[IPNetwork, ...] = ()
-    user_agent: str = "docpipe-feeds/0.1"
+    user_agent: str = _FETCH.user_agent
     resolver: Resolver = field(default=socket.getaddrinfo, repr=False)
 
     @classmethod
     def from_settings(cls, settings, timeout: float | None = None) -> FetchPolicy:
         return cls(
-            timeout=timeout or settings.fetch_timeout,
-            max_bytes=settings.fetch_max_bytes,
-            max_redirects=settings.fetch_max_redirects,
-            allow=parse_networks(settings.fetch_allow_networks),
-            user_agent=settings.fetch_user_agent,
+            timeout=timeout or settings.fetch.timeout,
+            max_bytes=settings.fetch.max_bytes,
+            max_redirects=settings.fetch.max_redirects,
+            allow=parse_networks(settings.fetch.allow_networks),
+            user_agent=settings.fetch.user_agent,
         )
 
 

@@ -20,7 +20,7 @@ from pipeline.errors import PermanentError
 from pipeline.infer.artefact import AUGMENTS, save_model
 from pipeline.train.data import DataError, Examples, data_hash, load_examples, split
 from pipeline.train.neighbours import NeighbourSet, leak_rules, neighbour_vectors, retrieve
-from pipeline.train.trainer import CHECKPOINT, Split, TrainConfig, train_run
+from pipeline.train.trainer import CHECKPOINT, TRAIN_DEFAULTS, Split, TrainConfig, train_run
 
 
 @dataclass
@@ -33,19 +33,19 @@ class TrainRequest:
     id_col: str | None = None
     time_col: str | None = None
     augment: str = "none"
-    neighbours: int = 3
-    epochs: float = 3.0
+    neighbours: int = TRAIN_DEFAULTS.neighbours
+    epochs: float = TRAIN_DEFAULTS.epochs
     task: str = "default"
     compare: bool = False
     base_model: str | None = None
-    max_length: int = 256
-    batch_size: int = 16
-    grad_accum: int = 1
-    lr: float = 5e-5
-    eval_fraction: float = 0.2
-    patience: int = 2
-    seed: int = 13
-    checkpoint_steps: int = 50
+    max_length: int = TRAIN_DEFAULTS.max_length
+    batch_size: int = TRAIN_DEFAULTS.batch_size
+    grad_accum: int = TRAIN_DEFAULTS.grad_accum
+    lr: float = TRAIN_DEFAULTS.lr
+    eval_fraction: float = TRAIN_DEFAULTS.eval_fraction
+    patience: int = TRAIN_DEFAULTS.patience
+    seed: int = TRAIN_DEFAULTS.seed
+    checkpoint_steps: int = TRAIN_DEFAULTS.checkpoint_steps
 
     @classmethod
     def from_options(cls, options: dict) -> TrainRequest:

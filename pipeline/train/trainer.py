@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.config import TrainSettings, defaults
 from pipeline.errors import ConfigError
 from pipeline.infer.artefact import ArtefactConfig
 from pipeline.infer.engine import InferenceEngine, Request, autocast_dtype, collate, resolve_device, to_device
@@ -25,6 +26,7 @@ from pipeline.infer.inputs import ConcatLayout, concat_requests, text_requests
 from pipeline.train.metrics import classification_report
 
 CHECKPOINT, BEST = "checkpoint.pt", "best.pt"
+TRAIN_DEFAULTS = defaults(TrainSettings)
 
 
 class Cancelled(Exception):
@@ -36,19 +38,19 @@ class TrainConfig:
     base_model: str
     augment: str
     labels: list[str]
-    max_length: int = 256
-    neighbours: int = 0
+    max_length: int = TRAIN_DEFAULTS.max_length
+    neighbours: int = 0  # passages per example; 0 with augment "none"
     text_share: float = 0.5
     neighbour_dims: int | None = None
-    epochs: float = 3.0
-    batch_size: int = 16
-    grad_accum: int = 1
-    lr: float = 5e-5
+    epochs: float = TRAIN_DEFAULTS.epochs
+    batch_size: int = TRAIN_DEFAULTS.batch_size
+    grad_accum: int = TRAIN_DEFAULTS.grad_accum
+    lr: float = TRAIN_DEFAULTS.lr
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
-    patience: int = 2
-    seed: int = 13
-    checkpoint_steps: int = 50
+    patience: int = TRAIN_DEFAULTS.patience
+    seed: int = TRAIN_DEFAULTS.seed
+    checkpoint_steps: int = TRAIN_DEFAULTS.checkpoint_steps
     device: str = "auto"
     eval_token_budget: int = 8192
 

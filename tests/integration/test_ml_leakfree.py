@@ -84,7 +84,7 @@ def test_own_document_its_near_copy_unlinked_copies_and_later_documents_are_neve
             texts,
             ids,
             times,
-            {"threshold": s.dedup_threshold, "num_perm": s.minhash_perms, "shingle_words": s.shingle_words},
+            {"threshold": s.dedup.threshold, "num_perm": s.dedup.minhash_perms, "shingle_words": s.dedup.shingle_words},
         )
         guarded = retrieve(session, es, index, TENANT, encoder, texts, rules, k=3)
     assert guarded.blocked_after_search == 0  # the Elasticsearch filters themselves kept the leaks out

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from pipeline.config import ApiSettings
 from pipeline.store import repo
 from pipeline.store.models import Document, Job, JobState
 from pipeline.types import Rejected, document_id
@@ -14,7 +15,7 @@ from tests.unit.api_support import Api, FakeRedis
 
 @pytest.fixture()
 def api(tmp_path):
-    return Api(tmp_path, max_file_bytes=1000, api_max_upload_files=3, api_max_json_bytes=2000)
+    return Api(tmp_path, max_file_bytes=1000, api=ApiSettings(max_upload_files=3, max_json_bytes=2000))
 
 
 def _files(*items):
