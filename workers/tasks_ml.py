@@ -47,7 +47,6 @@ class MlJobTask(JobTask):
 def train(self, job_id: str) -> None:
     from elasticsearch import NotFoundError
 
-    from pipeline.reindex import search_target
     from pipeline.train import lifecycle
     from pipeline.train.job import TrainingJob, TrainRequest
     from pipeline.train.progress import LeaseLost, ProgressWriter
@@ -67,33 +66,17 @@ def train(self, job_id: str) -> None:
     def progress(run: str) -> ProgressWriter:
         return ProgressWriter(_sessions, job_id, run, s.heartbeat_seconds, me, hold)
 
-    base = request.base_model or s.encoder_path
+    neighbours = lifecycle.NeighbourSettings(
+        s.index_prefix,
+        s.encoder_path,
+        {"threshold": s.dedup.threshold, "num_perm": s.dedup.minhash_perms, "shingle_words": s.dedup.shingle_words},
+        s.train.allow_undated_neighbours,
+    )
     try:
-        work = TrainingJob(request, tenant, (s.data_dir / "models" / job_id).resolve(), base, s.device)
-        examples = work.load()
-        with _sessions() as session:
-            lifecycle.start_model(session, job_id, work, examples)
-        if work.needs_neighbours:
-            with _sessions() as session:
-                index, model_path = search_target(session, s.index_prefix, s.encoder_path)
-                encoder = _query_encoder(model_path)
-                beat = progress(request.augment)
-                work.find_neighbours(
-                    session,
-                    runtime.es(),
-                    index,
-                    encoder,
-                    {
-                        "threshold": s.dedup.threshold,
-                        "num_perm": s.dedup.minhash_perms,
-                        "shingle_words": s.dedup.shingle_words,
-                    },
-                    s.train.allow_undated_neighbours,
-                    lambda n: beat("neighbours", {"examples_done": n, "examples": len(examples)}),
-                )
-            if request.augment == "fusion":
-                work.load_vectors(runtime.es(), work.neighbours.index, encoder.dims)
-        results = {mode: work.run(mode, progress(mode)) for mode in request.modes()}
+        work = TrainingJob(
+            request, tenant, (s.data_dir / "models" / job_id).resolve(), request.base_model or s.encoder_path, s.device
+        )
+        results = lifecycle.run_training(_sessions, runtime.es(), job_id, work, neighbours, _query_encoder, progress)
     except LeaseLost as exc:  # the worker that took the job over carries on with the same model row
         log.warning("training job %s: %s; this run stops", job_id, exc)
         return

@@ -7,9 +7,15 @@ elsewhere (cancelled) leaves its model failed, never `training` forever. The liv
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from pipeline.jobs import lease
+from pipeline.reindex import search_target
 from pipeline.store import model_registry, repo
 from pipeline.store.models import Job, JobState, utcnow
 from pipeline.store.models_ml import ModelRecord
@@ -17,6 +23,57 @@ from pipeline.train.data import Examples
 from pipeline.train.job import TrainingJob, TrainRequest, summarise
 
 ABANDONED = "its training job ended before the model was finished"
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+Progress = Callable[[str, dict], None]
+
+
+@dataclass(frozen=True)
+class NeighbourSettings:
+    """Where augmented runs retrieve their neighbour passages from, and under which leak rules."""
+
+    index_prefix: str
+    default_model: str  # the index's model when no version records one
+    dedup: dict  # threshold, num_perm, shingle_words: near-duplicates of an example are never its neighbours
+    allow_undated: bool
+
+
+def run_training(
+    sessions: SessionFactory,
+    es,
+    job_id: str,
+    work: TrainingJob,
+    neighbours: NeighbourSettings,
+    encoder_for: Callable[[str], Any],
+    progress_for: Callable[[str], Progress],
+) -> dict[str, dict]:
+    """Load the data, register the model row, find the neighbours (augmented runs), train every mode.
+
+    Each step finds what an earlier delivery of the same job left in its work folder and goes on from
+    there. Returns each mode's result for `complete`.
+    """
+    examples = work.load()
+    with sessions() as session:
+        start_model(session, job_id, work, examples)
+    request = work.request
+    if work.needs_neighbours:
+        with sessions() as session:
+            index, model_path = search_target(session, neighbours.index_prefix, neighbours.default_model)
+            encoder = encoder_for(model_path)
+            beat = progress_for(request.augment)
+            found = work.find_neighbours(
+                session,
+                es,
+                index,
+                encoder,
+                neighbours.dedup,
+                neighbours.allow_undated,
+                lambda n: beat("neighbours", {"examples_done": n, "examples": len(examples)}),
+            )
+        if request.augment == "fusion":
+            # the vectors come from the index the neighbours were found in (an earlier delivery's, when resumed)
+            work.load_vectors(es, found.index or index, encoder.dims)
+    return {mode: work.run(mode, progress_for(mode)) for mode in request.modes()}
 
 
 def start_model(session: Session, job_id: str, work: TrainingJob, examples: Examples) -> ModelRecord:
