@@ -25,6 +25,7 @@ from api.v1_search import search_filters
 from pipeline.errors import DocpipeError
 from pipeline.store import model_registry, repo
 from pipeline.store.models import Document, IndexVersion, Job, JobState
+from pipeline.types import utcnow
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -117,7 +118,7 @@ _WINDOWS = (
 
 def activity_chart(session, tenant: str) -> str:
     """Documents indexed per time bucket, empty buckets included, failed and partial jobs marked."""
-    now = datetime.now(UTC)
+    now = utcnow()
     rows = session.execute(
         select(Job.finished_at, Job.done, Job.state, Job.id).where(
             Job.tenant == tenant, Job.finished_at.is_not(None), Job.finished_at >= now - _WINDOWS[-1][0]

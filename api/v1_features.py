@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from api.auth import require_tenant
 from api.errors import ApiError
 from api.schemas import Error
+from pipeline.types import utcnow
 from workers import client
 
 _ID = r"^[0-9a-f]{32}$"
@@ -104,8 +105,8 @@ def run_feed(request: Request, feed_id: str, tenant: str = Depends(require_tenan
     lease = ctx.settings.sources.lease_seconds
     with ctx.session() as session:
         source = _tenant_source(session, tenant, feed_id)
-        token = catalog.claim(session, source.id, catalog.utcnow(), lease, force=True)
-        busy = None if token else catalog.busy_reason(session, source, catalog.utcnow(), lease)
+        token = catalog.claim(session, source.id, utcnow(), lease, force=True)
+        busy = None if token else catalog.busy_reason(session, source, utcnow(), lease)
     if token is None:
         raise ApiError(409, f"feed {feed_id} is busy: {busy or 'another run holds it'}")
     ctx.send_task(client.RUN_SOURCE, [feed_id, token])
@@ -221,7 +222,7 @@ def watch_charts(session, tenant: str, days: int = 30) -> list[dict]:
     from api import charts
     from pipeline.monitor import list_alerts, series, watchlist
 
-    since = datetime.now(UTC) - timedelta(days=days)
+    since = utcnow() - timedelta(days=days)
     out = []
     for entity in watchlist.entities(session, tenant):
         rows = series(session, entity, "day", since)

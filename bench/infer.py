@@ -80,7 +80,8 @@ def engine_runner(
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from pipeline.infer.engine import InferenceEngine, default_token_budget, for_inference, resolve_device
+    from pipeline.devices import resolve_device
+    from pipeline.infer.engine import InferenceEngine, default_token_budget, for_inference
     from pipeline.infer.inputs import text_requests
 
     dev = resolve_device(device)
@@ -202,7 +203,8 @@ def main() -> None:
 
     import torch
 
-    from pipeline.infer.engine import default_token_budget, resolve_device
+    from pipeline.devices import resolve_device
+    from pipeline.infer.engine import default_token_budget
 
     texts = texts_for(args.texts, args.n)
     with tempfile.TemporaryDirectory() as tmp:

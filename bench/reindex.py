@@ -219,7 +219,7 @@ def main() -> None:
         noida.stop()
 
     ingest_rate = ingest_chunks / ingest_s
-    from pipeline.embed import resolve_device
+    from pipeline.devices import resolve_device
 
     print(f"\nBBC News, {args.limit} articles; device {resolve_device(settings.device)}")
     print(f"initial ingest: {ingest_chunks} chunks in {ingest_s:.1f} s = {ingest_rate:.1f} chunks/s")

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from cli.common import JSON, TENANT, console, ensure_stack, fail, finish, out, session, wait_for_job
 from pipeline.config import get_settings
+from pipeline.types import utcnow
 from workers import client
 
 feeds_app = typer.Typer(help="Feeds (RSS, Atom, JSON Feed, JSON lines) polled on a schedule.", no_args_is_help=True)
@@ -107,8 +108,8 @@ def _run(ref: str, kind: str | None, wait: bool, as_json: bool) -> None:
     with _db() as db:
         source = _find(db, ref, kind)
         sid, before = source.id, source.last_job_id
-        token = catalog.claim(db, sid, catalog.utcnow(), s.sources.lease_seconds, force=True)
-        busy = None if token else catalog.busy_reason(db, source, catalog.utcnow(), s.sources.lease_seconds)
+        token = catalog.claim(db, sid, utcnow(), s.sources.lease_seconds, force=True)
+        busy = None if token else catalog.busy_reason(db, source, utcnow(), s.sources.lease_seconds)
     if token is None:
         fail(f"{sid} is busy: {busy or 'another run holds it'}", 1)
     client.send(client.RUN_SOURCE, sid, token)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.devices import resolve_device
+
 # Keys rewritten whenever a model is re-saved; they do not change what it computes.
 _VOLATILE_KEYS = frozenset({"_name_or_path", "transformers_version", "__version__"})
 _GENERIC_DIRS = frozenset({"model", "models", "snapshot", "snapshots", "main", "latest"})
@@ -24,14 +26,6 @@ _CARD_TITLE = re.compile(r"^# ([\w.\-]+)\s*$", re.MULTILINE)
 _models: dict[tuple[str, str], object] = {}
 _encoders: dict[tuple[str, str, int], Encoder] = {}
 _lock = threading.Lock()
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _load_model(path: str, device: str):
@@ -108,7 +102,7 @@ class Encoder:
     @property
     def model(self):
         if self._model is None:
-            self._model = _load_model(self.model_path, resolve_device(self.device))
+            self._model = _load_model(self.model_path, str(resolve_device(self.device)))
         return self._model
 
     @property

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -24,7 +24,7 @@ from pipeline.index import chunk_action, delete_stale_chunks, write_chunks
 from pipeline.store import repo
 from pipeline.store.dedupstore import SqlDedupStore, pack_signature
 from pipeline.store.models import Document, Job, JobFile, Outcome
-from pipeline.types import CleanDocument, Rejected, chunk_id, document_id
+from pipeline.types import CleanDocument, Rejected, chunk_id, document_id, utcnow
 
 
 @dataclass
@@ -126,7 +126,7 @@ def _place_document(
     t = watch.add("dedup", t)
     if doc is None:
         doc = Document(
-            id=doc_id, tenant=job.tenant, source=item.source, status="chunked", cluster_id=doc_id, created_at=_now()
+            id=doc_id, tenant=job.tenant, source=item.source, status="chunked", cluster_id=doc_id, created_at=utcnow()
         )
         session.add(doc)
     was_indexed = doc.indexed_hash
@@ -187,7 +187,7 @@ def index_documents(
     vectors = encoder.encode(texts)
     t = watch.add("embed", t)
     actions, row = [], 0
-    now = _now().isoformat()
+    now = utcnow().isoformat()
     for d in docs:
         for c in chunks[d.id]:
             actions.append(
@@ -234,10 +234,6 @@ def index_documents(
         d.status, d.indexed_hash = "indexed", d.content_hash
         repo.set_outcome(session, job.id, d.id, Outcome.INDEXED)
     watch.add("index", t)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _jsonable(meta: dict) -> dict:

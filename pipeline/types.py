@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 # Fixed namespace: document ids must stay stable across machines and releases.
 DOC_NAMESPACE = uuid.UUID("6f1d2c3e-8a47-4b5e-9d61-2f0c7e9ab001")
+
+
+def utcnow() -> datetime:
+    """The one clock: timezone-aware UTC, as every timestamp docpipe stores or sends."""
+    return datetime.now(UTC)
 
 
 def document_id(tenant: str, source: str) -> str:

@@ -11,6 +11,7 @@ from pipeline.store import repo
 from pipeline.store.db import session_scope
 from pipeline.store.models import Document, JobState
 from pipeline.store.models_sources import Source
+from pipeline.types import utcnow
 
 
 def db(stack):
@@ -37,7 +38,7 @@ def run_now(stack, sid: str, timeout: float = 180):
     configure(stack.settings())
     with db(stack) as s:
         before = s.get(Source, sid).last_job_id
-        token = catalog.claim(s, sid, catalog.utcnow(), 600, force=True)
+        token = catalog.claim(s, sid, utcnow(), 600, force=True)
     assert token, f"source {sid} is busy"
     run_source.delay(sid, token)
     src = wait_run(stack, sid, token, timeout)

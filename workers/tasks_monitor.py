@@ -46,7 +46,7 @@ def score_job_with_model(self, job_id: str) -> None:
 def _score(job_id: str, tenant: str) -> None:
     from pipeline.monitor import SpikeRule, evaluate, job_documents, live_scorer, score_documents
     from pipeline.monitor.watchlist import matcher
-    from pipeline.store.models import utcnow
+    from pipeline.types import utcnow
 
     s = get_settings()
     touched: set[int] = set()

@@ -14,6 +14,7 @@ from pipeline.sources import catalog
 from pipeline.sources.errors import SourceError
 from pipeline.store.db import session_scope
 from pipeline.store.models_sources import SourceKind
+from pipeline.types import utcnow
 from workers import runtime
 from workers.app import app
 from workers.routing import RUN_SOURCE, SOURCES_TICK, START_JOB
@@ -26,7 +27,7 @@ def tick() -> list[str]:
     """Claim every due, idle source and enqueue its run; sent by beat every few seconds."""
     s = get_settings()
     with session_scope(runtime.sql_url()) as session:
-        claimed = catalog.claim_due(session, catalog.utcnow(), s.sources.lease_seconds)
+        claimed = catalog.claim_due(session, utcnow(), s.sources.lease_seconds)
     for source_id, token in claimed:
         run_source.delay(source_id, token)
     return [source_id for source_id, _ in claimed]
@@ -103,7 +104,7 @@ def _run_feed(source_id, token, tenant, url, timeout, etag, modified, body_hash)
                 },
             ).id
         source.etag, source.last_modified, source.body_hash = outcome.etag, outcome.last_modified, outcome.body_hash
-        catalog.finish_success(source, catalog.utcnow(), outcome.message, job_id)
+        catalog.finish_success(source, utcnow(), outcome.message, job_id)
     prune_spool(spool, s.sources.feed_files_kept)
     return job_id
 
@@ -119,9 +120,9 @@ def _run_folder(source_id, token, folder) -> str | None:
         source = catalog.begin_run(session, source_id, token)
         if source is None:
             return None
-        result = sync_folder(session, source, current, layout.es, aliases, catalog.utcnow())
+        result = sync_folder(session, source, current, layout.es, aliases, utcnow())
         job_id = result.job.id if result.job else None
-        catalog.finish_success(source, catalog.utcnow(), result.message, job_id)
+        catalog.finish_success(source, utcnow(), result.message, job_id)
     return job_id
 
 
@@ -129,4 +130,4 @@ def _record_failure(source_id: str, token: str, error: str) -> None:
     with session_scope(runtime.sql_url()) as session:
         source = catalog.begin_run(session, source_id, token)
         if source is not None:
-            catalog.finish_failure(source, catalog.utcnow(), error, get_settings().sources.backoff_max)
+            catalog.finish_failure(source, utcnow(), error, get_settings().sources.backoff_max)

@@ -13,11 +13,11 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from cli.localstack.processes import pid_alive, start_noida, stop_pid
 from pipeline.config import Settings
 from pipeline.services import read_stack
+from pipeline.types import utcnow
 
 WORKERS = {
     # name: celery worker arguments. The gpu worker is one process (solo pool) that keeps the model loaded.
@@ -140,7 +140,7 @@ def up(settings: Settings, echo=print) -> dict:
             }
             redis_url, es_url = redis_url or noida.redis_url, es_url or noida.elasticsearch_url
         stack = {
-            "started_at": datetime.now(UTC).isoformat(),
+            "started_at": utcnow().isoformat(),
             "redis_url": redis_url,
             "elasticsearch_url": es_url,
             "database_url": settings.sql_url,

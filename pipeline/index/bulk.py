@@ -6,7 +6,6 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import Elasticsearch, SerializationError, TransportError
@@ -14,7 +13,7 @@ from elasticsearch.helpers import streaming_bulk
 
 from pipeline.errors import BulkIndexError, ConfigError, PermanentError, ServiceUnavailable
 from pipeline.index.guard import AUTH_STATUSES, RETRYABLE_STATUSES, guard
-from pipeline.types import chunk_id
+from pipeline.types import chunk_id, utcnow
 
 # Dead-letter rows keep the reason; a vector preview inside it can run to kilobytes.
 _MAX_REASON = 2000
@@ -47,7 +46,7 @@ def chunk_action(index_alias: str, doc_fields: dict) -> dict:
     vector = fields.get("embedding")
     if hasattr(vector, "tolist"):
         fields["embedding"] = vector.tolist()
-    fields.setdefault("indexed_at", datetime.now(UTC))
+    fields.setdefault("indexed_at", utcnow())
     return {"_op_type": "index", "_index": index_alias, "_id": expected, "_source": fields}
 
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.devices import resolve_device
 from pipeline.errors import ConfigError
 from pipeline.infer.engine import (
     InferenceEngine,
     default_token_budget,
     for_inference,
     mean_pool,
-    resolve_device,
     tokenize,
 )
 

@@ -15,6 +15,7 @@ from itertools import chain
 
 import numpy as np
 
+from pipeline.devices import resolve_device
 from pipeline.infer.batching import PaddingReport, pack_batches, padded_size
 
 
@@ -27,14 +28,6 @@ class Request:
 
     def __len__(self) -> int:
         return len(self.input_ids)
-
-
-def resolve_device(device: str):
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
 
 
 def for_inference(model, device, compile: bool = False):

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.devices import resolve_device
 from pipeline.infer.artefact import ArtefactConfig, load_model
-from pipeline.infer.engine import InferenceEngine, default_token_budget, resolve_device
+from pipeline.infer.engine import InferenceEngine, default_token_budget
 from pipeline.infer.inputs import ConcatLayout, concat_requests, text_requests
 
 _CACHE_SIZE = 3

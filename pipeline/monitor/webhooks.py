@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from pipeline.config import AlertSettings, defaults
 from pipeline.errors import ConfigError
-from pipeline.store.models import utcnow
 from pipeline.store.models_monitor import AlertDelivery
+from pipeline.types import utcnow
 
 _ALERT = defaults(AlertSettings)
 

@@ -17,7 +17,7 @@ from pipeline.reindex import ledger
 from pipeline.store import repo
 from pipeline.store.models import Document, IndexVersion
 from pipeline.store.models_monitor import ReindexLedger
-from pipeline.types import chunk_id
+from pipeline.types import chunk_id, utcnow
 
 
 @dataclass
@@ -58,7 +58,7 @@ def write_documents(session: Session, tools: Tools, build: IndexVersion, docs: l
     texts = [d.text[s.start : s.end] for d, doc_spans in zip(docs, spans) for s in doc_spans]
     vectors = tools.encoder_for(model_path).encode(texts)
     labels = _labels(session, docs)
-    now, actions, row = datetime.now(UTC).isoformat(), [], 0
+    now, actions, row = utcnow().isoformat(), [], 0
     for d, doc_spans in zip(docs, spans):
         for s in doc_spans:
             actions.append(
@@ -127,7 +127,7 @@ def catch_up_labels(session: Session, tools: Tools, build: IndexVersion, job) ->
     The window reaches back by the clock skew allowance, so a prediction whose transaction committed
     after the previous look (its time is taken before the commit) is not missed; updates are idempotent.
     """
-    started = datetime.now(UTC)
+    started = utcnow()
     mark = (job.options or {}).get("labels_since")
     since = datetime.fromisoformat(mark) if mark else build.created_at
     since = (since if since.tzinfo else since.replace(tzinfo=UTC)) - timedelta(seconds=tools.clock_skew_seconds)

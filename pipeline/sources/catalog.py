@@ -18,12 +18,9 @@ from pipeline.sources.fetch import check_url
 from pipeline.sources.schedule import backoff_delay, format_every
 from pipeline.store.models import Job, JobState
 from pipeline.store.models_sources import Source, SourceKind
+from pipeline.types import utcnow
 
 _MAX_ERROR = 2000
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def aware(value: datetime | None) -> datetime | None:

@@ -8,11 +8,11 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.sources.feeds import FeedItem, parse_feed
 from pipeline.sources.fetch import FetchPolicy, fetch
+from pipeline.types import utcnow
 
 
 @dataclass
@@ -86,7 +86,7 @@ def item_record(item: FeedItem, meta: dict) -> dict:
 def spool_items(spool_dir: Path, items: list[FeedItem], meta: dict) -> Path:
     """Write items to spool_dir/<UTC timestamp>.jsonl atomically (a reader never sees half a file)."""
     spool_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
     path = spool_dir / f"{stamp}.jsonl"
     tmp = path.with_suffix(".part")
     with open(tmp, "w", encoding="utf-8") as fh:

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import PermanentError
-from pipeline.store.models import utcnow
 from pipeline.store.models_keys import ApiKey
+from pipeline.types import utcnow
 
 PREFIX = "dpk"
 # Tenants name folders (uploads) and appear in URLs and logs: keep them to a safe alphabet.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from pipeline.store.models import utcnow
 from pipeline.store.models_ml import ModelPromotion, ModelRecord
+from pipeline.types import utcnow
 
 
 def live_model(session: Session, tenant: str, task: str) -> ModelRecord | None:

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import TrainSettings, defaults
+from pipeline.devices import resolve_device
 from pipeline.errors import ConfigError
 from pipeline.infer.artefact import ArtefactConfig
-from pipeline.infer.engine import InferenceEngine, Request, autocast_dtype, collate, resolve_device, to_device
+from pipeline.infer.engine import InferenceEngine, Request, autocast_dtype, collate, to_device
 from pipeline.infer.inputs import ConcatLayout, concat_requests, text_requests
 from pipeline.train.metrics import classification_report
 

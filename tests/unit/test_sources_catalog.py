@@ -10,6 +10,7 @@ from pipeline.store import repo
 from pipeline.store.db import session_scope
 from pipeline.store.migrate import upgrade
 from pipeline.store.models_sources import Source
+from pipeline.types import utcnow
 
 LEASE = 600
 
@@ -40,7 +41,7 @@ def test_add_validates_and_refuses_duplicates(url, tmp_path):
 
 def test_a_due_source_is_claimed_once(url):
     sid = _add(url)
-    now = catalog.utcnow()
+    now = utcnow()
     with session_scope(url) as s:
         first = catalog.claim_due(s, now, LEASE)
     with session_scope(url) as s:
@@ -59,7 +60,7 @@ def test_a_due_source_is_claimed_once(url):
 
 def test_a_source_whose_job_has_not_ended_is_busy(url):
     sid = _add(url)
-    now = catalog.utcnow()
+    now = utcnow()
     with session_scope(url) as s:
         ((_, token),) = catalog.claim_due(s, now, LEASE)
         job = repo.create_job(s, "t1", ["/x.jsonl"], kind="feed")
@@ -76,7 +77,7 @@ def test_a_source_whose_job_has_not_ended_is_busy(url):
 
 def test_an_expired_lease_can_be_taken_over(url):
     sid = _add(url)
-    now = catalog.utcnow()
+    now = utcnow()
     with session_scope(url) as s:
         ((_, old),) = catalog.claim_due(s, now, LEASE)
     with session_scope(url) as s:
@@ -87,7 +88,7 @@ def test_an_expired_lease_can_be_taken_over(url):
 
 def test_failures_back_off_exponentially_and_success_resets(url):
     sid = _add(url, every=60)
-    now = catalog.utcnow()
+    now = utcnow()
     delays = []
     for n in range(4):
         with session_scope(url) as s:
