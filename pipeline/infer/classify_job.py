@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from pipeline.index import write_chunks
 from pipeline.infer.predictor import Predictor
+from pipeline.neighbours import LeakRule, neighbour_vectors, retrieve
 from pipeline.store import repo
 from pipeline.store.models import Document, JobDocument, utcnow
 from pipeline.store.models_ml import ModelRecord, Prediction
-from pipeline.train.neighbours import LeakRule, neighbour_vectors, retrieve
 
 
 @dataclass

@@ -18,8 +18,8 @@ import numpy as np
 
 from pipeline.errors import PermanentError
 from pipeline.infer.artefact import AUGMENTS, save_model
+from pipeline.neighbours import NeighbourSet, leak_rules, neighbour_vectors, retrieve
 from pipeline.train.data import DataError, Examples, data_hash, load_examples, split
-from pipeline.train.neighbours import NeighbourSet, leak_rules, neighbour_vectors, retrieve
 from pipeline.train.trainer import CHECKPOINT, TRAIN_DEFAULTS, Split, TrainConfig, train_run
 
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from pipeline.embed import get_encoder
+from pipeline.neighbours import LeakRule, leak_rules, retrieve
 from pipeline.reindex import search_target
 from pipeline.store.db import session_scope
-from pipeline.train.neighbours import LeakRule, leak_rules, retrieve
 from pipeline.types import document_id
 from tests.fixtures import article, near_copy
 from tests.ml_support import TOPICS, topic_text

@@ -189,7 +189,7 @@ def test_corrupt_or_mismatched_model_folders_are_refused_with_the_reason(tiny_ba
 
 
 def test_example_ids_match_sources_at_separators_only():
-    from pipeline.train.neighbours import source_keys
+    from pipeline.neighbours import source_keys
 
     keys = set(source_keys("/data/feeds/rec-1"))
     assert {"/data/feeds/rec-1", "rec-1", "1", "feeds/rec-1", "/rec-1"} <= keys
