@@ -15,6 +15,16 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+INTEGRATION_DIR = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests under tests/integration talk to real services: they are `integration` by where they live, so the fast
+    lane (`-m "not integration and not slow"`) cannot pick one up because its module forgot the mark."""
+    for item in items:
+        if INTEGRATION_DIR in Path(item.path).parents:
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(scope="session")
 def noida(tmp_path_factory):

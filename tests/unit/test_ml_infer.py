@@ -93,6 +93,7 @@ def test_engine_matches_one_by_one_forward_on_a_real_tokenizer(tokenizer, tiny_b
     assert np.allclose(batched, np.stack(single), atol=1e-5)
 
 
+@pytest.mark.slow  # torch.compile takes half a minute on a CPU
 def test_a_compiled_model_answers_as_the_eager_one_across_batch_shapes(tokenizer, tiny_bert):
     """DOCPIPE_INFER_COMPILE: one module compiled with dynamic shapes (and frozen weights on the CPU) must
     give the eager model's logits for batches of several sizes and lengths, padded or not."""

@@ -128,6 +128,7 @@ def _cfg(base, augment="none", **kw):
     return TrainConfig(base_model=base, augment=augment, labels=ex.label_set, **options)
 
 
+@pytest.mark.slow  # trains twice, with a resume in between
 def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_model(tiny_base, tmp_path):
     _, train, held = _splits("none")
     cfg = _cfg(tiny_base)
@@ -149,6 +150,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_model(tiny_base, tm
     assert [h["epoch"] for h in straight["history"]] == [1, 2]
 
 
+@pytest.mark.slow  # trains a model per augmentation
 @pytest.mark.parametrize("augment", ["concat", "fusion"])
 def test_augmented_runs_save_folders_that_predict_like_the_trained_model(tiny_base, tmp_path, augment):
     _, train, held = _splits(augment)
