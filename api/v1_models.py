@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -11,6 +10,7 @@ from sqlalchemy import select
 from api.auth import require_tenant
 from api.errors import ApiError
 from api.schemas import Error, IndexVersionOut, ModelOut, index_version_out, model_out
+from pipeline.infer.artefact import unusable
 from pipeline.store import model_registry
 from pipeline.store.models import IndexVersion
 from pipeline.store.models_ml import ModelRecord
@@ -19,20 +19,6 @@ router = APIRouter(prefix="/v1", tags=["models"])
 MODEL_ID = re.compile(r"[0-9a-f]{32}")
 _TASK = Query(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
 _ONE = {401: {"model": Error}, 404: {"model": Error}, 409: {"model": Error}}
-
-
-def unusable(model: ModelRecord) -> str | None:
-    """Why the model's folder cannot be loaded, as `docpipe models promote` checks; None when it can."""
-    if importlib.util.find_spec("pipeline.infer.artefact") is None:
-        return None  # this build has no inference engine to load models with
-    from pipeline.errors import ConfigError
-    from pipeline.infer.artefact import read_config
-
-    try:
-        read_config(model.artefact_path or "")
-        return None
-    except ConfigError as exc:
-        return str(exc)
 
 
 def tenant_model(session, tenant: str, model_id: str) -> ModelRecord:
@@ -67,7 +53,7 @@ def get_model(request: Request, model_id: str, tenant: str = Depends(require_ten
 def promote(request: Request, model_id: str, tenant: str = Depends(require_tenant)) -> dict:
     with request.app.state.ctx.session() as session:
         model = tenant_model(session, tenant, model_id)
-        problem = unusable(model) if model.status == "ready" else None
+        problem = unusable(model.artefact_path) if model.status == "ready" else None
         if problem:
             raise ApiError(409, f"model {model.id} cannot be promoted: {problem}; the live model stays live")
         try:
@@ -85,7 +71,7 @@ def promote(request: Request, model_id: str, tenant: str = Depends(require_tenan
 )
 def rollback(request: Request, task: str = _TASK, tenant: str = Depends(require_tenant)) -> dict:
     with request.app.state.ctx.session() as session:
-        previous = model_registry.rollback(session, tenant, task, usable=lambda m: unusable(m) is None)
+        previous = model_registry.rollback(session, tenant, task, usable=lambda m: unusable(m.artefact_path) is None)
         if previous is None:
             raise ApiError(409, f"task {task} has no earlier usable model to return to")
         return model_out(previous)

@@ -13,6 +13,7 @@ from api.errors import ApiError
 from api.highlight import highlight
 from api.schemas import Error, SearchOut, display_name
 from api.v1_documents import upload_source
+from pipeline.infer.labels import UnknownLabel, labels_filter
 from pipeline.retrieve import search as run_search
 
 router = APIRouter(prefix="/v1", tags=["search"])
@@ -40,7 +41,11 @@ def search_filters(
             bounds["lte"] = _utc(published_to).isoformat()
         filters.append({"range": {"published": bounds}})
     if label:
-        filters.append({"term": {"label": label}})
+        with ctx.session() as session:
+            try:
+                filters.extend(labels_filter(session, tenant, [label]))
+            except UnknownLabel as exc:  # as on the CLI: a typo is an error, not an empty result
+                raise ApiError(422, str(exc)) from None
     return filters
 
 
@@ -80,7 +85,9 @@ def run(ctx, tenant: str, q: str, mode: str, k: int, filters: list[dict]) -> lis
     return out
 
 
-@router.get("/search", response_model=SearchOut, responses={401: {"model": Error}, 503: {"model": Error}})
+@router.get(
+    "/search", response_model=SearchOut, responses={401: {"model": Error}, 422: {"model": Error}, 503: {"model": Error}}
+)
 def search(
     request: Request,
     tenant: str = Depends(require_tenant),

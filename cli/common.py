@@ -170,13 +170,13 @@ def submit_job(
     kind: str = "ingest",
     options: dict | None = None,
     task: str = client.START_JOB,
-    on_created=None,
+    create=None,
     view: JobView = JobView(),
 ) -> None:
     """Create a job row, send its first task by name (default: the ingest pipeline), optionally wait for it.
 
-    `on_created(session, job)` runs in the transaction that creates the job; `view` says how the job
-    is printed (queued, while it runs, when it ends).
+    `create(session)` builds the job row instead of a plain job over `inputs` (a use case such as a replay);
+    `view` says how the job is printed (queued, while it runs, when it ends).
     """
     from pipeline.services import endpoints
     from pipeline.store import repo
@@ -185,9 +185,7 @@ def submit_job(
     ensure_stack()
     upgrade(endpoints(get_settings()).sql_url)
     with session() as s:
-        job = repo.create_job(s, tenant, inputs, kind=kind, options=options)
-        if on_created is not None:
-            on_created(s, job)
+        job = create(s) if create is not None else repo.create_job(s, tenant, inputs, kind=kind, options=options)
         rec = view.record(s, job)
     client.send(task, rec["id"])
     if not wait:

@@ -29,16 +29,17 @@ def replay(job_id: str, wait: bool = typer.Option(False, "--wait"), as_json: boo
     """Ingest again the inputs of a job's dead letters (after fixing them), as a new job."""
     from pipeline.store import repo
 
+    nothing = f"job {job_id} has no dead letters to replay"
     with session() as db:
         job = repo.get_job(db, job_id) or fail(f"no job {job_id}")
-        tenant, paths = job.tenant, sorted({d.path for d in repo.replayable_letters(db, job.id)})
-    if not paths:
-        fail(f"job {job_id} has no dead letters to replay", 1)
+        tenant, replayed_id, replayable = job.tenant, job.id, bool(repo.replayable_letters(db, job.id))
+    if not replayable:  # said before `submit_job` brings the stack up
+        fail(nothing, 1)
 
-    def mark(s, replay_job):
-        repo.mark_replayed(s, repo.replayable_letters(s, job.id), replay_job)
+    def create(s):
+        return repo.create_replay_job(s, repo.get_job(s, replayed_id)) or fail(nothing, 1)
 
-    submit_job(tenant, paths, wait, as_json, kind="replay", on_created=mark)
+    submit_job(tenant, [], wait, as_json, kind="replay", create=create)
 
 
 def cancel(job_id: str) -> None:
@@ -126,18 +127,15 @@ def _search_clients():
 
 def _label_filters(tenant: str, labels: list[str]) -> list[dict] | None:
     """One filter for the labels asked for (a chunk matches if its document has any of them)."""
-    from pipeline.infer.labels import UnknownLabel, label_filter
+    from pipeline.infer.labels import UnknownLabel, labels_filter
 
     if not labels:
         return None
     try:
         with session() as db:
-            each = [label_filter(db, tenant, label) for label in dict.fromkeys(labels)]
+            return labels_filter(db, tenant, labels)
     except UnknownLabel as exc:
         fail(str(exc))
-    if len(each) == 1:
-        return each[0]
-    return [{"bool": {"should": [{"bool": {"filter": clauses}} for clauses in each], "minimum_should_match": 1}}]
 
 
 def search(

@@ -237,27 +237,17 @@ def models_show(model_id: str, as_json: bool = JSON) -> None:
     out.print_json(json.dumps(rec["metrics"]))
 
 
-def _usable(model) -> str | None:
-    from pipeline.errors import ConfigError
-    from pipeline.infer.artefact import read_config
-
-    try:
-        read_config(model.artefact_path or "")
-        return None
-    except ConfigError as exc:
-        return str(exc)
-
-
 @models_app.command("promote")
 def models_promote(model_id: str, as_json: bool = JSON) -> None:
     """Make a ready model the live one of its task; jobs already running keep the model they started with."""
+    from pipeline.infer.artefact import unusable
     from pipeline.store import model_registry
 
     with session() as db:
         m = model_registry.get_model(db, model_id) or fail(f"no model {model_id} (see `docpipe models list`)")
         if m.status != "ready":
             fail(f"model {m.id} is {m.status}; only a ready model can be promoted", 1)
-        problem = _usable(m)
+        problem = unusable(m.artefact_path)
         if problem:
             fail(f"model {m.id} cannot be promoted: {problem}; the live model stays live", 1)
         model_registry.promote(db, m)
@@ -271,10 +261,11 @@ def models_promote(model_id: str, as_json: bool = JSON) -> None:
 @models_app.command("rollback")
 def models_rollback(tenant: str = TENANT, task: str = TASK, as_json: bool = JSON) -> None:
     """Make the model that was live before the current one live again."""
+    from pipeline.infer.artefact import unusable
     from pipeline.store import model_registry
 
     with session() as db:
-        m = model_registry.rollback(db, tenant, task, usable=lambda cand: _usable(cand) is None)
+        m = model_registry.rollback(db, tenant, task, usable=lambda cand: unusable(cand.artefact_path) is None)
         if m is None:
             fail(f"no earlier usable model of task {task!r} for tenant {tenant} to roll back to", 1)
         rec = model_record(m)

@@ -71,6 +71,15 @@ def read_config(folder: str | Path) -> ArtefactConfig:
     return config
 
 
+def unusable(folder: str | Path | None) -> str | None:
+    """Why a model folder cannot be loaded (promote and rollback refuse such a model); None when it can."""
+    try:
+        read_config(folder or "")
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
 def _head_classes(folder: Path) -> int:
     import torch
 

@@ -132,3 +132,22 @@ def test_models_are_listed_promoted_and_rolled_back_within_the_tenant(api, monke
     assert api.client.post("/v1/models/rollback", headers=globex, params={"task": "sentiment"}).status_code == 409
     live = {m["id"] for m in api.client.get("/v1/models", headers=acme).json() if m["live"]}
     assert live == {first} and not api.client.get(f"/v1/models/{other}", headers=globex).json()["live"]
+
+
+def test_an_unknown_label_is_the_same_error_from_the_api_as_from_the_cli(api):
+    from pipeline.infer.labels import UnknownLabel, labels_filter
+
+    acme = api.key("acme")
+    _model(api, "acme", "sentiment")  # knows neg and pos
+    with api.session() as s:
+        with pytest.raises(UnknownLabel) as cli_error:
+            labels_filter(s, "acme", ["pos", "positive"])
+        both = labels_filter(s, "acme", ["neg", "pos", "neg"])
+    clauses = both[0]["bool"]["should"]
+    assert [c["bool"]["filter"] for c in clauses] == [[{"term": {"label": "neg"}}], [{"term": {"label": "pos"}}]]
+
+    r = api.client.get("/v1/search", headers=acme, params={"q": "rates", "label": "positive"})
+    assert r.status_code == 422 and r.json()["message"] == str(cli_error.value)
+    assert "known labels: neg, pos" in r.json()["message"]
+    r = api.client.get("/v1/search", headers=api.key("globex"), params={"q": "rates", "label": "pos"})
+    assert r.status_code == 422 and "none: train" in r.json()["message"]  # another tenant's labels are not known
