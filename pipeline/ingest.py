@@ -20,7 +20,7 @@ from pipeline.dedup import Deduplicator, content_hash
 from pipeline.embed import Encoder
 from pipeline.errors import Reason
 from pipeline.formats import read_path
-from pipeline.index import chunk_action, delete_stale_chunks, write_chunks
+from pipeline.index import chunk_action, chunk_source, delete_stale_chunks, write_chunks
 from pipeline.store import repo
 from pipeline.store.dedupstore import SqlDedupStore, pack_signature
 from pipeline.store.models import Document, Job, JobFile, Outcome
@@ -194,21 +194,8 @@ def index_documents(
                 chunk_action(
                     alias,
                     {
-                        "tenant": d.tenant,
-                        "doc_id": d.id,
+                        **chunk_source(d, c.ordinal, c.char_start, c.char_end, texts[row], vectors[row], now),
                         "chunk_id": c.id,
-                        "ordinal": c.ordinal,
-                        "source": d.source,
-                        "content_type": d.content_type,
-                        "title": d.title,
-                        "text": texts[row],
-                        "published": d.published.isoformat() if d.published else None,
-                        "indexed_at": now,
-                        "char_start": c.char_start,
-                        "char_end": c.char_end,
-                        "content_hash": d.content_hash,
-                        "cluster_id": d.cluster_id,
-                        "embedding": vectors[row].tolist(),
                     },
                 )
             )

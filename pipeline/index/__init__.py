@@ -4,6 +4,7 @@ from pipeline.index.aliases import IndexLayout
 from pipeline.index.bulk import (
     WriteReport,
     chunk_action,
+    chunk_source,
     count_chunks,
     delete_stale_chunks,
     refresh,
@@ -20,6 +21,7 @@ __all__ = [
     "WriteReport",
     "bm25",
     "chunk_action",
+    "chunk_source",
     "config_hash",
     "count_chunks",
     "delete_stale_chunks",

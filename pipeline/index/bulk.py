@@ -25,6 +25,39 @@ class WriteReport:
     failures: list[dict] = field(default_factory=list)  # {"_id", "status", "error": {"type", "reason"}}
 
 
+def chunk_source(
+    doc,
+    ordinal: int,
+    char_start: int,
+    char_end: int,
+    text: str,
+    embedding,
+    indexed_at: str,
+    content_hash: str | None = None,
+) -> dict:
+    """The fields of one chunk of `doc` (a stored Document) as Elasticsearch holds them; ingest and reindex
+    both build them here, so a rebuilt index carries exactly what ingest writes.
+
+    `content_hash` is the text the chunk was cut from (default: the document's current hash).
+    """
+    return {
+        "tenant": doc.tenant,
+        "doc_id": doc.id,
+        "ordinal": ordinal,
+        "source": doc.source,
+        "content_type": doc.content_type,
+        "title": doc.title,
+        "text": text,
+        "published": doc.published.isoformat() if doc.published else None,
+        "indexed_at": indexed_at,
+        "char_start": char_start,
+        "char_end": char_end,
+        "content_hash": doc.content_hash if content_hash is None else content_hash,
+        "cluster_id": doc.cluster_id,
+        "embedding": embedding,
+    }
+
+
 def chunk_action(index_alias: str, doc_fields: dict) -> dict:
     """An index (upsert-by-id) action for one chunk; `_id` follows pipeline.types.chunk_id.
 

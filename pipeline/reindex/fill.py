@@ -11,7 +11,7 @@ from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.errors import PermanentError
-from pipeline.index import chunk_action, refresh, write_chunks
+from pipeline.index import chunk_action, chunk_source, refresh, write_chunks
 from pipeline.index.guard import guard
 from pipeline.reindex import ledger
 from pipeline.store import repo
@@ -65,20 +65,9 @@ def write_documents(session: Session, tools: Tools, build: IndexVersion, docs: l
                 chunk_action(
                     build.name,
                     {
-                        "tenant": d.tenant,
-                        "doc_id": d.id,
-                        "ordinal": s.ordinal,
-                        "source": d.source,
-                        "content_type": d.content_type,
-                        "title": d.title,
-                        "text": texts[row],
-                        "published": d.published.isoformat() if d.published else None,
-                        "indexed_at": now,
-                        "char_start": s.start,
-                        "char_end": s.end,
-                        "content_hash": ledger.held_hash(d),
-                        "cluster_id": d.cluster_id,
-                        "embedding": vectors[row],
+                        **chunk_source(
+                            d, s.ordinal, s.start, s.end, texts[row], vectors[row], now, ledger.held_hash(d)
+                        ),
                         **labels.get(d.id, {}),
                     },
                 )
