@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
-from pipeline.store.models import DeadLetter, Document, Job, JobState
+from pipeline.store.models import DeadLetter, Document, DocumentStatus, Job, JobState
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,11 @@ class DocpipeCollector(Collector):
             docs.add_metric([status], n)
         yield docs
         chunks = (
-            session.scalar(select(func.coalesce(func.sum(Document.chunk_count), 0)).where(Document.status == "indexed"))
+            session.scalar(
+                select(func.coalesce(func.sum(Document.chunk_count), 0)).where(
+                    Document.status == DocumentStatus.INDEXED
+                )
+            )
             or 0
         )
         yield GaugeMetricFamily("docpipe_chunks_indexed", "Chunks of indexed documents", value=chunks)

@@ -31,7 +31,7 @@ from pipeline.index import IndexLayout, refresh  # noqa: E402
 from pipeline.ingest import ReadSteps, Stopwatch, index_documents, read_file  # noqa: E402
 from pipeline.store import migrate, repo  # noqa: E402
 from pipeline.store.db import session_scope  # noqa: E402
-from pipeline.store.models import Chunk, Document, JobFile  # noqa: E402
+from pipeline.store.models import Chunk, Document, DocumentStatus, JobFile  # noqa: E402
 
 
 def bbc_texts(limit: int | None) -> list[str]:
@@ -101,14 +101,14 @@ def run(settings: Settings, url: str, es_url: str, folder: Path, n_docs: int, ba
         dup_kinds = dict(
             session.execute(
                 select(Document.duplicate_kind, func.count())
-                .where(Document.status == "duplicate")
+                .where(Document.status == DocumentStatus.DUPLICATE)
                 .group_by(Document.duplicate_kind)
             ).all()
         )
         rows = session.execute(
             select(Document.text, Chunk.char_start, Chunk.char_end)
             .join(Chunk, Chunk.document_id == Document.id)
-            .where(Document.status == "indexed")
+            .where(Document.status == DocumentStatus.INDEXED)
         ).all()
         chunk_texts = [t[s:e] for t, s, e in rows]
         state, done = job.state, job.done

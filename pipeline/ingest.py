@@ -23,7 +23,7 @@ from pipeline.formats import read_path
 from pipeline.index import chunk_action, chunk_source, delete_stale_chunks, write_chunks
 from pipeline.store import repo
 from pipeline.store.dedupstore import SqlDedupStore, pack_signature
-from pipeline.store.models import Document, Job, JobFile, Outcome
+from pipeline.store.models import Document, DocumentStatus, Job, JobFile, Outcome
 from pipeline.types import CleanDocument, Rejected, chunk_id, document_id, utcnow
 
 
@@ -118,7 +118,11 @@ def _place_document(
     doc_id = document_id(job.tenant, item.source)
     doc = session.get(Document, doc_id)
     digest = content_hash(item.text)
-    if doc is not None and doc.content_hash == digest and doc.status in ("indexed", "duplicate"):
+    if (
+        doc is not None
+        and doc.content_hash == digest
+        and doc.status in (DocumentStatus.INDEXED, DocumentStatus.DUPLICATE)
+    ):
         repo.set_outcome(session, job.id, doc_id, Outcome.UNCHANGED, jobfile.id)
         watch.add("dedup", t)
         return
@@ -126,7 +130,12 @@ def _place_document(
     t = watch.add("dedup", t)
     if doc is None:
         doc = Document(
-            id=doc_id, tenant=job.tenant, source=item.source, status="chunked", cluster_id=doc_id, created_at=utcnow()
+            id=doc_id,
+            tenant=job.tenant,
+            source=item.source,
+            status=DocumentStatus.CHUNKED,
+            cluster_id=doc_id,
+            created_at=utcnow(),
         )
         session.add(doc)
     was_indexed = doc.indexed_hash
@@ -136,7 +145,7 @@ def _place_document(
     doc.last_job_id = job.id
     repo.drop_chunks(session, [doc_id])
     if verdict.duplicate_of:
-        doc.status, doc.duplicate_of, doc.duplicate_kind = "duplicate", verdict.duplicate_of, verdict.kind
+        doc.status, doc.duplicate_of, doc.duplicate_kind = DocumentStatus.DUPLICATE, verdict.duplicate_of, verdict.kind
         doc.similarity, doc.cluster_id, doc.chunk_count = verdict.similarity, verdict.cluster_id, 0
         dedup.store.remove(job.tenant, doc_id)
         if was_indexed and es is not None:
@@ -144,7 +153,7 @@ def _place_document(
             doc.indexed_hash = None
         repo.set_outcome(session, job.id, doc_id, Outcome.DUPLICATE, jobfile.id)
         return
-    doc.status, doc.duplicate_of, doc.duplicate_kind, doc.similarity = "chunked", None, None, None
+    doc.status, doc.duplicate_of, doc.duplicate_kind, doc.similarity = DocumentStatus.CHUNKED, None, None, None
     doc.cluster_id = verdict.cluster_id or doc_id
     dedup.register(job.tenant, doc_id, verdict)
     spans = steps.chunker.chunk(item.text)
@@ -207,7 +216,7 @@ def index_documents(
     for d in docs:
         if d.id in failed:
             delete_stale_chunks(es, alias, d.tenant, d.id, None)  # no half-indexed document stays behind
-            d.status, d.indexed_hash = "failed", None
+            d.status, d.indexed_hash = DocumentStatus.FAILED, None
             repo.add_dead_letter(
                 session,
                 job,
@@ -218,7 +227,7 @@ def index_documents(
             continue
         if d.indexed_hash and d.indexed_hash != d.content_hash:
             delete_stale_chunks(es, alias, d.tenant, d.id, d.content_hash)
-        d.status, d.indexed_hash = "indexed", d.content_hash
+        d.status, d.indexed_hash = DocumentStatus.INDEXED, d.content_hash
         repo.set_outcome(session, job.id, d.id, Outcome.INDEXED)
     watch.add("index", t)
 

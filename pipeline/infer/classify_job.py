@@ -19,8 +19,9 @@ from pipeline.index import write_chunks
 from pipeline.infer.predictor import Predictor
 from pipeline.neighbours import LeakRule, neighbour_vectors, retrieve
 from pipeline.store import repo
-from pipeline.store.models import Document, JobDocument, utcnow
+from pipeline.store.models import Document, DocumentStatus, JobDocument
 from pipeline.store.models_ml import ModelRecord, Prediction
+from pipeline.types import utcnow
 
 
 @dataclass
@@ -32,7 +33,9 @@ class ClassifyReport:
 
 
 def _scope(tenant: str, job_id: str | None, doc_ids: list[str] | None, not_in_job: str | None):
-    q = select(Document).where(Document.tenant == tenant, Document.status == "indexed", Document.chunk_count > 0)
+    q = select(Document).where(
+        Document.tenant == tenant, Document.status == DocumentStatus.INDEXED, Document.chunk_count > 0
+    )
     if job_id:
         q = q.where(Document.id.in_(select(JobDocument.document_id).where(JobDocument.job_id == job_id)))
     if doc_ids is not None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from pipeline.store.models import Document
+from pipeline.store.models import Document, DocumentStatus
 from pipeline.store.models_monitor import ReindexLedger
 
-INDEXED = "indexed"
+INDEXED = DocumentStatus.INDEXED
 # the text an indexed document's chunks come from; a row written without indexed_hash means its content
 HELD_HASH = func.coalesce(Document.indexed_hash, Document.content_hash)
 

@@ -18,13 +18,11 @@ from sqlalchemy.orm import Session
 from pipeline.index import delete_stale_chunks
 from pipeline.sources.folder import FileState, KnownFile, plan_sync
 from pipeline.store import repo
-from pipeline.store.models import Document, Job, JobDocument, JobFile, JobState
+from pipeline.store.models import Document, DocumentStatus, Job, JobDocument, JobFile, JobState
 from pipeline.store.models_sources import Source, SourceFile
 from pipeline.types import document_id
 
 _IN_BATCH = 500
-# A duplicate whose canonical copy is deleted waits in this state for its file to be read again.
-PENDING = "pending"
 
 
 @dataclass
@@ -85,18 +83,20 @@ def remove_documents(session: Session, es, aliases: list[str], tenant: str, doc_
     for i in range(0, len(doc_ids), _IN_BATCH):
         docs = session.scalars(
             select(Document).where(
-                Document.tenant == tenant, Document.status != "deleted", Document.id.in_(doc_ids[i : i + _IN_BATCH])
+                Document.tenant == tenant,
+                Document.status != DocumentStatus.DELETED,
+                Document.id.in_(doc_ids[i : i + _IN_BATCH]),
             )
         )
         for doc in docs:
-            if doc.indexed_hash or doc.status == "indexed":
+            if doc.indexed_hash or doc.status == DocumentStatus.INDEXED:
                 for alias in aliases:
                     delete_stale_chunks(es, alias, tenant, doc.id, None)
             repo.drop_chunks(session, [doc.id])
             repo.drop_lsh(session, doc.id)
             # indexed_hash None and status "deleted": the ingest's unchanged-check then reads a
             # re-added file again, and repo.chunk_total no longer counts it
-            doc.status, doc.indexed_hash, doc.chunk_count = "deleted", None, 0
+            doc.status, doc.indexed_hash, doc.chunk_count = DocumentStatus.DELETED, None, 0
             removed.append(doc.id)
     return removed
 
@@ -138,7 +138,7 @@ def _promote_orphans(
         session.scalars(
             select(Document).where(
                 Document.tenant == tenant,
-                Document.status == "duplicate",
+                Document.status == DocumentStatus.DUPLICATE,
                 Document.duplicate_of.in_(result.removed_documents),
             )
         )
@@ -148,7 +148,7 @@ def _promote_orphans(
     for doc in orphans:
         paths = links.get(doc.id, set()) & present
         if paths:
-            doc.status = PENDING  # not "duplicate": the ingest's unchanged-check would skip it
+            doc.status = DocumentStatus.PENDING  # not a duplicate: the ingest's unchanged-check would skip it
             result.promoted.append(doc.id)
             files |= paths
     return sorted(files - already)

@@ -6,10 +6,10 @@ import numpy as np
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from pipeline.store.models import Document, LshBucket
+from pipeline.store.models import Document, DocumentStatus, LshBucket
 from pipeline.store.repo import drop_lsh, replace_lsh
 
-CANONICAL = ("chunked", "indexed")
+CANONICAL = (DocumentStatus.CHUNKED, DocumentStatus.INDEXED)
 
 
 def pack_signature(signature: list[int]) -> bytes:

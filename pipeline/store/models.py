@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -25,6 +26,18 @@ class JobState:
     )
     FINAL = frozenset({SUCCEEDED, PARTIAL, FAILED, CANCELLED})
     ALL = (QUEUED, RUNNING, SUCCEEDED, PARTIAL, FAILED, CANCELLED)
+
+
+class DocumentStatus(StrEnum):
+    """Where a stored document stands: chunked, then indexed; or a duplicate (never indexed), failed (the
+    index refused it), pending (a folder sync asks for it to be read again) or deleted (gone from its source)."""
+
+    PENDING = "pending"
+    CHUNKED = "chunked"
+    INDEXED = "indexed"
+    DUPLICATE = "duplicate"
+    FAILED = "failed"
+    DELETED = "deleted"
 
 
 class Outcome:
@@ -86,8 +99,7 @@ class Document(Base):
     meta: Mapped[dict] = mapped_column(default=dict)
     content_hash: Mapped[str] = mapped_column(String(64))
     signature: Mapped[bytes | None] = mapped_column(LargeBinary)
-    # chunked -> indexed; or duplicate (not indexed) | deleted
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # a DocumentStatus
     duplicate_of: Mapped[str | None] = mapped_column(String(32))
     duplicate_kind: Mapped[str | None] = mapped_column(String(8))
     similarity: Mapped[float | None]

@@ -16,6 +16,7 @@ from pipeline.store.models import (
     Chunk,
     DeadLetter,
     Document,
+    DocumentStatus,
     IndexVersion,
     Job,
     JobDocument,
@@ -315,7 +316,7 @@ def get_document(session: Session, tenant: str, doc_id: str) -> Document | None:
 
 
 def chunk_total(session: Session, tenant: str | None = None) -> int:
-    q = select(func.coalesce(func.sum(Document.chunk_count), 0)).where(Document.status == "indexed")
+    q = select(func.coalesce(func.sum(Document.chunk_count), 0)).where(Document.status == DocumentStatus.INDEXED)
     if tenant:
         q = q.where(Document.tenant == tenant)
     return session.scalar(q) or 0
