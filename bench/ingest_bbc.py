@@ -28,7 +28,8 @@ from pipeline.chunk import Chunker  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
 from pipeline.embed import get_encoder  # noqa: E402
 from pipeline.index import IndexLayout, refresh  # noqa: E402
-from pipeline.ingest import ReadSteps, Stopwatch, index_documents, read_file  # noqa: E402
+from pipeline.ingest import ReadSteps, index_documents, read_file  # noqa: E402
+from pipeline.jobs.stats import JobStats  # noqa: E402
 from pipeline.store import migrate, repo  # noqa: E402
 from pipeline.store.db import session_scope  # noqa: E402
 from pipeline.store.models import Chunk, Document, DocumentStatus, JobFile  # noqa: E402
@@ -77,7 +78,7 @@ def run(settings: Settings, url: str, es_url: str, folder: Path, n_docs: int, ba
     )
     layout = IndexLayout(es, settings.index_prefix)
     layout.ensure_live(encoder.dims)
-    watch = Stopwatch()
+    stats = JobStats()
     files = sorted(folder.iterdir())
     started = time.perf_counter()
     with session_scope(url) as session, Progress() as bar:
@@ -85,7 +86,7 @@ def run(settings: Settings, url: str, es_url: str, folder: Path, n_docs: int, ba
         repo.add_job_files(session, job, [str(p) for p in files])
         reading = bar.add_task("read/clean/dedup/chunk", total=len(files))
         for jobfile in repo.pending_files(session, job.id):
-            read_file(session, job, jobfile, steps, es, layout.write_alias, watch)
+            stats.add(read_file(session, job, jobfile, steps, es, layout.write_alias))
             bar.advance(reading)
         session.flush()
         file_ids = [f.id for f in session.scalars(select(JobFile).where(JobFile.job_id == job.id))]
@@ -93,7 +94,7 @@ def run(settings: Settings, url: str, es_url: str, folder: Path, n_docs: int, ba
         indexing = bar.add_task("embed/index", total=len(pending))
         for i in range(0, len(pending), batch_docs):
             batch = pending[i : i + batch_docs]
-            index_documents(session, job, batch, encoder, es, layout.write_alias, watch=watch)
+            stats.add(index_documents(session, job, batch, encoder, es, layout.write_alias))
             bar.advance(indexing, len(batch))
         refresh(es, layout.read_alias)
         repo.finish_if_done(session, job)
@@ -126,7 +127,7 @@ def run(settings: Settings, url: str, es_url: str, folder: Path, n_docs: int, ba
     )
     print(f"{'stage':<8}{'seconds':>10}{'docs/s':>12}{'chunks/s':>12}")
     for stage in ("read", "clean", "dedup", "chunk", "embed", "index"):
-        sec = watch.seconds.get(stage, 0.0)
+        sec = stats.get(stage).seconds
         print(
             f"{stage:<8}{sec:>10.2f}{n_docs / sec if sec else float('inf'):>12.0f}"
             f"{n_chunks / sec if sec else float('inf'):>12.0f}"

@@ -6,7 +6,6 @@ they never open sessions, commit, or know about queues.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,10 +20,14 @@ from pipeline.embed import Encoder
 from pipeline.errors import Reason
 from pipeline.formats import read_path
 from pipeline.index import chunk_action, chunk_source, delete_stale_chunks, write_chunks
+from pipeline.jobs.stats import JobStats, StageRecorder, add_job_stats
 from pipeline.store import repo
 from pipeline.store.dedupstore import SqlDedupStore, pack_signature
 from pipeline.store.models import Document, DocumentStatus, Job, JobFile, Outcome
 from pipeline.types import CleanDocument, Rejected, chunk_id, document_id, utcnow
+
+# the dedup stage's drop reason for a document whose text is the one already indexed or held as a duplicate
+UNCHANGED = "unchanged"
 
 
 @dataclass
@@ -44,45 +47,34 @@ class ReadSteps:
         )
 
 
-class Stopwatch:
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-
-    def add(self, stage: str, since: float) -> float:
-        now = time.perf_counter()
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - since
-        return now
-
-
-def read_file(
-    session: Session,
-    job: Job,
-    jobfile: JobFile,
-    steps: ReadSteps,
-    es=None,
-    alias: str = "",
-    watch: Stopwatch | None = None,
-) -> None:
-    """Turn one input file into document rows with chunks, outcomes and dead letters."""
-    watch = watch or Stopwatch()
+def read_file(session: Session, job: Job, jobfile: JobFile, steps: ReadSteps, es=None, alias: str = "") -> JobStats:
+    """Turn one input file into document rows with chunks, outcomes and dead letters; the file's read,
+    clean, dedup and chunk accounts are added to the job's and returned."""
+    recorder = StageRecorder()
     dedup = steps.deduplicator(session)
     records = 0
-    t = time.perf_counter()
+    t = recorder.mark()
     for item in read_path(Path(jobfile.path), steps.max_file_bytes):
-        t = watch.add("read", t)
+        t = recorder.lap("read", t)
         records += 1
         if isinstance(item, Rejected):
+            recorder["read"].drop(item.reason)
             repo.add_dead_letter(session, job, item, jobfile.path)
             continue
+        recorder["read"].passed()
         cleaned = clean(item)
-        t = watch.add("clean", t)
+        t = recorder.lap("clean", t)
         if isinstance(cleaned, Rejected):
+            recorder["clean"].drop(cleaned.reason)
             repo.add_dead_letter(session, job, cleaned, jobfile.path)
             continue
-        _store_document(session, job, jobfile, cleaned, steps, dedup, es, alias, watch)
-        t = time.perf_counter()
+        recorder["clean"].passed()
+        _store_document(session, job, jobfile, cleaned, steps, dedup, es, alias, recorder)
+        t = recorder.mark()
     jobfile.records = records
     jobfile.status = "done"
+    add_job_stats(session, job.id, recorder.stats)
+    return recorder.stats
 
 
 def _store_document(
@@ -94,12 +86,12 @@ def _store_document(
     dedup: Deduplicator,
     es,
     alias: str,
-    watch: Stopwatch,
+    recorder: StageRecorder,
 ) -> None:
     # One flush per document, at the end: no query here needs this document's own pending row, and
     # autoflushing before each of them cost more than the queries.
     with session.no_autoflush:
-        _place_document(session, job, jobfile, item, steps, dedup, es, alias, watch)
+        _place_document(session, job, jobfile, item, steps, dedup, es, alias, recorder)
         session.flush()
 
 
@@ -112,9 +104,9 @@ def _place_document(
     dedup: Deduplicator,
     es,
     alias: str,
-    watch: Stopwatch,
+    recorder: StageRecorder,
 ) -> None:
-    t = time.perf_counter()
+    t = recorder.mark()
     doc_id = document_id(job.tenant, item.source)
     doc = session.get(Document, doc_id)
     digest = content_hash(item.text)
@@ -124,10 +116,15 @@ def _place_document(
         and doc.status in (DocumentStatus.INDEXED, DocumentStatus.DUPLICATE)
     ):
         repo.set_outcome(session, job.id, doc_id, Outcome.UNCHANGED, jobfile.id)
-        watch.add("dedup", t)
+        recorder.lap("dedup", t)
+        recorder["dedup"].drop(UNCHANGED)
         return
     verdict = dedup.check(job.tenant, doc_id, item.text)
-    t = watch.add("dedup", t)
+    t = recorder.lap("dedup", t)
+    if verdict.duplicate_of:
+        recorder["dedup"].drop(f"{verdict.kind}_duplicate")
+    else:
+        recorder["dedup"].passed()
     if doc is None:
         doc = Document(
             id=doc_id,
@@ -174,7 +171,9 @@ def _place_document(
             for s in spans
         ],
     )
-    watch.add("chunk", t)
+    recorder.lap("chunk", t)
+    recorder["chunk"].items_in += 1
+    recorder["chunk"].items_out += len(spans)
 
 
 def index_documents(
@@ -186,15 +185,17 @@ def index_documents(
     alias: str,
     bulk_chunk_size: int = 500,
     max_retries: int = 5,
-    watch: Stopwatch | None = None,
-) -> None:
-    """Embed the documents' chunks and upsert them; per-item failures become dead letters."""
-    watch = watch or Stopwatch()
-    t = time.perf_counter()
+) -> JobStats:
+    """Embed the documents' chunks and upsert them; per-item failures become dead letters. The batch's
+    embed and index accounts are added to the job's and returned."""
+    recorder = StageRecorder()
+    t = recorder.mark()
     chunks = repo.chunk_rows(session, [d.id for d in docs])
     texts = [d.text[c.char_start : c.char_end] for d in docs for c in chunks[d.id]]
     vectors = encoder.encode(texts)
-    t = watch.add("embed", t)
+    t = recorder.lap("embed", t)
+    recorder["embed"].items_in += len(texts)
+    recorder["embed"].items_out += len(vectors)
     actions, row = [], 0
     now = utcnow().isoformat()
     for d in docs:
@@ -224,12 +225,16 @@ def index_documents(
                 None,
             )
             repo.set_outcome(session, job.id, d.id, Outcome.FAILED)
+            recorder["index"].drop(Reason.INDEX_REJECTED, len(chunks[d.id]))
             continue
         if d.indexed_hash and d.indexed_hash != d.content_hash:
             delete_stale_chunks(es, alias, d.tenant, d.id, d.content_hash)
         d.status, d.indexed_hash = DocumentStatus.INDEXED, d.content_hash
         repo.set_outcome(session, job.id, d.id, Outcome.INDEXED)
-    watch.add("index", t)
+        recorder["index"].passed(len(chunks[d.id]))
+    recorder.lap("index", t)
+    add_job_stats(session, job.id, recorder.stats)
+    return recorder.stats
 
 
 def _jsonable(meta: dict) -> dict:

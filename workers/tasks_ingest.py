@@ -39,7 +39,7 @@ def start_job(self, job_id: str) -> None:
 
 @app.task(bind=True, base=JobTask, name=READ_FILES)
 def read_files(self, job_id: str, file_ids: list[int]) -> None:
-    from pipeline.ingest import Stopwatch, read_file
+    from pipeline.ingest import read_file
 
     layout = runtime.layout()
     for file_id in file_ids:
@@ -48,12 +48,9 @@ def read_files(self, job_id: str, file_ids: list[int]) -> None:
             if job is None:
                 return
             for jobfile in repo.pending_files(session, job_id, [file_id]):
-                watch = Stopwatch()
                 live = runtime.live(session)
                 steps = runtime.read_steps(live.model_path, live.chunk_tokens, live.chunk_overlap)
-                read_file(session, job, jobfile, steps, layout.es, layout.write_alias, watch)
-                for stage, seconds in watch.seconds.items():
-                    repo.add_metric(job, stage, seconds)
+                read_file(session, job, jobfile, steps, layout.es, layout.write_alias)
             repo.refresh_counters(session, job)
     index_files.delay(job_id, file_ids)
 
@@ -61,7 +58,7 @@ def read_files(self, job_id: str, file_ids: list[int]) -> None:
 @app.task(bind=True, base=JobTask, name=INDEX_FILES)
 def index_files(self, job_id: str, file_ids: list[int]) -> None:
     from pipeline.index import refresh
-    from pipeline.ingest import Stopwatch, index_documents
+    from pipeline.ingest import index_documents
     from pipeline.reindex import still_live
 
     s = get_settings()
@@ -79,7 +76,6 @@ def index_files(self, job_id: str, file_ids: list[int]) -> None:
                         session, SCORE_JOB, job_id
                     )  # monitor: entity tags and sentiment of the job
                 return
-            watch = Stopwatch()
             live = runtime.live(session)
             # the live version's physical index, with its model: a swap meanwhile is caught by the fence below
             index_documents(
@@ -91,10 +87,7 @@ def index_files(self, job_id: str, file_ids: list[int]) -> None:
                 live.name,
                 s.bulk_chunk_size,
                 s.bulk_max_retries,
-                watch,
             )
-            for stage, seconds in watch.seconds.items():
-                repo.add_metric(job, stage, seconds, len(docs))
             repo.refresh_counters(session, job)
             if not still_live(session, live.name):
                 session.rollback()  # a reindex swapped during this batch: redo it in the new version

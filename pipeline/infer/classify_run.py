@@ -1,8 +1,9 @@
 """A classify job run batch by batch: pin the model, label the next documents, keep the accounts, finish.
 
-Each batch is one transaction (a crash redoes one batch). The job's metrics keep the run's accounts
-(documents, chunks, seconds, real and padded tokens) and the Elasticsearch updates that failed; a job
-whose chunk updates failed ends `partial` with the count, not `succeeded`.
+Each batch is one transaction (a crash redoes one batch). The job's classify stage (job_stages) counts the
+documents in and labelled; the job's metrics keep the run's model accounts (documents, chunks, seconds, real
+and padded tokens) and the Elasticsearch updates that failed; a job whose chunk updates failed ends `partial`
+with the count, not `succeeded`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pipeline.errors import PermanentError
 from pipeline.index import refresh
 from pipeline.infer.classify_job import ClassifyReport, classify_documents, count_scope, scope_documents
 from pipeline.infer.predictor import Predictor
+from pipeline.jobs.stats import JobStats, add_job_stats
 from pipeline.reindex import search_target, still_live
 from pipeline.retrieve import search
 from pipeline.store import model_registry
@@ -24,6 +26,7 @@ from pipeline.store.models import Job, JobState, utcnow
 from pipeline.store.models_ml import ModelRecord
 
 EncoderFor = Callable[[str], object]  # model path -> query encoder
+CHUNKS_MISSING = "chunks_missing"  # the classify stage's drop reason
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,17 @@ def record_batch(job: Job, report: ClassifyReport, seconds: float) -> None:
     metrics["classify"] = run
     metrics["es_failures"] = metrics.get("es_failures", 0) + len(report.es_failures)
     job.metrics = metrics
+
+
+def classify_stats(documents: int, labelled: int, seconds: float) -> JobStats:
+    """The classify stage's accounts for one batch: documents in, labelled out; a document whose chunks
+    are gone from SQL is dropped."""
+    stats = JobStats()
+    stats["classify"].seconds = seconds
+    stats["classify"].passed(labelled)
+    if documents > labelled:
+        stats["classify"].drop(CHUNKS_MISSING, documents - labelled)
+    return stats
 
 
 def advance(session: Session, job: Job, batch_size: int) -> None:
@@ -120,12 +134,14 @@ def classify_next_batch(
     model = session.get(ModelRecord, opts["model_id"])
     if model is None:
         raise PermanentError(f"model {opts['model_id']} was deleted while the job ran")
-    started = time.perf_counter()
+    started, labelled_before = time.perf_counter(), job.done
     report = classify_documents(
         session, es, index, predictor, model, docs, job.id, encoder, cfg.allow_undated_neighbours
     )
-    record_batch(job, report, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    record_batch(job, report, seconds)
     advance(session, job, len(docs))
+    add_job_stats(session, job.id, classify_stats(len(docs), job.done - labelled_before, seconds))
     if index != f"{cfg.index_prefix}-read" and not still_live(session, index):
         session.rollback()  # the swap's catch-up ran before this batch: label it again in the new version
     return False

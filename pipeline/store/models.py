@@ -71,6 +71,18 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None]
 
 
+class JobStage(Base):
+    """One stage's accounts for a job, summed over all its batches (pipeline/jobs/stats.py adds to them)."""
+
+    __tablename__ = "job_stages"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(16), primary_key=True)
+    seconds: Mapped[float] = mapped_column(default=0.0)
+    items_in: Mapped[int] = mapped_column(default=0)
+    items_out: Mapped[int] = mapped_column(default=0)
+    dropped: Mapped[dict] = mapped_column(default=dict)  # reason code -> items dropped for it
+
+
 class JobFile(Base):
     """One input file of a job; `status` says whether its records were read."""
 

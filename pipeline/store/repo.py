@@ -77,15 +77,6 @@ def heartbeat(session: Session, job: Job) -> None:
     job.heartbeat_at = utcnow()
 
 
-def add_metric(job: Job, name: str, seconds: float, items: int = 0) -> None:
-    metrics = dict(job.metrics or {})
-    stage = dict(metrics.get(name, {"seconds": 0.0, "items": 0}))
-    stage["seconds"] = round(stage["seconds"] + seconds, 4)
-    stage["items"] += items
-    metrics[name] = stage
-    job.metrics = metrics  # reassign: JSON columns track replacement, not in-place mutation
-
-
 def refresh_counters(session: Session, job: Job) -> None:
     session.flush()
     by_outcome = dict(
@@ -315,6 +306,25 @@ def get_document(session: Session, tenant: str, doc_id: str) -> Document | None:
     return doc if doc is not None and doc.tenant == tenant else None
 
 
+def list_documents(
+    session: Session,
+    tenant: str,
+    status: str | None = None,
+    sources: list[str] | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Document], int]:
+    """A page of the tenant's documents, most recently changed first, and how many match in all."""
+    q = select(Document).where(Document.tenant == tenant)
+    if status:
+        q = q.where(Document.status == status)
+    if sources:
+        q = q.where(Document.source.in_(sources))
+    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    rows = session.scalars(q.order_by(Document.updated_at.desc(), Document.id).limit(limit).offset(offset))
+    return list(rows), total
+
+
 def chunk_total(session: Session, tenant: str | None = None) -> int:
     q = select(func.coalesce(func.sum(Document.chunk_count), 0)).where(Document.status == DocumentStatus.INDEXED)
     if tenant:
@@ -364,6 +374,11 @@ def replace_lsh(session: Session, tenant: str, doc_id: str, bands: list[tuple[in
 
 
 # --- index versions --------------------------------------------------------------------------
+
+
+def index_versions(session: Session) -> list[IndexVersion]:
+    """Every physical index version, newest first."""
+    return list(session.scalars(select(IndexVersion).order_by(IndexVersion.version.desc())))
 
 
 def record_live_index(
