@@ -23,6 +23,7 @@ from api.v1_jobs import tenant_job
 from api.v1_search import run as run_search
 from api.v1_search import search_filters
 from pipeline.errors import DocpipeError
+from pipeline.jobs.stats import job_stats
 from pipeline.store import model_registry, repo
 from pipeline.store.models import Document, IndexVersion, Job, JobState
 from pipeline.types import utcnow
@@ -163,7 +164,7 @@ def job_page(request: Request, job_id: str, tenant: str = Depends(page_tenant)):
             job = tenant_job(session, tenant, job_id)
         except ApiError:
             return render(request, "missing.html", tenant, what=f"job {job_id}")
-        rec = job_out(job, repo.dead_letters(session, job.id), ctx.uploads_prefix)
+        rec = job_out(job, repo.dead_letters(session, job.id), ctx.uploads_prefix, job_stats(session, job))
         replayable = len(repo.replayable_letters(session, job.id))
     return render(request, "job.html", tenant, job=rec, replayable=replayable, final=list(JobState.FINAL))
 

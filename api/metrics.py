@@ -2,8 +2,8 @@
 
 Workers are separate processes (often on other machines), so a counter kept in a worker's
 memory would never reach this endpoint. Everything here is therefore derived from what the
-workers already record: job rows (states, timestamps, per-stage seconds the tasks add to
-`jobs.metrics`), documents and dead letters in SQL, and the queue lists on the broker.
+workers already record: job rows (states, timestamps), per-stage accounts in `job_stages` (older jobs
+kept their stage seconds in `jobs.metrics`), documents and dead letters in SQL, and the queue lists on the broker.
 Latency histograms are rebuilt from job rows on every scrape: exact, and cumulative as long
 as job rows are kept; the query reads only four columns.
 """
@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
+from pipeline.jobs.stats import stage_totals
 from pipeline.store.models import DeadLetter, Document, DocumentStatus, Job, JobState
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,9 @@ class DocpipeCollector(Collector):
                 if isinstance(m, dict):
                     stage_seconds[stage] = stage_seconds.get(stage, 0.0) + float(m.get("seconds", 0) or 0)
                     stage_items[stage] = stage_items.get(stage, 0.0) + float(m.get("items", 0) or 0)
+        for stage, st in stage_totals(session).items():  # jobs since job_stages; older ones kept theirs in metrics
+            stage_seconds[stage] = stage_seconds.get(stage, 0.0) + st.seconds
+            stage_items[stage] = stage_items.get(stage, 0.0) + st.items_in
         yield histogram("docpipe_job_queue_wait_seconds", "From job creation to its first task running", waits)
         yield histogram("docpipe_job_run_seconds", "From a job's first task to its end", runs)
         seconds = CounterMetricFamily(

@@ -32,6 +32,17 @@ class DeadLetterOut(BaseModel):
     replay_job_id: str | None
 
 
+class StageOut(BaseModel):
+    """One stage's accounts for the job, summed over its batches. Units: documents for read, clean, dedup and
+    classify; chunk takes documents in and gives chunks out; embed and index count chunks."""
+
+    stage: str
+    seconds: float
+    items_in: int
+    items_out: int
+    dropped: dict[str, int]  # reason code -> items dropped for it
+
+
 class JobOut(BaseModel):
     id: str
     tenant: str
@@ -48,6 +59,7 @@ class JobOut(BaseModel):
 
 
 class JobDetail(JobOut):
+    stages: list[StageOut]  # in pipeline order: read, clean, dedup, chunk, embed, index (classify)
     dead_letters: list[DeadLetterOut]
 
 
@@ -145,7 +157,8 @@ class Health(BaseModel):
     failed: list[str]
 
 
-def job_out(job, letters=None, uploads: str = "") -> dict:
+def job_out(job, letters=None, uploads: str = "", stages=None) -> dict:
+    """The job as /v1 shows it; `stages` (a JobStats) adds its per-stage accounts, `letters` its dead letters."""
     finished = job.done + job.unchanged + job.skipped + job.failed
     rec = {
         "id": job.id,
@@ -168,6 +181,8 @@ def job_out(job, letters=None, uploads: str = "") -> dict:
         "finished_at": job.finished_at,
         "heartbeat_at": job.heartbeat_at,
     }
+    if stages is not None:
+        rec["stages"] = stages.as_list()
     if letters is not None:
         rec["dead_letters"] = [
             {

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from api.auth import require_tenant
 from api.errors import ApiError
 from api.schemas import Accepted, Error, JobDetail, JobList, JobOut, display_name, job_out
+from pipeline.jobs.stats import job_stats
 from pipeline.store import repo
 from pipeline.store.models import Job, JobState
 
@@ -55,7 +56,7 @@ def get_job(request: Request, job_id: str, tenant: str = Depends(require_tenant)
     ctx = request.app.state.ctx
     with ctx.session() as session:
         job = tenant_job(session, tenant, job_id)
-        return job_out(job, repo.dead_letters(session, job.id), ctx.uploads_prefix)
+        return job_out(job, repo.dead_letters(session, job.id), ctx.uploads_prefix, job_stats(session, job))
 
 
 @router.post(

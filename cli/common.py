@@ -48,7 +48,8 @@ def print_stack(stack: dict) -> None:
         console.print(f"  {name:<14} pid {comp['pid']:<8} {comp['detail']}")
 
 
-def job_record(job, letters=None) -> dict:
+def job_record(job, letters=None, stages=None) -> dict:
+    """The job as the CLI prints it (--json); `stages` (a JobStats) adds its per-stage accounts."""
     rec = {
         "id": job.id,
         "tenant": job.tenant,
@@ -69,6 +70,8 @@ def job_record(job, letters=None) -> dict:
     for field in ("created_at", "started_at", "finished_at", "heartbeat_at"):
         value = getattr(job, field)
         rec[field] = value.isoformat() if value else None
+    if stages is not None:
+        rec["stages"] = stages.as_list()
     if letters is not None:
         rec["dead_letters"] = [
             {

@@ -86,12 +86,13 @@ def jobs(
 
 
 def job(job_id: str, as_json: bool = JSON) -> None:
-    """One job: counters, timings and dead letters."""
+    """One job: counters, per-stage accounts (seconds, items in and out, dropped by reason), dead letters."""
+    from pipeline.jobs.stats import job_stats
     from pipeline.store import repo
 
     with session() as db:
         j = repo.get_job(db, job_id) or fail(f"no job {job_id} (see `docpipe jobs`)")
-        rec = job_record(j, repo.dead_letters(db, j.id))
+        rec = job_record(j, repo.dead_letters(db, j.id), job_stats(db, j))
     if as_json:
         out.print_json(json.dumps(rec))
         return
@@ -102,9 +103,8 @@ def job(job_id: str, as_json: bool = JSON) -> None:
         f"{c['failed']} failed; {c['chunks']} chunks"
     )
     out.print(f"  created {rec['created_at']}  started {rec['started_at']}  finished {rec['finished_at']}")
-    for stage, m in (rec["metrics"] or {}).items():
-        if isinstance(m, dict) and "seconds" in m:  # train/classify jobs keep other metrics here too
-            out.print(f"  {stage:<6} {m['seconds']:.2f}s")
+    if rec["stages"]:
+        out.print(_stage_table(rec["stages"]))
     if rec.get("error"):
         out.print(f"  error: {rec['error']}")
     for d in rec["dead_letters"]:
@@ -112,6 +112,16 @@ def job(job_id: str, as_json: bool = JSON) -> None:
             f"  dead letter [{d['stage']}/{d['reason']}] {d['source']}: {d['detail']}"
             + (" (replayed)" if d["replayed"] else "")
         )
+
+
+def _stage_table(stages: list[dict]) -> Table:
+    table = Table("stage", "seconds", "in", "out", "dropped")
+    for column in table.columns[1:4]:
+        column.justify = "right"
+    for st in stages:
+        dropped = ", ".join(f"{reason} {n}" for reason, n in st["dropped"].items())
+        table.add_row(st["stage"], f"{st['seconds']:.2f}", str(st["items_in"]), str(st["items_out"]), dropped)
+    return table
 
 
 def _search_clients():

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from pipeline.config import ApiSettings
+from pipeline.jobs.stats import JobStats, add_job_stats
 from pipeline.store import repo
 from pipeline.store.models import Document, Job, JobState
 from pipeline.types import Rejected, document_id
@@ -204,7 +205,10 @@ def test_metrics_count_rows_and_read_queue_depth_under_the_broker_prefix(tmp_pat
     with api.session() as s:
         job = s.get(Job, repo.list_jobs(s)[0].id)
         repo.mark_running(s, job)
-        repo.add_metric(job, "embed", 1.5, 10)
+        embed = JobStats()
+        embed["embed"].seconds = 1.5
+        embed["embed"].passed(10)
+        add_job_stats(s, job.id, embed)
     text = api.client.get("/metrics").text
     assert 'docpipe_queue_depth{queue="ingest"} 5.0' in text
     assert 'docpipe_queue_depth{queue="gpu"} 2.0' in text
@@ -212,6 +216,7 @@ def test_metrics_count_rows_and_read_queue_depth_under_the_broker_prefix(tmp_pat
     assert 'docpipe_documents{status="indexed"} 2.0' in text and "docpipe_chunks_indexed 4.0" in text
     assert 'docpipe_dead_letters{reason="empty",replayed="false"} 2.0' in text
     assert 'docpipe_stage_seconds_total{stage="embed"} 1.5' in text
+    assert 'docpipe_stage_items_total{stage="embed"} 10.0' in text
     assert "docpipe_job_queue_wait_seconds_count 1.0" in text
 
 
