@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require_tenant
@@ -13,7 +12,6 @@ from api.errors import ApiError
 from api.schemas import Accepted, DocumentDetail, DocumentList, Error, document_out
 from api.uploads import Batch, Staging, parse_batch, read_capped, receive_multipart, write_batch
 from pipeline.store import repo
-from pipeline.store.models import Document
 
 router = APIRouter(prefix="/v1", tags=["documents"])
 ID = re.compile(r"[0-9a-f]{32}")
@@ -138,14 +136,9 @@ def list_documents(
     offset: int = Query(0, ge=0, le=1_000_000),
 ) -> dict:
     ctx = request.app.state.ctx
-    q = select(Document).where(Document.tenant == tenant)
-    if status:
-        q = q.where(Document.status == status)
-    if name:
-        q = q.where(Document.source.in_([name, upload_source(ctx, tenant, name)]))
+    sources = [name, upload_source(ctx, tenant, name)] if name else None
     with ctx.session() as session:
-        total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
-        rows = session.scalars(q.order_by(Document.updated_at.desc(), Document.id).limit(limit).offset(offset))
+        rows, total = repo.list_documents(session, tenant, status, sources, limit, offset)
         docs = [document_out(d, ctx.uploads_prefix) for d in rows]
     return {"documents": docs, "total": total, "limit": limit, "offset": offset}
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import select
 
 from api.auth import require_tenant
 from api.errors import ApiError
 from api.schemas import Error, IndexVersionOut, ModelOut, index_version_out, model_out
 from pipeline.infer.artefact import unusable
-from pipeline.store import model_registry
-from pipeline.store.models import IndexVersion
+from pipeline.store import model_registry, repo
 from pipeline.store.models_ml import ModelRecord
 
 router = APIRouter(prefix="/v1", tags=["models"])
@@ -87,5 +85,4 @@ def rollback(request: Request, task: str = _TASK, tenant: str = Depends(require_
 def index_versions(request: Request, tenant: str = Depends(require_tenant)) -> list[dict]:
     del tenant  # authenticated, but versions hold no tenant data
     with request.app.state.ctx.session() as session:
-        rows = session.scalars(select(IndexVersion).order_by(IndexVersion.version.desc()))
-        return [index_version_out(v) for v in rows]
+        return [index_version_out(v) for v in repo.index_versions(session)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Iterator
 
 import lxml.etree
@@ -143,23 +142,9 @@ def _body_text(markup: str) -> str:
 
 
 class Cleaner:
-    """Cleans a stream; rejections from earlier steps pass through untouched."""
-
-    def __init__(self) -> None:
-        # Keys: "kept", "rejected", "rejected.<reason>" and "passed_through" for
-        # upstream rejections, which are not this step's to count as its own.
-        self.counters: Counter[str] = Counter()
+    """Cleans a stream; rejections from earlier steps pass through untouched. (Ingest counts what each
+    stage keeps and drops in the job's accounts, pipeline/jobs/stats.py.)"""
 
     def run(self, items: Iterable[RawDocument | Rejected]) -> Iterator[CleanDocument | Rejected]:
         for item in items:
-            if isinstance(item, Rejected):
-                self.counters["passed_through"] += 1
-                yield item
-                continue
-            out = clean(item)
-            if isinstance(out, Rejected):
-                self.counters["rejected"] += 1
-                self.counters[f"rejected.{out.reason}"] += 1
-            else:
-                self.counters["kept"] += 1
-            yield out
+            yield item if isinstance(item, Rejected) else clean(item)

@@ -144,7 +144,6 @@ class Deduplicator:
         self.shingle_words = shingle_words
         self.seed = seed
         self.bands, self.rows = lsh_params(threshold, num_perm)
-        self.counters = {"unique": 0, "exact": 0, "near": 0}
 
     def signature(self, text: str) -> list[int]:
         # A fixed seed makes signatures comparable across processes and jobs; they are persisted.
@@ -158,7 +157,6 @@ class Deduplicator:
         # exclude_doc: a re-ingested (possibly edited) document must not match its own old entry.
         exact = self.store.find_exact(tenant, digest, exclude_doc=doc_id)
         if exact is not None:
-            self.counters["exact"] += 1
             return DedupVerdict(digest, sig, duplicate_of=exact[0], kind="exact", similarity=1.0, cluster_id=exact[1])
         found = self.store.candidates(tenant, band_keys(sig, self.bands, self.rows), exclude_doc=doc_id)
         scored = [
@@ -171,9 +169,7 @@ class Deduplicator:
             ((-sim, cand_id, cluster) for sim, cand_id, cluster in scored if sim >= self.threshold), default=None
         )
         if best is not None:
-            self.counters["near"] += 1
             return DedupVerdict(digest, sig, duplicate_of=best[1], kind="near", similarity=-best[0], cluster_id=best[2])
-        self.counters["unique"] += 1
         return DedupVerdict(digest, sig, cluster_id=doc_id)
 
     def register(self, tenant: str, doc_id: str, verdict: DedupVerdict) -> None:

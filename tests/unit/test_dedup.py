@@ -93,7 +93,6 @@ def test_persistent_store_catches_near_copy_in_a_later_job():
     later_job = Deduplicator(store)
     [(doc_id, v)] = list(later_job.run("t", [("late", change_words(original, [5, 150]))]))
     assert doc_id == "late" and v.kind == "near" and v.duplicate_of == "orig"
-    assert later_job.counters == {"unique": 0, "exact": 0, "near": 1}
 
 
 def test_run_catches_duplicates_within_one_batch(dedup):
@@ -102,7 +101,7 @@ def test_run_catches_duplicates_within_one_batch(dedup):
     verdicts = dict(dedup.run("t", items))
     assert verdicts["c"].kind == "exact" and verdicts["c"].duplicate_of == "a"
     assert verdicts["d"].kind == "near" and verdicts["d"].duplicate_of == "a"
-    assert dedup.counters == {"unique": 2, "exact": 1, "near": 1}
+    assert verdicts["a"].duplicate_of is None and verdicts["b"].duplicate_of is None
 
 
 def test_document_never_matches_its_own_earlier_entry(dedup):
