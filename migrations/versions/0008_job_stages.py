@@ -18,7 +18,7 @@ def upgrade() -> None:
         "job_stages",
         sa.Column("job_id", sa.String(length=32), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("stage", sa.String(length=16), primary_key=True),
-        sa.Column("seconds", sa.Float(), nullable=False),
+        sa.Column("seconds", sa.Double(), nullable=False),
         sa.Column("items_in", sa.Integer(), nullable=False),
         sa.Column("items_out", sa.Integer(), nullable=False),
         sa.Column("dropped", sa.JSON(), nullable=False),
