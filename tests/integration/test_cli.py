@@ -64,10 +64,22 @@ def test_ingest_wait_brings_the_stack_up_then_search_status_down(tmp_path):
         jobs = json.loads(docpipe(tmp_path, "jobs", "--json").stdout)
         assert [j["id"] for j in jobs] == [rec["id"]]
         detail = json.loads(docpipe(tmp_path, "job", rec["id"][:8], "--json").stdout)
-        assert detail["dead_letters"] == [] and detail["metrics"]["embed"]["seconds"] > 0
+        assert detail["dead_letters"] == []
+        stages = {s["stage"]: s for s in detail["stages"]}
+        assert list(stages) == ["read", "clean", "dedup", "chunk", "embed", "index"]
+        assert all(s["seconds"] > 0 and s["items_in"] > 0 and s["items_out"] > 0 for s in stages.values())
+        assert (stages["read"]["items_out"], stages["clean"]["items_out"], stages["dedup"]["items_out"]) == (6, 6, 5)
+        assert sum(stages["dedup"]["dropped"].values()) == 1  # the reprint
+        assert set(stages["dedup"]["dropped"]) <= {"exact_duplicate", "near_duplicate"}
+        chunks = stages["chunk"]["items_out"]
+        assert stages["chunk"]["items_in"] == 5 and chunks >= 5
+        assert stages["embed"]["items_in"] == stages["index"]["items_out"] == chunks == detail["counters"]["chunks"]
 
         again = json.loads(docpipe(tmp_path, "ingest", "examples/docs", "--wait", "--json").stdout)
         assert again["counters"]["unchanged"] == 6
+        again_stages = json.loads(docpipe(tmp_path, "job", again["id"][:8], "--json").stdout)["stages"]
+        assert [s["stage"] for s in again_stages] == ["read", "clean", "dedup"]  # nothing new to chunk or index
+        assert again_stages[2]["dropped"] == {"unchanged": 6}
 
         refused = docpipe(tmp_path, "ingest", "no/such/folder", check=False)
         assert refused.returncode == 2 and "no such file or folder" in refused.stderr
