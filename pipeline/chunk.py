@@ -13,6 +13,7 @@ import os
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from pipeline.config import ChunkSettings, defaults
@@ -194,7 +195,7 @@ class Chunker:
         )
         offsets = enc["offset_mapping"]
         for row, i in enumerate(live):
-            out[i] = self._chunk_encoded(texts[i], offsets[row], lambda r=row: enc.word_ids(r))
+            out[i] = self._chunk_encoded(texts[i], offsets[row], partial(enc.word_ids, row))
         return out
 
     def _chunk_encoded(self, text: str, offsets, word_ids: Callable[[], list]) -> list[ChunkSpan]:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 import lxml.etree
 import lxml.html
 import trafilatura
+from trafilatura.settings import Document
 
 from pipeline.errors import Reason
 from pipeline.types import CleanDocument, RawDocument, Rejected
@@ -107,7 +108,7 @@ def clean(doc: RawDocument) -> CleanDocument | Rejected:
 def extract_markup(markup: str) -> tuple[str, str | None]:
     """Main text and title of an HTML page; falls back to the body text when trafilatura,
     tuned for articles, finds nothing (short pages, bare fragments)."""
-    result = trafilatura.bare_extraction(
+    result: Document | None = trafilatura.bare_extraction(  # type: ignore[assignment]  # a Document unless as_dict
         markup,
         favor_recall=True,
         include_comments=False,

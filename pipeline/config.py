@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -137,7 +137,7 @@ Group = TypeVar("Group", bound=BaseSettings)
 
 def defaults(group: type[Group]) -> Group:
     """The group's written defaults, no environment read: the defaults of the step it configures."""
-    return group.model_construct()
+    return cast(Group, group.model_construct())  # pydantic's mypy plugin types it per class, not per TypeVar
 
 
 class Settings(BaseSettings):

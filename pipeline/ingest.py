@@ -143,7 +143,8 @@ def _place_document(
     repo.drop_chunks(session, [doc_id])
     if verdict.duplicate_of:
         doc.status, doc.duplicate_of, doc.duplicate_kind = DocumentStatus.DUPLICATE, verdict.duplicate_of, verdict.kind
-        doc.similarity, doc.cluster_id, doc.chunk_count = verdict.similarity, verdict.cluster_id, 0
+        doc.similarity, doc.chunk_count = verdict.similarity, 0
+        doc.cluster_id = verdict.cluster_id or verdict.duplicate_of
         dedup.store.remove(job.tenant, doc_id)
         if was_indexed and es is not None:
             delete_stale_chunks(es, alias, job.tenant, doc_id, None)  # it now duplicates another doc

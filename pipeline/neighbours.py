@@ -50,14 +50,14 @@ class LeakRule:
         return True
 
     def filters(self, allow_undated: bool) -> list[dict]:
-        must_not = []
+        must_not: list[dict] = []
         if self.docs:
             must_not.append({"terms": {"doc_id": sorted(self.docs)}})
         if self.clusters:
             must_not.append({"terms": {"cluster_id": sorted(self.clusters)}})
-        out = [{"bool": {"must_not": must_not}}] if must_not else []
+        out: list[dict] = [{"bool": {"must_not": must_not}}] if must_not else []
         if self.not_after is not None:
-            before = {"range": {"published": {"lte": self.not_after.isoformat()}}}
+            before: dict = {"range": {"published": {"lte": self.not_after.isoformat()}}}
             if allow_undated:
                 undated = {"bool": {"must_not": [{"exists": {"field": "published"}}]}}
                 out.append({"bool": {"should": [before, undated], "minimum_should_match": 1}})
@@ -163,7 +163,7 @@ def leak_rules(
         verdict = checker.check(tenant, "", text)  # read-only: registers nothing
         if verdict.duplicate_of:
             rule.docs.add(verdict.duplicate_of)
-            rule.clusters.add(verdict.cluster_id)
+            rule.clusters.add(verdict.cluster_id or verdict.duplicate_of)
         rules.append(rule)
     return rules
 

@@ -8,6 +8,7 @@ no writer keeps feeding the old one.
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
@@ -51,9 +52,12 @@ class IndexLayout:
         # The cat API lists a wildcard on every server we test against (noida-db's index
         # APIs answer wildcards with 404); h= pins the JSON columns, so the shape is stable.
         with guard("list index versions"):
-            rows = self.es.cat.indices(index=f"{self.prefix}-v*", format="json", h="index").body
+            # the client types every cat answer as text; format=json makes it a list of rows
+            rows = cast(
+                list[dict[str, str]], self.es.cat.indices(index=f"{self.prefix}-v*", format="json", h="index").body
+            )
         names = {row["index"] for row in rows if self.version_of(row["index"]) is not None}
-        return sorted(names, key=self.version_of)
+        return sorted(names, key=lambda name: self.version_of(name) or 0)
 
     def live_index(self) -> str | None:
         """The index the read alias points to; the newest if someone left it on several."""
@@ -68,7 +72,7 @@ class IndexLayout:
         """
         if n is None:
             existing = self.versions()
-            n = self.version_of(existing[-1]) + 1 if existing else 1
+            n = (self.version_of(existing[-1]) or 0) + 1 if existing else 1
         if not isinstance(n, int) or n < 1:
             raise ConfigError(f"index version must be a positive integer, got {n!r}")
         name = self.index_name(n)
@@ -164,7 +168,8 @@ class IndexLayout:
     def _mappings(self, index: str) -> dict:
         with guard(f"read mapping of {index}"):
             body = self.es.indices.get_mapping(index=index).body
-        return next(iter(body.values()), {}).get("mappings", {})
+        first: dict = next(iter(body.values()), {})
+        return first.get("mappings", {})
 
     def _update(self, actions: list[dict]) -> None:
         with guard("update aliases"):
@@ -172,7 +177,7 @@ class IndexLayout:
 
     @staticmethod
     def _add(alias: str, index: str, write: bool = False) -> dict:
-        action = {"index": index, "alias": alias}
+        action: dict[str, str | bool] = {"index": index, "alias": alias}
         if write:
             action["is_write_index"] = True
         return {"add": action}

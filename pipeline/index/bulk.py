@@ -77,7 +77,7 @@ def chunk_action(index_alias: str, doc_fields: dict) -> dict:
     if reserved:
         raise ValueError(f"chunk fields cannot start with '_' (Elasticsearch metadata): {reserved}")
     vector = fields.get("embedding")
-    if hasattr(vector, "tolist"):
+    if vector is not None and hasattr(vector, "tolist"):
         fields["embedding"] = vector.tolist()
     fields.setdefault("indexed_at", utcnow())
     return {"_op_type": "index", "_index": index_alias, "_id": expected, "_source": fields}

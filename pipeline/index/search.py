@@ -16,7 +16,8 @@ from elasticsearch import Elasticsearch
 
 from pipeline.index.guard import guard
 
-_FIELDS = ["chunk_id", "doc_id", "source", "ordinal", "text", "title"]
+# The search API takes a list of fields for _source; the client's typing admits only a bool or a mapping.
+_FIELDS: Any = ["chunk_id", "doc_id", "source", "ordinal", "text", "title"]
 # Elasticsearch's ceiling for num_candidates (and therefore for k).
 _MAX_CANDIDATES = 10_000
 

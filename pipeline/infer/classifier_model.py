@@ -8,6 +8,7 @@ in all three, a comparison between them measures the neighbours, not a change of
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -41,7 +42,8 @@ class NeighbourFusion(nn.Module):
 class Classifier(nn.Module):
     def __init__(self, encoder: nn.Module, num_labels: int, neighbour_dims: int | None = None, dropout: float = 0.1):
         super().__init__()
-        hidden = encoder.config.hidden_size
+        config: Any = encoder.config  # a Hugging Face model's config, which torch's Module typing cannot know
+        hidden = config.hidden_size
         self.encoder = encoder
         self.fusion = NeighbourFusion(neighbour_dims, hidden) if neighbour_dims else None
         self.dropout = nn.Dropout(dropout)

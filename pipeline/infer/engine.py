@@ -12,11 +12,15 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import chain
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.devices import resolve_device
 from pipeline.infer.batching import PaddingReport, pack_batches, padded_size
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -58,7 +62,7 @@ def default_token_budget(device) -> int:
     return 131_072 if device.type == "cuda" else 8192
 
 
-def autocast_dtype(device) -> object | None:
+def autocast_dtype(device) -> torch.dtype | None:
     """bf16 where the GPU has it, fp16 on older GPUs, None (plain fp32) on the CPU."""
     import torch
 

@@ -56,7 +56,7 @@ class Predictor:
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         cfg: ArtefactConfig = self.config
-        extras = None
+        extras: dict[str, np.ndarray] | None = None
         if cfg.augment == "concat":
             requests = concat_requests(
                 self.tokenizer,
@@ -71,6 +71,8 @@ class Predictor:
             if vectors is None:
                 vectors = np.zeros((len(texts), k, dims), dtype=np.float32)
                 vector_mask = np.zeros((len(texts), k), dtype=np.int64)
+            elif vector_mask is None:
+                raise ValueError("neighbour vectors come with their mask")
             extras = {"neighbours": vectors.astype(np.float32), "neighbour_mask": vector_mask.astype(np.int64)}
         return softmax(self.engine.run(requests, extras))
 

@@ -134,9 +134,9 @@ def evaluate(session: Session, tenant: str, entity_ids: set[int] | None, now: da
             entity.open_alert_id = alert.id
             opened.append(alert)
         elif entity.open_alert_id is not None and verdict.ends:
-            alert = session.get(Alert, entity.open_alert_id)
-            if alert is not None:
-                alert.ended_at = now
+            ending = session.get(Alert, entity.open_alert_id)
+            if ending is not None:
+                ending.ended_at = now
             entity.open_alert_id = None
     session.flush()
     return opened

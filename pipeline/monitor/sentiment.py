@@ -94,7 +94,7 @@ class ModelScorer:
                 f"sentiment model {model_id} has labels {predictor.labels}; "
                 "it needs negative and positive (and optionally neutral)"
             )
-        self.labels = labels
+        self.labels = [str(label) for label in labels]
 
     def score(self, texts: list[str]) -> list[Sentiment]:
         if not texts:

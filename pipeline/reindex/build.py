@@ -39,7 +39,7 @@ def step(session: Session, job: Job, tools: Tools) -> str:
         _note(job, copied=True)
         return _progress(session, job, build, exact=True)
     if opts.get("since") and not opts.get("seeded"):
-        if not _seed(session, tools, build, datetime.fromisoformat(opts["since"]), opts.get("rewrite_chunks")):
+        if not _seed(session, tools, build, datetime.fromisoformat(opts["since"]), bool(opts.get("rewrite_chunks"))):
             _note(job, seeded=True)
         return _progress(session, job, build, exact=True)
     if build.retired_at is None:
@@ -71,15 +71,18 @@ def plan_build(session: Session, job: Job, tools: Tools) -> IndexVersion | None:
     opts, prefix = job.options, tools.layout.prefix
     row = live_row(session, prefix)
     if row is None:
-        return _finish(job, "nothing to reindex: no version is live yet (the first ingest creates one)")
+        _finish(job, "nothing to reindex: no version is live yet (the first ingest creates one)")
+        return None
     live = as_live(row, tools.default_model, tools.default_tokens, tools.default_overlap)
+    overlap = opts.get("chunk_overlap")
     target = IndexConfig.for_model(
         opts.get("model") or tools.configured_model or live.model_path,
         opts.get("chunk_tokens") or tools.default_tokens,
-        opts.get("chunk_overlap") if opts.get("chunk_overlap") is not None else tools.default_overlap,
+        overlap if overlap is not None else tools.default_overlap,
     )
     if target.hash == live.config_hash and not opts.get("force"):
-        return _finish(job, f"no change: {live.name} already has configuration {short(target.hash)}")
+        _finish(job, f"no change: {live.name} already has configuration {short(target.hash)}")
+        return None
     leftover = _building(session, prefix)
     if leftover is not None:
         return _adopt(session, job, leftover, target)
@@ -171,7 +174,7 @@ def _seed(session: Session, tools: Tools, build: IndexVersion, since: datetime, 
             .limit(tools.batch_docs * 16)
         )
     )
-    spans = [None] * len(kept)
+    spans: list[list[list[int]] | None] = [None] * len(kept)
     if rewrite and kept:
         chunker = tools.chunker_for(*tools.model_of(build))
         spans = [[[s.start, s.end, s.token_count] for s in doc] for doc in chunker.chunk_many([d.text for d in kept])]
@@ -227,7 +230,7 @@ def _building(session: Session, prefix: str) -> IndexVersion | None:
 
 def _next_version(session: Session, tools: Tools) -> int:
     numbers = [r for r in session.scalars(select(IndexVersion.version).where(of_prefix(tools.layout.prefix)))]
-    numbers += [tools.layout.version_of(name) for name in tools.layout.versions()]
+    numbers += [n for name in tools.layout.versions() if (n := tools.layout.version_of(name)) is not None]
     return max(numbers, default=0) + 1
 
 
@@ -236,7 +239,8 @@ def _meta_extra(tools: Tools, index: str) -> dict:
 
     with guard(f"read mapping of {index}"):
         body = tools.es.indices.get_mapping(index=index).body
-    return ((next(iter(body.values()), {}).get("mappings", {}).get("_meta")) or {}).get("extra") or {}
+    first: dict = next(iter(body.values()), {})
+    return (first.get("mappings", {}).get("_meta") or {}).get("extra") or {}
 
 
 def _config(tools: Tools, build: IndexVersion) -> IndexConfig:

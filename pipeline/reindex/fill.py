@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, cast
 
 from elasticsearch import Elasticsearch
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import Table, and_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.errors import PermanentError
@@ -19,14 +20,19 @@ from pipeline.store.models import Document, IndexVersion
 from pipeline.store.models_monitor import ReindexLedger
 from pipeline.types import chunk_id, utcnow
 
+if TYPE_CHECKING:
+    from pipeline.chunk import Chunker
+    from pipeline.embed import Encoder
+    from pipeline.index import IndexLayout
+
 
 @dataclass
 class Tools:
     """What a build needs from its process: clients, loaded models (cached there) and sizes."""
 
-    layout: object  # pipeline.index.IndexLayout
-    encoder_for: Callable[[str], object]  # model path -> Encoder
-    chunker_for: Callable[[str, int, int], object]  # model path, tokens, overlap -> Chunker
+    layout: IndexLayout
+    encoder_for: Callable[[str], Encoder]  # model path -> its encoder
+    chunker_for: Callable[[str, int, int], Chunker]  # model path, tokens, overlap -> a chunker
     default_model: str  # settings.encoder_path: a version that records no model was made with it
     default_tokens: int
     default_overlap: int
@@ -239,7 +245,7 @@ def rewrite_chunk_rows(session: Session, index_name: str) -> int:
     `updated_at` is set to itself: re-describing chunks is not a change of the document, and a
     later rollback tells changed documents by that column.
     """
-    table, done = Document.__table__, 0
+    table, done = cast(Table, Document.__table__), 0
     for rows in ledger.with_spans(session, index_name):
         rows = [(doc_id, spans) for doc_id, spans in rows if spans is not None]
         if not rows:

@@ -7,6 +7,8 @@ whichever step died half-way: nothing has to be told that a document changed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
@@ -58,12 +60,14 @@ def record(session: Session, index_name: str, rows: list[tuple[str, str, list | 
     """Upsert (document id, content hash, spans): a redelivered step may record a document twice."""
     if not rows:
         return
-    values = [{"index_name": index_name, "document_id": d, "content_hash": h, "spans": s} for d, h, s in rows]
+    values: list[dict[str, Any]] = [
+        {"index_name": index_name, "document_id": d, "content_hash": h, "spans": s} for d, h, s in rows
+    ]
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]  # PostgreSQL's upsert API
     else:  # pragma: no cover - docpipe runs on SQLite and PostgreSQL
         forget(session, index_name, [v["document_id"] for v in values])
         session.add_all(ReindexLedger(**v) for v in values)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.sources.errors import InvalidSource
@@ -126,7 +127,7 @@ def claim(session: Session, source_id: str, now: datetime, lease_seconds: int, f
     )
     if not force:
         stmt = stmt.where(Source.enabled.is_(True), Source.next_run_at <= now)
-    if session.execute(stmt).rowcount != 1:
+    if cast("CursorResult[Any]", session.execute(stmt)).rowcount != 1:  # an UPDATE answers a cursor result
         return None
     session.refresh(source)
     return token

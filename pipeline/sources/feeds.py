@@ -107,7 +107,8 @@ def _atom(root: Element, base_url: str) -> ParsedFeed:
     for n, el in enumerate(root.findall(f"{ATOM}entry"), 1):
         links = el.findall(f"{ATOM}link")
         alternate = [ln for ln in links if ln.get("rel", "alternate") == "alternate" and ln.get("href")]
-        link = (alternate or [ln for ln in links if ln.get("href")] or [None])[0]
+        candidates = alternate or [ln for ln in links if ln.get("href")]
+        link = candidates[0] if candidates else None
         content = el.find(f"{ATOM}content")
         if content is not None and content.get("src"):
             content = None  # out-of-line content: the summary is what the feed carries

@@ -9,6 +9,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline.sources.feeds import FeedItem, parse_feed
 from pipeline.sources.fetch import FetchPolicy, fetch
@@ -49,7 +50,12 @@ def poll_feed(
             body_hash=body_hash,
         )
     digest = hashlib.sha256(result.body).hexdigest()
-    state = {"url": result.url, "etag": result.etag, "last_modified": result.last_modified, "body_hash": digest}
+    state: dict[str, Any] = {
+        "url": result.url,
+        "etag": result.etag,
+        "last_modified": result.last_modified,
+        "body_hash": digest,
+    }
     if digest == body_hash:
         # servers without validators send the same bytes again: nothing to ingest
         return PollOutcome(False, "unchanged (same content as the last poll)", **state)

@@ -189,7 +189,7 @@ def open_work(session: Session, job_id: str) -> tuple[list[int], list[int]]:
         .distinct()
         .order_by(JobDocument.file_id)
     )
-    return list(unread), list(unindexed)
+    return list(unread), [file_id for file_id in unindexed if file_id is not None]  # None excluded by the query
 
 
 # --- files, job documents, dead letters ------------------------------------------------------
@@ -293,7 +293,7 @@ def create_replay_job(session: Session, job: Job) -> Job | None:
     letters = replayable_letters(session, job.id)
     if not letters:
         return None
-    replay = create_job(session, job.tenant, sorted({d.path for d in letters}), kind="replay")
+    replay = create_job(session, job.tenant, sorted({d.path for d in letters if d.path}), kind="replay")
     mark_replayed(session, letters, replay)
     return replay
 

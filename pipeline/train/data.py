@@ -113,12 +113,12 @@ def validate(df, text_col: str, label_col: str, id_col: str | None = None, time_
             f"{len(label_set)} classes for only {len(df)} rows: too few examples per class to "
             "train and evaluate; give each class at least two rows"
         )
-    ids = (
+    ids: list[str | None] = (
         [None if b else str(v).strip() for v, b in zip(df[id_col], _blank(df[id_col]))] if id_col else [None] * len(df)
     )
     times: list[datetime | None] = [None] * len(df)
     if time_col:
-        times = _parse_times(df[time_col], time_col)
+        times = list(_parse_times(df[time_col], time_col))
     return Examples([str(t) for t in df[text_col]], labels, ids, times, label_set)
 
 

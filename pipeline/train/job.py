@@ -94,7 +94,22 @@ class TrainingJob:
         return self.examples
 
     def data_hash(self) -> str:
-        return data_hash(self.examples)
+        return data_hash(self._loaded())
+
+    def _loaded(self) -> Examples:
+        if self.examples is None:
+            raise RuntimeError("the training data is not loaded yet: call load() first")
+        return self.examples
+
+    def _found(self) -> NeighbourSet:
+        if self.neighbours is None:
+            raise RuntimeError("no neighbours yet: call find_neighbours() first")
+        return self.neighbours
+
+    def _neighbour_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.vectors is None:
+            raise RuntimeError("no neighbour vectors yet: call load_vectors() first")
+        return self.vectors
 
     @property
     def needs_neighbours(self) -> bool:
@@ -115,7 +130,7 @@ class TrainingJob:
         if path.exists():
             self.neighbours = NeighbourSet.from_json(path.read_text())
             return self.neighbours
-        ex = self.examples
+        ex = self._loaded()
         rules = leak_rules(session, self.tenant, ex.texts, ex.ids, ex.times, dedup)
         found = retrieve(
             session, es, index, self.tenant, encoder, ex.texts, rules, self.request.neighbours, allow_undated, heartbeat
@@ -138,7 +153,7 @@ class TrainingJob:
             saved = np.load(path)
             self.vectors = (saved["vectors"], saved["mask"])
             return
-        self.vectors = neighbour_vectors(es, index, self.neighbours, dims)
+        self.vectors = neighbour_vectors(es, index, self._found(), dims)
         np.savez(self.workdir / "vectors.tmp.npz", vectors=self.vectors[0], mask=self.vectors[1])
         (self.workdir / "vectors.tmp.npz").replace(path)
 
@@ -147,10 +162,10 @@ class TrainingJob:
         return TrainConfig(
             base_model=self.base_model,
             augment=mode,
-            labels=self.examples.label_set,
+            labels=self._loaded().label_set,
             max_length=r.max_length,
             neighbours=r.neighbours if mode != "none" else 0,
-            neighbour_dims=int(self.vectors[0].shape[2]) if mode == "fusion" else None,
+            neighbour_dims=int(self._neighbour_vectors()[0].shape[2]) if mode == "fusion" else None,
             epochs=r.epochs,
             batch_size=r.batch_size,
             grad_accum=r.grad_accum,
@@ -162,12 +177,14 @@ class TrainingJob:
         )
 
     def _split(self, rows: list[int], mode: str) -> Split:
-        ex = self.examples
+        ex = self._loaded()
         side = Split([ex.texts[i] for i in rows], ex.targets()[rows])
         if mode == "concat":
-            side.passages = [self.neighbours.passages(i) for i in rows]
+            found = self._found()
+            side.passages = [found.passages(i) for i in rows]
         if mode == "fusion":
-            side.vectors, side.mask = self.vectors[0][rows], self.vectors[1][rows]
+            vectors, mask = self._neighbour_vectors()
+            side.vectors, side.mask = vectors[rows], mask[rows]
         return side
 
     def run(self, mode: str, progress: Callable[[str, dict], None] | None = None) -> dict:

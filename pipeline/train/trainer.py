@@ -122,6 +122,8 @@ def encode(tokenizer, cfg: TrainConfig, split: Split) -> tuple[list[Request], di
         return concat_requests(tokenizer, split.texts, split.passages or [[] for _ in split.texts], layout), None
     requests = text_requests(tokenizer, split.texts, cfg.max_length)
     if cfg.augment == "fusion":
+        if split.vectors is None:
+            raise ValueError("fusion training needs the split's neighbour vectors")
         return requests, {"neighbours": split.vectors.astype(np.float32), "neighbour_mask": split.mask}
     return requests, None
 
