@@ -24,13 +24,14 @@ from rich.progress import Progress  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from cli.localstack.processes import start_noida  # noqa: E402
+from migrations import runner as migrate  # noqa: E402
 from pipeline.chunk import Chunker  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
 from pipeline.embed import get_encoder  # noqa: E402
 from pipeline.index import IndexLayout, refresh  # noqa: E402
 from pipeline.ingest import ReadSteps, index_documents, read_file  # noqa: E402
 from pipeline.jobs.stats import JobStats  # noqa: E402
-from pipeline.store import migrate, repo  # noqa: E402
+from pipeline.store import repo  # noqa: E402
 from pipeline.store.db import session_scope  # noqa: E402
 from pipeline.store.models import Chunk, Document, DocumentStatus, JobFile  # noqa: E402
 

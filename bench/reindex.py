@@ -31,13 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import select  # noqa: E402
 
 from cli.localstack.processes import start_noida  # noqa: E402
+from migrations import runner as migrate  # noqa: E402
 from pipeline.chunk import Chunker  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
 from pipeline.embed import get_encoder  # noqa: E402
 from pipeline.index import IndexLayout, bm25, count_chunks, knn, refresh  # noqa: E402
 from pipeline.ingest import ReadSteps, index_documents, read_file  # noqa: E402
 from pipeline.reindex import MORE, SWAPPED, Tools, cleanup, live_index, step  # noqa: E402
-from pipeline.store import migrate, repo  # noqa: E402
+from pipeline.store import repo  # noqa: E402
 from pipeline.store.db import session_scope  # noqa: E402
 from pipeline.store.models import Job, JobFile  # noqa: E402
 

@@ -181,9 +181,9 @@ def submit_job(
     `create(session)` builds the job row instead of a plain job over `inputs` (a use case such as a replay);
     `view` says how the job is printed (queued, while it runs, when it ends).
     """
+    from migrations.runner import upgrade
     from pipeline.services import endpoints
     from pipeline.store import repo
-    from pipeline.store.migrate import upgrade
 
     ensure_stack()
     upgrade(endpoints(get_settings()).sql_url)

@@ -20,10 +20,10 @@ def keys_create(
     as_json: bool = JSON,
 ) -> None:
     """Create a key and print it (it is shown this once; only its hash is stored)."""
+    from migrations.runner import upgrade
     from pipeline.errors import PermanentError
     from pipeline.services import endpoints
     from pipeline.store import apikeys as keys
-    from pipeline.store.migrate import upgrade
 
     upgrade(endpoints(get_settings()).sql_url)
     try:

@@ -27,8 +27,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _db():
+    from migrations.runner import upgrade
     from pipeline.services import endpoints
-    from pipeline.store.migrate import upgrade
 
     upgrade(endpoints(get_settings()).sql_url)  # the tables may not exist yet on a fresh data dir
     return session()

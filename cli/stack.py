@@ -46,8 +46,8 @@ def status(as_json: bool = JSON) -> None:
 
 def db_upgrade() -> None:
     """Run `alembic upgrade head` on the configured database."""
+    from migrations.runner import upgrade
     from pipeline.services import endpoints
-    from pipeline.store.migrate import upgrade
 
     url = endpoints(get_settings()).sql_url
     upgrade(url)

@@ -27,9 +27,9 @@ def watch_add(
     as_json: bool = JSON,
 ) -> None:
     """Watch an entity (adding it again replaces its names)."""
+    from migrations.runner import upgrade
     from pipeline.monitor import watchlist
     from pipeline.services import endpoints
-    from pipeline.store.migrate import upgrade
 
     upgrade(endpoints(get_settings()).sql_url)
     try:

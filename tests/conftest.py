@@ -37,7 +37,7 @@ def noida(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def sql_url(tmp_path_factory):
-    from pipeline.store.migrate import upgrade
+    from migrations.runner import upgrade
     from tests.sqlurls import sql_database
 
     kind = os.environ.get("DOCPIPE_TEST_DATABASE", "sqlite")

@@ -121,7 +121,7 @@ def start_beat(settings: Settings, env: dict) -> subprocess.Popen:
 
 
 def up(settings: Settings, echo=print) -> dict:
-    from pipeline.store.migrate import upgrade
+    from migrations.runner import upgrade
 
     with _lock(settings):
         stack = read_stack(settings)

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from pipeline.store.migrate import upgrade
+from migrations.runner import upgrade
 from tests.contract.dedup_store import SqlDedupStoreContract
 from tests.sqlurls import postgres_database
 

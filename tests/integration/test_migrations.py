@@ -5,7 +5,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from pipeline.store import migrate
+from migrations import runner as migrate
 from pipeline.store.schema import metadata
 from tests.sqlurls import sql_database
 

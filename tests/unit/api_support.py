@@ -6,9 +6,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from migrations.runner import upgrade
 from pipeline.config import Settings
 from pipeline.store.db import session_scope
-from pipeline.store.migrate import upgrade
 
 
 class FakeRedis:

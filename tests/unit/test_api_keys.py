@@ -4,9 +4,9 @@ import hashlib
 
 import pytest
 
+from migrations.runner import upgrade
 from pipeline.store import apikeys as keys
 from pipeline.store.db import session_scope
-from pipeline.store.migrate import upgrade
 from pipeline.store.models_keys import ApiKey
 
 

@@ -27,6 +27,8 @@ Rules checked:
 3. Directions (the three rings: domain, workers, shells):
    - `pipeline` and `migrations` never import `workers`, `cli`, `api`, nor Celery, Typer, FastAPI, Starlette,
      Uvicorn or Rich;
+   - `pipeline` never imports `migrations`: the migrations (and their runner, `migrations.runner`) build the
+     domain's tables, so they import its models, never the reverse;
    - `workers` never imports `cli` or `api`;
    - `cli` and `api` import from `workers` only `workers.client`, the one door into Celery (what the client
      itself imports, such as `workers.routing`, is its business).
@@ -210,7 +212,9 @@ def forbidden_imports(graph: Graph) -> list[str]:
         layer = _top(source)
         for target in sorted(graph.edges.get(source, ())):
             outer = _top(target)
-            if layer in ("pipeline", "migrations"):
+            if layer == "pipeline" and outer == "migrations":
+                bad, rule = True, "the domain's models are imported by the migrations, never the reverse"
+            elif layer in ("pipeline", "migrations"):
                 bad = outer in ("workers", "cli", "api") or outer in SHELL_LIBRARIES
                 rule = "the domain knows no workers, shells, Celery, HTTP or terminal"
             elif layer == "workers":
@@ -325,6 +329,9 @@ def test_planted_forbidden_imports_are_reported(tmp_path):
         {
             "pipeline/__init__.py": "",
             "pipeline/steps.py": "def run():\n    import celery\n    from workers.client import send\n",
+            "pipeline/db.py": "from migrations.runner import upgrade\n",
+            "migrations/__init__.py": "",
+            "migrations/runner.py": "from pipeline import db\n",
             "workers/__init__.py": "",
             "workers/client.py": "from workers import routing\ndef send(): ...\n",
             "workers/routing.py": "QUEUE = 'q'\n",
@@ -333,9 +340,12 @@ def test_planted_forbidden_imports_are_reported(tmp_path):
             "cli/main.py": "from workers.client import send\nfrom workers.routing import QUEUE\n",
         },
     )
-    problems = check(tmp_path, ["pipeline", "workers", "cli"])
-    assert problems == [
+    problems = check(tmp_path, ["pipeline", "workers", "cli", "migrations"])
+    assert problems[0].startswith("cycle among migrations.runner, pipeline.db:")
+    assert problems[1:] == [
         "cli/main.py:2 (cli.main -> workers.routing): shells reach the workers through workers.client only",
+        "pipeline/db.py:1 (pipeline.db -> migrations.runner): "
+        "the domain's models are imported by the migrations, never the reverse",
         "pipeline/steps.py:2 (pipeline.steps -> celery): the domain knows no workers, shells, Celery, HTTP or terminal",
         "pipeline/steps.py:3 (pipeline.steps -> workers.client): "
         "the domain knows no workers, shells, Celery, HTTP or terminal",

@@ -3,12 +3,12 @@ labels nothing fails the job, refused chunk updates end it partial, and no live 
 
 import pytest
 
+from migrations.runner import upgrade
 from pipeline.errors import PermanentError
 from pipeline.infer.classify_job import ClassifyReport
 from pipeline.infer.classify_run import ClassifySettings, advance, finish, pin_model, record_batch
 from pipeline.store import repo
 from pipeline.store.db import session_scope
-from pipeline.store.migrate import upgrade
 from pipeline.store.models import Document, Job, JobState
 from pipeline.store.models_ml import ModelRecord, Prediction
 

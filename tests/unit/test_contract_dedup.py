@@ -2,8 +2,8 @@
 
 import pytest
 
+from migrations.runner import upgrade
 from pipeline.dedup import MemoryDedupStore
-from pipeline.store.migrate import upgrade
 from tests.contract.dedup_store import DedupStoreContract, SqlDedupStoreContract
 
 

@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
+from migrations.runner import upgrade
 from pipeline.jobs.stats import JobStats, StageStats, add_job_stats, job_stats, legacy_stats, stage_totals
 from pipeline.store import repo
 from pipeline.store.db import session_scope
-from pipeline.store.migrate import upgrade
 from pipeline.store.models import JobStage
 from tests.fixtures import article
 from tests.sqlurls import sql_database

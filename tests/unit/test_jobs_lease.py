@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
+from migrations.runner import upgrade
 from pipeline.hosts import is_dead_here, pid_alive, process_id
 from pipeline.jobs import lease
 from pipeline.store import repo
 from pipeline.store.db import session_scope
-from pipeline.store.migrate import upgrade
 from pipeline.store.models import Job, utcnow
 
 LEASE = 30.0

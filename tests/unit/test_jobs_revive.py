@@ -5,10 +5,10 @@ from datetime import timedelta
 
 import pytest
 
+from migrations.runner import upgrade
 from pipeline.jobs.revive import Resend, Step, groups, revived_jobs, select_resends
 from pipeline.store import repo
 from pipeline.store.db import session_scope
-from pipeline.store.migrate import upgrade
 from pipeline.store.models import Job, JobDocument, JobState, Outcome
 
 STALLED = timedelta(0)  # anything touched before now counts as stalled

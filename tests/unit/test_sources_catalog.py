@@ -5,10 +5,10 @@ from datetime import timedelta
 
 import pytest
 
+from migrations.runner import upgrade
 from pipeline.sources import InvalidSource, catalog
 from pipeline.store import repo
 from pipeline.store.db import session_scope
-from pipeline.store.migrate import upgrade
 from pipeline.store.models_sources import Source
 from pipeline.types import utcnow
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from migrations.runner import upgrade
 from pipeline.jobs import lease
 from pipeline.store import model_registry, repo
 from pipeline.store.db import session_scope
-from pipeline.store.migrate import upgrade
 from pipeline.store.models import Job, JobState
 from pipeline.train import lifecycle
 from pipeline.train.data import Examples

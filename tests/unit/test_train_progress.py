@@ -5,10 +5,10 @@ from datetime import timedelta
 
 import pytest
 
+from migrations.runner import upgrade
 from pipeline.jobs import lease
 from pipeline.store import repo
 from pipeline.store.db import session_scope
-from pipeline.store.migrate import upgrade
 from pipeline.store.models import Job, JobState, utcnow
 from pipeline.train.progress import LeaseLost, ProgressWriter
 from pipeline.train.trainer import Cancelled

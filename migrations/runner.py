@@ -1,4 +1,6 @@
-"""Run Alembic programmatically so `docpipe db upgrade` works from any directory."""
+"""Run Alembic programmatically so `docpipe db upgrade` works from any directory.
+
+It lives beside the migrations, not in the domain: the migrations import the domain's models, never the reverse."""
 
 from __future__ import annotations
 
@@ -7,12 +9,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-import migrations
-
 
 def alembic_config(url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    cfg.set_main_option("script_location", str(Path(__file__).parent))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
