@@ -11,6 +11,7 @@ import json
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import select
@@ -48,6 +49,24 @@ def _reindex(stack, **options) -> str:
         ).id
     reindex.delay(job_id)
     return job_id
+
+
+@contextmanager
+def _live_version_kept(stack):
+    """Later tests and modules share the stack: whatever fails inside the block, the version live before it is
+    live again after it (a test that swaps and rolls back itself leaves nothing to do here)."""
+    before = _live(stack).name
+    try:
+        yield
+    finally:
+        if _live(stack).name != before:
+            from pipeline.index import IndexLayout
+            from pipeline.reindex import discard
+
+            with _sql(stack) as s:  # a build left running would hold the rollback back
+                discard(s, IndexLayout(stack.es(), stack.settings().index_prefix))
+            back = stack.wait(_reindex(stack, action="rollback"))
+            assert back.state == "succeeded" and _live(stack).name == before, f"stack left on {_live(stack).name}"
 
 
 def _options(stack, job_id) -> dict:
@@ -376,83 +395,85 @@ def test_scheduled_reindex_builds_nothing_when_the_configuration_is_unchanged(st
 def test_a_new_model_serves_ingest_and_search_after_the_swap(stack, tmp_path, narrow_model):
     from cli.main import app
 
-    job = stack.wait(_reindex(stack, model=narrow_model, reason="narrow model"))
-    assert job.state == "succeeded", job.error
-    live = _live(stack)
-    assert (live.model_path, live.dims) == (narrow_model, 128)
-    folder = _write(tmp_path / "d", [5000])
-    ingest = stack.run_job([folder], A)  # the workers now embed with the 128-d model
-    assert (ingest.state, ingest.done, ingest.failed) == ("succeeded", 1, 0)
-    doc = document_id(A, str(folder / "doc5000.txt"))
-    es = stack.es()
-    es.indices.refresh(index=live.name)
-    hit = es.search(index=live.name, query={"term": {"doc_id": doc}}, size=1, source=["embedding"])
-    assert len(hit["hits"]["hits"][0]["_source"]["embedding"]) == 128
+    with _live_version_kept(stack):
+        job = stack.wait(_reindex(stack, model=narrow_model, reason="narrow model"))
+        assert job.state == "succeeded", job.error
+        live = _live(stack)
+        assert (live.model_path, live.dims) == (narrow_model, 128)
+        folder = _write(tmp_path / "d", [5000])
+        ingest = stack.run_job([folder], A)  # the workers now embed with the 128-d model
+        assert (ingest.state, ingest.done, ingest.failed) == ("succeeded", 1, 0)
+        doc = document_id(A, str(folder / "doc5000.txt"))
+        es = stack.es()
+        es.indices.refresh(index=live.name)
+        hit = es.search(index=live.name, query={"term": {"doc_id": doc}}, size=1, source=["embedding"])
+        assert len(hit["hits"]["hits"][0]["_source"]["embedding"]) == 128
 
-    def top_knn():
-        result = CliRunner().invoke(
-            app,
-            [
-                "search",
-                " ".join(article(5000, sentences=10).split()[:20]),
-                "--mode",
-                "knn",
-                "--k",
-                "1",
-                "--tenant",
-                A,
-                "--json",
-            ],
-        )
-        assert result.exit_code == 0, result.output
-        return json.loads(result.stdout)[0]["doc_id"]
+        def top_knn():
+            result = CliRunner().invoke(
+                app,
+                [
+                    "search",
+                    " ".join(article(5000, sentences=10).split()[:20]),
+                    "--mode",
+                    "knn",
+                    "--k",
+                    "1",
+                    "--tenant",
+                    A,
+                    "--json",
+                ],
+            )
+            assert result.exit_code == 0, result.output
+            return json.loads(result.stdout)[0]["doc_id"]
 
-    assert top_knn() == doc  # the CLI embeds the query with the live version's model
-    back = stack.wait(_reindex(stack, action="rollback"))
-    assert back.state == "succeeded", back.error
-    assert _live(stack).dims == 384
-    assert top_knn() == doc  # caught up into the 384-d version, and searched with its model again
-    _counts_agree(stack, _live(stack).name, A)
+        assert top_knn() == doc  # the CLI embeds the query with the live version's model
+        back = stack.wait(_reindex(stack, action="rollback"))
+        assert back.state == "succeeded", back.error
+        assert _live(stack).dims == 384
+        assert top_knn() == doc  # caught up into the 384-d version, and searched with its model again
+        _counts_agree(stack, _live(stack).name, A)
 
 
 def test_interrupted_reindex_leaves_the_alias_alone_then_resumes_or_is_discarded(stack):
     from cli.main import app
 
-    live = _live(stack)
-    job_id = _reindex(stack, chunk_overlap=30, batch_docs=1, reason="interrupted")
-    building = _wait_building(stack, job_id, held_at_least=3)
-    stack.kill_worker("worker-gpu")
-    try:
-        assert _alias_target(stack) == [live.name]
-        assert _version(stack, building).state == "building" and _live(stack).name == live.name
-        assert bm25(stack.es(), f"{stack.settings().index_prefix}-read", A, article(1001).split()[0], 1)
-    finally:
-        stack.start_worker("worker-gpu")
-    job = stack.wait(job_id, timeout=300)  # the unacknowledged step comes back and the build goes on
-    assert job.state == "succeeded", job.error
-    assert _live(stack).name == building and _alias_target(stack) == [building]
-    assert "resumed" not in job.options  # the same job carried on; no new version was started
-    _counts_agree(stack, building, A)
+    with _live_version_kept(stack):
+        live = _live(stack)
+        job_id = _reindex(stack, chunk_overlap=30, batch_docs=1, reason="interrupted")
+        building = _wait_building(stack, job_id, held_at_least=3)
+        stack.kill_worker("worker-gpu")
+        try:
+            assert _alias_target(stack) == [live.name]
+            assert _version(stack, building).state == "building" and _live(stack).name == live.name
+            assert bm25(stack.es(), f"{stack.settings().index_prefix}-read", A, article(1001).split()[0], 1)
+        finally:
+            stack.start_worker("worker-gpu")
+        job = stack.wait(job_id, timeout=300)  # the unacknowledged step comes back and the build goes on
+        assert job.state == "succeeded", job.error
+        assert _live(stack).name == building and _alias_target(stack) == [building]
+        assert "resumed" not in job.options  # the same job carried on; no new version was started
+        _counts_agree(stack, building, A)
 
-    doomed_job = _reindex(stack, chunk_overlap=20, batch_docs=1, reason="to be discarded")
-    doomed = _wait_building(stack, doomed_job, held_at_least=2)
-    stack.kill_worker("worker-gpu")
-    try:
-        result = CliRunner().invoke(app, ["reindex", "--discard", "--json"])
-        assert result.exit_code == 0, result.output
-        assert json.loads(result.stdout)["discarded"] == doomed
-        assert _version(stack, doomed).state == "discarded"
-        assert stack.job(doomed_job).state == "cancelled"
+        doomed_job = _reindex(stack, chunk_overlap=20, batch_docs=1, reason="to be discarded")
+        doomed = _wait_building(stack, doomed_job, held_at_least=2)
+        stack.kill_worker("worker-gpu")
+        try:
+            result = CliRunner().invoke(app, ["reindex", "--discard", "--json"])
+            assert result.exit_code == 0, result.output
+            assert json.loads(result.stdout)["discarded"] == doomed
+            assert _version(stack, doomed).state == "discarded"
+            assert stack.job(doomed_job).state == "cancelled"
+            assert not stack.es().indices.exists(index=doomed)
+            assert _alias_target(stack) == [building]
+        finally:
+            stack.start_worker("worker-gpu")
+        # leave the stack on the default configuration: roll back to the version before the interrupted one
+        back = stack.wait(_reindex(stack, action="rollback"))
+        assert back.state == "succeeded", back.error
+        assert _live(stack).name == live.name and _alias_target(stack) == [live.name]
         assert not stack.es().indices.exists(index=doomed)
-        assert _alias_target(stack) == [building]
-    finally:
-        stack.start_worker("worker-gpu")
-    # leave the stack on the default configuration: roll back to the version before the interrupted one
-    back = stack.wait(_reindex(stack, action="rollback"))
-    assert back.state == "succeeded", back.error
-    assert _live(stack).name == live.name and _alias_target(stack) == [live.name]
-    assert not stack.es().indices.exists(index=doomed)
-    _counts_agree(stack, live.name, A)
+        _counts_agree(stack, live.name, A)
 
 
 def test_forced_rebuild_of_the_same_configuration_copies_vectors_with_the_reindex_api(stack):
