@@ -24,12 +24,14 @@ from api.v1_search import run as run_search
 from api.v1_search import search_filters
 from pipeline.errors import DocpipeError
 from pipeline.jobs.stats import job_stats
+from pipeline.monitor.trends import EntityTrend, recent_trends
 from pipeline.store import model_registry, repo
 from pipeline.store.models import Document, IndexVersion, Job, JobState
 from pipeline.types import utcnow
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+WATCH_SPAN = timedelta(days=30)
 
 
 class LoginRequired(Exception):
@@ -250,8 +252,25 @@ def index_page(request: Request, tenant: str = Depends(page_tenant)):
 
 @router.get("/ui/watch", response_class=HTMLResponse)
 def watch_page(request: Request, tenant: str = Depends(page_tenant)):
-    from api import v1_features
-
     with request.app.state.ctx.session() as session:
-        entities = v1_features.watch_charts(session, tenant)
-    return render(request, "watch.html", tenant, entities=entities, monitor=v1_features.has_monitor())
+        trends = recent_trends(session, tenant, utcnow() - WATCH_SPAN)
+        entities = [watch_chart(t) for t in trends]
+    return render(request, "watch.html", tenant, entities=entities)
+
+
+def watch_chart(trend: EntityTrend) -> dict:
+    """An entity's mean sentiment drawn over its buckets, its alerts marked."""
+    points = [charts.Point(datetime.fromisoformat(b["start"]), b["mean_sentiment"], b["items"]) for b in trend.buckets]
+    markers = [
+        charts.Marker(
+            charts.aware(a.window_end),
+            f"negative share {a.negative_share:.0%} ({a.deviations:+.1f} sd, {a.items} items)",
+        )
+        for a in trend.alerts
+    ]
+    return {
+        "entity": trend.ticker,
+        "names": trend.names,
+        "alerts": markers,
+        "svg": charts.sentiment_svg(points, markers, f"{trend.ticker} sentiment"),
+    }
