@@ -13,7 +13,6 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
 
 from api import charts
 from api.auth import COOKIE, tenant_for
@@ -26,7 +25,7 @@ from pipeline.errors import DocpipeError
 from pipeline.jobs.stats import job_stats
 from pipeline.monitor.trends import EntityTrend, recent_trends
 from pipeline.store import model_registry, repo
-from pipeline.store.models import Document, IndexVersion, Job, JobState
+from pipeline.store.models import JobState
 from pipeline.types import utcnow
 
 router = APIRouter(include_in_schema=False)
@@ -93,11 +92,8 @@ def _safe_next(target: str) -> str:
 @router.get("/ui/jobs", response_class=HTMLResponse)
 def jobs_page(request: Request, tenant: str = Depends(page_tenant), state: str | None = None):
     ctx = request.app.state.ctx
-    q = select(Job).where(Job.tenant == tenant).order_by(Job.created_at.desc()).limit(50)
-    if state in JobState.ALL:
-        q = q.where(Job.state == state)
     with ctx.session() as session:
-        jobs = [job_out(j) for j in session.scalars(q)]
+        jobs = [job_out(j) for j in repo.list_jobs(session, state if state in JobState.ALL else None, tenant, 50)]
         chart = activity_chart(session, tenant)
     return render(
         request,
@@ -122,11 +118,7 @@ _WINDOWS = (
 def activity_chart(session, tenant: str) -> str:
     """Documents indexed per time bucket, empty buckets included, failed and partial jobs marked."""
     now = utcnow()
-    rows = session.execute(
-        select(Job.finished_at, Job.done, Job.state, Job.id).where(
-            Job.tenant == tenant, Job.finished_at.is_not(None), Job.finished_at >= now - _WINDOWS[-1][0]
-        )
-    ).all()
+    rows = repo.finished_jobs(session, tenant, now - _WINDOWS[-1][0])
     finished = [(charts.aware(t), done, state, job_id) for t, done, state, job_id in rows]
     oldest = min((t for t, *_ in finished), default=now)
     window, step, label = next((w for w in _WINDOWS if now - oldest <= w[0]), _WINDOWS[-1])
@@ -222,13 +214,7 @@ def _date(value: str, end_of_day: bool = False) -> datetime | None:
 def documents_page(request: Request, tenant: str = Depends(page_tenant), offset: int = Query(0, ge=0)):
     ctx = request.app.state.ctx
     with ctx.session() as session:
-        rows = session.scalars(
-            select(Document)
-            .where(Document.tenant == tenant)
-            .order_by(Document.updated_at.desc(), Document.id)
-            .limit(100)
-            .offset(offset)
-        )
+        rows, _ = repo.list_documents(session, tenant, limit=100, offset=offset)
         docs = [document_out(d, ctx.uploads_prefix) for d in rows]
     return render(request, "documents.html", tenant, documents=docs, offset=offset)
 
@@ -243,9 +229,7 @@ def models_page(request: Request, tenant: str = Depends(page_tenant)):
 @router.get("/ui/index", response_class=HTMLResponse)
 def index_page(request: Request, tenant: str = Depends(page_tenant)):
     with request.app.state.ctx.session() as session:
-        versions = [
-            index_version_out(v) for v in session.scalars(select(IndexVersion).order_by(IndexVersion.version.desc()))
-        ]
+        versions = [index_version_out(v) for v in repo.index_versions(session)]
         chunks = repo.chunk_total(session, tenant)
     return render(request, "index.html", tenant, versions=versions, chunks=chunks)
 

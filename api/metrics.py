@@ -16,10 +16,10 @@ from bisect import bisect_left
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 from redis.exceptions import RedisError
-from sqlalchemy import func, select
 
 from pipeline.jobs.stats import stage_totals
-from pipeline.store.models import DeadLetter, Document, DocumentStatus, Job, JobState
+from pipeline.store import repo, totals
+from pipeline.store.models import JobState
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class DocpipeCollector(Collector):
         yield from self._queues()
 
     def _jobs(self, session):
-        by_state = dict(session.execute(select(Job.state, func.count()).group_by(Job.state)).all())
+        by_state = totals.jobs_by_state(session)
         jobs = GaugeMetricFamily("docpipe_jobs", "Jobs by state", labels=["state"])
         for state in JobState.ALL:
             jobs.add_metric([state], by_state.get(state, 0))
@@ -68,10 +68,7 @@ class DocpipeCollector(Collector):
         waits, runs = [], []
         stage_seconds: dict[str, float] = {}
         stage_items: dict[str, float] = {}
-        rows = session.execute(
-            select(Job.created_at, Job.started_at, Job.finished_at, Job.metrics).where(Job.started_at.is_not(None))
-        )
-        for created, started, finished, stages in rows:
+        for created, started, finished, stages in totals.started_job_times(session):
             waits.append(max(0.0, (started - created).total_seconds()))
             if finished is not None:
                 runs.append(max(0.0, (finished - started).total_seconds()))
@@ -98,25 +95,16 @@ class DocpipeCollector(Collector):
 
     def _corpus(self, session):
         docs = GaugeMetricFamily("docpipe_documents", "Documents by status", labels=["status"])
-        for status, n in session.execute(select(Document.status, func.count()).group_by(Document.status)):
+        for status, n in totals.documents_by_status(session).items():
             docs.add_metric([status], n)
         yield docs
-        chunks = (
-            session.scalar(
-                select(func.coalesce(func.sum(Document.chunk_count), 0)).where(
-                    Document.status == DocumentStatus.INDEXED
-                )
-            )
-            or 0
+        yield GaugeMetricFamily(
+            "docpipe_chunks_indexed", "Chunks of indexed documents", value=repo.chunk_total(session)
         )
-        yield GaugeMetricFamily("docpipe_chunks_indexed", "Chunks of indexed documents", value=chunks)
         letters = GaugeMetricFamily(
             "docpipe_dead_letters", "Dead letters by reason and whether replayed", labels=["reason", "replayed"]
         )
-        replayed = DeadLetter.replayed_at.is_not(None)
-        for reason, was_replayed, n in session.execute(
-            select(DeadLetter.reason, replayed, func.count()).group_by(DeadLetter.reason, replayed)
-        ):
+        for reason, was_replayed, n in totals.dead_letters_by_reason(session):
             letters.add_metric([reason, "true" if was_replayed else "false"], n)
         yield letters
 

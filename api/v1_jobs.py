@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import func, select
 
 from api.auth import require_tenant
 from api.errors import ApiError
@@ -39,14 +38,8 @@ def list_jobs(
     offset: int = Query(0, ge=0, le=1_000_000),
 ) -> dict:
     ctx = request.app.state.ctx
-    q = select(Job).where(Job.tenant == tenant)
-    if state:
-        q = q.where(Job.state == state)
-    if kind:
-        q = q.where(Job.kind == kind)
     with ctx.session() as session:
-        total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
-        rows = session.scalars(q.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset))
+        rows, total = repo.page_jobs(session, tenant, state, kind, limit, offset)
         jobs = [job_out(j) for j in rows]
     return {"jobs": jobs, "total": total, "limit": limit, "offset": offset}
 

@@ -66,6 +66,31 @@ def list_jobs(
     return list(session.scalars(q))
 
 
+def page_jobs(
+    session: Session, tenant: str, state: str | None = None, kind: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[Job], int]:
+    """A page of the tenant's jobs, newest first, and how many match in all."""
+    q = select(Job).where(Job.tenant == tenant)
+    if state:
+        q = q.where(Job.state == state)
+    if kind:
+        q = q.where(Job.kind == kind)
+    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    rows = session.scalars(q.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def finished_jobs(session: Session, tenant: str, since: datetime) -> list[Row]:
+    """(finished_at, done, state, id) of the tenant's jobs that ended at or after `since`."""
+    return list(
+        session.execute(
+            select(Job.finished_at, Job.done, Job.state, Job.id).where(
+                Job.tenant == tenant, Job.finished_at.is_not(None), Job.finished_at >= since
+            )
+        )
+    )
+
+
 def mark_running(session: Session, job: Job) -> None:
     if job.state == JobState.QUEUED:
         job.state = JobState.RUNNING
