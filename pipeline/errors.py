@@ -19,10 +19,15 @@ class Reason(StrEnum):
     MISSING_TEXT_FIELD = "missing_text_field"
     INVALID_JSON = "invalid_json"
     INVALID_CSV = "invalid_csv"
+    TOO_DEEP = "too_deep"  # JSON nested deeper than the parser's recursion limit
+    NUMBER_TOO_LONG = "number_too_long"  # an integer of more digits than Python converts (4,300)
+    READER_ERROR = "reader_error"  # a reader or parser failed in an unforeseen way; the detail names the exception
     UNSUPPORTED_TYPE = "unsupported_type"
     NOT_FOUND = "not_found"
     INDEX_REJECTED = "index_rejected"
     EMBED_FAILED = "embed_failed"
+    WORKER_LOST = "worker_lost"  # its worker died each of the max deliveries it was taken (poison control)
+    TIMEOUT = "timeout"  # reading it outlasted the task's soft time limit
 
 
 class DocpipeError(Exception):
@@ -68,3 +73,27 @@ class BulkIndexError(RetryableError):
     def __init__(self, message: str, failures: list[dict] | None = None):
         super().__init__(message, failures or [])
         self.failures = failures or []
+
+
+def as_input_error(exc: BaseException) -> InputError:
+    """The dead letter an exception raised while reading one file or record becomes.
+
+    Readers turn what they foresee into an InputError themselves; this names the rest (parsers' recursion
+    and conversion limits, memory, library bugs) so that one bad input never fails a whole job.
+    """
+    if isinstance(exc, InputError):
+        return exc
+    detail = _describe(exc)
+    if isinstance(exc, RecursionError):
+        return InputError(Reason.TOO_DEEP, f"nested too deeply to parse ({detail})")
+    if isinstance(exc, MemoryError):
+        return InputError(Reason.TOO_LARGE, f"ran out of memory while reading it ({detail})")
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return InputError(Reason.NUMBER_TOO_LONG, f"a number has too many digits ({detail})")
+    return InputError(Reason.READER_ERROR, detail)
+
+
+def _describe(exc: BaseException, limit: int = 500) -> str:
+    # Parser messages may quote the input: a dead letter's detail stays short.
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
