@@ -21,7 +21,7 @@ import pypdf
 from charset_normalizer import from_bytes
 from pypdf.errors import PyPdfError
 
-from pipeline.errors import InputError, Reason
+from pipeline.errors import InputError, Reason, as_input_error
 from pipeline.types import RawDocument, Rejected
 
 SUPPORTED_SUFFIXES = frozenset({".txt", ".md", ".html", ".htm", ".pdf", ".json", ".jsonl", ".csv"})
@@ -123,8 +123,9 @@ def read_path(path: Path, max_bytes: int, base: Path | None = None) -> Iterator[
             yield from _read_jsonl(text, source)
         else:
             yield from _read_csv(text, source)
-    except InputError as exc:
-        yield Rejected(source=source, stage="read", reason=exc.reason.value, detail=exc.message)
+    except Exception as exc:  # noqa: BLE001 - whatever a reader raises is this file's dead letter, never the job's
+        error = as_input_error(exc)
+        yield Rejected(source=source, stage="read", reason=error.reason.value, detail=error.message)
 
 
 def _read_bytes(path: Path, max_bytes: int) -> bytes:
@@ -203,17 +204,15 @@ def _read_pdf(data: bytes, source: str) -> RawDocument:
 def _read_json(text: str, source: str) -> Iterator[RawDocument | Rejected]:
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            Reason.INVALID_JSON, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise _json_error(exc, "") from None
     if isinstance(value, dict):
-        yield _record(value, source, 1, "json", "record 1")
+        yield _guarded_record(value, source, 1, "json", "record 1")
     elif isinstance(value, list):
         if not value:
             raise InputError(Reason.EMPTY, "JSON array has no records")
         for n, item in enumerate(value, 1):
-            yield _record(item, source, n, "json", f"record {n}")
+            yield _guarded_record(item, source, n, "json", f"record {n}")
     else:
         raise InputError(
             Reason.INVALID_JSON, f"top-level JSON value is a {type(value).__name__}, not an object or array"
@@ -228,15 +227,11 @@ def _read_jsonl(text: str, source: str) -> Iterator[RawDocument | Rejected]:
             continue
         try:
             value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield Rejected(
-                source=f"{source}#{n}",
-                stage="read",
-                reason=Reason.INVALID_JSON.value,
-                detail=f"line {n}: invalid JSON at column {exc.colno}: {exc.msg}",
-            )
+        except (ValueError, RecursionError) as exc:
+            error = _json_error(exc, f"line {n}: ")
+            yield Rejected(source=f"{source}#{n}", stage="read", reason=error.reason.value, detail=error.message)
             continue
-        yield _record(value, source, n, "jsonl", f"line {n}")
+        yield _guarded_record(value, source, n, "jsonl", f"line {n}")
 
 
 def _read_csv(text: str, source: str) -> Iterator[RawDocument | Rejected]:
@@ -254,7 +249,28 @@ def _read_csv(text: str, source: str) -> Iterator[RawDocument | Rejected]:
     if frame.empty:
         raise InputError(Reason.EMPTY, "CSV has a header but no rows")
     for n, row in enumerate(frame.to_dict("records"), 1):
-        yield _record({k: v for k, v in row.items() if v != ""}, source, n, "csv", f"row {n}")
+        yield _guarded_record({k: v for k, v in row.items() if v != ""}, source, n, "csv", f"row {n}")
+
+
+def _json_error(exc: ValueError | RecursionError, where: str) -> InputError:
+    """json.loads's failures as reasons: syntax, nesting past the recursion limit, over-long integers."""
+    if isinstance(exc, json.JSONDecodeError):
+        # a JSON-lines record is one line: its line number is already in `where`
+        at = f"column {exc.colno}" if where else f"line {exc.lineno} column {exc.colno}"
+        return InputError(Reason.INVALID_JSON, f"{where}invalid JSON at {at}: {exc.msg}")
+    if isinstance(exc, RecursionError):
+        return InputError(Reason.TOO_DEEP, f"{where}JSON nested deeper than the parser's recursion limit")
+    error = as_input_error(exc)
+    return InputError(error.reason, f"{where}{error.message}")
+
+
+def _guarded_record(obj: object, file_source: str, n: int, ctype: str, where: str) -> RawDocument | Rejected:
+    # One record that trips a bug loses that record, not the rest of its file.
+    try:
+        return _record(obj, file_source, n, ctype, where)
+    except Exception as exc:  # noqa: BLE001 - the record's dead letter carries the exception
+        error = as_input_error(exc)
+        return Rejected(f"{file_source}#{n}", "read", error.reason.value, f"{where}: {error.message}")
 
 
 def _record(obj: object, file_source: str, n: int, ctype: str, where: str) -> RawDocument | Rejected:
@@ -306,6 +322,6 @@ def parse_datetime(value: object) -> datetime | None:
     except ValueError:
         try:
             parsed = parsedate_to_datetime(value)
-        except (ValueError, TypeError, IndexError):
+        except (ValueError, TypeError, IndexError, OverflowError):
             return None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from elastic_transport import TransportError
+from elasticsearch import ApiError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pipeline.chunk import Chunker
@@ -17,14 +20,14 @@ from pipeline.clean import clean
 from pipeline.config import DedupSettings, defaults
 from pipeline.dedup import Deduplicator, content_hash
 from pipeline.embed import Encoder
-from pipeline.errors import Reason
+from pipeline.errors import Reason, RetryableError, as_input_error
 from pipeline.formats import read_path
 from pipeline.index import chunk_action, chunk_source, delete_stale_chunks, write_chunks
 from pipeline.jobs.stats import JobStats, StageRecorder, add_job_stats
 from pipeline.store import repo
 from pipeline.store.dedupstore import SqlDedupStore, pack_signature
 from pipeline.store.models import Document, DocumentStatus, Job, JobFile, Outcome
-from pipeline.types import CleanDocument, Rejected, chunk_id, document_id, utcnow
+from pipeline.types import CleanDocument, RawDocument, Rejected, chunk_id, document_id, utcnow
 
 # the dedup stage's drop reason for a document whose text is the one already indexed or held as a duplicate
 UNCHANGED = "unchanged"
@@ -62,7 +65,7 @@ def read_file(session: Session, job: Job, jobfile: JobFile, steps: ReadSteps, es
             repo.add_dead_letter(session, job, item, jobfile.path)
             continue
         recorder["read"].passed()
-        cleaned = clean(item)
+        cleaned = _clean(item)
         t = recorder.lap("clean", t)
         if isinstance(cleaned, Rejected):
             recorder["clean"].drop(cleaned.reason)
@@ -72,6 +75,39 @@ def read_file(session: Session, job: Job, jobfile: JobFile, steps: ReadSteps, es
         _store_document(session, job, jobfile, cleaned, steps, dedup, es, alias, recorder)
         t = recorder.mark()
     jobfile.records = records
+    jobfile.status = "done"
+    add_job_stats(session, job.id, recorder.stats)
+    return recorder.stats
+
+
+def _clean(item: RawDocument) -> CleanDocument | Rejected:
+    try:
+        return clean(item)
+    except Exception as exc:  # noqa: BLE001 - markup parsers' failures are this record's dead letter
+        error = as_input_error(exc)
+        return Rejected(item.source, "clean", error.reason.value, error.message)
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    """Whether `exc` is a failure of a service the read uses (the database, Elasticsearch), not of the file:
+    the task retries those; anything else that escapes a file's read becomes that file's dead letter."""
+    if isinstance(exc, DataError):
+        return False  # the database refused a value taken from this file
+    return isinstance(exc, (RetryableError, SQLAlchemyError, ApiError, TransportError, ConnectionError, TimeoutError))
+
+
+def reject_file(session: Session, job: Job, file_id: int, exc: BaseException) -> JobStats | None:
+    """The last resort of read_file: `exc` escaped the read of one file, whose transaction was rolled back. In a
+    fresh transaction the file becomes one dead letter with the exception's reason, and is done; the job goes on.
+    None when the file is not this job's pending file (another task finished it meanwhile)."""
+    jobfile = session.get(JobFile, file_id)
+    if jobfile is None or jobfile.job_id != job.id or jobfile.status != "pending":
+        return None
+    error = as_input_error(exc)
+    source = str(Path(jobfile.path).resolve())  # the source read_path gives the file's own rejections
+    repo.add_dead_letter(session, job, Rejected(source, "read", error.reason.value, error.message), jobfile.path)
+    recorder = StageRecorder()
+    recorder["read"].drop(error.reason.value)
     jobfile.status = "done"
     add_job_stats(session, job.id, recorder.stats)
     return recorder.stats

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import logging
 
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_ready
+
 from pipeline.config import get_settings
+from pipeline.jobs import ownership
 from pipeline.jobs.revive import Step, groups, revived_jobs, select_resends
 from pipeline.store import repo
 from pipeline.store.db import session_scope
 from workers import runtime
 from workers.app import app
 from workers.client import queue_depth
-from workers.routing import GPU_QUEUE, INDEX_FILES, INGEST_QUEUE, READ_FILES, REVIVE_JOBS, SCORE_JOB, START_JOB
+from workers.routing import (
+    GPU_QUEUE,
+    INDEX_FILES,
+    INGEST_QUEUE,
+    READ_FILES,
+    RECLAIM_WORK,
+    REVIVE_JOBS,
+    SCORE_JOB,
+    START_JOB,
+)
 from workers.runtime import JobTask
 
 log = logging.getLogger(__name__)
@@ -39,20 +52,74 @@ def start_job(self, job_id: str) -> None:
 
 @app.task(bind=True, base=JobTask, name=READ_FILES)
 def read_files(self, job_id: str, file_ids: list[int]) -> None:
-    from pipeline.ingest import read_file
+    from pipeline.ingest import is_infrastructure, read_file
 
     layout = runtime.layout()
-    for file_id in file_ids:
-        with session_scope(runtime.sql_url()) as session:  # one transaction per file: a crash redoes one file
-            job = runtime.open_job(session, job_id)
-            if job is None:
-                return
-            for jobfile in repo.pending_files(session, job_id, [file_id]):
-                live = runtime.live(session)
-                steps = runtime.read_steps(live.model_path, live.chunk_tokens, live.chunk_overlap)
-                read_file(session, job, jobfile, steps, layout.es, layout.write_alias)
-            repo.refresh_counters(session, job)
+    taken = runtime.claim_files(job_id, file_ids, ownership.Step.READ)
+    for n, file_id in enumerate(taken):
+        if not _begin_read(job_id, file_id):
+            continue  # given up after too many deliveries (a worker_lost dead letter), or the job ended
+        try:
+            with session_scope(runtime.sql_url()) as session:  # one transaction per file: a crash redoes one file
+                job = runtime.open_job(session, job_id)
+                if job is None:
+                    return
+                for jobfile in repo.pending_files(session, job_id, [file_id]):
+                    live = runtime.live(session)
+                    steps = runtime.read_steps(live.model_path, live.chunk_tokens, live.chunk_overlap)
+                    read_file(session, job, jobfile, steps, layout.es, layout.write_alias)
+                repo.refresh_counters(session, job)
+        except SoftTimeLimitExceeded:  # the hard limit follows: give this file up, hand the rest on
+            _timed_out(job_id, file_id, taken[:n], taken[n + 1 :])
+            return
+        except Exception as exc:  # noqa: BLE001 - sorted below: services' failures retry, the rest is the file's
+            if is_infrastructure(exc):
+                raise
+            _reject_file(job_id, file_id, exc)
+    runtime.release_files(taken)
     index_files.delay(job_id, file_ids)
+
+
+def _begin_read(job_id: str, file_id: int) -> bool:
+    """Count the delivery in a transaction of its own, so that a worker killed by this file still counts it."""
+    with session_scope(runtime.sql_url()) as session:
+        job = runtime.open_job(session, job_id)
+        if job is None:
+            return False
+        if ownership.begin_read(session, job, file_id, get_settings().worker.max_deliveries):
+            return True
+        repo.refresh_counters(session, job)
+        return False
+
+
+def _timed_out(job_id: str, file_id: int, done: list[int], rest: list[int]) -> None:
+    from pipeline.errors import Reason
+    from pipeline.store.models import JobFile
+
+    soft = get_settings().worker.read_soft_limit
+    with session_scope(runtime.sql_url()) as session:
+        job, jobfile = runtime.open_job(session, job_id), session.get(JobFile, file_id)
+        if job is None or jobfile is None:
+            return
+        detail = f"reading it outlasted the read task's soft time limit ({soft:g} s, DOCPIPE_WORKER_READ_SOFT_LIMIT)"
+        ownership.give_up(session, job, jobfile, Reason.TIMEOUT, detail)
+        ownership.release(session, done + rest, runtime.worker_id())
+        repo.refresh_counters(session, job)
+    log.warning("file %s of job %s: %s", file_id, job_id, detail)
+    if rest:
+        read_files.delay(job_id, rest)
+    index_files.delay(job_id, done)
+
+
+def _reject_file(job_id: str, file_id: int, exc: Exception) -> None:
+    """The file's transaction was rolled back; its dead letter goes in a fresh one and the job goes on."""
+    from pipeline.ingest import reject_file
+
+    log.warning("file %s of job %s: %s: %s", file_id, job_id, type(exc).__name__, str(exc)[:300])
+    with session_scope(runtime.sql_url()) as session:
+        job = runtime.open_job(session, job_id)
+        if job is not None and reject_file(session, job, file_id, exc) is not None:
+            repo.refresh_counters(session, job)
 
 
 @app.task(bind=True, base=JobTask, name=INDEX_FILES)
@@ -63,6 +130,7 @@ def index_files(self, job_id: str, file_ids: list[int]) -> None:
 
     s = get_settings()
     layout = runtime.layout()
+    file_ids = runtime.claim_files(job_id, file_ids, ownership.Step.INDEX)
     while True:
         with session_scope(runtime.sql_url()) as session:
             job = runtime.open_job(session, job_id)
@@ -70,6 +138,7 @@ def index_files(self, job_id: str, file_ids: list[int]) -> None:
                 return
             docs = repo.pending_documents(session, job_id, file_ids, DOCS_PER_INDEX_BATCH)
             if not docs:
+                ownership.release(session, file_ids, runtime.worker_id())
                 if repo.finish_if_done(session, job):
                     refresh(layout.es, layout.read_alias)
                     runtime.send_after_commit(
@@ -108,14 +177,51 @@ def revive_jobs(stalled_after: float | None = None) -> list[str]:
     ingest_idle, gpu_idle = queue_depth(INGEST_QUEUE) == 0, queue_depth(GPU_QUEUE) == 0
     with session_scope(runtime.sql_url()) as session:
         resends = select_resends(session, after, ingest_idle, gpu_idle, s.files_per_task)
-    for r in resends:  # after the commit, so that no task runs before the sweep's heartbeat is stored
+    _send(resends)  # after the commit, so that no task runs before the sweep's heartbeat is stored
+    revived = revived_jobs(resends)
+    if revived:
+        log.warning("revived %d stalled job(s): %s", len(revived), ", ".join(revived))
+    return revived
+
+
+def _send(resends) -> None:
+    for r in resends:
         if r.step == Step.START:
             start_job.delay(r.job_id)
         elif r.step == Step.READ:
             read_files.delay(r.job_id, list(r.file_ids))
         else:
             index_files.delay(r.job_id, list(r.file_ids))
-    revived = revived_jobs(resends)
-    if revived:
-        log.warning("revived %d stalled job(s): %s", len(revived), ", ".join(revived))
-    return revived
+
+
+@app.task(name=RECLAIM_WORK)
+def reclaim_work() -> list[str]:
+    """Send again the work that dead task processes held (pipeline/jobs/reclaim.py); beat sends this sweep
+    every DOCPIPE_WORKER_RECLAIM_EVERY_SECONDS, and every worker runs it once as it starts."""
+    from datetime import timedelta
+
+    from pipeline.jobs import heartbeat
+    from pipeline.jobs.reclaim import select_reclaims
+
+    w, s = get_settings().worker, get_settings()
+    with session_scope(runtime.sql_url()) as session:
+        resends = select_reclaims(session, w.heartbeat_ttl, s.files_per_task)
+        heartbeat.prune(session, timedelta(seconds=max(100 * w.heartbeat_ttl, 3600)))
+    _send(resends)  # after the commit: the claims are dropped before the resent tasks try to take them
+    reclaimed = revived_jobs(resends)
+    if reclaimed:
+        log.warning("reclaimed the work of dead workers in %d job(s): %s", len(reclaimed), ", ".join(reclaimed))
+    return reclaimed
+
+
+@worker_ready.connect
+def _reclaim_at_start(**_kwargs) -> None:
+    """A worker that comes back after a crash sends its former self's work again at once."""
+    from pipeline.store.db import engine_for
+
+    try:
+        reclaim_work()
+    except Exception as exc:  # the sweep will try again; a worker must start even with the database away
+        log.warning("reclaim at worker start failed: %s", exc)
+    finally:
+        engine_for(runtime.sql_url()).dispose()  # no connection of this parent may leak into forked children
