@@ -132,6 +132,43 @@ class TrainSettings(BaseSettings):
     allow_undated_neighbours: bool = True  # with --time-col: may undated documents be neighbours?
 
 
+class WorkerSettings(BaseSettings):
+    """Worker liveness, reclaim of a dead worker's work, poison control and per-task limits.
+
+    Time limits are seconds, soft then hard, per task kind; the soft one lets a task record what it was doing
+    (a read dead-letters its file as `timeout`), the hard one kills the process. Celery enforces them, and the
+    per-child limits, in prefork pools only (the ingest workers); a solo or threads pool ignores them.
+    """
+
+    model_config = _group("DOCPIPE_WORKER_")
+
+    heartbeat_seconds: float = 5.0  # how often a task process records that it is alive
+    heartbeat_ttl: float = 20.0  # a process silent this long is dead: its files are reclaimed
+    reclaim_every_seconds: float = 10.0  # beat's reclaim sweep (0: never; workers still reclaim when they start)
+    max_deliveries: int = 3  # a file taken this often without finishing becomes a `worker_lost` dead letter
+    max_memory_per_child: int = 4 * 1024 * 1024  # KiB; a prefork child past it is replaced after its task (0: off)
+    max_tasks_per_child: int = 500  # a prefork child is replaced after this many tasks (0: never)
+    fetch_per_host: int = 2  # feed downloads from one host at a time, per fetch worker
+    read_soft_limit: float = 300.0
+    read_hard_limit: float = 360.0
+    index_soft_limit: float = 900.0
+    index_hard_limit: float = 960.0
+    train_soft_limit: float = 12 * 3600.0
+    train_hard_limit: float = 12 * 3600.0 + 300
+    classify_soft_limit: float = 3600.0
+    classify_hard_limit: float = 3660.0
+    reindex_soft_limit: float = 1800.0
+    reindex_hard_limit: float = 1860.0
+    sources_soft_limit: float = 120.0
+    sources_hard_limit: float = 180.0
+    monitor_soft_limit: float = 300.0
+    monitor_hard_limit: float = 360.0
+
+    def time_limits(self, kind: str) -> tuple[float, float]:
+        """(soft, hard) seconds for a task kind: read, index, train, classify, reindex, sources, monitor."""
+        return getattr(self, f"{kind}_soft_limit"), getattr(self, f"{kind}_hard_limit")
+
+
 Group = TypeVar("Group", bound=BaseSettings)
 
 
@@ -184,6 +221,7 @@ class Settings(BaseSettings):
     alert: AlertSettings = Field(default_factory=AlertSettings)
     infer: InferSettings = Field(default_factory=InferSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @property
     def encoder_path(self) -> str:

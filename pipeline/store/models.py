@@ -93,6 +93,23 @@ class JobFile(Base):
     path: Mapped[str] = mapped_column(String(2048))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     records: Mapped[int] = mapped_column(default=0)
+    # Ownership (migration 0009): the task process (host:pid) reading the file, or indexing its documents once
+    # read, and since when; reclaimed when that process's heartbeat stops (pipeline/jobs/reclaim.py).
+    owner: Mapped[str | None] = mapped_column(String(200), index=True)
+    claimed_at: Mapped[datetime | None]
+    # how many times a task began reading the file / indexing its documents without finishing (poison control)
+    deliveries: Mapped[int] = mapped_column(default=0)
+    index_deliveries: Mapped[int] = mapped_column(default=0)
+
+
+class WorkerBeat(Base):
+    """A task process's heartbeat: its work is reclaimed once `seen_at` is older than the heartbeat TTL."""
+
+    __tablename__ = "worker_beats"
+    worker: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid
+    name: Mapped[str] = mapped_column(String(200), default="")  # the Celery node it belongs to
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class Document(Base):
