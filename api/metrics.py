@@ -15,27 +15,16 @@ from bisect import bisect_left
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
-from redis.exceptions import RedisError
 
+from pipeline.errors import ServiceUnavailable
 from pipeline.jobs.stats import stage_totals
 from pipeline.store import repo, totals
 from pipeline.store.models import JobState
+from workers import client
 
 log = logging.getLogger(__name__)
 
-QUEUES = ("ingest", "gpu")
-# kombu's Redis transport keeps a priority level N > 0 in the list `<queue>\x06\x16<N>`.
-_PRIORITY_SEP = "\x06\x16"
-_PRIORITIES = (0, 3, 6, 9)
 BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, float("inf"))
-
-
-def queue_keys(queue: str, prefix: str) -> list[str]:
-    return [prefix + queue + (f"{_PRIORITY_SEP}{p}" if p else "") for p in _PRIORITIES]
-
-
-def queue_depth(redis, queue: str, prefix: str) -> int:
-    return sum(redis.llen(key) for key in queue_keys(queue, prefix))
 
 
 def histogram(name: str, doc: str, values: list[float]) -> HistogramMetricFamily:
@@ -112,10 +101,10 @@ class DocpipeCollector(Collector):
         depth = GaugeMetricFamily("docpipe_queue_depth", "Tasks waiting in each Celery queue", labels=["queue"])
         up = GaugeMetricFamily("docpipe_broker_up", "1 when the broker answered this scrape")
         try:
-            for queue in QUEUES:
-                depth.add_metric([queue], queue_depth(self.ctx.redis, queue, self.ctx.settings.broker_key_prefix))
+            for queue in client.QUEUES:
+                depth.add_metric([queue], client.queue_depth(queue, settings=self.ctx.settings))
             up.add_metric([], 1)
-        except (RedisError, OSError) as exc:  # a broker outage must not hide the SQL metrics
+        except ServiceUnavailable as exc:  # a broker outage must not hide the SQL metrics
             log.warning("metrics: broker unreachable: %s", exc)
             up.add_metric([], 0)
         yield depth

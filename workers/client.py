@@ -6,9 +6,30 @@ costs no model or pipeline import in the sending process.
 
 from __future__ import annotations
 
+from kombu.exceptions import OperationalError
+
 from pipeline.config import Settings, get_settings
+from pipeline.errors import ServiceUnavailable
 from workers.app import configure
-from workers.routing import CLASSIFY, GPU_QUEUE, INGEST_QUEUE, QUEUES, REINDEX, RUN_SOURCE, START_JOB, TRAIN  # noqa: F401
+from workers.routing import (  # noqa: F401
+    CLASSIFY,
+    GPU_QUEUE,
+    INGEST_QUEUE,
+    QUEUES,
+    REINDEX,
+    RUN_SOURCE,
+    START_JOB,
+    TRAIN,
+    VERIFY_INDEX,
+)
+
+BROKER_TIMEOUT_SECONDS = 2.0
+_BOUNDED = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "socket_connect_timeout": BROKER_TIMEOUT_SECONDS,
+    "socket_timeout": BROKER_TIMEOUT_SECONDS,
+}
 
 
 def send(name: str, *args, settings: Settings | None = None) -> None:
@@ -21,7 +42,13 @@ def queue_depth(queue: str, settings: Settings | None = None) -> int:
 
     `_size` is what kombu's virtual transports (Redis among them) implement for a queue's length, summed
     over its priority lists and under the global key prefix; a passive declare would miss the prefix.
+    Raises ServiceUnavailable within a few seconds when the broker cannot be reached.
     """
     app = configure(settings or get_settings())
-    with app.connection_for_read() as conn:
-        return int(conn.default_channel._size(queue))
+    # one retry, at once, on sockets that give up: a scrape or a sweep must learn "down", not wait for it
+    conn = app.connection_for_read(transport_options=_BOUNDED)
+    try:
+        with conn:
+            return int(conn.default_channel._size(queue))
+    except (OperationalError, OSError, *conn.connection_errors, *conn.channel_errors) as exc:
+        raise ServiceUnavailable(f"the broker cannot be reached: {exc}") from exc

@@ -11,14 +11,8 @@ from pipeline.config import Settings
 from pipeline.store.db import session_scope
 
 
-class FakeRedis:
-    """LLEN over a dict of lists: what the metrics read from the broker."""
-
-    def __init__(self, lists: dict[str, int] | None = None):
-        self.lists = lists or {}
-
-    def llen(self, key: str) -> int:
-        return self.lists.get(key, 0)
+class AnsweringRedis:
+    """A Redis that answers /healthz's ping, so that a unit test's health is Elasticsearch's and SQL's alone."""
 
     def ping(self) -> bool:
         return True
@@ -26,12 +20,10 @@ class FakeRedis:
 
 class Api:
     def __init__(self, tmp: Path, **overrides):
+        # nothing listens on port 1: a broker and an Elasticsearch that refuse at once, unless a test names its own
+        services = {"redis_url": "redis://127.0.0.1:1/0", "elasticsearch_url": "http://127.0.0.1:1"}
         self.settings = Settings(
-            data_dir=tmp / "data",
-            database_url=f"sqlite:///{tmp / 'api.db'}",
-            redis_url="redis://127.0.0.1:1/0",
-            elasticsearch_url="http://127.0.0.1:1",
-            **overrides,
+            data_dir=tmp / "data", database_url=f"sqlite:///{tmp / 'api.db'}", **{**services, **overrides}
         )
         upgrade(self.settings.sql_url)
         self.sent: list[str] = []
@@ -39,7 +31,7 @@ class Api:
 
         self.app = create_app(self.settings, enqueue=self.sent.append)
         self.ctx = self.app.state.ctx
-        self.ctx.__dict__["redis"] = FakeRedis()
+        self.ctx.__dict__["redis"] = AnsweringRedis()
         self.client = TestClient(self.app)
 
     def session(self):

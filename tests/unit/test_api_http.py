@@ -11,7 +11,7 @@ from pipeline.jobs.stats import JobStats, add_job_stats
 from pipeline.store import repo
 from pipeline.store.models import Document, Job, JobState
 from pipeline.types import Rejected, document_id
-from tests.unit.api_support import Api, FakeRedis
+from tests.unit.api_support import Api
 
 
 @pytest.fixture()
@@ -196,11 +196,44 @@ def test_cancel_then_cancel_again_and_replay_creates_one_new_job(api):
     assert api.client.post(f"/v1/jobs/{job_id}/replay", headers=acme).status_code == 409
 
 
-def test_metrics_count_rows_and_read_queue_depth_under_the_broker_prefix(tmp_path):
-    api = Api(tmp_path, broker_key_prefix="stackA:")
-    api.ctx.__dict__["redis"] = FakeRedis(
-        {"stackA:ingest": 4, "stackA:ingest\x06\x163": 1, "ingest": 99, "stackA:gpu": 2}
-    )
+@pytest.fixture()
+def broker_prefix():
+    """A key prefix of its own on a real Redis (DOCPIPE_TEST_REDIS_URL, else the local one), emptied afterwards."""
+    import os
+    import uuid
+
+    import redis
+
+    url = os.environ.get("DOCPIPE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    server = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        server.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis at {url}: {exc}")
+    prefix = f"docpipe-test-{uuid.uuid4().hex[:8]}:"
+    yield url, prefix
+    for key in server.scan_iter(match=f"{prefix}*"):
+        server.delete(key)
+
+
+def test_metrics_count_rows_and_read_queue_depth_under_the_broker_prefix(tmp_path, broker_prefix):
+    from celery import Celery
+
+    from workers.client import GPU_QUEUE, INGEST_QUEUE
+
+    url, prefix = broker_prefix
+    api = Api(tmp_path, redis_url=url, broker_key_prefix=prefix)
+
+    def sender(key_prefix: str) -> Celery:  # an app of its own: Celery's producer pool keeps its first prefix
+        return Celery("probe", broker=url, broker_transport_options={"global_keyprefix": key_prefix})
+
+    # tasks parked where no worker reads: one on a priority level of its own, which kombu keeps in another list
+    parked = sender(prefix)
+    for priority in (None, None, None, None, 3):
+        parked.send_task("docpipe.start_job", args=["0" * 32], queue=INGEST_QUEUE, priority=priority)
+    for _ in range(2):
+        parked.send_task("docpipe.gpu.index_files", args=["0" * 32, []], queue=GPU_QUEUE)
+    sender(f"{prefix}other:").send_task("docpipe.start_job", args=["0" * 32], queue=INGEST_QUEUE)
     _seed(api, "acme", 2)
     with api.session() as s:
         job = s.get(Job, repo.list_jobs(s)[0].id)
@@ -210,14 +243,26 @@ def test_metrics_count_rows_and_read_queue_depth_under_the_broker_prefix(tmp_pat
         embed["embed"].passed(10)
         add_job_stats(s, job.id, embed)
     text = api.client.get("/metrics").text
-    assert 'docpipe_queue_depth{queue="ingest"} 5.0' in text
-    assert 'docpipe_queue_depth{queue="gpu"} 2.0' in text
+    assert 'docpipe_queue_depth{queue="ingest"} 5.0' in text  # not the task under another prefix
+    assert 'docpipe_queue_depth{queue="gpu"} 2.0' in text and "docpipe_broker_up 1.0" in text
     assert 'docpipe_jobs{state="queued"} 1.0' in text and 'docpipe_jobs{state="running"} 1.0' in text
     assert 'docpipe_documents{status="indexed"} 2.0' in text and "docpipe_chunks_indexed 4.0" in text
     assert 'docpipe_dead_letters{reason="empty",replayed="false"} 2.0' in text
     assert 'docpipe_stage_seconds_total{stage="embed"} 1.5' in text
     assert 'docpipe_stage_items_total{stage="embed"} 10.0' in text
     assert "docpipe_job_queue_wait_seconds_count 1.0" in text
+
+
+def test_metrics_report_a_broker_that_does_not_answer_and_still_count_rows(tmp_path):
+    import socket
+
+    # a server that accepts connections and never answers: the scrape must give up on it, not wait
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        api = Api(tmp_path, redis_url=f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+        _seed(api, "acme", 1)
+        text = api.client.get("/metrics").text
+    assert "docpipe_broker_up 0.0" in text and "docpipe_queue_depth{" not in text
+    assert 'docpipe_jobs{state="queued"} 1.0' in text
 
 
 def test_healthz_names_what_is_unreachable(api):
