@@ -239,8 +239,10 @@ async def read_capped(stream: AsyncIterator[bytes], limit: int) -> bytes:
 def parse_batch(body: bytes) -> Batch:
     try:
         value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(422, f"invalid JSON: {exc}", "invalid_json") from None
+    except RecursionError:
+        raise ApiError(422, "invalid JSON: nested too deeply to parse", "invalid_json") from None
+    except ValueError as exc:  # syntax, undecodable bytes, or an integer of more digits than Python converts
+        raise ApiError(422, f"invalid JSON: {str(exc)[:300]}", "invalid_json") from None
     try:
         return Batch.model_validate(value)
     except ValidationError as exc:
