@@ -58,10 +58,13 @@ class Stack:
 
         return Settings()
 
-    def start_worker(self, name: str):
+    def start_worker(self, name: str, **env: str):
+        """Start worker `name` of the launcher, with `env` on top of the stack's environment."""
         from cli.localstack.launcher import start_worker
 
-        self.workers[name] = start_worker(name, self.settings(), {**os.environ, **self.env}, uuid.uuid4().hex[:6])
+        self.workers[name] = start_worker(
+            name, self.settings(), {**os.environ, **self.env, **env}, uuid.uuid4().hex[:6]
+        )
         return self.workers[name]
 
     def kill_worker(self, name: str) -> None:
@@ -176,6 +179,7 @@ def stack(noida, sql_url, tmp_path_factory):
     s = Stack(env, data_dir)
     s.start_worker("worker-ingest")
     s.start_worker("worker-gpu")
+    s.start_worker("worker-fetch")  # feed runs and the reclaim sweep
     yield s
     s.stop()
     for k, v in saved.items():

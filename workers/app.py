@@ -7,7 +7,17 @@ from kombu import Queue
 
 from pipeline.config import Settings, get_settings
 from pipeline.services import endpoints
-from workers.routing import GPU_QUEUE, INGEST_QUEUE, REINDEX_SCHEDULED, REVIVE_JOBS, ROUTES, SOURCES_TICK
+from workers.routing import (
+    FETCH_QUEUE,
+    GPU_QUEUE,
+    INGEST_QUEUE,
+    RECLAIM_WORK,
+    REINDEX_SCHEDULED,
+    REVIVE_JOBS,
+    ROUTES,
+    SOURCES_TICK,
+    TASK_KINDS,
+)
 
 app = Celery(
     "docpipe",
@@ -19,6 +29,16 @@ app = Celery(
         "workers.tasks_monitor",
     ],
 )
+
+
+def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
+    """Celery task annotations: each task's soft and hard time limit, from its kind's settings."""
+    limits = {}
+    for kind, names in TASK_KINDS.items():
+        soft, hard = settings.worker.time_limits(kind)
+        for name in names:
+            limits[name] = {"soft_time_limit": soft, "time_limit": hard}
+    return limits
 
 
 def configure(settings: Settings | None = None) -> Celery:
@@ -37,13 +57,17 @@ def configure(settings: Settings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_queues=[Queue(INGEST_QUEUE), Queue(GPU_QUEUE)],
+        task_queues=[Queue(INGEST_QUEUE), Queue(GPU_QUEUE), Queue(FETCH_QUEUE)],
         task_default_queue=INGEST_QUEUE,
         task_routes=ROUTES,
         task_serializer="json",
         accept_content=["json"],
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
+        # prefork children are replaced after this many tasks or past this memory (KiB) once their task ends
+        worker_max_tasks_per_child=settings.worker.max_tasks_per_child or None,
+        worker_max_memory_per_child=settings.worker.max_memory_per_child or None,
+        task_annotations=time_limits(settings),
         # beat only ticks; the schedules themselves live in SQL, so `docpipe feeds add` needs no restart
         beat_schedule={
             "docpipe-sources-tick": {
@@ -62,6 +86,15 @@ def configure(settings: Settings | None = None) -> Celery:
                 "schedule": settings.revive_every_seconds,
                 "kwargs": {"stalled_after": settings.stall_seconds},
                 "options": {"expires": settings.revive_every_seconds},
+            },
+        }
+    if settings.worker.reclaim_every_seconds > 0:  # work held by dead workers is sent again
+        app.conf.beat_schedule = {
+            **app.conf.beat_schedule,
+            "docpipe-reclaim": {
+                "task": RECLAIM_WORK,
+                "schedule": settings.worker.reclaim_every_seconds,
+                "options": {"expires": settings.worker.reclaim_every_seconds},
             },
         }
     if settings.reindex.every_seconds > 0:  # monitor: scheduled reindex; an unchanged configuration is a no-op

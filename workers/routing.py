@@ -8,14 +8,22 @@ from __future__ import annotations
 
 INGEST_QUEUE = "ingest"  # read, clean, dedup, chunk; sources and monitor bookkeeping
 GPU_QUEUE = "gpu"  # everything that needs the model: embed + index, train, classify, reindex, model scoring
-QUEUES = (INGEST_QUEUE, GPU_QUEUE)
+# feed and folder source runs, and the reclaim sweep: I/O-bound, served by a threads pool, so that a slow feed
+# never waits in front of ingestion and the sweep never waits behind long reads
+FETCH_QUEUE = "fetch"
+QUEUES = (INGEST_QUEUE, GPU_QUEUE, FETCH_QUEUE)
 # tasks named docpipe.gpu.* need the model (and a GPU when there is one)
-ROUTES = {"docpipe.gpu.*": {"queue": GPU_QUEUE}}
+ROUTES = {
+    "docpipe.gpu.*": {"queue": GPU_QUEUE},
+    "docpipe.sources.*": {"queue": FETCH_QUEUE},
+    "docpipe.reclaim_work": {"queue": FETCH_QUEUE},
+}
 
 START_JOB = "docpipe.start_job"
 READ_FILES = "docpipe.read_files"
 INDEX_FILES = "docpipe.gpu.index_files"
 REVIVE_JOBS = "docpipe.revive_jobs"
+RECLAIM_WORK = "docpipe.reclaim_work"
 TRAIN = "docpipe.gpu.train"
 CLASSIFY = "docpipe.gpu.classify"
 REINDEX = "docpipe.gpu.reindex"
@@ -25,3 +33,14 @@ SCORE_JOB_WITH_MODEL = "docpipe.gpu.monitor.score_job"
 DELIVER_ALERT = "docpipe.monitor.deliver_alert"
 SOURCES_TICK = "docpipe.sources.tick"
 RUN_SOURCE = "docpipe.sources.run"
+
+# task kind (a DOCPIPE_WORKER_<KIND>_SOFT_LIMIT / _HARD_LIMIT pair) -> the tasks it limits
+TASK_KINDS = {
+    "read": (START_JOB, READ_FILES),
+    "index": (INDEX_FILES,),
+    "train": (TRAIN,),
+    "classify": (CLASSIFY, SCORE_JOB_WITH_MODEL),
+    "reindex": (REINDEX, REINDEX_SCHEDULED),
+    "sources": (SOURCES_TICK, RUN_SOURCE),
+    "monitor": (SCORE_JOB, DELIVER_ALERT, REVIVE_JOBS, RECLAIM_WORK),
+}

@@ -3,19 +3,28 @@ task class that records failures on the job row, and the open-job check."""
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+import time
 from functools import lru_cache
 
 from celery import Task
+from celery.signals import task_prerun, worker_process_shutdown, worker_shutdown
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from pipeline.config import get_settings
 from pipeline.errors import RetryableError
+from pipeline.hosts import process_id
+from pipeline.jobs import heartbeat
 from pipeline.services import elasticsearch_client, endpoints
 from pipeline.store import repo
 from pipeline.store.db import session_scope
 from pipeline.store.models import Job, JobState
 from workers.app import app
+
+log = logging.getLogger(__name__)
 
 # Retried: what may pass. IntegrityError: two jobs inserted the same new document at once; the retry sees
 # the winner's row.
@@ -108,3 +117,86 @@ def open_job(session, job_id: str) -> Job | None:
 def send_after_commit(session, name: str, *args) -> None:
     """Send task `name` once the session's transaction has committed (never for a rolled-back one)."""
     event.listen(session, "after_commit", lambda _s: app.send_task(name, args=list(args)), once=True)
+
+
+def worker_id() -> str:
+    """This task process (host:pid): the owner name of the files it claims."""
+    return process_id()
+
+
+def claim_files(job_id: str, file_ids: list[int], step) -> list[int]:
+    """Claim for this process the files of `file_ids` open for `step` that no live process holds (committed
+    at once, before any work); for the index step, one more delivery is counted on each (poison control)."""
+    from pipeline.jobs import ownership
+
+    w = get_settings().worker
+    with session_scope(sql_url()) as session:
+        job = open_job(session, job_id)
+        if job is None:
+            return []
+        taken = ownership.claim(
+            session,
+            job_id,
+            file_ids,
+            worker_id(),
+            step,
+            lambda owners: heartbeat.dead_workers(session, owners, w.heartbeat_ttl),
+        )
+        if step == ownership.Step.INDEX and taken:
+            ownership.begin_index(session, job, taken, w.max_deliveries)
+            repo.refresh_counters(session, job)
+        return taken
+
+
+def release_files(file_ids: list[int]) -> None:
+    from pipeline.jobs import ownership
+
+    with session_scope(sql_url()) as session:
+        ownership.release(session, file_ids, worker_id())
+
+
+_beating: dict[str, int | None] = {"pid": None}
+
+
+def _beat(me: str, node: str) -> None:
+    with session_scope(sql_url()) as session:
+        heartbeat.beat(session, me, node)
+
+
+def start_heartbeat(node: str = "") -> None:
+    """Beat for this process from now on, from a thread: once per process (a forked child starts its own)."""
+    if _beating["pid"] == os.getpid():
+        return
+    _beating["pid"] = os.getpid()
+    me, every = worker_id(), get_settings().worker.heartbeat_seconds
+    try:
+        _beat(me, node)  # before the first claim, so that the claim is never taken as a dead worker's
+    except Exception as exc:  # the database may be briefly away; the thread tries again
+        log.warning("heartbeat of %s failed: %s", me, exc)
+
+    def beat_forever() -> None:
+        while True:
+            time.sleep(every)
+            try:
+                _beat(me, node)
+            except Exception as exc:
+                log.warning("heartbeat of %s failed: %s", me, exc)
+
+    threading.Thread(target=beat_forever, name="docpipe-heartbeat", daemon=True).start()
+
+
+@task_prerun.connect
+def _beat_while_running_tasks(task=None, **_kwargs) -> None:
+    start_heartbeat(getattr(task.request, "hostname", None) or "" if task is not None else "")
+
+
+@worker_shutdown.connect
+@worker_process_shutdown.connect
+def _forget_on_clean_exit(**_kwargs) -> None:
+    if _beating["pid"] != os.getpid():
+        return
+    try:
+        with session_scope(sql_url()) as session:
+            heartbeat.forget(session, worker_id())
+    except Exception as exc:
+        log.warning("could not drop the heartbeat of %s: %s", worker_id(), exc)

@@ -7,7 +7,10 @@ the task ends normally: the schedule is the retry, and one bad source never hold
 from __future__ import annotations
 
 import logging
+import threading
+from collections import defaultdict
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pipeline.config import get_settings
 from pipeline.sources import catalog
@@ -20,6 +23,19 @@ from workers.app import app
 from workers.routing import RUN_SOURCE, SOURCES_TICK, START_JOB
 
 log = logging.getLogger(__name__)
+
+# The fetch worker runs tasks in threads; a claimed run is one per source already, and this caps the
+# downloads from one host at once (DOCPIPE_WORKER_FETCH_PER_HOST), so that many feeds of one site do not
+# hammer it, nor take every thread while it is slow.
+_host_slots: defaultdict[str, threading.BoundedSemaphore] = defaultdict(
+    lambda: threading.BoundedSemaphore(max(1, get_settings().worker.fetch_per_host))
+)
+_host_slots_lock = threading.Lock()
+
+
+def _host_slot(url: str) -> threading.BoundedSemaphore:
+    with _host_slots_lock:
+        return _host_slots[(urlsplit(url).hostname or "").lower()]
 
 
 @app.task(name=SOURCES_TICK, ignore_result=True)
@@ -76,15 +92,16 @@ def _run_feed(source_id, token, tenant, url, timeout, etag, modified, body_hash)
 
     s = get_settings()
     spool = Path(s.data_dir).resolve() / "feeds" / source_id
-    outcome = poll_feed(
-        url,
-        FetchPolicy.from_settings(s, timeout),
-        spool,
-        etag=etag,
-        last_modified=modified,
-        body_hash=body_hash,
-        meta={"source_id": source_id},
-    )
+    with _host_slot(url):
+        outcome = poll_feed(
+            url,
+            FetchPolicy.from_settings(s, timeout),
+            spool,
+            etag=etag,
+            last_modified=modified,
+            body_hash=body_hash,
+            meta={"source_id": source_id},
+        )
     with session_scope(runtime.sql_url()) as session:
         source = catalog.begin_run(session, source_id, token)
         if source is None:

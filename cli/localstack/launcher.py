@@ -1,4 +1,4 @@
-"""`docpipe up | down | status`: the local stack of noida-db (if needed) and two Celery workers.
+"""`docpipe up | down | status`: the local stack of noida-db (if needed) and three Celery workers (ingest, gpu, fetch).
 
 Everything started is recorded, by pid, in data_dir/stack.json; `down` stops exactly that.
 """
@@ -23,6 +23,8 @@ WORKERS = {
     # name: celery worker arguments. The gpu worker is one process (solo pool) that keeps the model loaded.
     "worker-ingest": ["-Q", "ingest", "--concurrency", "1", "--pool", "prefork"],
     "worker-gpu": ["-Q", "gpu", "--pool", "solo"],
+    # feed and folder runs (and the reclaim sweep): I/O waits, so threads; a slow feed takes one of them
+    "worker-fetch": ["-Q", "fetch", "--pool", "threads", "--concurrency", "8"],
 }
 # The gpu worker never forks, so the tokeniser may use its threads (its batches must keep a GPU fed);
 # a prefork worker must not, or a child inherits a thread pool that no longer exists.
