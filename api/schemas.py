@@ -6,6 +6,10 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from pipeline.jobs.record import job_record
+from pipeline.jobs.stats import JobStats
+from pipeline.store.models import Job
+
 
 class Error(BaseModel):
     error: str
@@ -157,46 +161,15 @@ class Health(BaseModel):
     failed: list[str]
 
 
-def job_out(job, letters=None, uploads: str = "", stages=None) -> dict:
-    """The job as /v1 shows it; `stages` (a JobStats) adds its per-stage accounts, `letters` its dead letters."""
+def job_out(job: Job, letters=None, uploads: str = "", stages: JobStats | None = None) -> dict:
+    """The job as /v1 shows it: the domain's record with its progress, upload names instead of server paths,
+    and no inputs (those are server paths too)."""
+    rec = job_record(job, letters, stages)
+    del rec["inputs"]
     finished = job.done + job.unchanged + job.skipped + job.failed
-    rec = {
-        "id": job.id,
-        "tenant": job.tenant,
-        "kind": job.kind,
-        "state": job.state,
-        "counters": {
-            "total": job.total,
-            "done": job.done,
-            "unchanged": job.unchanged,
-            "skipped": job.skipped,
-            "failed": job.failed,
-            "chunks": job.chunks,
-        },
-        "progress": round(min(1.0, finished / job.total), 4) if job.total else 0.0,
-        "metrics": job.metrics or {},
-        "error": job.error,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "heartbeat_at": job.heartbeat_at,
-    }
-    if stages is not None:
-        rec["stages"] = stages.as_list()
-    if letters is not None:
-        rec["dead_letters"] = [
-            {
-                "id": d.id,
-                "source": display_name(d.source, uploads),
-                "stage": d.stage,
-                "reason": d.reason,
-                "detail": d.detail,
-                "created_at": d.created_at,
-                "replayed": d.replayed_at is not None,
-                "replay_job_id": d.replay_job_id,
-            }
-            for d in letters
-        ]
+    rec["progress"] = round(min(1.0, finished / job.total), 4) if job.total else 0.0
+    for letter in rec.get("dead_letters", ()):
+        letter["source"] = display_name(letter["source"], uploads)
     return rec
 
 

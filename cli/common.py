@@ -6,12 +6,15 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipeline.config import get_settings
+from pipeline.jobs import record
+from pipeline.jobs.stats import job_stats
 from workers import client
 
 console = Console(stderr=True)
@@ -49,41 +52,17 @@ def print_stack(stack: dict) -> None:
 
 
 def job_record(job, letters=None, stages=None) -> dict:
-    """The job as the CLI prints it (--json); `stages` (a JobStats) adds its per-stage accounts."""
-    rec = {
-        "id": job.id,
-        "tenant": job.tenant,
-        "kind": job.kind,
-        "state": job.state,
-        "counters": {
-            "total": job.total,
-            "done": job.done,
-            "unchanged": job.unchanged,
-            "skipped": job.skipped,
-            "failed": job.failed,
-            "chunks": job.chunks,
-        },
-        "metrics": job.metrics,
-        "error": job.error,
-        "inputs": job.inputs,
-    }
-    for field in ("created_at", "started_at", "finished_at", "heartbeat_at"):
-        value = getattr(job, field)
-        rec[field] = value.isoformat() if value else None
-    if stages is not None:
-        rec["stages"] = stages.as_list()
-    if letters is not None:
-        rec["dead_letters"] = [
-            {
-                "source": d.source,
-                "stage": d.stage,
-                "reason": d.reason,
-                "detail": d.detail,
-                "replayed": d.replayed_at is not None,
-            }
-            for d in letters
-        ]
+    """The job as the CLI prints it (--json): the domain's record with its times in ISO 8601."""
+    rec = record.job_record(job, letters, stages)
+    for field in record.TIMES:
+        rec[field] = _iso(rec[field])
+    for letter in rec.get("dead_letters", ()):
+        letter["created_at"] = _iso(letter["created_at"])
     return rec
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 def ingest_progress(rec: dict) -> tuple[int | None, int, str]:
@@ -114,7 +93,7 @@ def ingest_summary(rec: dict) -> None:
 
 
 def _plain_record(session, job) -> dict:
-    return job_record(job)
+    return job_record(job, stages=job_stats(session, job))
 
 
 @dataclass(frozen=True)

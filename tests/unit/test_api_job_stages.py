@@ -59,3 +59,26 @@ def test_the_dashboard_job_page_shows_each_stage_with_its_drops(tmp_path):
     assert [r.split("<td>", 2)[1].split("<", 1)[0] for r in rows] == ["read", "dedup", "chunk"]
     assert '<span class="reason">exact_duplicate</span> 1' in rows[1]
     assert '<td class="num">9</td>' in rows[2]
+
+
+def test_the_cli_prints_the_record_the_api_returns_with_its_stages(tmp_path):
+    from datetime import datetime
+
+    from cli.common import JobView
+    from pipeline.types import Rejected
+
+    api = Api(tmp_path)
+    key = api.key("acme")
+    job_id = _job_with_stages(api, "acme")
+    upload = str(api.ctx.uploads_dir / "acme" / "a.txt")
+    with api.session() as s:
+        job = repo.get_job(s, job_id)
+        repo.add_dead_letter(s, job, Rejected(upload, "read", "empty", "file is 0 bytes"), upload)
+    with api.session() as s:
+        printed = JobView().record(s, repo.get_job(s, job_id))  # what `docpipe ingest --json` prints
+    shown = api.client.get(f"/v1/jobs/{job_id}", headers=key).json()
+    for field in ("id", "tenant", "kind", "state", "counters", "metrics", "error", "stages"):
+        assert printed[field] == shown[field], field
+    assert datetime.fromisoformat(printed["created_at"]) == datetime.fromisoformat(shown["created_at"])
+    assert printed["inputs"] == ["/in/a.txt"] and "inputs" not in shown  # server paths stay on the server
+    assert [d["source"] for d in shown["dead_letters"]] == ["a.txt"]  # the upload's name, not its path
