@@ -151,3 +151,18 @@ def test_an_unknown_label_is_the_same_error_from_the_api_as_from_the_cli(api):
     assert "known labels: neg, pos" in r.json()["message"]
     r = api.client.get("/v1/search", headers=api.key("globex"), params={"q": "rates", "label": "pos"})
     assert r.status_code == 422 and "none: train" in r.json()["message"]  # another tenant's labels are not known
+
+
+def test_the_watch_chart_draws_hours_when_the_data_spans_too_few_days_and_drops_old_alerts(api):
+    acme = api.key("acme")
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    with api.session() as s:
+        points = [(now - timedelta(hours=h), "negative", -0.5) for h in (1, 2, 3)]
+        seed_sentiment(s, "acme", "MSFT", points, alert_at=now - timedelta(days=40))
+    api.client.post("/login", data={"key": acme["X-API-Key"], "next": "/ui/watch"})
+    page = api.client.get("/ui/watch").text
+    start = page.index('<svg class="chart"')
+    svg = ElementTree.fromstring(page[start : page.index("</svg>", start) + 6])
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len(svg.findall(f".//{ns}circle")) == 3  # one per hour: by day they would be one or two points
+    assert not svg.findall(f".//{ns}g[@class='alert']")  # the alert ended before the chart's 30 days
