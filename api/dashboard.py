@@ -18,6 +18,7 @@ from api import charts
 from api.auth import COOKIE, tenant_for
 from api.errors import ApiError
 from api.schemas import document_out, index_version_out, job_out, model_out
+from api.v1_index import last_verify
 from api.v1_jobs import tenant_job
 from api.v1_search import run as run_search
 from api.v1_search import search_filters
@@ -169,7 +170,7 @@ def search_page(
     tenant: str = Depends(page_tenant),
     q: str = "",
     mode: str = "hybrid",
-    k: int = Query(10, ge=1, le=100),
+    k: int = 10,  # bounds: pipeline.retrieve.check_search, shown on the page like any refusal
     source: str = "",
     label: str = "",
     published_from: str = "",
@@ -182,7 +183,7 @@ def search_page(
         try:
             start, end = _date(published_from), _date(published_to, end_of_day=True)
             filters = search_filters(ctx, tenant, source or None, start, end, label or None)
-            hits = run_search(ctx, tenant, q, mode, min(k, ctx.settings.api.max_k), filters)
+            hits = run_search(ctx, tenant, q, mode, k, filters)
         except (ValueError, ApiError, DocpipeError) as exc:  # shown on the page, next to the query
             error = str(exc)
     return render(
@@ -192,6 +193,7 @@ def search_page(
         q=q,
         mode=mode,
         k=k,
+        max_k=ctx.settings.api.max_k,
         hits=hits,
         error=error,
         source=source,
@@ -231,7 +233,8 @@ def index_page(request: Request, tenant: str = Depends(page_tenant)):
     with request.app.state.ctx.session() as session:
         versions = [index_version_out(v) for v in repo.index_versions(session)]
         chunks = repo.chunk_total(session, tenant)
-    return render(request, "index.html", tenant, versions=versions, chunks=chunks)
+        verified = last_verify(session, tenant)
+    return render(request, "index.html", tenant, versions=versions, chunks=chunks, verified=verified)
 
 
 @router.get("/ui/watch", response_class=HTMLResponse)

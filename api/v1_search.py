@@ -14,6 +14,7 @@ from api.highlight import highlight
 from api.schemas import Error, SearchOut, display_name
 from api.v1_documents import upload_source
 from pipeline.infer.labels import UnknownLabel, labels_filter
+from pipeline.retrieve import SearchRefused, check_search
 from pipeline.retrieve import search as run_search
 
 router = APIRouter(prefix="/v1", tags=["search"])
@@ -54,9 +55,16 @@ def _utc(t: datetime) -> datetime:
     return t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+def refuse_bad_search(ctx, mode: str, k: int) -> None:
+    """The CLI's check, with the CLI's message, as a 422."""
+    try:
+        check_search(mode, k, ctx.settings.api.max_k)
+    except SearchRefused as exc:
+        raise ApiError(422, str(exc)) from None
+
+
 def run(ctx, tenant: str, q: str, mode: str, k: int, filters: list[dict]) -> list[dict]:
-    if k > ctx.settings.api.max_k:
-        raise ApiError(422, f"k is at most {ctx.settings.api.max_k} (DOCPIPE_API_MAX_K)")
+    refuse_bad_search(ctx, mode, k)
     index, model_path = ctx.search_target()
     encoder = ctx.encoder(model_path) if mode != "bm25" else None
     # server-side RRF only when configured (it needs a licence on self-managed Elasticsearch)
@@ -93,7 +101,8 @@ def search(
     tenant: str = Depends(require_tenant),
     q: str = Query(..., min_length=1, max_length=1000, pattern=_NO_NUL, description="The query"),
     mode: Literal["bm25", "knn", "hybrid"] = "hybrid",
-    k: int = Query(10, ge=1, le=10_000, description="Hits to return (at most DOCPIPE_API_MAX_K)"),
+    # bounds checked by pipeline.retrieve.check_search, so the API and the CLI refuse with one message
+    k: int = Query(10, description="Hits to return: 1 to DOCPIPE_API_MAX_K (default 100)"),
     source: str | None = Query(None, max_length=2048, pattern=_NO_NUL, description="Only this upload name or source"),
     published_from: datetime | None = Query(None, description="Published at or after (ISO 8601)"),
     published_to: datetime | None = Query(None, description="Published at or before (ISO 8601)"),
@@ -102,5 +111,6 @@ def search(
     ),
 ) -> dict:
     ctx = request.app.state.ctx
+    refuse_bad_search(ctx, mode, k)
     filters = search_filters(ctx, tenant, source, published_from, published_to, label)
     return {"query": q, "mode": mode, "k": k, "hits": run(ctx, tenant, q, mode, k, filters)}

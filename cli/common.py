@@ -7,11 +7,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cli.errors import say_error
 from pipeline.config import get_settings
 from pipeline.jobs import record
 from pipeline.jobs.stats import job_stats
@@ -24,16 +27,42 @@ TENANT = typer.Option("default", "--tenant", "-t", help="Tenant the data belongs
 JSON = typer.Option(False, "--json", help="Print one JSON object instead of text.")
 
 
-def fail(message: str, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {message}")
+def fail(message: str, code: int = 2) -> NoReturn:
+    say_error(message)
     raise typer.Exit(code)
+
+
+NO_DATABASE = "no database yet: run `docpipe up` or `docpipe db upgrade`"
+_migrated: set[str] = set()
+
+
+def require_database(url: str) -> None:
+    """Refuse, in one line, to read a database docpipe never created (a fresh data dir): its tables do not exist.
+
+    Commands that write (ingest, up, keys create, sources add, ...) migrate first; commands that read say so.
+    """
+    if url in _migrated:
+        return
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:" and not Path(path).exists():
+            fail(NO_DATABASE, 1)  # checked without connecting: connecting would create an empty file
+    from sqlalchemy import inspect
+
+    from pipeline.store.db import engine_for
+
+    if not inspect(engine_for(url)).has_table("alembic_version"):
+        fail(NO_DATABASE, 1)
+    _migrated.add(url)
 
 
 def session():
     from pipeline.services import endpoints
     from pipeline.store.db import session_scope
 
-    return session_scope(endpoints(get_settings()).sql_url)
+    url = endpoints(get_settings()).sql_url
+    require_database(url)
+    return session_scope(url)
 
 
 def ensure_stack() -> None:

@@ -26,10 +26,7 @@ def _layout():
     from pipeline.services import elasticsearch_client
 
     s = get_settings()
-    try:
-        return IndexLayout(elasticsearch_client(s), s.index_prefix)
-    except RuntimeError as exc:
-        fail(str(exc))
+    return IndexLayout(elasticsearch_client(s), s.index_prefix)
 
 
 def _record(db, job) -> dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from cli.choices import JobStatus, SearchMode
 from cli.common import JSON, TENANT, console, fail, job_record, out, session, submit_job
 from pipeline.config import get_settings
 
@@ -54,16 +55,16 @@ def cancel(job_id: str) -> None:
 
 
 def jobs(
-    state: str = typer.Option(None, "--status", help="queued|running|succeeded|partial|failed|cancelled"),
+    state: JobStatus = typer.Option(None, "--status", help="Only jobs in this state."),
     tenant: str = typer.Option(None, "--tenant", "-t"),
-    limit: int = 50,
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many jobs."),
     as_json: bool = JSON,
 ) -> None:
     """List jobs, newest first."""
     from pipeline.store import repo
 
     with session() as db:
-        recs = [job_record(j) for j in repo.list_jobs(db, state, tenant, limit)]
+        recs = [job_record(j) for j in repo.list_jobs(db, state.value if state else None, tenant, limit)]
     if as_json:
         out.print_json(json.dumps(recs))
         return
@@ -124,7 +125,8 @@ def _stage_table(stages: list[dict]) -> Table:
     return table
 
 
-def _search_clients():
+def _search_clients(need_encoder: bool = True):
+    """(client, index, query encoder or None): BM25 alone needs no model loaded."""
     from pipeline.embed import get_encoder
     from pipeline.reindex import search_target
     from pipeline.services import elasticsearch_client
@@ -132,7 +134,8 @@ def _search_clients():
     s = get_settings()
     with session() as db:  # the live version and the model that embedded it (it may differ from settings)
         index, model_path = search_target(db, s.index_prefix, s.encoder_path)
-    return elasticsearch_client(s), index, get_encoder(model_path, s.device, s.embed_batch_size)
+    es = elasticsearch_client(s)
+    return es, index, get_encoder(model_path, s.device, s.embed_batch_size) if need_encoder else None
 
 
 def _label_filters(tenant: str, labels: list[str]) -> list[dict] | None:
@@ -150,8 +153,8 @@ def _label_filters(tenant: str, labels: list[str]) -> list[dict] | None:
 
 def search(
     query: str,
-    mode: str = typer.Option("hybrid", "--mode", "-m", help="bm25 | knn | hybrid"),
-    k: int = typer.Option(10, "--k"),
+    mode: SearchMode = typer.Option(SearchMode.HYBRID, "--mode", "-m", help="How to rank chunks."),
+    k: int = typer.Option(10, "--k", help="Hits to return (1 to DOCPIPE_API_MAX_K)."),
     tenant: str = TENANT,
     labels: list[str] = typer.Option(
         None, "--label", "-l", help="Only chunks classified with this label (repeat for any of several)."
@@ -159,21 +162,20 @@ def search(
     as_json: bool = JSON,
 ) -> None:
     """Search the corpus of a tenant."""
-    from pipeline.retrieve import MODES
+    from pipeline.retrieve import check_search
     from pipeline.retrieve import search as run_search
 
-    if mode not in MODES:
-        fail(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    check_search(mode.value, k, get_settings().api.max_k)  # the API's limits and messages
     filters = _label_filters(tenant, labels)
-    es, alias, encoder = _search_clients()
+    es, alias, encoder = _search_clients(need_encoder=mode != SearchMode.BM25)
     hits = run_search(
         es,
         alias,
         tenant,
         query,
-        mode,
+        mode.value,
         k,
-        encoder if mode != "bm25" else None,
+        encoder,
         filters=filters,
         server_rrf=get_settings().server_rrf,
     )
@@ -189,25 +191,24 @@ def search(
 
 def eval_search(
     queries: Path,
-    modes: str = typer.Option("bm25,knn,hybrid", "--modes"),
-    k: int = typer.Option(10, "--k"),
+    modes: str = typer.Option("bm25,knn,hybrid", "--modes", help="Comma-separated, of: bm25, knn, hybrid."),
+    k: int = typer.Option(10, "--k", help="Cut-off of the scores (1 to DOCPIPE_API_MAX_K)."),
     tenant: str = TENANT,
     as_json: bool = JSON,
 ) -> None:
     """MRR@k, nDCG@k and recall@k per mode, at document level, over judged queries (JSON lines)."""
     from pipeline.evaluate import load_queries, mean_scores, score_query
-    from pipeline.retrieve import MODES
+    from pipeline.retrieve import check_search
     from pipeline.retrieve import search as run_search
 
-    chosen = [m.strip() for m in modes.split(",") if m.strip()]
-    bad = [m for m in chosen if m not in MODES]
-    if bad:
-        fail(f"unknown mode(s) {', '.join(bad)}: use {', '.join(MODES)}")
+    chosen = [m.strip() for m in modes.split(",") if m.strip()] or fail("--modes names no mode")
+    for mode in chosen:
+        check_search(mode, k, get_settings().api.max_k)
     try:
         judged = load_queries(queries)
     except (OSError, ValueError) as exc:
         fail(str(exc))
-    es, alias, encoder = _search_clients()
+    es, alias, encoder = _search_clients(need_encoder=chosen != ["bm25"])
     report = {}
     for mode in chosen:
         # fetch more chunks than k: several chunks of one document count once

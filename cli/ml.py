@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from cli.choices import Augment
 from cli.common import JSON, TENANT, JobView, fail, job_record, out, session, submit_job
 from pipeline.config import get_settings
 from workers import client
@@ -91,7 +92,7 @@ def train(
     label_col: str = typer.Option(..., "--label-col"),
     id_col: str = typer.Option(None, "--id-col", help="Links an example to its own document (source)."),
     time_col: str = typer.Option(None, "--time-col", help="Time-ordered split; no neighbours from later."),
-    augment: str = typer.Option("none", "--augment", help="none | concat | fusion"),
+    augment: Augment = typer.Option(Augment.NONE, "--augment", help="How retrieved neighbours join the input."),
     neighbours: int = typer.Option(None, "--neighbours", help="Passages per example."),
     epochs: float = typer.Option(None, "--epochs", help="May be fractional, e.g. 0.5."),
     tenant: str = TENANT,
@@ -130,7 +131,7 @@ def train(
         "label_col": label_col,
         "id_col": id_col,
         "time_col": time_col,
-        "augment": augment,
+        "augment": augment.value,
         "task": task,
         "compare": compare,
         "base_model": str(Path(base_model).resolve()) if base_model else None,
@@ -151,7 +152,7 @@ def classify(
     task: str = TASK,
     job: str = typer.Option(None, "--job", help="Only the documents of this (ingest) job."),
     query: str = typer.Option(None, "--query", help="Only the documents this query finds."),
-    k: int = typer.Option(100, "--k", help="With --query: how many hits to classify."),
+    k: int = typer.Option(100, "--k", min=1, max=10_000, help="With --query: how many hits to classify."),
     wait: bool = WAIT,
     as_json: bool = JSON,
 ) -> None:

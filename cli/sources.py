@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from cli.choices import SourceKind
 from cli.common import JSON, TENANT, console, ensure_stack, fail, finish, out, session, wait_for_job
 from pipeline.config import get_settings
 from pipeline.types import utcnow
@@ -203,12 +204,12 @@ def sources_add_folder(path: Path, every: str = EVERY, tenant: str = TENANT, as_
 
 @sources_app.command("list")
 def sources_list(
-    kind: str = typer.Option(None, "--kind", help="feed | folder"),
+    kind: SourceKind = typer.Option(None, "--kind", help="Only sources of this kind."),
     tenant: str = typer.Option(None, "--tenant", "-t"),
     as_json: bool = JSON,
 ) -> None:
     """Every scheduled source."""
-    _list(kind, tenant, as_json)
+    _list(kind.value if kind else None, tenant, as_json)
 
 
 @sources_app.command("remove")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import typer
 from rich.table import Table
 
+from cli.choices import Bucket
 from cli.common import JSON, TENANT, console, fail, out, session
 from pipeline.config import get_settings
 
@@ -74,7 +75,7 @@ def watch_remove(ticker: str, tenant: str = TENANT) -> None:
 @watch_app.command("series")
 def watch_series(
     ticker: str,
-    by: str = typer.Option("day", "--by", help="hour | day"),
+    by: Bucket = typer.Option(Bucket.DAY, "--by", help="Bucket size."),
     since: str = typer.Option(None, "--since", help="ISO date or time (UTC)"),
     until: str = typer.Option(None, "--until", help="ISO date or time (UTC), exclusive"),
     tenant: str = TENANT,
@@ -83,16 +84,14 @@ def watch_series(
     """Items, mean sentiment and negative share of an entity per hour or day."""
     from pipeline.monitor import series, watchlist
 
-    if by not in ("hour", "day"):
-        fail("--by takes hour or day")
     bounds = [_when(v, flag) for v, flag in ((since, "--since"), (until, "--until"))]
     with session() as db:
         entity = watchlist.get(db, tenant, ticker) or fail(f"{ticker} is not watched for tenant {tenant}")
-        rows = series(db, entity, by, *bounds)
+        rows = series(db, entity, by.value, *bounds)
     if as_json:
-        out.print_json(json.dumps({"entity": entity.ticker, "tenant": tenant, "by": by, "buckets": rows}))
+        out.print_json(json.dumps({"entity": entity.ticker, "tenant": tenant, "by": by.value, "buckets": rows}))
         return
-    table = Table(by, "items", "mean sentiment", "negative share", title=f"{entity.ticker} ({tenant})")
+    table = Table(by.value, "items", "mean sentiment", "negative share", title=f"{entity.ticker} ({tenant})")
     for r in rows:
         table.add_row(
             r["start"][: 16 if by == "hour" else 10],

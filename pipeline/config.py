@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar, cast
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -63,6 +63,21 @@ class SourceSettings(BaseSettings):
     lease_seconds: int = 900  # a claimed run not finished by then is taken as dead
     # fetched item files kept per feed (dead-letter replays read them)
     feed_files_kept: int = Field(50, validation_alias="DOCPIPE_FEED_FILES_KEPT")
+
+
+class ElasticsearchSettings(BaseSettings):
+    """How docpipe connects to Elasticsearch: TLS trust and basic auth.
+
+    The URL and API key keep their documented names at the top level (DOCPIPE_ELASTICSEARCH_URL, _API_KEY).
+    """
+
+    model_config = _group("DOCPIPE_ELASTICSEARCH_")
+
+    ca_certs: str | None = None  # PEM file of the CA that signed the cluster's HTTP certificate
+    ssl_fingerprint: str | None = None  # SHA-256 hex of the cluster's CA (or its own) certificate
+    verify_certs: bool = True  # false: TLS without any check (a warning each time a client is made)
+    username: str | None = None  # basic auth; credentials inside the URL work too
+    password: SecretStr | None = None
 
 
 class ApiSettings(BaseSettings):
@@ -187,6 +202,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     elasticsearch_url: str | None = None
     elasticsearch_api_key: str | None = None
+    elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)  # TLS and basic auth
     index_prefix: str = "docpipe-chunks"
     # Hybrid search fuses BM25 and kNN in docpipe; the server-side `rrf` retriever needs a paid
     # licence on self-managed Elasticsearch 8, so it is opt-in.

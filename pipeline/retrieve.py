@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+from pipeline.errors import PermanentError
 from pipeline.index import Hit, bm25, hybrid, hybrid_rrf_retriever, knn
 
 MODES = ("bm25", "knn", "hybrid")
+
+
+class SearchRefused(PermanentError):
+    """A search asked for something docpipe does not do (an unknown mode, k out of bounds)."""
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise SearchRefused(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
+
+
+def check_search(mode: str, k: int, max_k: int) -> None:
+    """The one check of a search request, shared by the CLI and the API so both refuse alike.
+
+    max_k is DOCPIPE_API_MAX_K; Elasticsearch's own result window (10,000) is far above any sane value of it.
+    """
+    check_mode(mode)
+    if not 1 <= k <= max_k:
+        raise SearchRefused(f"k must be between 1 and {max_k} (DOCPIPE_API_MAX_K), got {k}")
 
 
 def search(
@@ -18,8 +38,7 @@ def search(
     filters: list[dict] | None = None,
     server_rrf: bool = False,
 ) -> list[Hit]:
-    if mode not in MODES:
-        raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+    check_mode(mode)
     if mode == "bm25":
         return bm25(es, alias, tenant, query, k, filters=filters)
     vector = encoder.encode([query])[0].tolist()
