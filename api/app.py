@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import dashboard, errors, ops, v1_documents, v1_jobs, v1_models, v1_monitor, v1_search, v1_sources
+from api import dashboard, errors, ops, v1_documents, v1_index, v1_jobs, v1_models, v1_monitor, v1_search, v1_sources
 from api.context import ApiContext
 from api.metrics import registry_for
 from pipeline.config import Settings, get_settings
@@ -45,7 +45,7 @@ def create_app(
     app.state.registry = registry_for(ctx)
     errors.install(app)
     dashboard.install(app)
-    for module in (v1_documents, v1_jobs, v1_search, v1_models, ops, dashboard, v1_sources, v1_monitor):
+    for module in (v1_documents, v1_jobs, v1_search, v1_models, v1_index, ops, dashboard, v1_sources, v1_monitor):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

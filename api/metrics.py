@@ -16,6 +16,7 @@ from bisect import bisect_left
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from api import v1_index
 from pipeline.errors import ServiceUnavailable
 from pipeline.jobs.stats import stage_totals
 from pipeline.store import repo, totals
@@ -96,6 +97,7 @@ class DocpipeCollector(Collector):
         for reason, was_replayed, n in totals.dead_letters_by_reason(session):
             letters.add_metric([reason, "true" if was_replayed else "false"], n)
         yield letters
+        yield from v1_index.drift_metrics(session)  # index verify: drift the last full verify left
 
     def _queues(self):
         depth = GaugeMetricFamily("docpipe_queue_depth", "Tasks waiting in each Celery queue", labels=["queue"])

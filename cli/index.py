@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cli.common import JSON, JobView, fail, ingest_summary, job_record, out, session, submit_job
+from cli.common import JSON, JobView, fail, ingest_summary, job_record, out, session, submit_job, wait_for_job
 from pipeline.config import get_settings
 from workers import client
 
@@ -141,3 +141,55 @@ def versions(as_json: bool = JSON) -> None:
 def rollback(wait: bool = WAIT, as_json: bool = JSON) -> None:
     """Swap back to the previous version, first catching it up with what changed since it was live."""
     _submit({"action": "rollback", "reason": "rollback"}, "rollback", wait, as_json)
+
+
+@index_app.command("verify")
+def verify(
+    tenant: str = typer.Option(None, "--tenant", "-t", help="Only this tenant's chunks (default: every tenant)."),
+    repair: bool = typer.Option(
+        False, "--repair", help="Re-index missing and stale chunks from SQL and delete extras (a job on the gpu queue)."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Compare the live index with SQL: missing, extra and stale chunks. Exit 1 when drift remains."""
+    from pipeline.reindex.verify import VerifyResult, create_verify_job, record_result, run_verify, server_starts
+
+    layout = _layout()
+    if repair:
+        with session() as db:
+            starts = server_starts(layout.es) if tenant is None else {}
+            job_id = create_verify_job(db, tenant, True, "cli", server_starts=starts).id
+        client.send(client.VERIFY_INDEX, job_id)
+        rec = wait_for_job(job_id, lambda r: (None, 0, r["state"]))
+        with session() as db:
+            from pipeline.store import repo
+
+            job = repo.get_job(db, job_id)
+            found, error = (job.metrics or {}).get("verify"), job.error
+        if not found:
+            fail(f"verify job {job_id} {rec['state']}: {error or 'no result'}", 1)
+        result = VerifyResult.from_dict(found)
+    else:
+        with session() as db:
+            job = create_verify_job(db, tenant, False, "cli")
+            job_id = job.id
+            result = run_verify(db, layout, tenant, None, get_settings().reindex.verify_samples)
+            record_result(job, result)
+    _print_verify(job_id, result, as_json)
+    if result.drift_left:
+        raise typer.Exit(1)
+
+
+def _print_verify(job_id: str, result, as_json: bool) -> None:
+    from pipeline.reindex.verify import summary
+
+    if as_json:
+        out.print_json(json.dumps({"job_id": job_id, **result.to_dict()}))
+        return
+    out.print(summary(result))
+    for kind, ids in result.samples.items():
+        out.print(f"  {kind}: {', '.join(ids)}")
+    if result.drift_left and result.repaired is None:
+        out.print(
+            "repair with: docpipe index verify --repair" + (f" --tenant {result.tenant}" if result.tenant else "")
+        )

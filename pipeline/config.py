@@ -100,6 +100,9 @@ class ReindexSettings(BaseSettings):
     every_seconds: float = 0  # beat sends a reindex this often (0: never); a same-config run is a no-op
     keep_retired: int = 2  # older retired versions are dropped from Elasticsearch after a swap
     clock_skew_seconds: float = 120  # margin on timestamps written by other machines (rollback)
+    verify_every_seconds: float = 3600  # beat verifies (and repairs) the live index against SQL this often (0: never)
+    verify_restart_check_seconds: float = 60  # how often beat asks whether Elasticsearch restarted (0: never)
+    verify_samples: int = 20  # chunk ids kept per kind of drift in a verify result
 
 
 class AlertSettings(BaseSettings):

@@ -106,7 +106,23 @@ def configure(settings: Settings | None = None) -> Celery:
                 "options": {"expires": settings.reindex.every_seconds},
             },
         }
+    app.conf.beat_schedule = {**app.conf.beat_schedule, **verify_schedule(settings)}
     return app
+
+
+def verify_schedule(settings: Settings) -> dict:
+    """Beat's index verification (with repair): every verify_every_seconds, and after a restart of Elasticsearch,
+    which a check every verify_restart_check_seconds notices from the nodes' start times (0 turns either off)."""
+    from workers.routing import VERIFY_AFTER_RESTART, VERIFY_SCHEDULED
+
+    entries = {}
+    for name, task, seconds in (
+        ("docpipe-verify", VERIFY_SCHEDULED, settings.reindex.verify_every_seconds),
+        ("docpipe-verify-after-restart", VERIFY_AFTER_RESTART, settings.reindex.verify_restart_check_seconds),
+    ):
+        if seconds > 0:
+            entries[name] = {"task": task, "schedule": seconds, "options": {"expires": seconds}}
+    return entries
 
 
 configure()

@@ -33,6 +33,9 @@ SCORE_JOB_WITH_MODEL = "docpipe.gpu.monitor.score_job"
 DELIVER_ALERT = "docpipe.monitor.deliver_alert"
 SOURCES_TICK = "docpipe.sources.tick"
 RUN_SOURCE = "docpipe.sources.run"
+VERIFY_INDEX = "docpipe.gpu.verify_index"  # verify the live index against SQL; repairs re-embed
+VERIFY_SCHEDULED = "docpipe.verify_scheduled"
+VERIFY_AFTER_RESTART = "docpipe.verify_after_restart"
 
 # task kind (a DOCPIPE_WORKER_<KIND>_SOFT_LIMIT / _HARD_LIMIT pair) -> the tasks it limits
 TASK_KINDS = {

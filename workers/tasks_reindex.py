@@ -9,7 +9,7 @@ from pipeline.config import get_settings
 from pipeline.store.db import session_scope
 from workers import runtime
 from workers.app import app
-from workers.routing import REINDEX, REINDEX_SCHEDULED
+from workers.routing import REINDEX, REINDEX_SCHEDULED, VERIFY_AFTER_RESTART, VERIFY_INDEX, VERIFY_SCHEDULED
 from workers.runtime import JobTask
 
 log = logging.getLogger(__name__)
@@ -73,3 +73,59 @@ def reindex_scheduled() -> str | None:
         job_id = create_reindex_job(session, {"action": "build", "reason": "scheduled"}).id
     reindex.delay(job_id)
     return job_id
+
+
+@app.task(bind=True, base=JobTask, name=VERIFY_INDEX)
+def verify_index(self, job_id: str) -> None:
+    """A verify job: compare the live index with SQL (one tenant or all), repair when the job asks."""
+    from pipeline.reindex.verify import record_result, run_verify
+
+    with session_scope(runtime.sql_url()) as session:
+        job = runtime.open_job(session, job_id)
+        if job is None:
+            return
+        opts = job.options or {}
+        tools = _tools()
+        result = run_verify(
+            session,
+            tools.layout,
+            opts.get("tenant"),
+            tools if opts.get("repair") else None,
+            get_settings().reindex.verify_samples,
+        )
+        record_result(job, result)
+        outcome = job.options.get("outcome")
+    if result.drift or result.unhashed:
+        log.warning("index verify %s: %s", job_id, outcome)
+
+
+def _send_verify(reason: str, starts: dict | None = None) -> str | None:
+    from pipeline.reindex.verify import active_verify_job, create_verify_job
+
+    with session_scope(runtime.sql_url()) as session:
+        if active_verify_job(session):
+            return None  # one at a time; the next tick looks again
+        job_id = create_verify_job(session, None, True, reason, server_starts=starts or {}).id
+    verify_index.delay(job_id)
+    return job_id
+
+
+@app.task(name=VERIFY_SCHEDULED, ignore_result=True)
+def verify_scheduled() -> str | None:
+    """Beat's verify of every tenant, with repair (DOCPIPE_REINDEX_VERIFY_EVERY_SECONDS)."""
+    from pipeline.reindex.verify import server_starts
+
+    return _send_verify("scheduled", server_starts(runtime.es()))
+
+
+@app.task(name=VERIFY_AFTER_RESTART, ignore_result=True)
+def verify_after_restart() -> str | None:
+    """Beat's restart check: a node that started after the last full verify may have lost acknowledged
+    writes, so a verify with repair follows (DOCPIPE_REINDEX_VERIFY_RESTART_CHECK_SECONDS)."""
+    from pipeline.reindex.verify import restarted_since_last_verify, server_starts
+
+    starts = server_starts(runtime.es())
+    with session_scope(runtime.sql_url()) as session:
+        if not restarted_since_last_verify(session, starts):
+            return None
+    return _send_verify("Elasticsearch restarted", starts)

@@ -8,6 +8,7 @@ from pipeline.index.bulk import (
     count_chunks,
     delete_stale_chunks,
     refresh,
+    text_hash,
     write_chunks,
 )
 from pipeline.index.mapping import DEFAULT_PREFIX, TEXT_ANALYZER, config_hash, index_settings, mapping
@@ -32,5 +33,6 @@ __all__ = [
     "mapping",
     "refresh",
     "rrf_fuse",
+    "text_hash",
     "write_chunks",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -17,6 +18,12 @@ from pipeline.types import chunk_id, utcnow
 
 # Dead-letter rows keep the reason; a vector preview inside it can run to kilobytes.
 _MAX_REASON = 2000
+
+
+def text_hash(text: str) -> str:
+    """Fingerprint of a chunk's text, kept with the chunk so `index verify` can tell a chunk that holds
+    other text than SQL's without reading the text back (128 bits: collisions are not a concern)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 @dataclass
@@ -53,6 +60,9 @@ def chunk_source(
         "char_start": char_start,
         "char_end": char_end,
         "content_hash": doc.content_hash if content_hash is None else content_hash,
+        # In _source only: the mapping is not dynamic, so the field needs no mapping change (and no new
+        # config hash, no reindex); verification reads it back with source filtering.
+        "text_hash": text_hash(text),
         "cluster_id": doc.cluster_id,
         "embedding": embedding,
     }

@@ -10,7 +10,7 @@ longer live, rolls back and redoes its documents in the new one. Nothing falls i
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.index import count_chunks, refresh
@@ -18,10 +18,13 @@ from pipeline.reindex import ledger
 from pipeline.reindex.fill import Tools, catch_up_labels, drop_documents, rewrite_chunk_rows, write_documents
 from pipeline.reindex.live import live_row, of_prefix
 from pipeline.store import repo
-from pipeline.store.models import IndexVersion, Job, JobState, utcnow
+from pipeline.store.models import Chunk, Document, IndexVersion, Job, JobState, utcnow
 from pipeline.store.models_monitor import ReindexLedger
 
 MORE, DONE, SWAPPED = "more", "done", "swapped"
+# A count that differs right after a catch-up can be a document that an ingest began re-reading meanwhile;
+# the next step drops it from the build. A difference that survives this many catch-ups is real.
+COUNT_CHECKS = 3
 
 
 def swap(session: Session, job: Job, build: IndexVersion, tools: Tools) -> str:
@@ -46,6 +49,9 @@ def swap(session: Session, job: Job, build: IndexVersion, tools: Tools) -> str:
     write_documents(session, tools, build, docs, rewrite)
     catch_up_labels(session, tools, build, job)
     refresh(tools.es, build.name)  # searches must find everything the moment the alias moves
+    refused = _counts_differ(session, tools, job, build, rewrite)
+    if refused:
+        return refused
     if rewrite:
         rewrite_chunk_rows(session, build.name)
     now = utcnow()
@@ -65,6 +71,67 @@ def swap(session: Session, job: Job, build: IndexVersion, tools: Tools) -> str:
     }
     job.state, job.finished_at = JobState.SUCCEEDED, now
     return SWAPPED
+
+
+def expected_chunks(session: Session, build: IndexVersion, rewrite: bool) -> int:
+    """The chunks the build must hold: SQL's chunk rows of the indexed documents, or, when the build chunks
+    anew, the spans its ledger recorded for them (SQL's rows are rewritten only at the swap)."""
+    if not rewrite:
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(Chunk)
+                .join(Document, Document.id == Chunk.document_id)
+                .where(Document.status == ledger.INDEXED)
+            )
+            or 0
+        )
+    total, after = 0, ""
+    while True:
+        rows = session.execute(
+            select(ReindexLedger.document_id, ReindexLedger.spans)
+            .join(Document, Document.id == ReindexLedger.document_id)
+            .where(
+                ReindexLedger.index_name == build.name,
+                Document.status == ledger.INDEXED,
+                ReindexLedger.document_id > after,
+            )
+            .order_by(ReindexLedger.document_id)
+            .limit(1000)
+        ).all()
+        if not rows:
+            return total
+        total += sum(len(spans or []) for _, spans in rows)
+        after = rows[-1][0]
+
+
+def _counts_differ(session: Session, tools: Tools, job: Job, build: IndexVersion, rewrite: bool) -> str | None:
+    """Refuse a swap to a build whose chunk count is not SQL's: the copy path would otherwise carry chunks the
+    live index lost into the new version, and swap without a word. After COUNT_CHECKS catch-ups the job
+    fails, saying so, and the build is given up (resuming it would copy the same hole)."""
+    want, have = expected_chunks(session, build, rewrite), count_chunks(tools.es, build.name)
+    if want == have:
+        return None
+    checks = int(job.options.get("count_checks", 0)) + 1
+    job.options = {**job.options, "count_checks": checks}
+    if checks < COUNT_CHECKS:
+        return MORE
+    source = job.options.get("from") or "the live version"
+    message = (
+        f"refused to swap to {build.name}: it holds {have} chunks but SQL has {want} for the indexed documents"
+        + (f" (copied from {source}, which lacks or has extra chunks)" if job.options.get("mode") == "copy" else "")
+        + f"; {build.name} was given up. Run `docpipe index verify --repair` first, then reindex again"
+    )
+    ledger.clear(session, build.name)
+    if build.retired_at is not None:
+        build.state = "retired"  # a rollback target stays what it was
+    else:
+        build.state = "discarded"
+        session.flush()
+        tools.layout.drop(build.name)
+    job.state, job.error, job.finished_at = JobState.FAILED, message, utcnow()
+    job.options = {**job.options, "outcome": message}
+    return DONE
 
 
 def cleanup(session: Session, layout, keep_retired: int) -> list[str]:
