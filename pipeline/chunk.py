@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from pipeline.config import ChunkSettings, defaults
+from pipeline.config import ChunkSettings, defaults, get_settings
 from pipeline.types import ChunkSpan
 
 # Position embeddings of BERT-family encoders stop at 512; longer configured limits are bogus.
@@ -99,19 +99,28 @@ def pack(
     size: int,
     overlap: int,
     measure: Callable[[int, int], int] | None = None,
+    limit: Callable[[int], int] | None = None,
 ) -> list[tuple[int, int, int]]:
     """Token ranges (start, end, count) covering tokens 0..n.
 
     sentences and words are sorted token indices where a sentence/word begins, both holding
     0 and n; words may be empty when no sentence is longer than size. measure(a, b) gives the
     re-tokenised length of a range and is only called for ranges starting inside a word
-    (after a word longer than size was cut), whose tokens change when sliced out.
+    (after a word longer than size was cut), whose tokens change when sliced out. limit(a) is the largest end b
+    such that tokens a..b fit the character cap; a chunk whose first token alone passes it is that one token
+    (the caller cuts it by characters).
     """
     spans: list[tuple[int, int, int]] = []
     start, prev_end = 0, 0
     while True:
         # Past prev_end, so every chunk brings new text and the loop always advances.
         lo, hi = max(start, prev_end), min(start + size, n)
+        if limit is not None:
+            cap = limit(start)
+            if cap <= lo:  # the overlap leaves no room for new text under the character cap: drop it
+                start = lo
+                cap = limit(start)
+            hi = min(start + size, n, max(cap, start + 1))
         end = _last_in(sentences, lo, hi) or _last_in(words, lo, hi) or hi
         count = end - start
         if measure is not None and words and _first_in(words, start, start + 1) is None:
@@ -138,6 +147,14 @@ def pack(
 
 
 _CHUNK = defaults(ChunkSettings)
+# English prose averages 4-6 characters a token; 20 is reached only by runs the tokenizer cannot split (one
+# unknown token for a whole unbroken run), which the token limit alone would let grow without bound.
+CHARS_PER_TOKEN = 20
+
+
+def max_chars_for(chunk_tokens: int, max_chars: int = 0) -> int:
+    """The character cap of a chunk: `max_chars`, or with 0 CHARS_PER_TOKEN per chunk token."""
+    return max_chars if max_chars > 0 else CHARS_PER_TOKEN * chunk_tokens
 
 
 class Chunker:
@@ -147,6 +164,7 @@ class Chunker:
         chunk_tokens: int = _CHUNK.tokens,
         overlap_tokens: int = _CHUNK.overlap,
         max_tokens: int | None = None,
+        max_chars: int = _CHUNK.max_chars,
     ):
         if not getattr(tokenizer, "is_fast", False):
             raise TypeError("Chunker needs a fast tokenizer: it relies on offset mappings")
@@ -165,16 +183,24 @@ class Chunker:
         self.budget = budget
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
+        self.max_chars = max_chars_for(chunk_tokens, max_chars)
 
     @classmethod
     def for_model(
-        cls, model_path: str | Path, chunk_tokens: int = _CHUNK.tokens, overlap_tokens: int = _CHUNK.overlap
+        cls,
+        model_path: str | Path,
+        chunk_tokens: int = _CHUNK.tokens,
+        overlap_tokens: int = _CHUNK.overlap,
+        max_chars: int | None = None,
     ) -> Chunker:
+        """A chunker with the model's tokenizer; max_chars None takes DOCPIPE_CHUNK_MAX_CHARS."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoTokenizer
 
+        if max_chars is None:
+            max_chars = get_settings().chunk.max_chars
         tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
-        return cls(tokenizer, chunk_tokens, overlap_tokens, model_max_tokens(model_path, tokenizer))
+        return cls(tokenizer, chunk_tokens, overlap_tokens, model_max_tokens(model_path, tokenizer), max_chars)
 
     def chunk(self, text: str) -> list[ChunkSpan]:
         return self.chunk_many([text])[0]
@@ -211,8 +237,11 @@ class Chunker:
         sentences.append(n)
 
         words: list[int] = []
-        size = self.chunk_tokens
-        if any(b - a > size for a, b in zip(sentences, sentences[1:])):
+        size, max_chars = self.chunk_tokens, self.max_chars
+        token_ends = [e for _, e in offsets]
+        if any(
+            b - a > size or token_ends[b - 1] - token_starts[a] > max_chars for a, b in zip(sentences, sentences[1:])
+        ):
             ids = word_ids()
             words = [i for i in range(n) if i == 0 or ids[i] != ids[i - 1]]
             words.append(n)
@@ -221,8 +250,29 @@ class Chunker:
             piece = text[offsets[a][0] : offsets[b - 1][1]]
             return len(self.tokenizer(piece, add_special_tokens=False)["input_ids"])
 
-        spans = pack(n, sentences, words, size, self.overlap_tokens, measure)
-        return [
-            ChunkSpan(ordinal=k, start=offsets[a][0], end=offsets[b - 1][1], token_count=count)
-            for k, (a, b, count) in enumerate(spans)
-        ]
+        def limit(a: int) -> int:
+            return bisect_right(token_ends, token_starts[a] + max_chars)
+
+        out: list[tuple[int, int, int]] = []
+        for a, b, count in pack(n, sentences, words, size, self.overlap_tokens, measure, limit):
+            start, end = offsets[a][0], offsets[b - 1][1]
+            if end - start <= max_chars:
+                out.append((start, end, count))
+            else:  # one token spanning an unbroken run (a whole run is one unknown token): cut it by characters
+                out += self._cut(text, start, end)
+        return [ChunkSpan(ordinal=k, start=s, end=e, token_count=c) for k, (s, e, c) in enumerate(out)]
+
+    def _cut(self, text: str, start: int, end: int) -> list[tuple[int, int, int]]:
+        pieces = []
+        while start < end:
+            stop = min(start + self.max_chars, end)
+            count = self._count(text[start:stop])
+            while count > self.chunk_tokens and stop - start > 1:  # a short tail may split into many word pieces
+                stop = start + max(1, (stop - start) * self.chunk_tokens // count)
+                count = self._count(text[start:stop])
+            pieces.append((start, stop, count))
+            start = stop
+        return pieces
+
+    def _count(self, piece: str) -> int:
+        return len(self.tokenizer(piece, add_special_tokens=False)["input_ids"])

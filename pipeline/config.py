@@ -31,6 +31,7 @@ class ChunkSettings(BaseSettings):
 
     tokens: int = 200
     overlap: int = 40
+    max_chars: int = 0  # a chunk's most characters (long unbroken runs are cut); 0: 20 per token, 4,000 at 200
 
 
 class DedupSettings(BaseSettings):
@@ -217,6 +218,13 @@ class Settings(BaseSettings):
 
     max_file_bytes: int = 50 * 1024 * 1024
     files_per_task: int = 16
+    # A worker's memory follows the largest file, not a batch: read groups hold at most this many bytes of files
+    # (a larger file goes alone), and an index batch stops at the first of these document, chunk and character
+    # counts (a larger document goes alone).
+    bytes_per_task: int = 32 * 1024 * 1024
+    index_batch_docs: int = 128
+    index_batch_chunks: int = 1024
+    index_batch_chars: int = 4 * 1024 * 1024
     bulk_chunk_size: int = 500
     bulk_max_retries: int = 5
 

@@ -9,7 +9,7 @@ from celery.signals import worker_ready
 
 from pipeline.config import get_settings
 from pipeline.jobs import ownership
-from pipeline.jobs.revive import Step, groups, revived_jobs, select_resends
+from pipeline.jobs.revive import Step, file_groups, revived_jobs, select_resends
 from pipeline.store import repo
 from pipeline.store.db import session_scope
 from workers import runtime
@@ -28,7 +28,6 @@ from workers.routing import (
 from workers.runtime import JobTask
 
 log = logging.getLogger(__name__)
-DOCS_PER_INDEX_BATCH = 128
 
 
 @app.task(bind=True, base=JobTask, name=START_JOB)
@@ -46,7 +45,9 @@ def start_job(self, job_id: str) -> None:
         if not pending:
             repo.finish_if_done(session, job)
             return
-    for group in groups(pending, get_settings().files_per_task):
+        s = get_settings()
+        split = file_groups(session, pending, s.files_per_task, s.bytes_per_task)
+    for group in split:
         read_files.delay(job_id, group)
 
 
@@ -136,7 +137,9 @@ def index_files(self, job_id: str, file_ids: list[int]) -> None:
             job = runtime.open_job(session, job_id)
             if job is None:
                 return
-            docs = repo.pending_documents(session, job_id, file_ids, DOCS_PER_INDEX_BATCH)
+            docs = repo.pending_documents(
+                session, job_id, file_ids, s.index_batch_docs, s.index_batch_chunks, s.index_batch_chars
+            )
             if not docs:
                 ownership.release(session, file_ids, runtime.worker_id())
                 if repo.finish_if_done(session, job):
@@ -176,7 +179,7 @@ def revive_jobs(stalled_after: float | None = None) -> list[str]:
     after = timedelta(seconds=s.stall_seconds if stalled_after is None else stalled_after)
     ingest_idle, gpu_idle = queue_depth(INGEST_QUEUE) == 0, queue_depth(GPU_QUEUE) == 0
     with session_scope(runtime.sql_url()) as session:
-        resends = select_resends(session, after, ingest_idle, gpu_idle, s.files_per_task)
+        resends = select_resends(session, after, ingest_idle, gpu_idle, s.files_per_task, s.bytes_per_task)
     _send(resends)  # after the commit, so that no task runs before the sweep's heartbeat is stored
     revived = revived_jobs(resends)
     if revived:

@@ -9,13 +9,15 @@ every task resent is safe to run twice, so a task that was merely slow costs one
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.store import repo
-from pipeline.store.models import JobState
+from pipeline.store.models import JobFile, JobState
 
 
 class Step(enum.StrEnum):
@@ -31,17 +33,52 @@ class Resend:
     file_ids: tuple[int, ...] = ()
 
 
-def groups(ids: list[int], size: int) -> list[list[int]]:
-    """`ids` in runs of at most `size`: the file groups one task handles."""
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
+def groups(ids: list[int], size: int, sizes: list[int] | None = None, max_bytes: int | None = None) -> list[list[int]]:
+    """`ids` in runs of at most `size`: the file groups one task handles. With the files' `sizes`, a run also
+    stops before it passes `max_bytes` in all (a file larger than that makes a run of its own)."""
+    if sizes is None or max_bytes is None:
+        return [ids[i : i + size] for i in range(0, len(ids), size)]
+    runs: list[list[int]] = []
+    total = 0
+    for file_id, nbytes in zip(ids, sizes, strict=True):
+        if not runs or len(runs[-1]) >= size or total + nbytes > max_bytes:
+            runs.append([])
+            total = 0
+        runs[-1].append(file_id)
+        total += nbytes
+    return runs
+
+
+def file_groups(session: Session, ids: list[int], size: int, max_bytes: int) -> list[list[int]]:
+    """groups() of a job's files by their size on disk now (a vanished file counts 0: its read rejects it)."""
+    paths = dict(session.execute(select(JobFile.id, JobFile.path).where(JobFile.id.in_(ids))).tuples().all())
+    return groups(ids, size, [_size(paths.get(i)) for i in ids], max_bytes)
+
+
+def _size(path: str | None) -> int:
+    try:
+        return os.stat(path).st_size if path else 0
+    except OSError:
+        return 0
 
 
 def select_resends(
-    session: Session, stalled_after: timedelta, ingest_idle: bool, gpu_idle: bool, files_per_task: int
+    session: Session,
+    stalled_after: timedelta,
+    ingest_idle: bool,
+    gpu_idle: bool,
+    files_per_task: int,
+    bytes_per_task: int | None = None,
 ) -> list[Resend]:
     """The tasks to send again, job by job (in creation order). Each revived job gets a heartbeat, so
     that the next sweep gives the resent tasks another stall period; send them after the commit."""
     resends: list[Resend] = []
+
+    def split(ids: list[int]) -> list[list[int]]:
+        if bytes_per_task is None:
+            return groups(ids, files_per_task)
+        return file_groups(session, ids, files_per_task, bytes_per_task)
+
     for job in repo.stalled_jobs(session, stalled_after):
         unread, unindexed = repo.open_work(session, job.id)
         found: list[Resend] = []
@@ -49,12 +86,10 @@ def select_resends(
             if job.state == JobState.QUEUED:
                 found.append(Resend(job.id, Step.START))
             else:
-                found += [Resend(job.id, Step.READ, tuple(g)) for g in groups(unread, files_per_task)]
+                found += [Resend(job.id, Step.READ, tuple(g)) for g in split(unread)]
         if gpu_idle and job.state == JobState.RUNNING and (unindexed or not unread):
             # with nothing open at all, an index task with no files closes the job
-            found += [Resend(job.id, Step.INDEX, tuple(g)) for g in groups(unindexed, files_per_task)] or [
-                Resend(job.id, Step.INDEX)
-            ]
+            found += [Resend(job.id, Step.INDEX, tuple(g)) for g in split(unindexed)] or [Resend(job.id, Step.INDEX)]
         if found:
             repo.heartbeat(session, job)
             resends += found

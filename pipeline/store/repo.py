@@ -250,19 +250,54 @@ def set_outcome(session: Session, job_id: str, doc_id: str, outcome: str, file_i
             row.file_id = file_id
 
 
-def pending_documents(session: Session, job_id: str, file_ids: list[int], limit: int | None = None) -> list[Document]:
-    return list(
-        session.scalars(
-            select(Document)
+def pending_documents(
+    session: Session,
+    job_id: str,
+    file_ids: list[int],
+    limit: int | None = None,
+    max_chunks: int | None = None,
+    max_chars: int | None = None,
+) -> list[Document]:
+    """The job's documents of `file_ids` still to index, in id order: at most `limit`, and once the first is taken
+    no more than `max_chunks` chunks and `max_chars` characters of text together, so that a batch's memory follows
+    its largest document, not the sum of its documents."""
+    pending = (JobDocument.job_id == job_id, JobDocument.file_id.in_(file_ids), JobDocument.outcome == Outcome.PENDING)
+    taken: list[str] | None = None
+    if max_chunks is not None or max_chars is not None:
+        sizes = session.execute(
+            select(Document.id, Document.chunk_count, func.length(Document.text))
             .join(JobDocument, JobDocument.document_id == Document.id)
-            .where(
-                JobDocument.job_id == job_id, JobDocument.file_id.in_(file_ids), JobDocument.outcome == Outcome.PENDING
-            )
+            .where(*pending)
             .order_by(Document.id)
             .limit(limit)
-            .with_for_update(of=JobDocument, skip_locked=True)
-        )
+        ).tuples()
+        taken = within_budget(list(sizes), max_chunks, max_chars)
+        if not taken:
+            return []
+    q = (
+        select(Document)
+        .join(JobDocument, JobDocument.document_id == Document.id)
+        .where(*pending)
+        .order_by(Document.id)
+        .limit(limit)
+        .with_for_update(of=JobDocument, skip_locked=True)
     )
+    if taken is not None:
+        q = q.where(Document.id.in_(taken))
+    return list(session.scalars(q))
+
+
+def within_budget(sizes: list[tuple[str, int, int | None]], max_chunks: int | None, max_chars: int | None) -> list[str]:
+    """The ids of the longest prefix of (id, chunks, characters) within both budgets; the first id always."""
+    taken: list[str] = []
+    chunks = chars = 0
+    for doc_id, n_chunks, n_chars in sizes:
+        chunks, chars = chunks + (n_chunks or 0), chars + (n_chars or 0)
+        over = (max_chunks is not None and chunks > max_chunks) or (max_chars is not None and chars > max_chars)
+        if taken and over:
+            break
+        taken.append(doc_id)
+    return taken
 
 
 def add_dead_letter(session: Session, job: Job, item: Rejected, path: str | None) -> None:
