@@ -103,7 +103,8 @@ def begin_index(session: Session, job: Job, file_ids: list[int], max_deliveries:
         .join(Document, Document.id == JobDocument.document_id)
         .where(JobDocument.job_id == job.id, JobDocument.file_id.in_(file_ids), JobDocument.outcome == Outcome.PENDING)
     ):
-        open_docs.setdefault(file_id, []).append((doc_id, source))
+        if file_id is not None:  # excluded by the query's IN; the column may hold None
+            open_docs.setdefault(file_id, []).append((doc_id, source))
     keep = []
     for jobfile in session.scalars(select(JobFile).where(JobFile.id.in_(list(open_docs))).with_for_update()):
         if jobfile.index_deliveries < max_deliveries:
