@@ -14,7 +14,7 @@ APP = ("api", "worker-ingest", "worker-gpu", "beat")
 
 
 def test_every_service_has_a_healthcheck():
-    assert set(SERVICES) == {"elasticsearch", "redis", "postgres", "migrate", *APP}
+    assert set(SERVICES) == {"es-certs", "elasticsearch", "redis", "postgres", "migrate", "worker-fetch", *APP}
     for name, service in SERVICES.items():
         assert service.get("healthcheck", {}).get("test"), name
 
@@ -43,6 +43,22 @@ def test_stateful_services_keep_data_in_named_volumes_and_redis_never_evicts_tas
     redis = " ".join(SERVICES["redis"]["command"])
     assert "--appendonly yes" in redis and "--maxmemory-policy noeviction" in redis
     assert SERVICES["elasticsearch"]["environment"]["xpack.security.enabled"] == "true"
+
+
+def test_elasticsearch_serves_https_with_certificates_from_the_setup_service_and_docpipe_trusts_its_ca():
+    es, certs = SERVICES["elasticsearch"], SERVICES["es-certs"]
+    assert es["environment"]["xpack.security.http.ssl.enabled"] == "true"
+    assert es["depends_on"]["es-certs"]["condition"] == "service_completed_successfully"
+    assert "elasticsearch-certutil ca" in certs["command"][-1] and "elasticsearch-certutil cert" in certs["command"][-1]
+    assert certs["restart"] == "no" and "https://localhost:9200" in " ".join(es["healthcheck"]["test"])
+    for service in ("es-certs", "elasticsearch"):
+        assert any(v.startswith("certs:/usr/share/elasticsearch/config/certs") for v in SERVICES[service]["volumes"])
+    env = COMPOSE["x-docpipe-env"]
+    assert env["DOCPIPE_ELASTICSEARCH_URL"].startswith("https://")
+    assert env["DOCPIPE_ELASTICSEARCH_CA_CERTS"].startswith("/certs/")
+    for name in APP:
+        assert "certs:/certs:ro" in SERVICES[name]["volumes"], name
+        assert SERVICES[name]["environment"]["DOCPIPE_ELASTICSEARCH_CA_CERTS"] == env["DOCPIPE_ELASTICSEARCH_CA_CERTS"]
 
 
 def test_ingest_workers_scale_and_the_gpu_worker_reserves_a_gpu():
