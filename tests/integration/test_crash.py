@@ -1,15 +1,21 @@
 """A worker killed with SIGKILL in the middle of a job loses nothing: after a restart the job completes
-and the index holds every chunk exactly once."""
+and the index holds every chunk exactly once. The work a dead worker held is reclaimed as a worker starts
+(and by the reclaim sweep), not after the broker's visibility timeout; a file that kills its worker every
+time becomes a `worker_lost` dead letter after DOCPIPE_WORKER_MAX_DELIVERIES takes."""
 
 from __future__ import annotations
 
+import os
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from pipeline.index import count_chunks
 from pipeline.store import repo
 from pipeline.store.db import session_scope
+from pipeline.store.models import Chunk, Document, DocumentStatus, JobFile
 from tests.fixtures import article
 
 pytestmark = pytest.mark.integration
@@ -94,3 +100,122 @@ def test_a_lost_task_is_sent_again_once_the_job_stalls_and_its_queue_is_empty(st
     job = stack.wait(job_id, timeout=300)
     assert (job.state, job.done, job.failed, job.total) == ("succeeded", 6, 0, 6)
     _assert_indexed_once(stack, tenant, job)
+
+
+# As in production, an unacknowledged message comes back only after an hour: what brings a killed worker's
+# work back in these tests is the reclaim, not the broker.
+NO_REDELIVERY = {"DOCPIPE_BROKER_VISIBILITY_TIMEOUT": "3600"}
+HOOKS = str(Path(__file__).parents[1] / "workerhooks")  # sitecustomize: a poison file kills its reader
+
+
+def _restart(stack, name: str, **env: str) -> None:
+    from cli.localstack.processes import stop_pid
+
+    proc = stack.workers.pop(name)
+    stop_pid(proc.pid, timeout=15)
+    proc.wait()
+    stack.start_worker(name, **env)
+
+
+@contextmanager
+def _without_redelivery(stack):
+    """Every worker restarted with the production visibility timeout for the block (any consumer restores
+    unacknowledged messages), then restarted as the stack's again."""
+    names = list(stack.workers)
+    for name in names:
+        _restart(stack, name, **NO_REDELIVERY)
+    try:
+        yield
+    finally:
+        for name in names:
+            if name in stack.workers:
+                _restart(stack, name)
+            else:
+                stack.start_worker(name)
+
+
+def _files(stack, job_id: str) -> list[JobFile]:
+    with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as session:
+        return list(session.query(JobFile).filter(JobFile.job_id == job_id).order_by(JobFile.id))
+
+
+def _wait_for(predicate, what: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def _assert_each_chunk_once(stack, tenant: str, docs: int) -> None:
+    """The index's chunk ids for the tenant are exactly SQL's chunk rows of its indexed documents, none twice."""
+    es, alias = stack.es(), f"{stack.settings().index_prefix}-read"
+    es.indices.refresh(index=alias)
+    hits = es.search(index=alias, size=10_000, query={"term": {"tenant": tenant}}, source=["chunk_id"])["hits"]["hits"]
+    in_index = [h["_source"]["chunk_id"] for h in hits]
+    with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as session:
+        in_sql = [
+            c
+            for (c,) in session.query(Chunk.id)
+            .join(Document, Document.id == Chunk.document_id)
+            .filter(Document.tenant == tenant, Document.status == DocumentStatus.INDEXED)
+        ]
+        indexed = session.query(Document).filter(Document.tenant == tenant, Document.status == "indexed").count()
+    assert len(in_index) == len(set(in_index)) == len(in_sql) > 0
+    assert set(in_index) == set(in_sql)
+    assert indexed == docs
+
+
+def test_a_killed_ingest_worker_s_files_are_reclaimed_as_it_comes_back(stack, tmp_path):
+    tenant, docs = "t-reclaim-read", 32
+    with _without_redelivery(stack):
+        job_id = stack.submit([_articles(tmp_path / "read", docs, 3000, sentences=12)], tenant)
+        _wait_for(
+            lambda: any(f.owner and f.status == "pending" and f.deliveries for f in _files(stack, job_id)),
+            "no file was being read",
+        )
+        stack.kill_worker("worker-ingest")
+        began = [f.id for f in _files(stack, job_id) if f.owner and f.status == "pending" and f.deliveries]
+        assert began and stack.job(job_id).state == "running"
+
+        stack.start_worker("worker-ingest", **NO_REDELIVERY)
+        job = stack.wait(job_id, timeout=120)  # the job's own work is seconds; the broker would wait an hour
+    assert (job.state, job.done, job.failed, job.total) == ("succeeded", docs, 0, docs)
+    files = {f.id: f for f in _files(stack, job_id)}
+    assert [files[i].deliveries for i in began] == [2] * len(began)  # the interrupted read, then the reclaimed one
+    assert all(f.owner is None for f in files.values())
+    _assert_each_chunk_once(stack, tenant, docs)
+
+
+def test_a_killed_gpu_worker_s_documents_are_reclaimed_as_it_comes_back(stack, tmp_path):
+    tenant, docs = "t-reclaim-index", 32
+    with _without_redelivery(stack):
+        job_id = stack.submit([_articles(tmp_path / "index", docs, 4000, sentences=12)], tenant)
+        _wait_for(lambda: any(f.index_deliveries for f in _files(stack, job_id)), "indexing never started")
+        stack.kill_worker("worker-gpu")
+        assert stack.job(job_id).state == "running"
+
+        stack.start_worker("worker-gpu", **NO_REDELIVERY)
+        job = stack.wait(job_id, timeout=120)
+    assert (job.state, job.done, job.failed, job.total) == ("succeeded", docs, 0, docs)
+    assert all(f.owner is None and f.index_deliveries <= 2 for f in _files(stack, job_id))
+    _assert_each_chunk_once(stack, tenant, docs)
+
+
+def test_a_file_that_kills_its_worker_becomes_a_worker_lost_dead_letter_after_max_deliveries(stack, tmp_path):
+    tenant, docs = "t-poison", 8
+    folder = _articles(tmp_path / "poison", docs, 5000, sentences=6)
+    (folder / "doc05-poison.txt").write_text(article(5999, sentences=6))
+    hooked = {"PYTHONPATH": os.pathsep.join(filter(None, [HOOKS, os.environ.get("PYTHONPATH")]))}
+    _restart(stack, "worker-ingest", DOCPIPE_TEST_POISON_MARK="-poison", **hooked)
+    try:
+        job = stack.run_job([folder], tenant, timeout=240)
+    finally:
+        _restart(stack, "worker-ingest")
+    assert (job.state, job.done, job.failed, job.total) == ("partial", docs, 1, docs + 1)
+    with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as session:
+        [letter] = repo.dead_letters(session, job_id=job.id)
+        assert (letter.reason, letter.stage) == ("worker_lost", "read")
+        assert letter.path.endswith("doc05-poison.txt")
+    poison = [f for f in _files(stack, job.id) if f.path.endswith("-poison.txt")][0]
+    assert (poison.status, poison.deliveries) == ("failed", 3)
+    _assert_each_chunk_once(stack, tenant, docs)
