@@ -24,10 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import UTC
 from typing import Any
 
 from elasticsearch import Elasticsearch
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pipeline.index import IndexLayout, chunk_action, chunk_source, refresh, text_hash, write_chunks
@@ -383,7 +384,13 @@ def restarted_since_last_verify(session: Session, starts: dict[str, int]) -> boo
         ),
         None,
     )
-    seen = {k: int(v) for k, v in (last.options["server_starts"] or {}).items()} if last else {}
+    if last is None:  # never verified: only a node that started after docpipe first wrote to it can have lost writes
+        first = session.scalar(select(func.min(Job.created_at)).where(Job.chunks > 0))
+        if first is None:
+            return False
+        first_ms = int((first if first.tzinfo else first.replace(tzinfo=UTC)).timestamp() * 1000)
+        return any(start > first_ms + _START_JITTER_MS for start in starts.values())
+    seen = {k: int(v) for k, v in (last.options["server_starts"] or {}).items()}
     if set(seen) != set(starts):
         return True
     return any(abs(starts[k] - seen[k]) > _START_JITTER_MS for k in starts)

@@ -88,9 +88,23 @@ def _verified(session, repair: bool, starts: dict | None) -> None:
     session.flush()
 
 
+def test_never_verified_a_node_start_after_the_first_indexing_job_asks_for_a_verify(session):
+    from datetime import UTC, datetime
+
+    from pipeline.store import repo
+
+    written_at = datetime(2026, 1, 1, tzinfo=UTC)
+    before, after = int(written_at.timestamp() * 1000) - 60_000, int(written_at.timestamp() * 1000) + 60_000
+    assert not restarted_since_last_verify(session, {"node-1": after})  # nothing indexed yet: nothing to lose
+    job = repo.create_job(session, "t", [])
+    job.created_at, job.chunks = written_at, 3
+    session.flush()
+    assert not restarted_since_last_verify(session, {"node-1": before})  # the server predates every write
+    assert restarted_since_last_verify(session, {"node-1": after})  # it restarted after docpipe wrote to it
+
+
 def test_a_node_start_after_the_last_repairing_verify_asks_for_another(session):
     starts = {"node-1": 1_000_000}
-    assert restarted_since_last_verify(session, starts)  # never verified
     assert not restarted_since_last_verify(session, {})  # a server that does not say: no trigger
     _verified(session, True, {"node-1": 400_000})
     assert restarted_since_last_verify(session, starts)  # started after that verify
