@@ -67,11 +67,14 @@ def session():
 
 def ensure_stack() -> None:
     from cli.localstack.launcher import is_up, up
+    from pipeline.services import read_stack
 
     s = get_settings()
     if is_up(s) or (s.redis_url and s.elasticsearch_url):
         return
-    console.print("No docpipe stack runs here: starting the local one (stop it with `docpipe down`).")
+    if not read_stack(s).get("components"):
+        console.print("No docpipe stack runs here: starting the local one (stop it with `docpipe down`).")
+    # up heals: what runs is left alone, only what died starts again, on its old ports
     print_stack(up(s, echo=console.print))
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from cli.localstack.processes import free_port, port_open
+from cli.localstack.processes import free_port, port_open, port_taken
 from pipeline.config import Settings
 
 LOCAL_TENANT = "default"
@@ -42,9 +42,15 @@ def ensure_local_key(settings: Settings, sql_url: str) -> str:
     return key
 
 
-def start_api(settings: Settings, env: dict, timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
-    """uvicorn in its own session (so `down` can stop it by pid), on settings.api.port or a free one."""
-    host, port = settings.api.host, settings.api.port or free_port()
+def start_api(
+    settings: Settings, env: dict, timeout: float = 60.0, port: int | None = None
+) -> tuple[subprocess.Popen, str]:
+    """uvicorn in its own session (so `down` can stop it by pid), on settings.api.port, else `port` (the one of
+    its previous run, so that its URL stays the same), else a free one."""
+    host, port = settings.api.host, settings.api.port or port or free_port()
+    probe = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    if port_taken(port, host):
+        raise RuntimeError(f"its port {port} is taken by another process; free it (or set DOCPIPE_API_PORT)")
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     out = open(logs / "api.log", "ab")
@@ -63,7 +69,6 @@ def start_api(settings: Settings, env: dict, timeout: float = 60.0) -> tuple[sub
     proc = subprocess.Popen(
         cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
     )
-    probe = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -11,11 +11,15 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from cli.localstack.processes import pid_alive, start_noida, stop_pid
 from pipeline.config import Settings
+from pipeline.errors import ConfigError
 from pipeline.services import read_stack
 from pipeline.types import utcnow
 
@@ -122,63 +126,135 @@ def start_beat(settings: Settings, env: dict) -> subprocess.Popen:
     )
 
 
+class StackError(ConfigError):
+    """One component of the local stack did not start; the others were left as they were."""
+
+
 def up(settings: Settings, echo=print) -> dict:
+    """Start what of the stack is not running, and only that: a component that runs is left alone, one that died
+    starts again on the ports it had (noida-db's, the API's), so every URL recorded and printed stays right.
+
+    A component that fails to start raises StackError naming it and its log; the others keep running.
+    """
     from migrations.runner import upgrade
 
     with _lock(settings):
         stack = read_stack(settings)
-        if _running(stack):
+        components = stack.setdefault("components", {})
+        if components and _running(stack):
             echo("docpipe is already up; nothing started.")
             return stack
-        if stack:
-            _stop_components(stack)  # a half-dead earlier stack: clear what is left of it
-        components: dict[str, dict] = {}
+        dead = [name for name, c in components.items() if not pid_alive(c["pid"])]
+        if dead:
+            echo(f"not running: {', '.join(dead)}; starting only that (the rest keeps running).")
+        stack.setdefault("started_at", utcnow().isoformat())
+        stack["database_url"] = settings.sql_url
         redis_url, es_url = settings.redis_url, settings.elasticsearch_url
-        if not (redis_url and es_url):
-            noida = start_noida(settings.data_dir / "noida")
-            components["noida-db"] = {
-                "pid": noida.pid,
-                "detail": f"Elasticsearch {noida.elasticsearch_url}, Redis {noida.redis_url}",
-            }
-            redis_url, es_url = redis_url or noida.redis_url, es_url or noida.elasticsearch_url
-        stack = {
-            "started_at": utcnow().isoformat(),
-            "redis_url": redis_url,
-            "elasticsearch_url": es_url,
-            "database_url": settings.sql_url,
-            "components": components,
-        }
+        if redis_url and es_url and "noida-db" in dead:
+            del components["noida-db"]  # the configured services replace it
+        elif not (redis_url and es_url):
+            noida = _keep_or_start_noida(settings, stack)
+            redis_url, es_url = redis_url or noida["redis_url"], es_url or noida["elasticsearch_url"]
+        moved = stack.get("redis_url", redis_url) != redis_url or stack.get("elasticsearch_url", es_url) != es_url
+        stack["redis_url"], stack["elasticsearch_url"] = redis_url, es_url
         _write(settings, stack)  # record noida before anything else can fail, so `down` can stop it
+        if moved:  # the services are elsewhere now: what still runs holds the old addresses
+            _stop_components({"components": {n: c for n, c in components.items() if n != "noida-db"}})
         upgrade(settings.sql_url)
         env = worker_env(settings, redis_url, es_url)
         tag = str(os.getpid())
+        logs = settings.data_dir / "logs"
+        started = []
         for name in WORKERS:
-            proc = start_worker(name, settings, env, tag)
-            components[name] = {"pid": proc.pid, "detail": f"log {settings.data_dir / 'logs' / (name + '.log')}"}
-            _write(settings, stack)
+            if _keep_or_start(settings, stack, name, lambda name=name: _worker(settings, env, tag, name)):
+                started.append(name)
         from cli.localstack.apiserver import ensure_local_key, key_file, start_api
 
-        try:
-            api, api_url = start_api(settings, env)
-        except RuntimeError:
-            _stop_components(stack)
-            settings.stack_file.unlink(missing_ok=True)
-            raise
-        components["api"] = {"pid": api.pid, "detail": f"{api_url} (dashboard; key in {key_file(settings)})"}
-        stack["api_url"] = api_url
-        _write(settings, stack)
-        echo(f"API and dashboard: {api_url}  (local key of tenant default, also in {key_file(settings)}:)")
+        recorded_port = components.get("api", {}).get("port") or _port_of(stack.get("api_url"))
+
+        def api() -> dict:
+            proc, url = start_api(settings, env, port=recorded_port)
+            stack["api_url"] = url
+            return {
+                "pid": proc.pid,
+                "port": int(url.rsplit(":", 1)[1]),
+                "detail": f"{url} (dashboard; key in {key_file(settings)})",
+            }
+
+        if _keep_or_start(settings, stack, "api", api, logs / "api.log"):
+            started.append("api")
+        echo(f"API and dashboard: {stack['api_url']}  (local key of tenant default, also in {key_file(settings)}:)")
         echo(ensure_local_key(settings, settings.sql_url))
-        beat = start_beat(settings, env)
-        components["beat"] = {"pid": beat.pid, "detail": f"log {settings.data_dir / 'logs' / 'beat.log'}"}
-        _write(settings, stack)
-        time.sleep(1.0)
-        dead = [n for n, c in components.items() if not pid_alive(c["pid"])]
-        if dead:
-            _stop_components(stack)
-            settings.stack_file.unlink(missing_ok=True)
-            raise RuntimeError(f"{', '.join(dead)} exited at start; see {settings.data_dir / 'logs'}")
+        if _keep_or_start(settings, stack, "beat", lambda: _beat(settings, env)):
+            started.append("beat")
+        if started:
+            time.sleep(1.0)
+        exited = [n for n in started if not pid_alive(components[n]["pid"])]
+        if exited:
+            raise StackError(
+                f"{', '.join(exited)} exited at start; see {', '.join(str(logs / (n + '.log')) for n in exited)}"
+                " (the rest keeps running; `docpipe up` again starts only what is missing)"
+            )
         return stack
+
+
+def _port_of(url: str | None) -> int | None:
+    return urlsplit(url).port if url else None
+
+
+def _worker(settings: Settings, env: dict, tag: str, name: str) -> dict:
+    proc = start_worker(name, settings, env, tag)
+    return {"pid": proc.pid, "detail": f"log {settings.data_dir / 'logs' / (name + '.log')}"}
+
+
+def _beat(settings: Settings, env: dict) -> dict:
+    proc = start_beat(settings, env)
+    return {"pid": proc.pid, "detail": f"log {settings.data_dir / 'logs' / 'beat.log'}"}
+
+
+def _keep_or_start_noida(settings: Settings, stack: dict) -> dict:
+    """noida-db's URLs: those of the running one, or of one started on the ports it had (free ones at first)."""
+    components = stack["components"]
+    recorded = components.get("noida-db")
+    es_port = redis_port = None
+    if recorded is not None:
+        es_port = recorded.get("es_port") or _port_of(stack.get("elasticsearch_url"))
+        redis_port = recorded.get("redis_port") or _port_of(stack.get("redis_url"))
+
+    def start() -> dict:
+        noida = start_noida(settings.data_dir / "noida", es_port=es_port, redis_port=redis_port)
+        return {
+            "pid": noida.pid,
+            "es_port": noida.es_port,
+            "redis_port": noida.redis_port,
+            "detail": f"Elasticsearch {noida.elasticsearch_url}, Redis {noida.redis_url}",
+        }
+
+    _keep_or_start(settings, stack, "noida-db", start, settings.data_dir / "noida" / "noida.log")
+    noida = components["noida-db"]
+    es = noida.get("es_port") or _port_of(stack.get("elasticsearch_url"))
+    redis = noida.get("redis_port") or _port_of(stack.get("redis_url"))
+    return {"elasticsearch_url": f"http://127.0.0.1:{es}", "redis_url": f"redis://127.0.0.1:{redis}/0"}
+
+
+def _keep_or_start(
+    settings: Settings, stack: dict, name: str, start: Callable[[], dict], log: Path | None = None
+) -> bool:
+    """Start `name` unless it runs; True when it was started. A failure raises StackError and changes nothing else."""
+    components = stack["components"]
+    recorded = components.get(name)
+    if recorded is not None and pid_alive(recorded["pid"]):
+        return False
+    if recorded is not None:
+        stop_pid(recorded["pid"], timeout=5)  # what the dead leader left in its process group (pool children)
+    log = log or settings.data_dir / "logs" / f"{name}.log"
+    try:
+        components[name] = start()
+    except (RuntimeError, OSError) as exc:
+        said = str(exc)
+        raise StackError(f"{name} did not start: {said}{'' if 'see ' in said else f'; see {log}'}") from exc
+    _write(settings, stack)
+    return True
 
 
 def _write(settings: Settings, stack: dict) -> None:

@@ -37,6 +37,18 @@ def noida_binary() -> str:
     return str(path)
 
 
+def port_taken(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether another process holds `port`: binding it fails."""
+    with socket.socket() as s:
+        # connections of a process just killed linger in TIME_WAIT; they do not keep a server from listening
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(0.3)
@@ -62,13 +74,24 @@ class NoidaProcess:
         stop_pid(self.pid, timeout)
 
 
-def start_noida(data_dir: Path, log_path: Path | None = None, timeout: float = 30.0) -> NoidaProcess:
-    """Start noida-db in the foreground of a new session (so `down` can kill it by pid)."""
+def start_noida(
+    data_dir: Path,
+    log_path: Path | None = None,
+    timeout: float = 30.0,
+    es_port: int | None = None,
+    redis_port: int | None = None,
+) -> NoidaProcess:
+    """Start noida-db in the foreground of a new session (so `down` can kill it by pid), on the given ports
+    (those of its previous run, so that every URL recorded stays right) or on free ones."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    es_port, redis_port = free_port(), free_port()
+    log = open(log_path or data_dir / "noida.log", "ab")
+    for label, port in (("Elasticsearch", es_port), ("Redis", redis_port)):
+        if port and port_taken(port):
+            raise RuntimeError(f"its {label} port {port} is taken by another process; free it and run `docpipe up`")
+    es_port = es_port or free_port()
+    redis_port = redis_port or free_port()
     while redis_port == es_port:
         redis_port = free_port()
-    log = open(log_path or data_dir / "noida.log", "ab")
     proc = subprocess.Popen(
         [
             noida_binary(),

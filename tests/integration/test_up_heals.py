@@ -1,0 +1,108 @@
+"""`docpipe up` heals a local stack: it starts only what died, on the ports it had, and a component that cannot
+start is named in one line while the others keep running."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from cli.localstack.processes import pid_alive
+
+pytestmark = pytest.mark.integration
+
+
+def docpipe(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def ok(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    proc = docpipe(cwd, *args)
+    assert proc.returncode == 0, f"docpipe {' '.join(args)}: {proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def kill(pid: int) -> None:
+    os.killpg(pid, signal.SIGKILL)  # the whole group: a worker's pool children die with it
+    # gone from /proc, not only a zombie: a threaded process closes its sockets after its main thread is a zombie
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def pids(stack: dict) -> dict[str, int]:
+    return {name: c["pid"] for name, c in stack["components"].items()}
+
+
+def healthy(url: str) -> bool:
+    with urllib.request.urlopen(f"{url}/healthz", timeout=30) as response:
+        return json.loads(response.read())["status"] == "ok"
+
+
+def test_up_restarts_only_what_died_on_its_ports_and_names_what_cannot_start(tmp_path):
+    stack_file = tmp_path / ".docpipe" / "stack.json"
+    try:
+        ok(tmp_path, "up")
+        first = json.loads(stack_file.read_text())
+        url, before = first["api_url"], pids(first)
+        assert set(before) == {"noida-db", "worker-ingest", "worker-gpu", "worker-fetch", "api", "beat"}
+
+        kill(before["worker-ingest"])
+        assert "DEAD" in ok(tmp_path, "status").stdout
+        said = ok(tmp_path, "up").stderr
+        assert "not running: worker-ingest" in said
+        after = pids(json.loads(stack_file.read_text()))
+        assert after["worker-ingest"] != before["worker-ingest"] and pid_alive(after["worker-ingest"])
+        assert {n: p for n, p in after.items() if n != "worker-ingest"} == {
+            n: p for n, p in before.items() if n != "worker-ingest"
+        }
+        before = after
+
+        kill(before["noida-db"])
+        ok(tmp_path, "up")
+        healed = json.loads(stack_file.read_text())
+        after = pids(healed)
+        assert after["noida-db"] != before["noida-db"] and pid_alive(after["noida-db"])
+        assert {n: p for n, p in after.items() if n != "noida-db"} == {
+            n: p for n, p in before.items() if n != "noida-db"
+        }
+        noida = healed["components"]["noida-db"]
+        assert (noida["es_port"], noida["redis_port"]) == (
+            first["components"]["noida-db"]["es_port"],
+            first["components"]["noida-db"]["redis_port"],
+        )
+        assert healed["elasticsearch_url"] == first["elasticsearch_url"] and healed["redis_url"] == first["redis_url"]
+        assert healed["api_url"] == url and healthy(url)
+        before = after
+
+        kill(before["api"])
+        port = int(url.rsplit(":", 1)[1])
+        with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            refused = docpipe(tmp_path, "up")
+            assert refused.returncode == 1, refused.stderr
+            error = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+            assert len(error) == 1 and "api did not start" in error[0] and f"port {port} is taken" in error[0]
+            assert "Traceback" not in refused.stderr
+            still = pids(json.loads(stack_file.read_text()))
+            assert {n: p for n, p in still.items() if n != "api"} == {n: p for n, p in before.items() if n != "api"}
+            assert all(pid_alive(p) for n, p in still.items() if n != "api")
+        ok(tmp_path, "up")
+        last = json.loads(stack_file.read_text())
+        assert last["api_url"] == url and healthy(url)
+        assert {n: p for n, p in pids(last).items() if n != "api"} == {n: p for n, p in before.items() if n != "api"}
+    finally:
+        docpipe(tmp_path, "down")
