@@ -115,3 +115,27 @@ def test_forced_reindex_refuses_to_copy_a_live_index_that_lost_chunks(stack, cor
 
     code, repaired = _verify("--tenant", A, "--repair")  # leaves the shared stack as it found it
     assert code == 0 and repaired["repaired"]["reindexed"] == 2, repaired
+
+
+def test_api_verify_sees_the_tenant_drift_and_repairs_it_in_a_job(stack, corpus):
+    from tests.integration.api_support import api_client, key_for, wait_job
+
+    es, index = stack.es(), corpus
+    lost = sorted(_chunks(es, index, B))[0]
+    es.delete(index=index, id=lost)
+    es.indices.refresh(index=index)
+    client, key = api_client(stack), key_for(stack, B)
+
+    r = client.post("/v1/index/verify", headers=key)
+    assert r.status_code == 200, r.text
+    found = r.json()
+    assert (found["tenant"], found["missing"], found["extra"], found["stale"]) == (B, 1, 0, 0)
+    assert found["samples"]["missing"] == [lost]
+    assert client.post("/v1/index/verify", headers=key_for(stack, A)).json()["drift"] == 0  # only B's chunks
+
+    r = client.post("/v1/index/verify", params={"repair": "true"}, headers=key)
+    assert r.status_code == 202, r.text
+    assert wait_job(client, key, r.json()["job_id"])["state"] == "succeeded"
+    assert client.post("/v1/index/verify", headers=key).json()["drift"] == 0
+    assert lost in _chunks(es, index, B)
+    assert client.post("/v1/index/verify").status_code == 401
