@@ -35,17 +35,21 @@ def start_job(self, job_id: str) -> None:
     from pathlib import Path
 
     from pipeline.formats import iter_files
+    from pipeline.jobs.counting import count_pending_files
 
     with session_scope(runtime.sql_url()) as session:
         job = runtime.open_job(session, job_id)
         if job is None:
             return
         repo.add_job_files(session, job, [str(p) for p in iter_files([Path(p) for p in job.inputs])])
-        pending = [f.id for f in repo.pending_files(session, job_id)]
+        s = get_settings()
+        files = repo.pending_files(session, job_id)
+        count_pending_files(session, files, s.max_file_bytes)  # the total is known before any document is indexed
+        repo.refresh_counters(session, job)
+        pending = [f.id for f in files]
         if not pending:
             repo.finish_if_done(session, job)
             return
-        s = get_settings()
         split = file_groups(session, pending, s.files_per_task, s.bytes_per_task)
     for group in split:
         read_files.delay(job_id, group)

@@ -1,7 +1,11 @@
 """Repository functions: every job/document/dead-letter read and write the rest of docpipe does.
 
 Counters are recomputed from the item tables, never incremented, so a task that runs twice
-leaves the job row exactly as one run would.
+leaves the job row exactly as one run would. What each counter means (the README's "What a job does"):
+an item is one document or one dead letter of the job's inputs; `total` is counted before reading starts;
+`done` counts documents this job wrote to the index, `unchanged` those already in the index with the same
+content (written by an earlier job, or by an overlapping one while this one waited), `skipped` duplicates,
+`failed` dead letters; done + unchanged + skipped + failed == total when the job ends.
 """
 
 from __future__ import annotations
@@ -110,12 +114,22 @@ def refresh_counters(session: Session, job: Job) -> None:
         ).all()
     )
     failed = session.scalar(select(func.count()).select_from(DeadLetter).where(DeadLetter.job_id == job.id)) or 0
+    # the items of files not read yet, as counted before reading began (pipeline/jobs/counting.py)
+    unread = (
+        session.scalar(
+            select(func.coalesce(func.sum(JobFile.records), 0)).where(
+                JobFile.job_id == job.id, JobFile.status == "pending"
+            )
+        )
+        or 0
+    )
     job.done = by_outcome.get(Outcome.INDEXED, 0)
     job.unchanged = by_outcome.get(Outcome.UNCHANGED, 0)
     job.skipped = by_outcome.get(Outcome.DUPLICATE, 0)
     job.failed = failed
-    # an index failure has both a job_documents row and a dead letter: count the item once
-    job.total = sum(n for o, n in by_outcome.items() if o != Outcome.FAILED) + failed
+    # an index failure has both a job_documents row and a dead letter: count the item once. A file read moves its
+    # counted items from `unread` to the outcomes: the total stays as counted unless the file held other than counted
+    job.total = sum(n for o, n in by_outcome.items() if o != Outcome.FAILED) + failed + unread
     job.chunks = (
         session.scalar(
             select(func.coalesce(func.sum(Document.chunk_count), 0))
@@ -250,17 +264,14 @@ def set_outcome(session: Session, job_id: str, doc_id: str, outcome: str, file_i
             row.file_id = file_id
 
 
-def pending_documents(
+def _pending_batch(
     session: Session,
     job_id: str,
     file_ids: list[int],
-    limit: int | None = None,
-    max_chunks: int | None = None,
-    max_chars: int | None = None,
+    limit: int | None,
+    max_chunks: int | None,
+    max_chars: int | None,
 ) -> list[Document]:
-    """The job's documents of `file_ids` still to index, in id order: at most `limit`, and once the first is taken
-    no more than `max_chunks` chunks and `max_chars` characters of text together, so that a batch's memory follows
-    its largest document, not the sum of its documents."""
     pending = (JobDocument.job_id == job_id, JobDocument.file_id.in_(file_ids), JobDocument.outcome == Outcome.PENDING)
     taken: list[str] | None = None
     if max_chunks is not None or max_chars is not None:
@@ -285,6 +296,48 @@ def pending_documents(
     if taken is not None:
         q = q.where(Document.id.in_(taken))
     return list(session.scalars(q))
+
+
+def pending_documents(
+    session: Session,
+    job_id: str,
+    file_ids: list[int],
+    limit: int | None = None,
+    max_chunks: int | None = None,
+    max_chars: int | None = None,
+) -> list[Document]:
+    """The job's documents of `file_ids` still to index, in id order: at most `limit`, and once the first is taken
+    no more than `max_chunks` chunks and `max_chars` characters of text together, so that a batch's memory follows
+    its largest document, not the sum of its documents.
+
+    A document that an overlapping job indexed with the same content since this job read it is `unchanged` for
+    this one, not written again: each document counts as indexed by one job only."""
+    while True:
+        docs = _pending_batch(session, job_id, file_ids, limit, max_chunks, max_chars)
+        fresh = _not_indexed_meanwhile(session, job_id, docs)
+        if fresh or not docs:
+            return fresh
+
+
+def _not_indexed_meanwhile(session: Session, job_id: str, docs: list[Document]) -> list[Document]:
+    if not docs:
+        return []
+    # Wait for an overlapping job that indexes one of them now (PostgreSQL row locks, taken in id order so that
+    # two jobs cannot deadlock; SQLite serialises writers anyway), then read the rows as it left them.
+    locked = session.scalars(
+        select(Document)
+        .where(Document.id.in_([d.id for d in docs]))
+        .order_by(Document.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    fresh = []
+    for doc in locked:
+        if doc.status == DocumentStatus.INDEXED and doc.indexed_hash and doc.indexed_hash == doc.content_hash:
+            set_outcome(session, job_id, doc.id, Outcome.UNCHANGED)
+        else:
+            fresh.append(doc)
+    return fresh
 
 
 def within_budget(sizes: list[tuple[str, int, int | None]], max_chunks: int | None, max_chars: int | None) -> list[str]:

@@ -1,0 +1,30 @@
+"""A job's items counted before any is read, so that its total is known before its first document is indexed.
+
+An item is what becomes one document or one dead letter: a text, Markdown, HTML or PDF file is one; a JSON,
+JSON Lines or CSV file holds one per record (and one per record or line it refuses). The structured files are
+parsed once here for the count, with the reader that will read them, so the count and the read agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from pipeline.formats import read_path
+from pipeline.store.models import JobFile
+
+MANY_RECORDS = frozenset({".json", ".jsonl", ".csv"})
+
+
+def count_items(path: Path, max_bytes: int) -> int:
+    if path.suffix.lower() not in MANY_RECORDS:
+        return 1  # read_path yields exactly one document or one rejection for any other file
+    return sum(1 for _ in read_path(path, max_bytes))
+
+
+def count_pending_files(session: Session, files: list[JobFile], max_bytes: int) -> None:
+    """Record in `records` how many items each file not yet read holds (read_file overwrites it with what it read)."""
+    for jobfile in files:
+        if jobfile.status == "pending" and not jobfile.records:
+            jobfile.records = count_items(Path(jobfile.path), max_bytes)
