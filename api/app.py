@@ -16,7 +16,9 @@ from fastapi.staticfiles import StaticFiles
 from api import dashboard, errors, ops, v1_documents, v1_index, v1_jobs, v1_models, v1_monitor, v1_search, v1_sources
 from api.context import ApiContext
 from api.metrics import registry_for
+from api.observe import HttpMetrics, RequestContext
 from pipeline.config import Settings, get_settings
+from pipeline.logs import configure_logging
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -31,6 +33,7 @@ def create_app(
 ) -> FastAPI:
     """`enqueue(job_id)` sends a job's first task, `send_task(name, args)` any other task; both go
     through Celery by default, like `docpipe ingest` (tests pass recorders)."""
+    configure_logging("api")
     ctx = ApiContext(settings or get_settings(), enqueue, send_task)
     # no /docs or /redoc: their pages load scripts from a CDN; /openapi.json is the contract
     app = FastAPI(
@@ -43,6 +46,7 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.registry = registry_for(ctx)
+    app.add_middleware(RequestContext, metrics=HttpMetrics(app.state.registry))
     errors.install(app)
     dashboard.install(app)
     for module in (v1_documents, v1_jobs, v1_search, v1_models, v1_index, ops, dashboard, v1_sources, v1_monitor):

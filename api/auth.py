@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
+from api.observe import TENANT_KEY
 from pipeline.store import apikeys as keys
 
 COOKIE = "docpipe_key"
@@ -41,4 +42,5 @@ def require_tenant(
             "a valid API key is required: send it as X-API-Key or Authorization: Bearer "
             "(create one with `docpipe keys create --tenant T`)",
         )
+    request.scope[TENANT_KEY] = tenant  # for the request's log line (api/observe.py)
     return tenant

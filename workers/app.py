@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+import sys
+
 from celery import Celery
+from celery.signals import setup_logging, task_postrun, task_prerun
 from kombu import Queue
 
+from pipeline import logs
 from pipeline.config import Settings, get_settings
 from pipeline.services import endpoints
 from workers.routing import (
@@ -63,6 +68,9 @@ def configure(settings: Settings | None = None) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         worker_hijack_root_logger=False,
+        # task events for Flower and `celery events`: sent, received, started, succeeded, failed, retried
+        worker_send_task_events=True,
+        task_send_sent_event=True,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         # prefork children are replaced after this many tasks or past this memory (KiB) once their task ends
         worker_max_tasks_per_child=settings.worker.max_tasks_per_child or None,
@@ -123,6 +131,36 @@ def verify_schedule(settings: Settings) -> dict:
         if seconds > 0:
             entries[name] = {"task": task, "schedule": seconds, "options": {"expires": seconds}}
     return entries
+
+
+@setup_logging.connect
+def _json_logs(loglevel=None, **_kwargs) -> None:
+    """Workers and beat log JSON (pipeline/logs.py) instead of Celery's plain text."""
+    logs.configure_logging("beat" if "beat" in sys.argv else "worker", loglevel or "INFO")
+
+
+_FIRST_ARG: dict[str, str | None] = {}
+
+
+def _job_id(task, args, kwargs) -> str | None:
+    """The job a task works on: its `job_id` argument, which job tasks take first (read once per task name)."""
+    if task.name not in _FIRST_ARG:
+        params = list(inspect.signature(task.run).parameters)
+        _FIRST_ARG[task.name] = params[0] if params else None
+    if "job_id" in (kwargs or {}):
+        return kwargs["job_id"]
+    return args[0] if args and _FIRST_ARG[task.name] == "job_id" else None
+
+
+@task_prerun.connect
+def _bind_task(task_id=None, task=None, args=None, kwargs=None, **_kwargs) -> None:
+    logs.clear()
+    logs.bind(task_id=task_id, task=getattr(task, "name", None), job_id=_job_id(task, args, kwargs) if task else None)
+
+
+@task_postrun.connect
+def _unbind_task(**_kwargs) -> None:
+    logs.clear()
 
 
 configure()

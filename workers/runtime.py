@@ -14,6 +14,7 @@ from celery.signals import task_prerun, worker_process_shutdown, worker_shutdown
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from pipeline import logs
 from pipeline.config import get_settings
 from pipeline.errors import RetryableError
 from pipeline.hosts import process_id
@@ -110,6 +111,7 @@ def open_job(session, job_id: str) -> Job | None:
     job = session.get(Job, job_id)
     if job is None or job.state in JobState.FINAL:
         return None  # cancelled, finished, or unknown: nothing left to do
+    logs.bind(job_id=job.id, tenant=job.tenant)  # on every log line of this task from here on
     repo.mark_running(session, job)
     return job
 

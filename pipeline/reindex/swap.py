@@ -10,6 +10,8 @@ longer live, rolls back and redoes its documents in the new one. Nothing falls i
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -20,6 +22,8 @@ from pipeline.reindex.live import live_row, of_prefix
 from pipeline.store import repo
 from pipeline.store.models import Chunk, Document, IndexVersion, Job, JobState, utcnow
 from pipeline.store.models_monitor import ReindexLedger
+
+log = logging.getLogger(__name__)
 
 MORE, DONE, SWAPPED = "more", "done", "swapped"
 # A count that differs right after a catch-up can be a document that an ingest began re-reading meanwhile;
@@ -60,6 +64,7 @@ def swap(session: Session, job: Job, build: IndexVersion, tools: Tools) -> str:
     build.state, build.activated_at, build.retired_at = "live", now, None
     session.flush()
     tools.layout.swap(build.name)
+    log.info("index swapped", extra={"job_id": job.id, "live": build.name, "retired": live.name if live else None})
     # If the commit after this fails, the aliases already point at the build while SQL still says
     # "building": the redelivered step catches up again and swaps (a no-op for the aliases) and commits.
     chunks = count_chunks(tools.es, build.name)

@@ -10,6 +10,7 @@ content (written by an earlier job, or by an overlapping one while this one wait
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 
@@ -31,6 +32,8 @@ from pipeline.store.models import (
     utcnow,
 )
 from pipeline.types import Rejected
+
+log = logging.getLogger(__name__)
 
 
 def new_id() -> str:
@@ -99,6 +102,7 @@ def mark_running(session: Session, job: Job) -> None:
     if job.state == JobState.QUEUED:
         job.state = JobState.RUNNING
         job.started_at = job.started_at or utcnow()
+        log.info("job started", extra={"job_id": job.id, "tenant": job.tenant, "kind": job.kind})
     job.heartbeat_at = utcnow()
 
 
@@ -173,7 +177,23 @@ def finish_if_done(session: Session, job: Job) -> bool:
         job.state = JobState.PARTIAL
     job.finished_at = utcnow()
     job.heartbeat_at = job.finished_at
+    log.info("job finished", extra=_job_fields(job))
     return True
+
+
+def _job_fields(job: Job) -> dict:
+    return {
+        "job_id": job.id,
+        "tenant": job.tenant,
+        "kind": job.kind,
+        "state": job.state,
+        "total": job.total,
+        "done": job.done,
+        "unchanged": job.unchanged,
+        "skipped": job.skipped,
+        "failed": job.failed,
+        "chunks": job.chunks,
+    }
 
 
 def fail_job(session: Session, job_id: str, error: str) -> None:
@@ -184,6 +204,7 @@ def fail_job(session: Session, job_id: str, error: str) -> None:
     job.state = JobState.FAILED
     job.error = error
     job.finished_at = utcnow()
+    log.warning("job failed", extra={**_job_fields(job), "error": error})
 
 
 def cancel_job(session: Session, job: Job) -> bool:
@@ -193,6 +214,7 @@ def cancel_job(session: Session, job: Job) -> bool:
     job.state = JobState.CANCELLED
     job.finished_at = utcnow()
     job.error = "cancelled by request"
+    log.info("job cancelled", extra=_job_fields(job))
     return True
 
 
@@ -361,6 +383,17 @@ def add_dead_letter(session: Session, job: Job, item: Rejected, path: str | None
         )
     )
     if existing is None:
+        log.warning(
+            "dead letter",
+            extra={
+                "job_id": job.id,
+                "tenant": job.tenant,
+                "stage": item.stage,
+                "reason": item.reason,
+                "source": item.source,
+                "detail": (item.detail or "")[:300],
+            },
+        )
         session.add(
             DeadLetter(
                 job_id=job.id,
