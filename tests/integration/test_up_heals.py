@@ -1,5 +1,5 @@
 """`docpipe up` heals a local stack: it starts only what died, on the ports it had, and a component that cannot
-start is named in one line while the others keep running."""
+start is named in one line while the others keep running; `docpipe ingest` heals it the same way."""
 
 from __future__ import annotations
 
@@ -104,5 +104,17 @@ def test_up_restarts_only_what_died_on_its_ports_and_names_what_cannot_start(tmp
         last = json.loads(stack_file.read_text())
         assert last["api_url"] == url and healthy(url)
         assert {n: p for n, p in pids(last).items() if n != "api"} == {n: p for n, p in before.items() if n != "api"}
+        before = pids(last)
+
+        # a command that needs the stack heals it the same way instead of stopping what runs
+        kill(before["worker-fetch"])
+        (tmp_path / "note.txt").write_text("The harbour pilots agreed a new rota for the winter storms.")
+        rec = json.loads(ok(tmp_path, "ingest", "note.txt", "--wait", "--json").stdout)
+        assert rec["state"] == "succeeded" and rec["counters"]["done"] == 1
+        after = pids(json.loads(stack_file.read_text()))
+        assert after["worker-fetch"] != before["worker-fetch"] and pid_alive(after["worker-fetch"])
+        assert {n: p for n, p in after.items() if n != "worker-fetch"} == {
+            n: p for n, p in before.items() if n != "worker-fetch"
+        }
     finally:
         docpipe(tmp_path, "down")
