@@ -126,16 +126,18 @@ def worker_id() -> str:
     return process_id()
 
 
-def claim_files(job_id: str, file_ids: list[int], step) -> list[int]:
+def claim_files(job_id: str, file_ids: list[int], step) -> tuple[list[int], set[int]]:
     """Claim for this process the files of `file_ids` open for `step` that no live process holds (committed
-    at once, before any work); for the index step, one more delivery is counted on each (poison control)."""
+    at once, before any work): (the files taken, those taken from a dead owner). For the index step, a
+    delivery is counted on each file taken for the first time or from a dead owner (poison control)."""
     from pipeline.jobs import ownership
 
     w = get_settings().worker
     with session_scope(sql_url()) as session:
         job = open_job(session, job_id)
         if job is None:
-            return []
+            return [], set()
+        taken_over: set[int] = set()
         taken = ownership.claim(
             session,
             job_id,
@@ -143,11 +145,12 @@ def claim_files(job_id: str, file_ids: list[int], step) -> list[int]:
             worker_id(),
             step,
             lambda owners: heartbeat.dead_workers(session, owners, w.heartbeat_ttl),
+            taken_over=taken_over,
         )
         if step == ownership.Step.INDEX and taken:
-            ownership.begin_index(session, job, taken, w.max_deliveries)
+            ownership.begin_index(session, job, taken, w.max_deliveries, taken_over)
             repo.refresh_counters(session, job)
-        return taken
+        return taken, taken_over
 
 
 def release_files(file_ids: list[int]) -> None:

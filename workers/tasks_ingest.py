@@ -57,18 +57,30 @@ def start_job(self, job_id: str) -> None:
 
 @app.task(bind=True, base=JobTask, name=READ_FILES)
 def read_files(self, job_id: str, file_ids: list[int]) -> None:
+    taken, taken_over = runtime.claim_files(job_id, file_ids, ownership.Step.READ)
+    try:
+        read_all = _read_claimed(job_id, taken, taken_over)
+    except BaseException:
+        runtime.release_files(taken)  # a retry may run in another process: see index_files
+        raise
+    if read_all:
+        runtime.release_files(taken)
+        index_files.delay(job_id, file_ids)
+
+
+def _read_claimed(job_id: str, taken: list[int], taken_over: set[int]) -> bool:
+    """Read the claimed files; False when the job ended or a timeout handed the rest to another task."""
     from pipeline.ingest import is_infrastructure, read_file
 
     layout = runtime.layout()
-    taken = runtime.claim_files(job_id, file_ids, ownership.Step.READ)
     for n, file_id in enumerate(taken):
-        if not _begin_read(job_id, file_id):
+        if not _begin_read(job_id, file_id, taken_over):
             continue  # given up after too many deliveries (a worker_lost dead letter), or the job ended
         try:
             with session_scope(runtime.sql_url()) as session:  # one transaction per file: a crash redoes one file
                 job = runtime.open_job(session, job_id)
                 if job is None:
-                    return
+                    return False
                 for jobfile in repo.pending_files(session, job_id, [file_id]):
                     live = runtime.live(session)
                     steps = runtime.read_steps(live.model_path, live.chunk_tokens, live.chunk_overlap)
@@ -76,22 +88,21 @@ def read_files(self, job_id: str, file_ids: list[int]) -> None:
                 repo.refresh_counters(session, job)
         except SoftTimeLimitExceeded:  # the hard limit follows: give this file up, hand the rest on
             _timed_out(job_id, file_id, taken[:n], taken[n + 1 :])
-            return
+            return False
         except Exception as exc:  # noqa: BLE001 - sorted below: services' failures retry, the rest is the file's
             if is_infrastructure(exc):
                 raise
             _reject_file(job_id, file_id, exc)
-    runtime.release_files(taken)
-    index_files.delay(job_id, file_ids)
+    return True
 
 
-def _begin_read(job_id: str, file_id: int) -> bool:
+def _begin_read(job_id: str, file_id: int, taken_over: set[int]) -> bool:
     """Count the delivery in a transaction of its own, so that a worker killed by this file still counts it."""
     with session_scope(runtime.sql_url()) as session:
         job = runtime.open_job(session, job_id)
         if job is None:
             return False
-        if ownership.begin_read(session, job, file_id, get_settings().worker.max_deliveries):
+        if ownership.begin_read(session, job, file_id, get_settings().worker.max_deliveries, taken_over):
             return True
         repo.refresh_counters(session, job)
         return False
@@ -129,13 +140,22 @@ def _reject_file(job_id: str, file_id: int, exc: Exception) -> None:
 
 @app.task(bind=True, base=JobTask, name=INDEX_FILES)
 def index_files(self, job_id: str, file_ids: list[int]) -> None:
+    file_ids, _taken_over = runtime.claim_files(job_id, file_ids, ownership.Step.INDEX)
+    try:
+        _index_claimed(job_id, file_ids)
+    except BaseException:
+        # a retry (or a reclaim) may run in another process: a claim kept by this live one would block it
+        runtime.release_files(file_ids)
+        raise
+
+
+def _index_claimed(job_id: str, file_ids: list[int]) -> None:
     from pipeline.index import refresh
     from pipeline.ingest import index_documents
     from pipeline.reindex import still_live
 
     s = get_settings()
     layout = runtime.layout()
-    file_ids = runtime.claim_files(job_id, file_ids, ownership.Step.INDEX)
     while True:
         with session_scope(runtime.sql_url()) as session:
             job = runtime.open_job(session, job_id)
