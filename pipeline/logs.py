@@ -18,7 +18,7 @@ _HANDLER_MARK = "_docpipe_json"
 
 def configure_logging(process: str, level: str | int = "INFO", stream=None) -> None:
     """Render every record of this process as JSON on `stream` (stderr); idempotent."""
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
