@@ -46,12 +46,21 @@ def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
     return limits
 
 
+def _drop_connections() -> None:
+    """Other broker settings: the pools made for the old ones would keep sending there (another key prefix)."""
+    app._pool = None  # dropped, not closed: a producer taken from it may still be in use
+    if "amqp" in app.__dict__:
+        app.amqp._producer_pool = None
+
+
 def configure(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     broker = endpoints(settings).redis_url or "redis://127.0.0.1:6379/0"
     transport = {"visibility_timeout": settings.broker_visibility_timeout}
     if settings.broker_key_prefix:
         transport["global_keyprefix"] = settings.broker_key_prefix
+    if (app.conf.broker_url, app.conf.broker_transport_options) != (broker, transport):
+        _drop_connections()
     app.conf.update(
         broker_url=broker,
         broker_transport_options=transport,

@@ -34,7 +34,7 @@ def _cli(*args: str):
         (
             [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}] * 3,
             ["--augment", "magic"],
-            "unknown augmentation",
+            "'magic' is not one of 'none', 'concat', 'fusion'",
         ),
     ],
 )
