@@ -222,9 +222,11 @@ def index_documents(
     alias: str,
     bulk_chunk_size: int = 500,
     max_retries: int = 5,
+    last_try: bool = False,
 ) -> JobStats:
     """Embed the documents' chunks and upsert them; per-item failures become dead letters. The batch's
-    embed and index accounts are added to the job's and returned."""
+    embed and index accounts are added to the job's and returned. On the task's `last_try`, chunks still
+    refused with 429/5xx after every retry dead-letter their documents too, instead of failing the job."""
     recorder = StageRecorder()
     t = recorder.mark()
     chunks = repo.chunk_rows(session, [d.id for d in docs])
@@ -247,7 +249,7 @@ def index_documents(
                 )
             )
             row += 1
-    report = write_chunks(es, actions, chunk_size=bulk_chunk_size, max_retries=max_retries)
+    report = write_chunks(es, actions, chunk_size=bulk_chunk_size, max_retries=max_retries, give_up_retryable=last_try)
     failed: dict[str, str] = {}
     for failure in report.failures:
         failed.setdefault(failure["_id"].rsplit("-", 1)[0], f"{failure.get('status')}: {failure.get('error')}")

@@ -142,14 +142,15 @@ def _reject_file(job_id: str, file_id: int, exc: Exception) -> None:
 def index_files(self, job_id: str, file_ids: list[int]) -> None:
     file_ids, _taken_over = runtime.claim_files(job_id, file_ids, ownership.Step.INDEX)
     try:
-        _index_claimed(job_id, file_ids)
+        # the last retry dead-letters documents Elasticsearch still refuses (429/5xx) and lets the job go on
+        _index_claimed(job_id, file_ids, last_try=self.request.retries >= self.max_retries)
     except BaseException:
         # a retry (or a reclaim) may run in another process: a claim kept by this live one would block it
         runtime.release_files(file_ids)
         raise
 
 
-def _index_claimed(job_id: str, file_ids: list[int]) -> None:
+def _index_claimed(job_id: str, file_ids: list[int], last_try: bool) -> None:
     from pipeline.index import refresh
     from pipeline.ingest import index_documents
     from pipeline.reindex import still_live
@@ -183,6 +184,7 @@ def _index_claimed(job_id: str, file_ids: list[int]) -> None:
                 live.name,
                 s.bulk_chunk_size,
                 s.bulk_max_retries,
+                last_try,
             )
             repo.refresh_counters(session, job)
             if not still_live(session, live.name):

@@ -101,12 +101,14 @@ def write_chunks(
     max_retries: int = 5,
     initial_backoff: float = 0.5,
     max_backoff: float = 10,
+    give_up_retryable: bool = False,
 ) -> WriteReport:
     """Bulk-write actions that all target one index or alias (normally the write alias).
 
     Per-item rejections (bad field values, wrong vector size, conflicts) come back in the
     report for the caller to dead-letter. Items still refused with 429/502-504 after the
-    helper's backoff raise BulkIndexError (retryable) carrying the failures seen so far;
+    helper's backoff raise BulkIndexError (retryable) carrying the failures seen so far, unless
+    `give_up_retryable` (the caller's last try): they then come back in the report like any rejection;
     an unreachable cluster raises ServiceUnavailable.
     """
     stream = iter(actions)
@@ -142,6 +144,8 @@ def write_chunks(
             failure = _failure(item_id, info)
             report.failures.append(failure)
             # The helper reports a failed request as one failure per item, marked by "exception".
+            if give_up_retryable and "exception" not in info and failure["status"] in RETRYABLE_STATUSES:
+                continue  # refused item by item on the last try: the caller dead-letters its document
             _raise_if_not_item_level(failure, "exception" in info, report, target)
     except SerializationError:
         raise
