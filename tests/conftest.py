@@ -26,23 +26,39 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture(scope="session")
-def noida(tmp_path_factory):
+@contextmanager
+def noida_server(data_dir: Path):
+    """noida-db (the Elasticsearch API and a Redis) on free ports, for the block."""
     from cli.localstack.processes import start_noida
 
-    proc = start_noida(tmp_path_factory.mktemp("noida"))
-    yield proc
-    proc.stop()
+    proc = start_noida(data_dir)
+    try:
+        yield proc
+    finally:
+        proc.stop()
 
 
-@pytest.fixture(scope="session")
-def sql_url(tmp_path_factory):
+@contextmanager
+def migrated_database(folder: Path):
+    """A database at the schema's head: SQLite in `folder`, or the PostgreSQL DOCPIPE_TEST_DATABASE names."""
     from migrations.runner import upgrade
     from tests.sqlurls import sql_database
 
     kind = os.environ.get("DOCPIPE_TEST_DATABASE", "sqlite")
-    with sql_database(kind, tmp_path_factory.mktemp("sql")) as url:
+    with sql_database(kind, folder) as url:
         upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def noida(tmp_path_factory):
+    with noida_server(tmp_path_factory.mktemp("noida")) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="session")
+def sql_url(tmp_path_factory):
+    with migrated_database(tmp_path_factory.mktemp("sql")) as url:
         yield url
 
 
@@ -156,9 +172,15 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(noida, sql_url, tmp_path_factory):
+    with running_stack(noida, sql_url, tmp_path_factory.mktemp("docpipe")) as s:
+        yield s
+
+
+@contextmanager
+def running_stack(noida, sql_url: str, data_dir: Path):
+    """The test stack's settings in the environment and its three workers running, for the block."""
     from pipeline.config import get_settings
 
-    data_dir = tmp_path_factory.mktemp("docpipe")
     run = uuid.uuid4().hex[:8]
     env = {
         "DOCPIPE_DATA_DIR": str(data_dir),
@@ -180,11 +202,13 @@ def stack(noida, sql_url, tmp_path_factory):
     s.start_worker("worker-ingest")
     s.start_worker("worker-gpu")
     s.start_worker("worker-fetch")  # feed runs and the reclaim sweep
-    yield s
-    s.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    get_settings.cache_clear()
+    try:
+        yield s
+    finally:
+        s.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()

@@ -1,7 +1,7 @@
 """The chaos suite: workers, the embedded server and Elasticsearch fail during ingests, and each round checks
 that the job told the truth. Every test here is `chaos` and `integration` by where it lives; the stack is the
-session's (tests/conftest.py), its workers restarted for the suite with production redelivery (an hour) and
-beat's sweeps running, then restored. Each round's figures go to bench/results/chaos.jsonl and a table of them
+suite's own (a server, a database and workers apart from the session's), its workers restarted with production
+redelivery (an hour) and beat's sweeps running. Each round's figures go to bench/results/chaos.jsonl and a table of them
 is printed when the session ends."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.support import BEAT_ENV, WORKER_ENV, Round
+from tests.conftest import migrated_database, noida_server, running_stack
 
 CHAOS_DIR = Path(__file__).parent
 ROUNDS: list[Round] = []
@@ -35,19 +36,34 @@ def restart(stack, name: str, **env: str) -> None:
     stack.start_worker(name, **env)
 
 
+# The suite kills and restarts the embedded server and the workers and leaves drift to repair: it runs on a server,
+# a database and a stack of its own, so the tests after it find the session's stack as nothing had happened.
+@pytest.fixture(scope="package")
+def noida(tmp_path_factory):
+    with noida_server(tmp_path_factory.mktemp("chaos-noida")) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="package")
+def sql_url(tmp_path_factory):
+    with migrated_database(tmp_path_factory.mktemp("chaos-sql")) as url:
+        yield url
+
+
+@pytest.fixture(scope="package")
+def stack(noida, sql_url, tmp_path_factory):
+    with running_stack(noida, sql_url, tmp_path_factory.mktemp("chaos-docpipe")) as s:
+        yield s
+
+
 @pytest.fixture(scope="package")
 def chaos(stack):
-    """The stack as the chaos rounds need it, with beat; the rounds' records. The stack's own workers (a
-    short visibility timeout) are back afterwards for the tests that follow."""
+    """The suite's stack as the chaos rounds need it (production redelivery, beat); the rounds' records."""
     names = ["worker-ingest", "worker-gpu", "worker-fetch"]
     for name in names:
         restart(stack, name, **WORKER_ENV)
-    try:
-        with stack.beat(**BEAT_ENV):
-            yield ROUNDS
-    finally:
-        for name in names:
-            restart(stack, name)
+    with stack.beat(**BEAT_ENV):
+        yield ROUNDS
 
 
 def _p50_max(values: list[float]) -> str:
