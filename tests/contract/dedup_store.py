@@ -51,10 +51,6 @@ class DedupStoreContract:
     def delete_document(self, store: DedupStore, tenant: str, doc_id: str) -> None:
         store.remove(tenant, doc_id)
 
-    def reopen(self, store: DedupStore) -> DedupStore | None:
-        """A new store instance over the same persistent state; None where state does not persist."""
-        return None
-
     # --- helpers ------------------------------------------------------------------------------
 
     @pytest.fixture
@@ -168,17 +164,6 @@ class DedupStoreContract:
         doc, verdict = self.put(store, tenant, "c.txt", with_words_changed(b_text, [30]))
         assert verdict.duplicate_of is None and verdict.cluster_id == doc
 
-    def test_state_persists_across_store_instances(self, store, tenant):
-        text = text_of(300, 13)
-        first, _ = self.put(store, tenant, "a.txt", text)
-        fresh = self.reopen(store)
-        if fresh is None:
-            pytest.skip("this store keeps its state in memory only")
-        _, exact = self.put(fresh, tenant, "b.txt", text)
-        _, near = self.put(fresh, tenant, "c.txt", with_words_changed(text, [40]))
-        assert (exact.kind, exact.duplicate_of) == ("exact", first)
-        assert (near.kind, near.duplicate_of, near.cluster_id) == ("near", first, first)
-
 
 class SqlDedupStoreContract(DedupStoreContract):
     """The SQL store over a migrated database named by the `dedup_sql_url` fixture.
@@ -226,5 +211,15 @@ class SqlDedupStoreContract(DedupStoreContract):
         store.session.flush()
 
     def reopen(self, store):
+        """A new store instance over the same persistent state."""
         store.session.commit()
         return self._open()
+
+    def test_state_persists_across_store_instances(self, store, tenant):
+        text = text_of(300, 13)
+        first, _ = self.put(store, tenant, "a.txt", text)
+        fresh = self.reopen(store)
+        _, exact = self.put(fresh, tenant, "b.txt", text)
+        _, near = self.put(fresh, tenant, "c.txt", with_words_changed(text, [40]))
+        assert (exact.kind, exact.duplicate_of) == ("exact", first)
+        assert (near.kind, near.duplicate_of, near.cluster_id) == ("near", first, first)
