@@ -177,10 +177,34 @@ def stack(noida, sql_url, tmp_path_factory):
 
 
 @contextmanager
-def running_stack(noida, sql_url: str, data_dir: Path):
-    """The test stack's settings in the environment and its three workers running, for the block."""
+def settings_environment(env: dict[str, str]):
+    """`env` in os.environ (and the settings read again) for the block; what was there before, after it."""
     from pipeline.config import get_settings
 
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()
+
+
+@contextmanager
+def running_stack(
+    noida,
+    sql_url: str,
+    data_dir: Path,
+    workers: tuple[str, ...] = ("worker-ingest", "worker-gpu", "worker-fetch"),
+    **overrides: str,
+):
+    """A test stack of its own (broker key prefix, index prefix) with its settings in the environment and
+    `workers` running, for the block; `overrides` go on top of the test settings."""
     run = uuid.uuid4().hex[:8]
     env = {
         "DOCPIPE_DATA_DIR": str(data_dir),
@@ -194,21 +218,13 @@ def running_stack(noida, sql_url: str, data_dir: Path):
         "DOCPIPE_FILES_PER_TASK": "4",
         "DOCPIPE_MAX_FILE_BYTES": "200000",
         "DOCPIPE_FETCH_ALLOW_NETWORKS": "127.0.0.0/8",  # feeds in tests come from a loopback server
+        **overrides,
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    get_settings.cache_clear()
-    s = Stack(env, data_dir)
-    s.start_worker("worker-ingest")
-    s.start_worker("worker-gpu")
-    s.start_worker("worker-fetch")  # feed runs and the reclaim sweep
-    try:
-        yield s
-    finally:
-        s.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
+    with settings_environment(env):
+        s = Stack(env, data_dir)
+        try:
+            for name in workers:  # worker-fetch: feed runs and the reclaim sweep
+                s.start_worker(name)
+            yield s
+        finally:
+            s.stop()

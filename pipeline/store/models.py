@@ -70,6 +70,10 @@ class Job(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]
 
+    def counters(self) -> dict[str, int]:
+        """The job's counters by name, as every record and log line of the job shows them."""
+        return {name: getattr(self, name) for name in ("total", "done", "unchanged", "skipped", "failed", "chunks")}
+
 
 class JobStage(Base):
     """One stage's accounts for a job, summed over all its batches (pipeline/jobs/stats.py adds to them)."""

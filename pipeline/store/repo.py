@@ -187,12 +187,7 @@ def _job_fields(job: Job) -> dict:
         "tenant": job.tenant,
         "kind": job.kind,
         "state": job.state,
-        "total": job.total,
-        "done": job.done,
-        "unchanged": job.unchanged,
-        "skipped": job.skipped,
-        "failed": job.failed,
-        "chunks": job.chunks,
+        **job.counters(),
     }
 
 

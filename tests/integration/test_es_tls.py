@@ -11,12 +11,10 @@ import asyncio
 import datetime as dt
 import hashlib
 import ipaddress
-import os
 import ssl
 import threading
 import uuid
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,11 +26,12 @@ from cryptography.x509.oid import NameOID
 from elastic_transport import SecurityWarning
 from typer.testing import CliRunner
 
-from pipeline.config import ElasticsearchSettings, Settings, get_settings
+from pipeline.config import ElasticsearchSettings, Settings
 from pipeline.errors import ConfigError
 from pipeline.index import IndexLayout, bm25, chunk_action, refresh, write_chunks
 from pipeline.services import elasticsearch_client
 from pipeline.types import document_id
+from tests.conftest import settings_environment
 
 DIMS = 4
 UNTRUSTED = "certificate not trusted — set DOCPIPE_ELASTICSEARCH_CA_CERTS to the cluster's CA or "
@@ -207,22 +206,6 @@ def test_verify_certs_false_works_with_a_warning(https_url):
         assert _index_and_search(es) == ["harbour.txt"]
 
 
-@contextmanager
-def _environment(**env: str):
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
-
-
 def test_docpipe_search_and_the_api_over_https(https_url, certs, sql_url, tmp_path):
     from cli.main import app
 
@@ -235,10 +218,10 @@ def test_docpipe_search_and_the_api_over_https(https_url, certs, sql_url, tmp_pa
         "DOCPIPE_ELASTICSEARCH_URL": https_url,
         "DOCPIPE_INDEX_PREFIX": prefix,
     }
-    with _environment(**env, DOCPIPE_ELASTICSEARCH_CA_CERTS=str(certs["ca"])):
+    with settings_environment({**env, "DOCPIPE_ELASTICSEARCH_CA_CERTS": str(certs["ca"])}):
         trusted = CliRunner().invoke(app, ["search", "anything", "--mode", "bm25", "--json"], prog_name="docpipe")
     assert (trusted.exit_code, trusted.output.strip()) == (0, "[]")
-    with _environment(**env, DOCPIPE_ELASTICSEARCH_CA_CERTS=""):
+    with settings_environment({**env, "DOCPIPE_ELASTICSEARCH_CA_CERTS": ""}):
         refused = CliRunner().invoke(app, ["search", "anything", "--mode", "bm25"], prog_name="docpipe")
     assert refused.exit_code == 1
     assert refused.output.strip().splitlines() == [f"error: Elasticsearch at {https_url}: {UNTRUSTED}"]

@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Stack
+from tests.conftest import Stack, running_stack
 from tests.fixtures import article
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -64,35 +63,10 @@ class Sampler(threading.Thread):
 
 @pytest.fixture(scope="module")
 def big_stack(noida, sql_url, tmp_path_factory):
-    from pipeline.config import get_settings
-
+    """Workers of their own: files of 8 MiB need a larger DOCPIPE_MAX_FILE_BYTES than the shared stack's."""
     data_dir = tmp_path_factory.mktemp("docpipe-memory")
-    run = uuid.uuid4().hex[:8]
-    env = {
-        "DOCPIPE_DATA_DIR": str(data_dir),
-        "DOCPIPE_DATABASE_URL": sql_url,
-        "DOCPIPE_ELASTICSEARCH_URL": noida.elasticsearch_url,
-        "DOCPIPE_REDIS_URL": os.environ.get("DOCPIPE_TEST_REDIS_URL", noida.redis_url),
-        "DOCPIPE_BROKER_KEY_PREFIX": f"docpipe-memory-{run}:",
-        "DOCPIPE_INDEX_PREFIX": f"docpipe-memory-{run}",
-        "DOCPIPE_MAX_FILE_BYTES": str(20 * MiB),
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    get_settings.cache_clear()
-    stack = Stack(env, data_dir)
-    try:
-        for name in WORKERS:
-            stack.start_worker(name)
+    with running_stack(noida, sql_url, data_dir, WORKERS, DOCPIPE_MAX_FILE_BYTES=str(20 * MiB)) as stack:
         yield stack
-    finally:
-        stack.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
 
 
 def _idle(stack: Stack) -> dict[str, int]:

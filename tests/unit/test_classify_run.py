@@ -3,7 +3,6 @@ labels nothing fails the job, refused chunk updates end it partial, and no live 
 
 import pytest
 
-from migrations.runner import upgrade
 from pipeline.errors import PermanentError
 from pipeline.infer.classify_job import ClassifyReport
 from pipeline.infer.classify_run import ClassifySettings, advance, finish, pin_model, record_batch
@@ -13,13 +12,6 @@ from pipeline.store.models import Document, Job, JobState
 from pipeline.store.models_ml import ModelRecord, Prediction
 
 CFG = ClassifySettings("docpipe-chunks", "/models/none", 128, True)
-
-
-@pytest.fixture
-def url(tmp_path):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    upgrade(url)
-    return url
 
 
 @pytest.fixture

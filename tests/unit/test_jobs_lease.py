@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 
-from migrations.runner import upgrade
 from pipeline.hosts import is_dead_here, pid_alive, process_id
 from pipeline.jobs import lease
 from pipeline.store import repo
@@ -16,13 +15,6 @@ from pipeline.store.db import session_scope
 from pipeline.store.models import Job, utcnow
 
 LEASE = 30.0
-
-
-@pytest.fixture
-def url(tmp_path):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    upgrade(url)
-    return url
 
 
 @pytest.fixture

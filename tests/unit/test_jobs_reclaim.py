@@ -3,9 +3,6 @@ what the sweep sends again, and how deliveries turn a file that kills its worker
 
 from datetime import timedelta
 
-import pytest
-
-from migrations.runner import upgrade
 from pipeline.errors import Reason
 from pipeline.jobs import heartbeat, ownership
 from pipeline.jobs.ownership import Step as Take
@@ -23,13 +20,6 @@ REMOTE = "elsewhere:1"  # a process of another machine: only its beats tell whet
 def here(alive: set[str]):
     """alive_here for tests: processes named local:N are of this host, alive when in `alive`."""
     return lambda w: (w in alive) if w.startswith("local:") else None
-
-
-@pytest.fixture
-def url(tmp_path):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    upgrade(url)
-    return url
 
 
 def _job(url, files=4, read=0) -> tuple[str, list[int]]:

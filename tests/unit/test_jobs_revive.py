@@ -3,9 +3,6 @@ depending on its state, its open work and which queues are idle."""
 
 from datetime import timedelta
 
-import pytest
-
-from migrations.runner import upgrade
 from pipeline.jobs.revive import Resend, Step, groups, revived_jobs, select_resends
 from pipeline.store import repo
 from pipeline.store.db import session_scope
@@ -13,13 +10,6 @@ from pipeline.store.models import Job, JobDocument, JobState, Outcome
 
 STALLED = timedelta(0)  # anything touched before now counts as stalled
 FRESH = timedelta(hours=1)
-
-
-@pytest.fixture
-def url(tmp_path):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    upgrade(url)
-    return url
 
 
 def _job(url, state=JobState.RUNNING, files=0, read=0, indexed_files=0, kind="ingest") -> tuple[str, list[int]]:

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from migrations.runner import upgrade
 from pipeline.jobs import lease
 from pipeline.store import model_registry, repo
 from pipeline.store.db import session_scope
@@ -15,13 +14,6 @@ from pipeline.train.data import Examples
 from pipeline.train.job import TrainingJob, TrainRequest
 
 RESULT = {"metrics": {"accuracy": 0.8, "macro_f1": 0.75}, "best_epoch": 2, "examples_per_s": 10.0, "steps": 12}
-
-
-@pytest.fixture
-def url(tmp_path):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    upgrade(url)
-    return url
 
 
 @pytest.fixture

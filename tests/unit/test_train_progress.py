@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 
-from migrations.runner import upgrade
 from pipeline.jobs import lease
 from pipeline.store import repo
 from pipeline.store.db import session_scope
@@ -22,13 +21,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def url(tmp_path):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    upgrade(url)
-    return url
 
 
 @pytest.fixture
