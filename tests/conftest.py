@@ -121,7 +121,10 @@ class Stack:
 
         args = self.workers[worker].args  # started with -n <name>-<tag>@%h
         names = [args[args.index("-n") + 1].replace("%h", socket.gethostname())]
-        assert app.control.cancel_consumer(queue, destination=names, reply=True, timeout=60)
+        deadline = time.monotonic() + 60
+        # a worker that has just started may not answer control messages yet: ask until it does
+        while not app.control.cancel_consumer(queue, destination=names, reply=True, timeout=5):
+            assert time.monotonic() < deadline, f"{worker} never answered cancel_consumer"
         try:
             yield
         finally:

@@ -126,18 +126,17 @@ def worker_id() -> str:
     return process_id()
 
 
-def claim_files(job_id: str, file_ids: list[int], step) -> tuple[list[int], set[int]]:
+def claim_files(job_id: str, file_ids: list[int], step, retry: bool = False) -> list[int]:
     """Claim for this process the files of `file_ids` open for `step` that no live process holds (committed
-    at once, before any work): (the files taken, those taken from a dead owner). For the index step, a
-    delivery is counted on each file taken for the first time or from a dead owner (poison control)."""
+    at once, before any work); for the index step, one more delivery is counted on each unless the task is a
+    Celery `retry` (poison control counts worker deaths, not errors a live process retries)."""
     from pipeline.jobs import ownership
 
     w = get_settings().worker
     with session_scope(sql_url()) as session:
         job = open_job(session, job_id)
         if job is None:
-            return [], set()
-        taken_over: set[int] = set()
+            return []
         taken = ownership.claim(
             session,
             job_id,
@@ -145,12 +144,11 @@ def claim_files(job_id: str, file_ids: list[int], step) -> tuple[list[int], set[
             worker_id(),
             step,
             lambda owners: heartbeat.dead_workers(session, owners, w.heartbeat_ttl),
-            taken_over=taken_over,
         )
         if step == ownership.Step.INDEX and taken:
-            ownership.begin_index(session, job, taken, w.max_deliveries, taken_over)
+            ownership.begin_index(session, job, taken, w.max_deliveries, count=not retry)
             repo.refresh_counters(session, job)
-        return taken, taken_over
+        return taken
 
 
 def release_files(file_ids: list[int]) -> None:

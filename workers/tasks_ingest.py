@@ -57,9 +57,10 @@ def start_job(self, job_id: str) -> None:
 
 @app.task(bind=True, base=JobTask, name=READ_FILES)
 def read_files(self, job_id: str, file_ids: list[int]) -> None:
-    taken, taken_over = runtime.claim_files(job_id, file_ids, ownership.Step.READ)
+    retry = self.request.retries > 0
+    taken = runtime.claim_files(job_id, file_ids, ownership.Step.READ, retry)
     try:
-        read_all = _read_claimed(job_id, taken, taken_over)
+        read_all = _read_claimed(job_id, taken, count=not retry)
     except BaseException:
         runtime.release_files(taken)  # a retry may run in another process: see index_files
         raise
@@ -68,13 +69,13 @@ def read_files(self, job_id: str, file_ids: list[int]) -> None:
         index_files.delay(job_id, file_ids)
 
 
-def _read_claimed(job_id: str, taken: list[int], taken_over: set[int]) -> bool:
+def _read_claimed(job_id: str, taken: list[int], count: bool) -> bool:
     """Read the claimed files; False when the job ended or a timeout handed the rest to another task."""
     from pipeline.ingest import is_infrastructure, read_file
 
     layout = runtime.layout()
     for n, file_id in enumerate(taken):
-        if not _begin_read(job_id, file_id, taken_over):
+        if not _begin_read(job_id, file_id, count):
             continue  # given up after too many deliveries (a worker_lost dead letter), or the job ended
         try:
             with session_scope(runtime.sql_url()) as session:  # one transaction per file: a crash redoes one file
@@ -96,13 +97,13 @@ def _read_claimed(job_id: str, taken: list[int], taken_over: set[int]) -> bool:
     return True
 
 
-def _begin_read(job_id: str, file_id: int, taken_over: set[int]) -> bool:
+def _begin_read(job_id: str, file_id: int, count: bool) -> bool:
     """Count the delivery in a transaction of its own, so that a worker killed by this file still counts it."""
     with session_scope(runtime.sql_url()) as session:
         job = runtime.open_job(session, job_id)
         if job is None:
             return False
-        if ownership.begin_read(session, job, file_id, get_settings().worker.max_deliveries, taken_over):
+        if ownership.begin_read(session, job, file_id, get_settings().worker.max_deliveries, count):
             return True
         repo.refresh_counters(session, job)
         return False
@@ -140,7 +141,7 @@ def _reject_file(job_id: str, file_id: int, exc: Exception) -> None:
 
 @app.task(bind=True, base=JobTask, name=INDEX_FILES)
 def index_files(self, job_id: str, file_ids: list[int]) -> None:
-    file_ids, _taken_over = runtime.claim_files(job_id, file_ids, ownership.Step.INDEX)
+    file_ids = runtime.claim_files(job_id, file_ids, ownership.Step.INDEX, retry=self.request.retries > 0)
     try:
         # the last retry dead-letters documents Elasticsearch still refuses (429/5xx) and lets the job go on
         _index_claimed(job_id, file_ids, last_try=self.request.retries >= self.max_retries)

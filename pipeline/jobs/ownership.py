@@ -39,11 +39,9 @@ def claim(
     step: Step,
     dead: Callable[[set[str]], set[str]],
     now: datetime | None = None,
-    taken_over: set[int] | None = None,
 ) -> list[int]:
     """Take the files of `file_ids` still open for `step` that no live process holds; their ids, in order.
-    `dead(owners)` says which of the current owners are dead; the ids taken from a dead owner are added to
-    `taken_over` when it is given."""
+    `dead(owners)` says which of the current owners are dead."""
     rows = list(
         session.scalars(
             select(JobFile)
@@ -60,8 +58,6 @@ def claim(
     for row in rows:
         if row.owner and row.owner != me and row.owner not in gone:
             continue
-        if taken_over is not None and row.owner and row.owner != me:
-            taken_over.add(row.id)
         row.owner, row.claimed_at = me, now
         taken.append(row.id)
     return taken
@@ -78,20 +74,17 @@ def release(session: Session, file_ids: list[int], me: str) -> None:
         )
 
 
-def begin_read(
-    session: Session, job: Job, file_id: int, max_deliveries: int, taken_over: set[int] | None = None
-) -> bool:
+def begin_read(session: Session, job: Job, file_id: int, max_deliveries: int, count: bool = True) -> bool:
     """Count one more delivery of the file before reading it (commit before the read begins). False when
     it was already taken `max_deliveries` times: it is then a `worker_lost` dead letter, not read again."""
     jobfile = session.get(JobFile, file_id, with_for_update=True)
     if jobfile is None or jobfile.status != READ_PENDING:
         return False
-    counts = taken_over is None or jobfile.deliveries == 0 or file_id in taken_over  # see begin_index
-    if counts and jobfile.deliveries >= max_deliveries:
+    if count and jobfile.deliveries >= max_deliveries:  # count: see begin_index
         detail = f"taken {jobfile.deliveries} times; its worker died (crash, OOM kill or hard time limit) each time"
         give_up(session, job, jobfile, Reason.WORKER_LOST, detail)
         return False
-    jobfile.deliveries += int(counts)
+    jobfile.deliveries += int(count)
     return True
 
 
@@ -101,14 +94,12 @@ def give_up(session: Session, job: Job, jobfile: JobFile, reason: Reason, detail
     jobfile.status, jobfile.owner, jobfile.claimed_at = FILE_FAILED, None, None
 
 
-def begin_index(
-    session: Session, job: Job, file_ids: list[int], max_deliveries: int, taken_over: set[int] | None = None
-) -> list[int]:
+def begin_index(session: Session, job: Job, file_ids: list[int], max_deliveries: int, count: bool = True) -> list[int]:
     """Count one more delivery of each claimed file that still has documents to index, and return the files
     to index. A file already taken `max_deliveries` times has its open documents dead-lettered `worker_lost`.
 
-    With `taken_over` given, only a file's first take and a take from a dead owner count: a Celery retry after
-    an error (a bulk refused past its backoff, a database hiccup) is not a worker's death."""
+    `count` is False for a Celery retry: its task raised (a bulk refused past its backoff, a database hiccup)
+    in a live process, which is no worker's death. A message the broker or the reclaim sends again counts."""
     open_docs: dict[int, list[tuple[str, str]]] = {}
     for file_id, doc_id, source in session.execute(
         select(JobDocument.file_id, JobDocument.document_id, Document.source)
@@ -119,9 +110,8 @@ def begin_index(
             open_docs.setdefault(file_id, []).append((doc_id, source))
     keep = []
     for jobfile in session.scalars(select(JobFile).where(JobFile.id.in_(list(open_docs))).with_for_update()):
-        counts = taken_over is None or jobfile.index_deliveries == 0 or jobfile.id in taken_over
-        if not counts or jobfile.index_deliveries < max_deliveries:
-            jobfile.index_deliveries += int(counts)
+        if not count or jobfile.index_deliveries < max_deliveries:
+            jobfile.index_deliveries += int(count)
             keep.append(jobfile.id)
             continue
         detail = f"indexing its file was taken {jobfile.index_deliveries} times; its worker died each time"

@@ -153,32 +153,17 @@ def test_index_deliveries_count_files_with_open_documents_and_give_up_after_the_
         assert (job.done, job.failed, job.total) == (1, 1, 2)
 
 
-def test_retries_in_a_live_process_are_not_deliveries_only_first_takes_and_takeovers_are(url):
+def test_celery_retries_are_not_deliveries_but_messages_sent_again_are(url):
     job_id, ids = _job(url, files=1, read=1)
-    for taken_over, expected in ((set(), 1), (set(), 1), (set(), 1), (set(), 1), ({ids[0]}, 2)):
+    for count, expected in ((True, 1), (False, 1), (False, 1), (False, 1), (True, 2)):
         with session_scope(url) as s:
             job = s.get(Job, job_id)
-            assert ownership.begin_index(s, job, ids, max_deliveries=3, taken_over=taken_over) == ids
+            assert ownership.begin_index(s, job, ids, max_deliveries=3, count=count) == ids
         with session_scope(url) as s:
             assert s.get(JobFile, ids[0]).index_deliveries == expected
     job_id, ids = _job(url, files=1)
-    for _ in range(4):  # a read retried after a database error counts once; a dead owner's file counts again
+    for count in (True, False, False, False, True):  # a read retried after a database error is not counted
         with session_scope(url) as s:
-            assert ownership.begin_read(s, s.get(Job, job_id), ids[0], max_deliveries=3, taken_over=set())
+            assert ownership.begin_read(s, s.get(Job, job_id), ids[0], max_deliveries=3, count=count)
     with session_scope(url) as s:
-        assert ownership.begin_read(s, s.get(Job, job_id), ids[0], max_deliveries=3, taken_over={ids[0]})
         assert s.get(JobFile, ids[0]).deliveries == 2
-
-
-def test_a_claim_reports_the_files_it_took_from_a_dead_owner(url):
-    job_id, ids = _job(url, files=2)
-    assert _claim(url, job_id, ids, "host:1") == ids
-    with session_scope(url) as s:
-        over: set[int] = set()
-        dead = ownership.claim(s, job_id, ids[:1], "host:2", Take.READ, lambda owners: set(owners), taken_over=over)
-        assert (dead, over) == (ids[:1], {ids[0]})
-        over = set()
-        assert (
-            ownership.claim(s, job_id, ids[1:], "host:1", Take.READ, lambda owners: set(), taken_over=over) == ids[1:]
-        )
-        assert over == set()  # its own claim again: not a takeover
