@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Stack, running_stack
+from tests.conftest import Stack, migrated_database, running_stack
 from tests.fixtures import article
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -62,10 +62,15 @@ class Sampler(threading.Thread):
 
 
 @pytest.fixture(scope="module")
-def big_stack(noida, sql_url, tmp_path_factory):
-    """Workers of their own: files of 8 MiB need a larger DOCPIPE_MAX_FILE_BYTES than the shared stack's."""
+def big_stack(noida, tmp_path_factory):
+    """Workers and a database of their own: files of 8 MiB need a larger DOCPIPE_MAX_FILE_BYTES than the shared
+    stack's, and their thousands of chunks must not reach the shared database (a reindex there builds from all
+    of SQL)."""
     data_dir = tmp_path_factory.mktemp("docpipe-memory")
-    with running_stack(noida, sql_url, data_dir, WORKERS, DOCPIPE_MAX_FILE_BYTES=str(20 * MiB)) as stack:
+    with (
+        migrated_database(tmp_path_factory.mktemp("memory-sql")) as sql_url,
+        running_stack(noida, sql_url, data_dir, WORKERS, DOCPIPE_MAX_FILE_BYTES=str(20 * MiB)) as stack,
+    ):
         yield stack
 
 
