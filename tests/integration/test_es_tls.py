@@ -31,7 +31,7 @@ from pipeline.errors import ConfigError
 from pipeline.index import IndexLayout, bm25, chunk_action, refresh, write_chunks
 from pipeline.services import elasticsearch_client
 from pipeline.types import document_id
-from tests.conftest import settings_environment
+from tests.conftest import migrated_database, settings_environment
 
 DIMS = 4
 UNTRUSTED = "certificate not trusted — set DOCPIPE_ELASTICSEARCH_CA_CERTS to the cluster's CA or "
@@ -206,9 +206,17 @@ def test_verify_certs_false_works_with_a_warning(https_url):
         assert _index_and_search(es) == ["harbour.txt"]
 
 
-def test_docpipe_search_and_the_api_over_https(https_url, certs, sql_url, tmp_path):
+@pytest.fixture
+def own_sql_url(tmp_path):
+    """A database of this test's own: the index version it records must not join the shared stack's."""
+    with migrated_database(tmp_path) as url:
+        yield url
+
+
+def test_docpipe_search_and_the_api_over_https(https_url, certs, own_sql_url, tmp_path):
     from cli.main import app
 
+    sql_url = own_sql_url
     with elasticsearch_client(_settings(https_url, ca_certs=str(certs["ca"]))) as es:
         prefix = f"tls-{uuid.uuid4().hex[:8]}"
         IndexLayout(es, prefix).ensure_live(DIMS)

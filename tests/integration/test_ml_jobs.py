@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.reindex.live import live_row
 from pipeline.store.db import session_scope
-from pipeline.store.models import Document, IndexVersion, Job
+from pipeline.store.models import Document, Job
 from pipeline.store.models_ml import Prediction
 from pipeline.types import document_id
 from tests.ml_support import TOPICS, docpipe_json, topic_rows, topic_text, write_rows
@@ -86,7 +87,7 @@ def test_train_promote_classify_end_to_end(stack, corpus, classified):
     assert model["metrics"]["retrieval"]["augment"] == "concat"
     assert rec["metrics"]["progress"]["total_steps"] == 6 and len(rec["metrics"]["history"]["concat"]) == 1
     with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as s:
-        live_index = s.query(IndexVersion).filter_by(state="live").one().name
+        live_index = live_row(s, stack.settings().index_prefix).name
     assert model["index_version"] == live_index
 
     # neighbours were saved with the job; an indexed document never neighbours its own example
