@@ -14,7 +14,7 @@ from api.highlight import highlight
 from api.schemas import Error, SearchOut, display_name
 from api.v1_documents import upload_source
 from pipeline.infer.labels import UnknownLabel, labels_filter
-from pipeline.retrieve import SearchRefused, check_search
+from pipeline.retrieve import SearchRefused, check_search, tenant_fusion
 from pipeline.retrieve import search as run_search
 
 router = APIRouter(prefix="/v1", tags=["search"])
@@ -69,6 +69,9 @@ def run(ctx, tenant: str, q: str, mode: str, k: int, filters: list[dict]) -> lis
     encoder = ctx.encoder(model_path) if mode != "bm25" else None
     # server-side RRF only when configured (it needs a licence on self-managed Elasticsearch)
     extra = {"server_rrf": True} if getattr(ctx.settings, "server_rrf", False) else {}
+    if mode == "hybrid":
+        with ctx.session() as session:
+            extra["fusion"] = tenant_fusion(session, tenant)
     try:
         hits = run_search(ctx.es, index, tenant, q, mode, k, encoder, filters=filters, **extra)
     except NotFoundError:

@@ -23,17 +23,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.progress import Progress  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from bench.inprocess import ingest_files  # noqa: E402
 from cli.localstack.processes import start_noida  # noqa: E402
 from migrations import runner as migrate  # noqa: E402
 from pipeline.chunk import Chunker  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
 from pipeline.embed import get_encoder  # noqa: E402
-from pipeline.index import IndexLayout, refresh  # noqa: E402
-from pipeline.ingest import ReadSteps, index_documents, read_file  # noqa: E402
-from pipeline.jobs.stats import JobStats  # noqa: E402
+from pipeline.index import IndexLayout  # noqa: E402
+from pipeline.ingest import ReadSteps  # noqa: E402
 from pipeline.store import repo  # noqa: E402
 from pipeline.store.db import session_scope  # noqa: E402
-from pipeline.store.models import Chunk, Document, DocumentStatus, JobFile  # noqa: E402
+from pipeline.store.models import Chunk, Document, DocumentStatus  # noqa: E402
 
 
 def bbc_texts(limit: int | None) -> list[str]:
@@ -79,26 +79,11 @@ def run(settings: Settings, url: str, es_url: str, folder: Path, n_docs: int, ba
     )
     layout = IndexLayout(es, settings.index_prefix)
     layout.ensure_live(encoder.dims)
-    stats = JobStats()
     files = sorted(folder.iterdir())
     started = time.perf_counter()
     with session_scope(url) as session, Progress() as bar:
         job = repo.create_job(session, "bench", [str(folder)])
-        repo.add_job_files(session, job, [str(p) for p in files])
-        reading = bar.add_task("read/clean/dedup/chunk", total=len(files))
-        for jobfile in repo.pending_files(session, job.id):
-            stats.add(read_file(session, job, jobfile, steps, es, layout.write_alias))
-            bar.advance(reading)
-        session.flush()
-        file_ids = [f.id for f in session.scalars(select(JobFile).where(JobFile.job_id == job.id))]
-        pending = repo.pending_documents(session, job.id, file_ids)
-        indexing = bar.add_task("embed/index", total=len(pending))
-        for i in range(0, len(pending), batch_docs):
-            batch = pending[i : i + batch_docs]
-            stats.add(index_documents(session, job, batch, encoder, es, layout.write_alias))
-            bar.advance(indexing, len(batch))
-        refresh(es, layout.read_alias)
-        repo.finish_if_done(session, job)
+        stats = ingest_files(session, job, files, steps, es, layout, encoder, batch_docs, bar)
         end_to_end = time.perf_counter() - started
         dup_kinds = dict(
             session.execute(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -164,6 +165,15 @@ def wait_for_job(job_id: str, progress: Callable[[dict], tuple[int | None, int, 
             if rec["state"] in JobState.FINAL:
                 return rec
             time.sleep(0.5)
+
+
+@contextmanager
+def progress_bar(total: int, what: str) -> Iterator[Callable[[], None]]:
+    """A bar on stderr for `total` steps of CLI work; yields the function that advances it by one."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda: bar.advance(task)
 
 
 def finish(rec: dict, as_json: bool, summary: Callable[[dict], None] = ingest_summary) -> None:

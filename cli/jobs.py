@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.choices import JobStatus, SearchMode
-from cli.common import JSON, TENANT, console, fail, job_record, out, session, submit_job
+from cli.common import JSON, TENANT, console, fail, job_record, out, progress_bar, session, submit_job
 from pipeline.config import get_settings
 
 
@@ -166,8 +166,12 @@ def search(
     from pipeline.retrieve import search as run_search
 
     check_search(mode.value, k, get_settings().api.max_k)  # the API's limits and messages
+    from pipeline.retrieve import tenant_fusion
+
     filters = _label_filters(tenant, labels)
     es, alias, encoder = _search_clients(need_encoder=mode != SearchMode.BM25)
+    with session() as db:
+        fusion = tenant_fusion(db, tenant)
     hits = run_search(
         es,
         alias,
@@ -178,6 +182,7 @@ def search(
         encoder,
         filters=filters,
         server_rrf=get_settings().server_rrf,
+        fusion=fusion,
     )
     if as_json:
         out.print_json(json.dumps([h.__dict__ for h in hits]))
@@ -194,45 +199,69 @@ def eval_search(
     modes: str = typer.Option("bm25,knn,hybrid", "--modes", help="Comma-separated, of: bm25, knn, hybrid."),
     k: int = typer.Option(10, "--k", help="Cut-off of the scores (1 to DOCPIPE_API_MAX_K)."),
     tenant: str = TENANT,
+    aggregate: str = typer.Option(
+        "max", "--aggregate", help="A document ranks by its best chunk (max) or by the sum of its chunks (sum)."
+    ),
+    tune: bool = typer.Option(
+        False, "--tune", help="Pick the hybrid fusion that scores best on these queries and store it for the tenant."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --tune: report the tuned fusion, store nothing."),
     as_json: bool = JSON,
 ) -> None:
-    """MRR@k, nDCG@k and recall@k per mode, at document level, over judged queries (JSON lines)."""
-    from pipeline.evaluate import load_queries, mean_scores, score_query
-    from pipeline.retrieve import check_search
-    from pipeline.retrieve import search as run_search
+    """MRR@k, nDCG@k and recall@k per mode, at document level, over judged queries (JSON lines).
+
+    Hybrid uses the tenant's stored fusion (plain RRF until `--tune` stored one).
+    """
+    from pipeline.evaluate import load_queries
+    from pipeline.retrieve import FUSION_SETTING, check_search, tenant_fusion
+    from pipeline.store.tenants import put_setting
+    from pipeline.tune import AGGREGATES, collect_runs, holdout, score_runs
+    from pipeline.tune import tune as tune_fusion
 
     chosen = [m.strip() for m in modes.split(",") if m.strip()] or fail("--modes names no mode")
     for mode in chosen:
         check_search(mode, k, get_settings().api.max_k)
+    if aggregate not in AGGREGATES:
+        fail(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
     try:
         judged = load_queries(queries)
     except (OSError, ValueError) as exc:
         fail(str(exc))
-    es, alias, encoder = _search_clients(need_encoder=chosen != ["bm25"])
-    report = {}
+    es, alias, encoder = _search_clients()
+    with progress_bar(len(judged), "searching") as advance:
+        runs = collect_runs(es, alias, tenant, judged, encoder, k * 5, progress=advance)
+    with session() as db:
+        fusion = tenant_fusion(db, tenant)
+    report: dict = {"k": k, "queries": len(judged), "aggregate": aggregate, "fusion": fusion.label(), "modes": {}}
     for mode in chosen:
-        # fetch more chunks than k: several chunks of one document count once
-        per_query = [
-            score_query(
-                [
-                    h.source
-                    for h in run_search(
-                        es, alias, tenant, q.query, mode, k * 5, encoder, server_rrf=get_settings().server_rrf
-                    )
-                ],
-                q.relevant,
-                k,
-            )
-            for q in judged
-        ]
-        report[mode] = mean_scores(per_query)
+        report["modes"][mode] = score_runs(runs, mode, k, fusion, aggregate)
+    if tune:
+        tuned = tune_fusion(runs, k, aggregate)
+        report["tuned"] = {"fusion": tuned.fusion.as_dict(), "label": tuned.fusion.label(), **tuned.scores}
+        report["holdout"] = holdout(runs, k, aggregate) if len(runs) >= 4 else None
+        report["stored"] = not dry_run
+        if not dry_run:
+            with session() as db:
+                put_setting(db, tenant, FUSION_SETTING, tuned.as_setting())
     if as_json:
-        out.print_json(json.dumps({"k": k, "queries": len(judged), "modes": report}))
+        out.print_json(json.dumps(report))
         return
-    table = Table("mode", f"MRR@{k}", f"nDCG@{k}", f"recall@{k}", title=f"{len(judged)} queries, tenant {tenant}")
-    for mode, m in report.items():
+    title = f"{len(judged)} queries, tenant {tenant}, hybrid = {fusion.label()}, documents by their {aggregate}"
+    table = Table("mode", f"MRR@{k}", f"nDCG@{k}", f"recall@{k}", title=title)
+    for mode, m in report["modes"].items():
         table.add_row(mode, f"{m['mrr']:.3f}", f"{m['ndcg']:.3f}", f"{m['recall']:.3f}")
+    if tune:
+        t = report["tuned"]
+        table.add_row(f"tuned ({t['label']})", f"{t['mrr']:.3f}", f"{t['ndcg']:.3f}", f"{t['recall']:.3f}")
     out.print(table)
+    if tune and report["holdout"]:
+        h = report["holdout"]
+        out.print(
+            "held-out queries (2 folds) MRR: "
+            + ", ".join(f"{mode} {h[mode]['mrr']:.3f}" for mode in ("bm25", "knn", "hybrid", "tuned"))
+        )
+    if tune:
+        out.print("stored for the tenant: hybrid searches use it" if not dry_run else "dry run: nothing stored")
 
 
 def register(app: typer.Typer) -> None:

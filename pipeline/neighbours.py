@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.dedup import Deduplicator
 from pipeline.index import hybrid
+from pipeline.retrieve import tenant_fusion
 from pipeline.store.dedupstore import SqlDedupStore
 from pipeline.store.models import Document
 
@@ -184,6 +185,7 @@ def retrieve(
     """Up to k passages per text (one per document), best first, each allowed by the text's rule."""
     queries = [" ".join(t.split()[:QUERY_WORDS]) for t in texts]
     vectors = encoder.encode(queries)
+    fusion = tenant_fusion(session, tenant)  # as the tenant's own searches fuse
     fetch = 3 * k + 5  # room for several chunks of one document
 
     def search(i: int):
@@ -196,6 +198,7 @@ def retrieve(
             fetch,
             window=max(4 * fetch, 20),
             filters=rules[i].filters(allow_undated),
+            fusion=fusion,
         )
 
     raw = []

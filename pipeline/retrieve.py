@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
+from sqlalchemy.orm import Session
+
 from pipeline.errors import PermanentError
-from pipeline.index import Hit, bm25, hybrid, hybrid_rrf_retriever, knn
+from pipeline.index import DEFAULT_FUSION, Fusion, Hit, bm25, hybrid, hybrid_rrf_retriever, knn
+from pipeline.store.tenants import get_setting
+
+log = logging.getLogger(__name__)
+FUSION_SETTING = "search_fusion"  # the tenant setting `docpipe eval-search --tune` stores
 
 MODES = ("bm25", "knn", "hybrid")
 
@@ -37,6 +45,7 @@ def search(
     encoder=None,
     filters: list[dict] | None = None,
     server_rrf: bool = False,
+    fusion: Fusion = DEFAULT_FUSION,
 ) -> list[Hit]:
     check_mode(mode)
     if mode == "bm25":
@@ -44,5 +53,18 @@ def search(
     vector = encoder.encode([query])[0].tolist()
     if mode == "knn":
         return knn(es, alias, tenant, vector, k, filters=filters)
-    fuse = hybrid_rrf_retriever if server_rrf else hybrid
-    return fuse(es, alias, tenant, query, vector, k, filters=filters)
+    if server_rrf and fusion.is_plain_rrf:
+        return hybrid_rrf_retriever(es, alias, tenant, query, vector, k, fusion.rank_constant, filters=filters)
+    return hybrid(es, alias, tenant, query, vector, k, filters=filters, fusion=fusion)
+
+
+def tenant_fusion(session: Session, tenant: str) -> Fusion:
+    """The hybrid fusion tuned for the tenant, else plain RRF."""
+    stored = get_setting(session, tenant, FUSION_SETTING)
+    if not stored:
+        return DEFAULT_FUSION
+    try:
+        return Fusion.from_dict(stored.get("fusion"))
+    except (TypeError, ValueError) as exc:  # a hand-edited row must not break the tenant's searches
+        log.warning("tenant %s has an unusable search fusion (%s): plain RRF used", tenant, exc)
+        return DEFAULT_FUSION

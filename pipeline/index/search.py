@@ -1,4 +1,4 @@
-"""Tenant-scoped lexical, vector and hybrid (reciprocal rank fusion) search over chunks.
+"""Tenant-scoped lexical, vector and hybrid (fused, see fusion.py) search over chunks.
 
 Every query carries the tenant as a filter; for kNN the filter sits inside the `knn`
 clause so the k nearest are chosen among the tenant's own chunks, not cut from the
@@ -7,31 +7,19 @@ global k nearest afterwards (which can leave a tenant with nothing).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from pipeline.index.fusion import DEFAULT_FUSION, Fusion, fuse
 from pipeline.index.guard import guard
+from pipeline.index.hits import Hit
 
 # The search API takes a list of fields for _source; the client's typing admits only a bool or a mapping.
 _FIELDS: Any = ["chunk_id", "doc_id", "source", "ordinal", "text", "title"]
 # Elasticsearch's ceiling for num_candidates (and therefore for k).
 _MAX_CANDIDATES = 10_000
-
-
-@dataclass
-class Hit:
-    chunk_id: str
-    doc_id: str
-    source: str
-    ordinal: int
-    score: float
-    text: str
-    title: str | None
-    rank: int  # 1-based position in the list it was returned in
 
 
 def bm25(
@@ -75,19 +63,35 @@ def hybrid(
     query: str,
     vector: Sequence[float],
     k: int,
-    rank_constant: int = 60,
     window: int | None = None,
     filters: list[dict] | None = None,
     num_candidates: int | None = None,
+    fusion: Fusion = DEFAULT_FUSION,
 ) -> list[Hit]:
-    """BM25 and kNN fetched separately (`window` hits each), fused here with RRF.
+    """BM25 and kNN fetched separately (`window` hits each), fused here (pipeline/index/fusion.py).
 
     Needs no licence and behaves the same on every Elasticsearch 8/9 deployment.
     """
+    lexical, semantic = both_lists(es, alias, tenant, query, vector, k, window, filters, num_candidates)
+    return fuse(lexical, semantic, k, fusion)
+
+
+def both_lists(
+    es: Elasticsearch,
+    alias: str,
+    tenant: str,
+    query: str,
+    vector: Sequence[float],
+    k: int,
+    window: int | None = None,
+    filters: list[dict] | None = None,
+    num_candidates: int | None = None,
+) -> tuple[list[Hit], list[Hit]]:
+    """The two rankings a hybrid search fuses, `window` hits each (tuning fuses them many ways)."""
     window = _window(k, window)
-    lexical = bm25(es, alias, tenant, query, window, filters)
-    semantic = knn(es, alias, tenant, vector, window, num_candidates, filters)
-    return rrf_fuse([lexical, semantic], k, rank_constant)
+    return bm25(es, alias, tenant, query, window, filters), knn(
+        es, alias, tenant, vector, window, num_candidates, filters
+    )
 
 
 def hybrid_rrf_retriever(
@@ -122,36 +126,6 @@ def hybrid_rrf_retriever(
     with guard("rrf retriever search"):
         resp = es.search(index=alias, retriever=retriever, size=k, source=_FIELDS)
     return _hits(resp)
-
-
-def rrf_fuse(lists: list[list[Hit]], k: int, rank_constant: int = 60) -> list[Hit]:
-    """Reciprocal rank fusion: score = sum over lists of 1 / (rank_constant + rank).
-
-    Ranks are 1-based positions in each list. Equal scores keep the order in which the
-    hits were first met walking the lists depth by depth (rank 1 of every list, then
-    rank 2, ...), so a tie goes to the hit seen at a better rank, then to the earlier list.
-    """
-    if rank_constant < 1:
-        raise ValueError("rank_constant must be at least 1")
-    if k <= 0:
-        return []
-    first_seen: dict[str, Hit] = {}
-    parts: dict[str, list[float]] = {}
-    counted: set[tuple[int, str]] = set()
-    for depth in range(max((len(hits) for hits in lists), default=0)):
-        for which, hits in enumerate(lists):
-            if depth >= len(hits):
-                continue
-            key = hits[depth].chunk_id
-            if (which, key) in counted:  # a list repeating a hit must not vote twice
-                continue
-            counted.add((which, key))
-            first_seen.setdefault(key, hits[depth])
-            parts.setdefault(key, []).append(1.0 / (rank_constant + depth + 1))
-    # fsum makes the total independent of summation order, so exact ties stay ties.
-    totals = {key: math.fsum(values) for key, values in parts.items()}
-    order = sorted(first_seen, key=lambda key: -totals[key])
-    return [replace(first_seen[key], score=totals[key], rank=rank) for rank, key in enumerate(order[:k], start=1)]
 
 
 def _window(k: int, window: int | None) -> int:

@@ -57,9 +57,15 @@ def test_ingest_wait_brings_the_stack_up_then_search_status_down(tmp_path):
         assert hits[0]["source"].endswith("vaccine.md")
         bm25 = json.loads(docpipe(tmp_path, "search", "wage deal dock workers", "--mode", "bm25", "--json").stdout)
         assert bm25[0]["source"].endswith("harbour.txt")
-        report = json.loads(docpipe(tmp_path, "eval-search", "examples/queries.jsonl", "--json").stdout)
+        report = json.loads(docpipe(tmp_path, "eval-search", "examples/queries.jsonl", "--tune", "--json").stdout)
         assert report["queries"] == 4 and set(report["modes"]) == {"bm25", "knn", "hybrid"}
-        assert report["modes"]["hybrid"]["mrr"] >= 0.75
+        assert report["fusion"] == "rrf w=0.50 c=60" and report["modes"]["hybrid"]["mrr"] >= 0.75
+        tuned = report["tuned"]
+        assert report["stored"] and tuned["mrr"] >= max(m["mrr"] for m in report["modes"].values())
+        again = json.loads(
+            docpipe(tmp_path, "eval-search", "examples/queries.jsonl", "--modes", "hybrid", "--json").stdout
+        )
+        assert again["fusion"] == tuned["label"] and again["modes"]["hybrid"]["mrr"] == tuned["mrr"]  # stored, used
 
         jobs = json.loads(docpipe(tmp_path, "jobs", "--json").stdout)
         assert [j["id"] for j in jobs] == [rec["id"]]
