@@ -11,10 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from fastapi.staticfiles import StaticFiles
 
 from api import dashboard, errors, ops, v1_documents, v1_index, v1_jobs, v1_models, v1_monitor, v1_search, v1_sources
 from api.context import ApiContext
+from api.errors import publish_error_bodies
 from api.metrics import registry_for
 from api.observe import HttpMetrics, RequestContext
 from pipeline.config import Settings, get_settings
@@ -35,12 +37,10 @@ def create_app(
     through Celery by default, like `docpipe ingest` (tests pass recorders)."""
     configure_logging("api")
     ctx = ApiContext(settings or get_settings(), enqueue, send_task)
-    # no /docs or /redoc: their pages load scripts from a CDN; /openapi.json is the contract
-    app = FastAPI(
+    # /docs and /redoc serve their scripts from the fastapi-offline package, never from a CDN
+    app = FastAPIOffline(
         title="docpipe",
         version="1",
-        docs_url=None,
-        redoc_url=None,
         description="Upload documents, follow their jobs, search a tenant's corpus. Every /v1 request "
         "needs an API key (X-API-Key or Authorization: Bearer); it decides the tenant.",
     )
@@ -52,4 +52,5 @@ def create_app(
     for module in (v1_documents, v1_jobs, v1_search, v1_models, v1_index, ops, dashboard, v1_sources, v1_monitor):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    publish_error_bodies(app)
     return app

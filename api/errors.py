@@ -79,3 +79,38 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ConfigError)
     async def _config(_request: Request, exc: ConfigError):
         return _json(503, error_body(503, f"docpipe is misconfigured: {exc}", "misconfigured"))
+
+
+def publish_error_bodies(app: FastAPI) -> None:
+    """The OpenAPI document describes 422 bodies as they are sent ({"error", "message", "problems"}, the
+    InvalidRequest schema), not as FastAPI's default {"detail": [...]}, so generated clients parse them."""
+    from fastapi.openapi.utils import get_openapi
+    from pydantic.json_schema import models_json_schema
+
+    from api.schemas import InvalidRequest
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        _, defs = models_json_schema([(InvalidRequest, "validation")], ref_template="#/components/schemas/{model}")
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(defs.get("$defs", {}))
+        ref = {"$ref": "#/components/schemas/InvalidRequest"}
+        for methods in doc.get("paths", {}).values():
+            for operation in methods.values():
+                invalid = operation.get("responses", {}).get("422")
+                if invalid is not None:
+                    invalid["content"] = {"application/json": {"schema": ref}}
+                    invalid.setdefault("description", "Invalid request")
+        for default in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(default, None)
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -16,6 +16,17 @@ class Error(BaseModel):
     message: str
 
 
+class Problem(BaseModel):
+    where: str  # e.g. "query.k" or "body.ids.0"
+    problem: str
+
+
+class InvalidRequest(Error):
+    """The body of every 422: the first problem in `message`, all of them in `problems`."""
+
+    problems: list[Problem] = []
+
+
 class Counters(BaseModel):
     total: int
     done: int
