@@ -15,11 +15,13 @@ class Reason(StrEnum):
     BINARY = "binary"
     DECODE_ERROR = "decode_error"
     CORRUPT_PDF = "corrupt_pdf"
+    CORRUPT_FILE = "corrupt_file"  # an Office, OpenDocument, EPUB, e-mail or RTF file its reader cannot parse
+    NEEDS_OCR = "needs_ocr"  # a PDF of scanned pages only, and no Tesseract to read them
     TOO_LARGE = "too_large"
     MISSING_TEXT_FIELD = "missing_text_field"
     INVALID_JSON = "invalid_json"
     INVALID_CSV = "invalid_csv"
-    TOO_DEEP = "too_deep"  # JSON nested deeper than the parser's recursion limit
+    TOO_DEEP = "too_deep"  # JSON past the parser's recursion limit; e-mails attached more than 3 levels deep
     NUMBER_TOO_LONG = "number_too_long"  # an integer of more digits than Python converts (4,300)
     READER_ERROR = "reader_error"  # a reader or parser failed in an unforeseen way; the detail names the exception
     UNSUPPORTED_TYPE = "unsupported_type"

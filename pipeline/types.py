@@ -32,7 +32,8 @@ class RawDocument:
 
     source: str  # file path, URL or record id: the document's identity within a tenant
     body: str  # decoded text; markup when is_markup
-    content_type: str  # txt | md | html | pdf | json | jsonl | csv
+    # txt | md | html | pdf | json | jsonl | csv | docx | pptx | xlsx (.xlsm too) | ods | odt | epub | eml | rtf
+    content_type: str
     is_markup: bool = False
     title: str | None = None
     published: datetime | None = None

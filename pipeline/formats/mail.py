@@ -1,0 +1,158 @@
+"""E-mail (.eml): the message's text body is one document, and each attachment docpipe reads is a document of its own.
+
+Attachments are read by the reader their file name picks, which the caller passes in (`read_attachment`): that
+reader is the file dispatcher, which itself calls this module for .eml, so importing it would be a cycle.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email
+import email.errors
+import email.policy
+import quopri
+from collections.abc import Callable, Iterator
+from email.message import Message, MIMEPart
+from pathlib import PurePosixPath
+
+from pipeline.errors import InputError, Reason
+from pipeline.formats.common import as_utc, decode, markup_to_text, one_line, properties
+from pipeline.types import RawDocument, Rejected
+
+# Attached messages are read this many levels down; a deeper one is a dead letter saying so.
+MAX_DEPTH = 3
+_HEADERS = {"from": "From", "to": "To", "cc": "Cc", "subject": "Subject", "date": "Date", "message_id": "Message-ID"}
+_HEADER_ERRORS = (ValueError, LookupError, TypeError, AttributeError, email.errors.MessageError)
+# what regenerating an attached message can trip over besides: headers it cannot encode
+_PART_ERRORS = (*_HEADER_ERRORS, UnicodeError, binascii.Error)
+_MAX_NAME = 200
+
+# (bytes, source, suffix, depth) -> what read_path would yield for a file of that suffix; never raises
+AttachmentReader = Callable[[bytes, str, str, int], Iterator[RawDocument | Rejected]]
+
+
+def read_eml(
+    data: bytes, source: str, depth: int, read_attachment: AttachmentReader, suffixes: frozenset[str]
+) -> Iterator[RawDocument | Rejected]:
+    if depth > MAX_DEPTH:
+        raise InputError(
+            Reason.TOO_DEEP, f"message attached {depth} levels deep; attached messages are read {MAX_DEPTH} levels deep"
+        )
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    headers = {key: _header(message, name) for key, name in _HEADERS.items()}
+    if not any(headers.values()):
+        raise InputError(Reason.CORRUPT_FILE, "not an e-mail message: no From, To, Subject or Date header")
+    body_part = message.get_body(preferencelist=("plain", "html"))
+    attachments = [part for part in _attachments(message) if part is not body_part]
+    names = [_file_name(part, n) for n, part in enumerate(attachments, 1)]
+    numbered = enumerate(zip(names, attachments), 1)
+    readable = [(n, name, part) for n, (name, part) in numbered if _suffix(name) in suffixes]
+    try:
+        body = _body_text(body_part) if body_part is not None else ""
+    except InputError as exc:  # a binary or undecodable body: the message's dead letter; its attachments go on
+        yield Rejected(source=source, stage="read", reason=exc.reason.value, detail=exc.message)
+        body = None
+    if body:
+        yield RawDocument(
+            source=source,
+            body=body,
+            content_type="eml",
+            title=headers["subject"] or None,
+            published=as_utc(headers["date"]),
+            metadata=properties(**headers, attachments=names),
+        )
+    elif body is not None and not readable:
+        raise InputError(Reason.EMPTY, f"message has no text body and none of its {len(names)} attachment(s) is read")
+    for n, name, part in readable:
+        yield from _read_one(part, f"{source}#attachment/{n}/{name}", name, source, depth, read_attachment)
+
+
+def _read_one(
+    part: MIMEPart, source: str, name: str, parent: str, depth: int, read_attachment: AttachmentReader
+) -> Iterator[RawDocument | Rejected]:
+    try:
+        payload = _payload(part)
+    except _PART_ERRORS as exc:
+        detail = one_line(f"attachment cannot be decoded: {type(exc).__name__}: {exc}")
+        yield Rejected(source=source, stage="read", reason=Reason.CORRUPT_FILE.value, detail=detail)
+        return
+    for item in read_attachment(payload, source, _suffix(name), depth + 1):
+        if isinstance(item, RawDocument):
+            # setdefault: an attachment of an attached message stays the attachment of that message
+            item.metadata.setdefault("attachment_of", parent)
+            item.metadata.setdefault("filename", name)
+        yield item
+
+
+def _payload(part: MIMEPart) -> bytes:
+    """The attachment's bytes: transfer encoding undone, an attached message as the bytes of an .eml file."""
+    if part.get_content_type() != "message/rfc822":
+        payload = part.get_payload(decode=True)
+        return payload if isinstance(payload, bytes) else b""
+    inner = part.get_payload(0)
+    if not isinstance(inner, Message):
+        return b""
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if encoding in ("base64", "quoted-printable"):
+        # RFC 2046 forbids encoding a message/rfc822 part, but some clients do it: the parser then took the encoded
+        # text for a message without headers, and the attached message is that text decoded.
+        encoded = inner.get_payload()
+        if not isinstance(encoded, str):
+            return b""
+        return base64.b64decode(encoded) if encoding == "base64" else quopri.decodestring(encoded.encode("ascii"))
+    return inner.as_bytes()
+
+
+def _header(message: MIMEPart, name: str) -> str:
+    try:
+        value = message.get(name)
+    except _HEADER_ERRORS:  # a header the parser cannot make sense of counts as absent
+        return ""
+    return one_line(value, 1000) if value is not None else ""
+
+
+def _attachments(part: MIMEPart) -> Iterator[MIMEPart]:
+    """Parts with a file name, and attached messages, in any multipart level; an attached message is one part."""
+    for sub in part.iter_parts():
+        if sub.get_content_type() == "message/rfc822":
+            yield sub
+        elif sub.is_multipart():
+            yield from _attachments(sub)
+        elif sub.is_attachment() or _raw_name(sub):
+            yield sub
+
+
+def _file_name(part: MIMEPart, n: int) -> str:
+    """The attachment's name as a source may hold it: the last path part, no control characters, bounded."""
+    raw = _raw_name(part)
+    name = "".join(c for c in raw.replace("\\", "/").rsplit("/", 1)[-1] if c.isprintable()).strip()[:_MAX_NAME]
+    if part.get_content_type() == "message/rfc822" and _suffix(name) != ".eml":
+        name = f"{name or f'message-{n}'}.eml"
+    return name if name not in ("", ".", "..") else f"attachment-{n}"
+
+
+def _raw_name(part: MIMEPart) -> str:
+    try:
+        return part.get_filename() or ""
+    except _HEADER_ERRORS:
+        return ""
+
+
+def _suffix(name: str) -> str:
+    return PurePosixPath(name).suffix.lower()
+
+
+def _body_text(part: MIMEPart) -> str:
+    """The text/plain body, else the text/html one as text; the declared charset, else the text files' guess."""
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes) or not payload.strip():
+        return ""
+    charset = part.get_content_charset()
+    try:
+        text = payload.decode(charset, errors="replace") if charset else decode(payload)
+    except LookupError:  # an unknown charset name
+        text = decode(payload)
+    if part.get_content_subtype() == "html":
+        text = markup_to_text(text)
+    return text.strip()

@@ -1,0 +1,198 @@
+"""Word, PowerPoint, Excel (Office Open XML) and RTF files, each through its usual library, to text in reading order."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, time
+
+import docx
+import docx.exceptions
+import docx.opc.exceptions
+import openpyxl
+import openpyxl.utils.exceptions
+import pptx
+import pptx.exc
+from docx.table import Table, _Cell
+from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+from pptx.shapes.group import GroupShape
+from striprtf.striprtf import rtf_to_text
+
+from pipeline.errors import InputError, Reason
+from pipeline.formats.common import (
+    MALFORMED,
+    as_utc,
+    corrupt,
+    one_line,
+    parse_xml,
+    properties,
+    table_row,
+    text_or_none,
+)
+from pipeline.types import RawDocument
+
+_OOXML_ERRORS = (
+    *MALFORMED,
+    docx.exceptions.PythonDocxError,  # InvalidXmlError: a required element or attribute is missing
+    docx.opc.exceptions.OpcError,
+    pptx.exc.PythonPptxError,
+    openpyxl.utils.exceptions.InvalidFileException,
+    OSError,  # openpyxl: "File contains no valid workbook part"; the bytes are in memory, so no real I/O fails
+)
+_APP_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/extended-properties}"
+
+
+def _body(kind: str, blocks: Iterable[str], separator: str = "\n") -> str:
+    body = separator.join(block for block in blocks if block.strip())
+    if not body.strip():
+        raise InputError(Reason.EMPTY, f"{kind} holds no text")
+    return body
+
+
+def read_docx(data: bytes, source: str) -> RawDocument:
+    """Body paragraphs (a blank line apart, so a heading ends a sentence for the chunker) and tables in document
+    order; headers, footers, footnotes and text boxes are not read."""
+    try:
+        document = docx.Document(io.BytesIO(data))
+        blocks = [
+            "\n".join(_docx_rows(block)) if isinstance(block, Table) else block.text
+            for block in document.iter_inner_content()
+        ]
+        props = document.core_properties
+        title, created = props.title, props.created
+        metadata = properties(
+            author=props.author, subject=props.subject, keywords=props.keywords, pages=_app_count(data, "Pages")
+        )
+    except _OOXML_ERRORS as exc:
+        raise corrupt("DOCX", exc) from None
+    return RawDocument(
+        source=source,
+        body=_body("DOCX", blocks, "\n\n"),
+        content_type="docx",
+        title=text_or_none(title),
+        published=as_utc(created),
+        metadata=metadata,
+    )
+
+
+def _docx_rows(table: Table) -> Iterator[str]:
+    for row in table.rows:
+        cells: list[_Cell] = []
+        for cell in row.cells:
+            if not cells or cell is not cells[-1]:  # a merged cell comes once per grid column it spans
+                cells.append(cell)
+        yield table_row(cell.text for cell in cells)
+
+
+def _app_count(data: bytes, name: str) -> int | None:
+    """A count Office writes into docProps/app.xml (Word: Pages); absent when no Office application saved it."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        if "docProps/app.xml" not in archive.namelist():
+            return None
+        element = parse_xml(archive.read("docProps/app.xml")).find(_APP_NS + name)
+    text = element.text if element is not None else None
+    return int(text) if text is not None and text.strip().isdigit() else None
+
+
+def read_pptx(data: bytes, source: str) -> RawDocument:
+    """Per slide its title, its text frames and tables in shape order, its notes; slides a blank line apart."""
+    try:
+        deck = pptx.Presentation(io.BytesIO(data))
+        slides = [_slide_text(slide) for slide in deck.slides]
+        props = deck.core_properties
+        title, created = props.title, props.created
+        metadata = properties(author=props.author, subject=props.subject, keywords=props.keywords, slides=len(slides))
+    except _OOXML_ERRORS as exc:
+        raise corrupt("PPTX", exc) from None
+    return RawDocument(
+        source=source,
+        body=_body("PPTX", slides, "\n\n"),
+        content_type="pptx",
+        title=text_or_none(title),
+        published=as_utc(created),
+        metadata=metadata,
+    )
+
+
+def _slide_text(slide) -> str:
+    title = slide.shapes.title
+    lines = [title.text_frame.text] if title is not None and title.has_text_frame else []
+    for shape in slide.shapes:
+        if title is None or shape.shape_id != title.shape_id:
+            lines.extend(_shape_lines(shape))
+    if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+        lines.append(slide.notes_slide.notes_text_frame.text)
+    # python-pptx writes a line break inside a paragraph as a vertical tab
+    return "\n".join(line.replace("\v", "\n") for line in lines if line.strip())
+
+
+def _shape_lines(shape) -> Iterator[str]:
+    if isinstance(shape, GroupShape):
+        for member in shape.shapes:
+            yield from _shape_lines(member)
+    elif shape.has_text_frame:
+        yield shape.text_frame.text
+    elif getattr(shape, "has_table", False) and shape.has_table:
+        for row in shape.table.rows:
+            yield table_row(cell.text for cell in row.cells)
+
+
+def read_xlsx(data: bytes, source: str) -> RawDocument:
+    """Per sheet a line with its name, then its non-empty rows; formulas give their cached values (data_only)."""
+    try:
+        # read_only streams rows instead of building every cell; it needs the close() below.
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        try:
+            sheets = [_sheet_text(sheet) for sheet in book.worksheets]
+            names = [sheet.title for sheet in book.worksheets]
+            props = book.properties
+        finally:
+            book.close()
+        title, created = props.title, props.created
+        metadata = properties(
+            author=props.creator, subject=props.subject, keywords=props.keywords, sheets=len(names), sheet_names=names
+        )
+    except _OOXML_ERRORS as exc:
+        raise corrupt("XLSX", exc) from None
+    return RawDocument(
+        source=source,
+        body=_body("XLSX", sheets, "\n\n"),
+        content_type="xlsx",
+        title=text_or_none(title),
+        published=as_utc(created),
+        metadata=metadata,
+    )
+
+
+def _sheet_text(sheet) -> str:
+    if isinstance(sheet, ReadOnlyWorksheet):
+        # The stored dimension may claim a million rows; without it rows are as long as their last cell.
+        sheet.reset_dimensions()
+    rows = [table_row(cell_text(value) for value in row) for row in sheet.iter_rows(values_only=True)]
+    rows = [row for row in rows if row]
+    return "\n".join([sheet.title, *rows]) if rows else ""
+
+
+def cell_text(value: object) -> str:
+    """A spreadsheet value as text: dates ISO (a midnight datetime as a date), 3.0 as 3, nothing as ""."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == time() and value.tzinfo is None else value.isoformat()
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    return str(value)
+
+
+def read_rtf(data: bytes, source: str) -> RawDocument:
+    """RTF is 7-bit text with escapes; striprtf decodes \\'xx by the file's code page, cp1252 by default."""
+    if not data.lstrip().startswith(b"{\\rtf"):
+        raise InputError(Reason.CORRUPT_FILE, "not an RTF file: it does not begin with {\\rtf")
+    try:
+        text = rtf_to_text(data.decode("cp1252", errors="replace"), errors="replace")
+    except (ValueError, LookupError, OverflowError) as exc:  # a bad \u number, hex escape or font charset
+        raise InputError(Reason.CORRUPT_FILE, one_line(f"unreadable RTF: {type(exc).__name__}: {exc}")) from None
+    return RawDocument(source=source, body=_body("RTF", [text]), content_type="rtf")

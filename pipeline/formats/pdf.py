@@ -1,0 +1,115 @@
+"""PDF: the text layer page by page, and Tesseract OCR for pages that are only images (scans)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import zlib
+
+import pypdf
+import pytesseract
+from PIL import Image
+from pypdf.errors import PyPdfError
+
+from pipeline.errors import InputError, Reason
+from pipeline.formats.common import one_line, text_or_none
+from pipeline.types import RawDocument
+
+# Pages stay apart for whoever splits them: a form feed on a line of its own. Alone it would glue the last word
+# of a page to the first of the next wherever the form feed is dropped (the cleaner drops control characters).
+PAGE_BREAK = "\n\f\n"
+# pypdf signals malformed input through whatever its parser trips over, not only
+# PyPdfError; anything outside this list is a bug of ours and should surface.
+_PDF_ERRORS = (
+    PyPdfError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    AssertionError,
+    RecursionError,
+    zlib.error,
+)
+# An embedded image pypdf or Pillow cannot decode (JBIG2, odd colour spaces) is not text either way.
+_IMAGE_ERRORS = (*_PDF_ERRORS, OSError, NotImplementedError, Image.DecompressionBombError)
+_OCR_TIMEOUT_S = 120  # one image; a task's soft time limit bounds the file
+_OCR_OFF = ("off", "0", "false", "no")
+_MIN_SIDE_PX = 16  # rules, bullets and icons: too small for a line of text
+
+
+def tesseract_path() -> str | None:
+    """The tesseract binary pytesseract will run, or None: OCR is optional at install time."""
+    return shutil.which("tesseract")
+
+
+def ocr_enabled() -> bool:
+    # DOCPIPE_OCR=off skips image-only pages on hosts that cannot or should not run Tesseract.
+    return os.environ.get("DOCPIPE_OCR", "").strip().lower() not in _OCR_OFF
+
+
+def read_pdf(data: bytes, source: str) -> RawDocument:
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise InputError(Reason.CORRUPT_PDF, "PDF is encrypted with a password")
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        scanned = [n for n, text in enumerate(pages) if not text and len(reader.pages[n].images) > 0]
+        meta = reader.metadata
+        title = meta.title if meta is not None else None
+    except _PDF_ERRORS as exc:
+        raise InputError(Reason.CORRUPT_PDF, one_line(f"unreadable PDF: {type(exc).__name__}: {exc}")) from None
+    metadata: dict = {"pages": len(pages)}
+    if scanned:
+        has_text = any(pages)
+        if not ocr_enabled():
+            if not has_text:
+                raise InputError(
+                    Reason.EMPTY, f"PDF has {len(scanned)} page(s) of images and no text layer; DOCPIPE_OCR is off"
+                )
+            metadata["pages_not_ocred"] = len(scanned)
+        elif tesseract_path() is None:
+            if not has_text:
+                raise InputError(
+                    Reason.NEEDS_OCR,
+                    f"PDF has {len(scanned)} page(s) of images and no text layer; install Tesseract (Debian: "
+                    "apt-get install tesseract-ocr) to OCR it, or set DOCPIPE_OCR=off to skip",
+                )
+            # Text pages are worth indexing now; the count says what a Tesseract install would add.
+            metadata["pages_not_ocred"] = len(scanned)
+        else:
+            for n in scanned:
+                pages[n] = _ocr_page(reader.pages[n], n + 1)
+            metadata["ocr_pages"] = len(scanned)
+    if not any(pages):
+        what = f"{len(scanned)} page(s) of images and OCR found no text" if scanned else "no extractable text"
+        raise InputError(Reason.EMPTY, f"PDF has {len(pages)} page(s): {what}")
+    # Blank pages keep their place, so that the n-th part between form feeds is page n.
+    return RawDocument(
+        source=source,
+        body=PAGE_BREAK.join(pages),
+        content_type="pdf",
+        title=text_or_none(title),
+        metadata=metadata,
+    )
+
+
+def _ocr_page(page: pypdf.PageObject, number: int) -> str:
+    """The text Tesseract reads in each embedded image of the page; pypdf gives the images, so no renderer."""
+    texts = []
+    images = page.images
+    for index in range(len(images)):
+        try:
+            image = images[index].image  # decoded here: a stream pypdf or Pillow cannot decode holds no text
+        except _IMAGE_ERRORS:
+            continue
+        if image is None or min(image.size) < _MIN_SIDE_PX:
+            continue
+        if image.mode not in ("1", "L", "RGB"):
+            image = image.convert("RGB")  # CMYK, palettes and alpha: Tesseract reads these as grey or RGB
+        try:
+            texts.append(pytesseract.image_to_string(image, timeout=_OCR_TIMEOUT_S).strip())
+        except (RuntimeError, OSError) as exc:  # TesseractError, its timeout, a binary that went away
+            raise InputError(Reason.READER_ERROR, one_line(f"OCR failed on page {number}: {exc}")) from None
+    return "\n\n".join(t for t in texts if t)

@@ -1,0 +1,125 @@
+"""JSON, JSON Lines and CSV: one document per record, and one dead letter per record that cannot be one."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator
+
+import pandas as pd
+
+from pipeline.errors import InputError, Reason, as_input_error
+from pipeline.formats.common import is_scalar, parse_datetime
+from pipeline.types import RawDocument, Rejected
+
+TEXT_FIELDS = ("text", "body", "content")
+SOURCE_FIELDS = ("url", "id")
+
+_MARKUP = re.compile(r"<[A-Za-z!/][^>]*>")
+
+
+def read_json(text: str, source: str) -> Iterator[RawDocument | Rejected]:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise _json_error(exc, "") from None
+    if isinstance(value, dict):
+        yield _guarded_record(value, source, 1, "json", "record 1")
+    elif isinstance(value, list):
+        if not value:
+            raise InputError(Reason.EMPTY, "JSON array has no records")
+        for n, item in enumerate(value, 1):
+            yield _guarded_record(item, source, n, "json", f"record {n}")
+    else:
+        raise InputError(
+            Reason.INVALID_JSON, f"top-level JSON value is a {type(value).__name__}, not an object or array"
+        )
+
+
+def read_jsonl(text: str, source: str) -> Iterator[RawDocument | Rejected]:
+    # Split on "\n" only: JSON strings may hold raw U+2028 that splitlines() would cut on.
+    # A record's number is its line number, so fixing or removing one line renumbers nothing.
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            error = _json_error(exc, f"line {n}: ")
+            yield Rejected(source=f"{source}#{n}", stage="read", reason=error.reason.value, detail=error.message)
+            continue
+        yield _guarded_record(value, source, n, "jsonl", f"line {n}")
+
+
+def read_csv(text: str, source: str) -> Iterator[RawDocument | Rejected]:
+    # Every cell as a string: CSV carries no types, and inferred floats turn ids into "12.0".
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise InputError(Reason.INVALID_CSV, f"cannot parse CSV: {exc}") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if not any(f in frame.columns for f in TEXT_FIELDS):
+        raise InputError(
+            Reason.MISSING_TEXT_FIELD,
+            f"CSV has no {'/'.join(TEXT_FIELDS)} column (columns: {', '.join(frame.columns)})",
+        )
+    if frame.empty:
+        raise InputError(Reason.EMPTY, "CSV has a header but no rows")
+    for n, row in enumerate(frame.to_dict("records"), 1):
+        yield _guarded_record({k: v for k, v in row.items() if v != ""}, source, n, "csv", f"row {n}")
+
+
+def _json_error(exc: ValueError | RecursionError, where: str) -> InputError:
+    """json.loads's failures as reasons: syntax, nesting past the recursion limit, over-long integers."""
+    if isinstance(exc, json.JSONDecodeError):
+        # a JSON-lines record is one line: its line number is already in `where`
+        at = f"column {exc.colno}" if where else f"line {exc.lineno} column {exc.colno}"
+        return InputError(Reason.INVALID_JSON, f"{where}invalid JSON at {at}: {exc.msg}")
+    if isinstance(exc, RecursionError):
+        return InputError(Reason.TOO_DEEP, f"{where}JSON nested deeper than the parser's recursion limit")
+    error = as_input_error(exc)
+    return InputError(error.reason, f"{where}{error.message}")
+
+
+def _guarded_record(obj: object, file_source: str, n: int, ctype: str, where: str) -> RawDocument | Rejected:
+    # One record that trips a bug loses that record, not the rest of its file.
+    try:
+        return _record(obj, file_source, n, ctype, where)
+    except Exception as exc:  # noqa: BLE001 - the record's dead letter carries the exception
+        error = as_input_error(exc)
+        return Rejected(f"{file_source}#{n}", "read", error.reason.value, f"{where}: {error.message}")
+
+
+def _record(obj: object, file_source: str, n: int, ctype: str, where: str) -> RawDocument | Rejected:
+    fallback = f"{file_source}#{n}"
+    if not isinstance(obj, dict):
+        return Rejected(
+            source=fallback,
+            stage="read",
+            reason=Reason.INVALID_JSON.value,
+            detail=f"{where}: expected an object, got {type(obj).__name__}",
+        )
+    text_key = next((k for k in TEXT_FIELDS if isinstance(obj.get(k), str) and obj[k].strip()), None)
+    if text_key is None:
+        present = [k for k in TEXT_FIELDS if k in obj]
+        why = f"{', '.join(present)} empty or not a string" if present else "no such field"
+        return Rejected(
+            source=fallback,
+            stage="read",
+            reason=Reason.MISSING_TEXT_FIELD.value,
+            detail=f"{where}: needs a non-empty {'/'.join(TEXT_FIELDS)} ({why})",
+        )
+    body = obj[text_key]
+    source_key = next((k for k in SOURCE_FIELDS if isinstance(obj.get(k), (str, int)) and str(obj[k]).strip()), None)
+    title = obj.get("title")
+    consumed = {text_key, source_key, "title", "published"}
+    return RawDocument(
+        source=str(obj[source_key]).strip() if source_key else fallback,
+        body=body,
+        content_type=ctype,
+        is_markup=body.lstrip().startswith("<") and _MARKUP.search(body) is not None,
+        title=title.strip() if isinstance(title, str) and title.strip() else None,
+        published=parse_datetime(obj.get("published")),
+        metadata={k: v for k, v in obj.items() if k not in consumed and is_scalar(v)},
+    )
