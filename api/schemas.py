@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.jobs.record import job_record
 from pipeline.jobs.stats import JobStats
@@ -90,6 +91,42 @@ class Accepted(BaseModel):
     state: str
     files: list[str]  # upload names (a JSON batch is stored as one .jsonl file)
     documents: int | None = None  # records in a JSON batch
+
+
+DocId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+
+
+class DeleteIn(BaseModel):
+    """Which of the tenant's documents to delete: exactly one of `source`, `job` and `ids`."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2048,
+        pattern=r"^[^\x00]*$",
+        description="A source or an upload name, exactly; ending in '*', every source it begins",
+    )
+    job: DocId | None = Field(None, description="The documents this job read or last wrote")
+    ids: list[DocId] | None = Field(None, min_length=1, max_length=10_000, description="Document ids")
+    cascade_duplicates: bool = Field(
+        False,
+        description="Delete the documents' duplicates too; otherwise they stop being duplicates and wait, "
+        "pending, for the next ingest of their source",
+    )
+
+    @model_validator(mode="after")
+    def _one_selection(self):
+        given = [name for name in ("source", "job", "ids") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"name exactly one of source, job and ids (got {', '.join(given) or 'none'})")
+        return self
+
+
+class DeleteAccepted(BaseModel):
+    job_id: str
+    state: str
+    documents: int  # the documents that match now: the job deletes those that match when it runs
 
 
 class DocumentOut(BaseModel):

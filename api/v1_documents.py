@@ -1,4 +1,4 @@
-"""POST /v1/documents (upload → job) and the tenant's documents."""
+"""POST /v1/documents (upload → job), the tenant's documents, and deleting them (→ a delete job)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,19 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import require_tenant
 from api.errors import ApiError
-from api.schemas import Accepted, DocumentDetail, DocumentList, Error, document_out
+from api.schemas import (
+    Accepted,
+    DeleteAccepted,
+    DeleteIn,
+    DocumentDetail,
+    DocumentList,
+    Error,
+    InvalidRequest,
+    document_out,
+)
 from api.uploads import Batch, Staging, parse_batch, read_capped, receive_multipart, write_batch
 from pipeline.store import repo
+from workers import client
 
 router = APIRouter(prefix="/v1", tags=["documents"])
 ID = re.compile(r"[0-9a-f]{32}")
@@ -158,3 +168,75 @@ def get_document(request: Request, doc_id: str, tenant: str = Depends(require_te
 def upload_source(ctx, tenant: str, name: str) -> str:
     """The source (stored path) an upload of `name` gets in `tenant`."""
     return f"{ctx.uploads_dir}/{tenant}/{name}"
+
+
+_DELETE_ERRORS = {401: {"model": Error}, 404: {"model": Error}, 422: {"model": InvalidRequest}}
+
+
+@router.delete(
+    "/documents/{doc_id}",
+    status_code=202,
+    response_model=DeleteAccepted,
+    responses=_DELETE_ERRORS,
+    summary="Delete a document (its chunks in every index version, its rows, its dedup state) in a delete job",
+)
+def delete_document(
+    request: Request,
+    doc_id: str,
+    tenant: str = Depends(require_tenant),
+    cascade_duplicates: bool = Query(False, description="Delete its duplicates too"),
+) -> dict:
+    """202: a delete job was queued; follow it at /v1/jobs/{job_id} (kind `delete`, counters `done` and `chunks`:
+    documents and chunks deleted). 404: no such document in this tenant."""
+    ctx = request.app.state.ctx
+    with ctx.session() as session:
+        if not ID.fullmatch(doc_id) or repo.get_document(session, tenant, doc_id) is None:
+            raise ApiError(404, f"no document {doc_id} in this tenant")
+    return _delete_job(ctx, tenant, {"ids": [doc_id]}, cascade_duplicates, f"DELETE /v1/documents/{doc_id}")
+
+
+@router.post(
+    "/documents/delete",
+    status_code=202,
+    response_model=DeleteAccepted,
+    responses=_DELETE_ERRORS,
+    summary="Delete the documents of a source, of a job, or by id, in a delete job",
+)
+def delete_documents(request: Request, body: DeleteIn, tenant: str = Depends(require_tenant)) -> dict:
+    """202: a delete job was queued; follow it at /v1/jobs/{job_id}. 404: the selection matches none of this
+    tenant's documents (an unknown job or id included). 422: not exactly one of source, job and ids."""
+    from pipeline.documents.jobs import count_documents, select_documents, selection
+
+    ctx = request.app.state.ctx
+    if body.source is not None:
+        chosen = selection(sources=[body.source, upload_source(ctx, tenant, body.source)])
+        what = f"source {body.source}"
+    elif body.job is not None:
+        chosen, what = selection(job=body.job), f"job {body.job}"
+    else:
+        chosen, what = selection(ids=body.ids), "the ids"
+    with ctx.session() as session:
+        if body.job is not None and _job_of(session, tenant, body.job) is None:
+            raise ApiError(404, f"no job {body.job} in this tenant")
+        if body.ids is not None:
+            unknown = sorted(set(body.ids) - set(select_documents(session, tenant, chosen)))
+            if unknown:
+                raise ApiError(404, f"no document {unknown[0]} in this tenant ({len(unknown)} unknown id(s))")
+        elif not count_documents(session, tenant, chosen):
+            raise ApiError(404, f"no document of {what} in this tenant")
+    return _delete_job(ctx, tenant, chosen, body.cascade_duplicates, f"POST /v1/documents/delete ({what})")
+
+
+def _job_of(session, tenant: str, job_id: str):
+    job = repo.get_job(session, job_id)
+    return job if job is not None and job.tenant == tenant else None
+
+
+def _delete_job(ctx, tenant: str, chosen: dict, cascade: bool, reason: str) -> dict:
+    from pipeline.documents.jobs import create_delete_job
+
+    with ctx.session() as session:
+        job = create_delete_job(session, tenant, chosen, cascade_duplicates=cascade, reason=reason)
+        job_id, documents = job.id, job.total
+    ctx.send_task(client.DELETE_DOCUMENTS, [job_id])  # after commit: the worker must find the row
+    return {"job_id": job_id, "state": "queued", "documents": documents}

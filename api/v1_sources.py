@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from api.auth import require_tenant
 from api.errors import ApiError
-from api.schemas import Error
+from api.schemas import DeleteAccepted, Error
 from pipeline.sources import SourceError, catalog, parse_every
 from pipeline.store.models_sources import Source
 from pipeline.types import utcnow
@@ -29,6 +30,7 @@ class FeedIn(BaseModel):
     url: str = Field(min_length=1, max_length=2048, pattern=r"^[^\x00]*$", description="http(s) feed URL")
     every: str = Field("15m", max_length=32, pattern=r"^[0-9a-z ]+$", description="30s, 5m, 1h, 1d, 1h30m")
     timeout_seconds: float | None = Field(None, gt=0, le=600)
+    prune: bool = Field(False, description="Delete the documents of items that leave the feed")
 
 
 def _tenant_source(session: Session, tenant: str, source_id: str, kind: str | None = "feed") -> Source:
@@ -57,17 +59,36 @@ def add_feed(request: Request, feed: FeedIn, tenant: str = Depends(require_tenan
         seconds = parse_every(feed.every)
         with request.app.state.ctx.session() as session:
             return catalog.source_record(
-                catalog.add_source(session, "feed", feed.url, seconds, tenant, feed.timeout_seconds)
+                catalog.add_source(session, "feed", feed.url, seconds, tenant, feed.timeout_seconds, feed.prune)
             )
     except SourceError as exc:
         raise ApiError(422, str(exc), "invalid_feed") from None
 
 
-@router.delete("/feeds/{feed_id}", status_code=204, responses=_ONE, summary="Stop polling a feed")
-def remove_feed(request: Request, feed_id: str, tenant: str = Depends(require_tenant)) -> Response:
-    with request.app.state.ctx.session() as session:
-        session.delete(_tenant_source(session, tenant, feed_id))
-    return Response(status_code=204)
+@router.delete(
+    "/feeds/{feed_id}",
+    status_code=204,
+    responses={**_ONE, 202: {"model": DeleteAccepted, "description": "Removed; its documents go in a delete job"}},
+    summary="Stop polling a feed; with delete_documents=true, delete its documents too",
+)
+def remove_feed(
+    request: Request,
+    feed_id: str,
+    tenant: str = Depends(require_tenant),
+    delete_documents: bool = Query(False, description="Delete the feed's documents too, in a delete job"),
+) -> Response:
+    """204: removed (its documents stay indexed). 202: removed, and a delete job deletes its documents (none: no
+    job, 204)."""
+    from pipeline.sources.prune import remove_source
+
+    ctx = request.app.state.ctx
+    with ctx.session() as session:
+        job = remove_source(session, _tenant_source(session, tenant, feed_id), delete_documents)
+        accepted = {"job_id": job.id, "state": job.state, "documents": job.total} if job else None
+    if accepted is None:
+        return Response(status_code=204)
+    ctx.send_task(client.DELETE_DOCUMENTS, [accepted["job_id"]])
+    return JSONResponse(status_code=202, content=accepted)
 
 
 @router.post("/feeds/{feed_id}/run", status_code=202, responses=_ONE, summary="Poll a feed now")

@@ -19,6 +19,9 @@ feeds_app = typer.Typer(help="Feeds (RSS, Atom, JSON Feed, JSON lines) polled on
 sources_app = typer.Typer(help="All scheduled sources: feeds and folders.", no_args_is_help=True)
 EVERY = typer.Option(..., "--every", help="Interval: 30s, 5m, 1h, 1d (or 1h30m).")
 WAIT = typer.Option(False, "--wait", help="Wait for the run and the ingest job it starts.")
+DELETE_DOCUMENTS = typer.Option(
+    False, "--delete-documents", help="Delete its documents too (in a delete job); else they stay indexed."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -35,13 +38,15 @@ def _db():
     return session()
 
 
-def _add(kind: str, location: str, every: str, tenant: str, timeout: float | None, as_json: bool) -> None:
+def _add(
+    kind: str, location: str, every: str, tenant: str, timeout: float | None, as_json: bool, prune: bool = False
+) -> None:
     from pipeline.sources import SourceError, catalog, parse_every
 
     try:
         seconds = parse_every(every)
         with _db() as db:
-            rec = catalog.source_record(catalog.add_source(db, kind, location, seconds, tenant, timeout))
+            rec = catalog.source_record(catalog.add_source(db, kind, location, seconds, tenant, timeout, prune))
     except SourceError as exc:
         fail(str(exc))
     if as_json:
@@ -92,12 +97,20 @@ def _list(kind: str | None, tenant: str | None, as_json: bool) -> None:
     out.print(table)
 
 
-def _remove(ref: str, kind: str | None) -> None:
+def _remove(ref: str, kind: str | None, delete_documents: bool) -> None:
+    from pipeline.sources.prune import remove_source
+
     with _db() as db:
         source = _find(db, ref, kind)
         sid, location = source.id, source.location
-        db.delete(source)
-    console.print(f"removed {sid} ({location}); its documents stay indexed")
+        job = remove_source(db, source, delete_documents)
+        job_id, n = (job.id, job.total) if job else (None, 0)
+    if job_id is None:
+        kept = "it had no documents" if delete_documents else "its documents stay indexed"
+        console.print(f"removed {sid} ({location}); {kept}")
+        return
+    client.send(client.DELETE_DOCUMENTS, job_id)
+    console.print(f"removed {sid} ({location}); deleting its {n} document(s) in job {job_id}: docpipe job {job_id[:8]}")
 
 
 def _run(ref: str, kind: str | None, wait: bool, as_json: bool) -> None:
@@ -169,10 +182,11 @@ def feeds_add(
     every: str = EVERY,
     tenant: str = TENANT,
     timeout: float = typer.Option(None, "--timeout", help="Seconds; default DOCPIPE_FETCH_TIMEOUT."),
+    prune: bool = typer.Option(False, "--prune", help="Delete the documents of items that leave the feed."),
     as_json: bool = JSON,
 ) -> None:
     """Poll URL on a schedule; new items go through the ingest pipeline."""
-    _add("feed", url, every, tenant, timeout, as_json)
+    _add("feed", url, every, tenant, timeout, as_json, prune)
 
 
 @feeds_app.command("list")
@@ -182,9 +196,9 @@ def feeds_list(tenant: str = typer.Option(None, "--tenant", "-t"), as_json: bool
 
 
 @feeds_app.command("remove")
-def feeds_remove(source_id: str) -> None:
-    """Stop polling a feed (documents already indexed stay)."""
-    _remove(source_id, "feed")
+def feeds_remove(source_id: str, delete_documents: bool = DELETE_DOCUMENTS) -> None:
+    """Stop polling a feed (documents already indexed stay, unless --delete-documents)."""
+    _remove(source_id, "feed", delete_documents)
 
 
 @feeds_app.command("run")
@@ -213,9 +227,9 @@ def sources_list(
 
 
 @sources_app.command("remove")
-def sources_remove(source_id: str) -> None:
-    """Stop scheduling a source (documents already indexed stay)."""
-    _remove(source_id, None)
+def sources_remove(source_id: str, delete_documents: bool = DELETE_DOCUMENTS) -> None:
+    """Stop scheduling a source (documents already indexed stay, unless --delete-documents)."""
+    _remove(source_id, None, delete_documents)
 
 
 @sources_app.command("run")

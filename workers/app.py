@@ -32,6 +32,7 @@ app = Celery(
         "workers.tasks_sources",
         "workers.tasks_reindex",
         "workers.tasks_monitor",
+        "workers.tasks_documents",
     ],
 )
 

@@ -13,6 +13,7 @@ from pipeline.errors import ServiceUnavailable
 from workers.app import configure
 from workers.routing import (  # noqa: F401
     CLASSIFY,
+    DELETE_DOCUMENTS,
     GPU_QUEUE,
     INGEST_QUEUE,
     QUEUES,

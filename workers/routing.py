@@ -36,10 +36,11 @@ RUN_SOURCE = "docpipe.sources.run"
 VERIFY_INDEX = "docpipe.gpu.verify_index"  # verify the live index against SQL; repairs re-embed
 VERIFY_SCHEDULED = "docpipe.verify_scheduled"
 VERIFY_AFTER_RESTART = "docpipe.verify_after_restart"
+DELETE_DOCUMENTS = "docpipe.delete_documents"  # one step of a delete job (ingest queue)
 
 # task kind (a DOCPIPE_WORKER_<KIND>_SOFT_LIMIT / _HARD_LIMIT pair) -> the tasks it limits
 TASK_KINDS = {
-    "read": (START_JOB, READ_FILES),
+    "read": (START_JOB, READ_FILES, DELETE_DOCUMENTS),
     "index": (INDEX_FILES,),
     "train": (TRAIN,),
     "classify": (CLASSIFY, SCORE_JOB_WITH_MODEL),

@@ -88,6 +88,7 @@ def _last_job_failed(session, job_id: str | None) -> bool:
 def _run_feed(source_id, token, tenant, url, timeout, etag, modified, body_hash) -> str | None:
     from pipeline.sources.fetch import FetchPolicy
     from pipeline.sources.poll import poll_feed, prune_spool
+    from pipeline.sources.prune import prune_feed
     from pipeline.store import repo
 
     s = get_settings()
@@ -107,6 +108,10 @@ def _run_feed(source_id, token, tenant, url, timeout, etag, modified, body_hash)
         if source is None:
             return None  # the lease expired and another run took over: its result stands
         job_id = None
+        if outcome.changed and source.prune:  # items gone from the feed take their documents along
+            pruned = prune_feed(session, runtime.layout(), source, outcome.identities).documents
+            if pruned:
+                outcome.message += f"; {len(pruned)} document(s) of items gone from the feed deleted"
         if outcome.changed:
             job_id = repo.create_job(
                 session,
@@ -131,13 +136,11 @@ def _run_folder(source_id, token, folder) -> str | None:
     from pipeline.sources.sync import sync_folder
 
     current = scan_folder(Path(folder))  # reads every file: outside any transaction
-    layout = runtime.layout()
-    aliases = list(dict.fromkeys([layout.write_alias, layout.read_alias]))
     with session_scope(runtime.sql_url()) as session:
         source = catalog.begin_run(session, source_id, token)
         if source is None:
             return None
-        result = sync_folder(session, source, current, layout.es, aliases, utcnow())
+        result = sync_folder(session, source, current, runtime.layout(), utcnow())
         job_id = result.job.id if result.job else None
         catalog.finish_success(source, utcnow(), result.message, job_id)
     return job_id

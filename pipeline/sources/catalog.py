@@ -50,11 +50,15 @@ def add_source(
     every_seconds: int,
     tenant: str = "default",
     timeout_seconds: float | None = None,
+    prune: bool = False,
 ) -> Source:
-    """A new source, due at once (the next tick runs it)."""
+    """A new source, due at once (the next tick runs it). A feed with `prune` deletes the documents of items
+    that left it (pipeline/sources/prune.py); a folder always deletes those of files that left it."""
     location = normalise_location(kind, location)
     if timeout_seconds is not None and timeout_seconds <= 0:
         raise InvalidSource(f"timeout must be positive, got {timeout_seconds}")
+    if prune and kind != SourceKind.FEED:
+        raise InvalidSource("prune is an option of feeds: a folder always deletes the documents of removed files")
     existing = session.scalar(
         select(Source).where(Source.tenant == tenant, Source.kind == kind, Source.location == location)
     )
@@ -68,6 +72,7 @@ def add_source(
         every_seconds=every_seconds,
         timeout_seconds=timeout_seconds,
         enabled=True,
+        prune=prune,
         next_run_at=utcnow(),
         failures=0,
         created_at=utcnow(),
@@ -187,6 +192,7 @@ def source_record(source: Source) -> dict:
         "every_seconds": source.every_seconds,
         "timeout_seconds": source.timeout_seconds,
         "enabled": source.enabled,
+        "prune": bool(source.prune) or source.kind == SourceKind.FOLDER,
         "failures": source.failures,
         "last_status": source.last_status,
         "last_error": source.last_error,

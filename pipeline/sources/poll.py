@@ -27,6 +27,7 @@ class PollOutcome:
     body_hash: str | None = None
     items: int = 0
     skipped: list[str] = field(default_factory=list)
+    identities: list[str] = field(default_factory=list)  # the items' sources, when `path` holds them
 
 
 def poll_feed(
@@ -70,6 +71,7 @@ def poll_feed(
         path,
         items=len(feed.items),
         skipped=feed.skipped,
+        identities=[item.identity for item in feed.items],
         **state,
     )
 

@@ -1,9 +1,9 @@
-"""The SQL and Elasticsearch side of a folder sync: forget deleted files' documents, plan the
-ingest job for new and changed files. The caller passes the session and the client and commits.
+"""The SQL and Elasticsearch side of a folder sync: delete deleted files' documents, plan the
+ingest job for new and changed files. The caller passes the session and the index layout and commits.
 
-Elasticsearch is written before SQL commits: if the commit then fails, the next sync still sees
-the file as known and deletes again (a no-op), whereas the other order could leave chunks that
-SQL says are gone.
+Documents go through docpipe's one delete path (pipeline/documents/delete.py): Elasticsearch is written
+before SQL commits, so if the commit then fails, the next sync still sees the file as known and deletes
+again (a no-op), whereas the other order could leave chunks that SQL says are gone.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from pipeline.index import delete_stale_chunks
+from pipeline.documents.delete import DeleteReport, DocumentsBusy, delete_documents
+from pipeline.index.aliases import IndexLayout
+from pipeline.sources.errors import SourceError
 from pipeline.sources.folder import FileState, KnownFile, plan_sync
 from pipeline.store import repo
-from pipeline.store.models import Document, DocumentStatus, Job, JobDocument, JobFile, JobState
+from pipeline.store.models import Job, JobDocument, JobFile, JobState
 from pipeline.store.models_sources import Source, SourceFile
 from pipeline.types import document_id
 
@@ -77,32 +79,17 @@ def documents_of_deleted_files(session: Session, tenant: str, deleted: list[str]
     return sorted(d for d in candidates if not (linked.get(d, set()) & present))
 
 
-def remove_documents(session: Session, es, aliases: list[str], tenant: str, doc_ids: list[str]) -> list[str]:
-    """Mark documents deleted and take their chunks out of every given alias. Idempotent."""
-    removed = []
-    for i in range(0, len(doc_ids), _IN_BATCH):
-        docs = session.scalars(
-            select(Document).where(
-                Document.tenant == tenant,
-                Document.status != DocumentStatus.DELETED,
-                Document.id.in_(doc_ids[i : i + _IN_BATCH]),
-            )
-        )
-        for doc in docs:
-            if doc.indexed_hash or doc.status == DocumentStatus.INDEXED:
-                for alias in aliases:
-                    delete_stale_chunks(es, alias, tenant, doc.id, None)
-            repo.drop_chunks(session, [doc.id])
-            repo.drop_lsh(session, doc.id)
-            # indexed_hash None and status "deleted": the ingest's unchanged-check then reads a
-            # re-added file again, and repo.chunk_total no longer counts it
-            doc.status, doc.indexed_hash, doc.chunk_count = DocumentStatus.DELETED, None, 0
-            removed.append(doc.id)
-    return removed
+def remove_documents(session: Session, layout: IndexLayout, tenant: str, doc_ids: list[str]) -> DeleteReport:
+    """Delete documents (chunks in every index version, SQL rows, dedup state); a document that an open job
+    still indexes makes the sync fail, to be retried at the next run. Idempotent."""
+    try:
+        return delete_documents(session, layout, tenant, doc_ids)
+    except DocumentsBusy as exc:
+        raise SourceError(f"cannot delete the documents of removed files yet: {exc}") from exc
 
 
 def sync_folder(
-    session: Session, source: Source, current: dict[str, FileState], es, aliases: list[str], now: datetime
+    session: Session, source: Source, current: dict[str, FileState], layout: IndexLayout, now: datetime
 ) -> FolderSync:
     known = known_files(session, source.id)
     plan = plan_sync(current, known)
@@ -112,11 +99,15 @@ def sync_folder(
     result.changed = [p for p in plan.ingest if p in known]
     if plan.deleted:
         gone = documents_of_deleted_files(session, source.tenant, plan.deleted, present)
-        result.removed_documents = remove_documents(session, es, aliases, source.tenant, gone)
+        report = remove_documents(session, layout, source.tenant, gone)
+        result.removed_documents = report.documents
         session.execute(delete(SourceFile).where(SourceFile.source_id == source.id, SourceFile.path.in_(plan.deleted)))
+        orphans = report.orphans
+    else:
+        orphans = []
     ingest = list(plan.ingest)
-    if result.removed_documents:
-        ingest += _promote_orphans(session, source.tenant, result, present, set(ingest))
+    if orphans:
+        ingest += _promote_orphans(session, source.tenant, orphans, result, present, set(ingest))
     if ingest:
         result.job = repo.create_job(
             session, source.tenant, ingest, kind="folder", options={"source_id": source.id, "folder": source.location}
@@ -130,25 +121,15 @@ def sync_folder(
 
 
 def _promote_orphans(
-    session: Session, tenant: str, result: FolderSync, present: set[str], already: set[str]
+    session: Session, tenant: str, orphans: list[str], result: FolderSync, present: set[str], already: set[str]
 ) -> list[str]:
-    """Duplicates of a deleted document hold the only remaining copy of its text: read their
-    files again so that dedup makes one of them the canonical, indexed document."""
-    orphans = list(
-        session.scalars(
-            select(Document).where(
-                Document.tenant == tenant,
-                Document.status == DocumentStatus.DUPLICATE,
-                Document.duplicate_of.in_(result.removed_documents),
-            )
-        )
-    )
-    links = _links(session, tenant, JobDocument.document_id, [d.id for d in orphans])
+    """Duplicates of a deleted document hold the only remaining copy of its text; the delete left them pending:
+    read their files again so that dedup makes one of them the canonical, indexed document."""
+    links = _links(session, tenant, JobDocument.document_id, orphans)
     files: set[str] = set()
-    for doc in orphans:
-        paths = links.get(doc.id, set()) & present
+    for doc_id in orphans:
+        paths = links.get(doc_id, set()) & present
         if paths:
-            doc.status = DocumentStatus.PENDING  # not a duplicate: the ingest's unchanged-check would skip it
-            result.promoted.append(doc.id)
+            result.promoted.append(doc_id)
             files |= paths
     return sorted(files - already)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pipeline.store.models import Base, utcnow
@@ -30,6 +30,8 @@ class Source(Base):
     every_seconds: Mapped[int]
     timeout_seconds: Mapped[float | None]  # overrides DOCPIPE_FETCH_TIMEOUT for this feed
     enabled: Mapped[bool] = mapped_column(default=True)
+    # a feed that prunes deletes the documents of items gone from it (migration 0011); a folder always does
+    prune: Mapped[bool] = mapped_column(default=False, server_default=false())
     next_run_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The run lease: set when a run is claimed, cleared when it ends. A second claim
     # succeeds only once the lease is older than DOCPIPE_SOURCE_LEASE_SECONDS.
