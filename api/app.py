@@ -11,12 +11,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi_offline import FastAPIOffline
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
-from api import dashboard, errors, ops, v1_documents, v1_index, v1_jobs, v1_models, v1_monitor, v1_search, v1_sources
+from api import (
+    dashboard,
+    errors,
+    idempotency,
+    ops,
+    v1_documents,
+    v1_index,
+    v1_jobs,
+    v1_models,
+    v1_monitor,
+    v1_search,
+    v1_sources,
+)
 from api.context import ApiContext
 from api.errors import publish_error_bodies
+from api.idempotency import Idempotency
 from api.metrics import registry_for
 from api.observe import HttpMetrics, RequestContext
 from pipeline.config import Settings, get_settings
@@ -46,11 +59,12 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.registry = registry_for(ctx)
+    app.add_middleware(Idempotency)  # inside RequestContext: its answers get request ids and metrics too
     app.add_middleware(RequestContext, metrics=HttpMetrics(app.state.registry))
     errors.install(app)
     dashboard.install(app)
     for module in (v1_documents, v1_jobs, v1_search, v1_models, v1_index, ops, dashboard, v1_sources, v1_monitor):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    publish_error_bodies(app)
+    publish_error_bodies(app, idempotency.document)
     return app

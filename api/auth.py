@@ -24,6 +24,13 @@ def presented_key(request: Request, header: str | None, bearer: HTTPAuthorizatio
     return request.cookies.get(COOKIE)
 
 
+def key_of(request: Request) -> str | None:
+    """The key a request presents, read from its headers and cookies alone (for middleware)."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    bearer = credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+    return request.headers.get("x-api-key") or bearer or request.cookies.get(COOKIE)
+
+
 def tenant_for(request: Request, key: str | None) -> str | None:
     ctx = request.app.state.ctx
     with ctx.session() as session:

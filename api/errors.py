@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -81,9 +82,10 @@ def install(app: FastAPI) -> None:
         return _json(503, error_body(503, f"docpipe is misconfigured: {exc}", "misconfigured"))
 
 
-def publish_error_bodies(app: FastAPI) -> None:
+def publish_error_bodies(app: FastAPI, *amend: Callable[[dict], None]) -> None:
     """The OpenAPI document describes 422 bodies as they are sent ({"error", "message", "problems"}, the
-    InvalidRequest schema), not as FastAPI's default {"detail": [...]}, so generated clients parse them."""
+    InvalidRequest schema), not as FastAPI's default {"detail": [...]}, so generated clients parse them.
+    Each of `amend` may then add what middleware does to the document (headers, answers)."""
     from fastapi.openapi.utils import get_openapi
     from pydantic.json_schema import models_json_schema
 
@@ -110,6 +112,8 @@ def publish_error_bodies(app: FastAPI) -> None:
                     invalid.setdefault("description", "Invalid request")
         for default in ("HTTPValidationError", "ValidationError"):
             schemas.pop(default, None)
+        for step in amend:
+            step(doc)
         app.openapi_schema = doc
         return doc
 
