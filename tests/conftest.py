@@ -231,3 +231,17 @@ def running_stack(
             yield s
         finally:
             s.stop()
+
+
+@contextmanager
+def stack_of_its_own(noida, tmp_path_factory, name: str, workers: tuple[str, ...] | None = None, **overrides: str):
+    """A stack with a database and an index prefix of its own, for a module whose reindexes build from all of
+    SQL: other modules' documents (and the fabricated ones some write) must not join its versions."""
+    data_dir = tmp_path_factory.mktemp(f"docpipe-{name}")
+    with migrated_database(tmp_path_factory.mktemp(f"{name}-sql")) as sql_url:
+        if workers is None:
+            with running_stack(noida, sql_url, data_dir, **overrides) as stack:
+                yield stack
+        else:
+            with running_stack(noida, sql_url, data_dir, workers, **overrides) as stack:
+                yield stack

@@ -14,9 +14,19 @@ from pipeline.store.db import session_scope
 from pipeline.store.models import Document, Job
 from pipeline.store.models_ml import Prediction
 from pipeline.types import document_id
+from tests.conftest import stack_of_its_own
 from tests.ml_support import TOPICS, docpipe_json, topic_rows, topic_text, write_rows
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack(noida, tmp_path_factory):
+    """A stack of this module's own: its reindexes and rollbacks count every indexed document in SQL."""
+    with stack_of_its_own(noida, tmp_path_factory, "ml") as own:
+        yield own
+
+
 TENANT = "t-ml"
 
 

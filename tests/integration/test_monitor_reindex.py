@@ -23,9 +23,19 @@ from pipeline.store.db import session_scope
 from pipeline.store.models import Chunk, Document, IndexVersion
 from pipeline.store.models_monitor import ReindexLedger
 from pipeline.types import document_id
+from tests.conftest import stack_of_its_own
 from tests.fixtures import article
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack(noida, tmp_path_factory):
+    """A stack of this module's own: its reindexes and rollbacks count every indexed document in SQL."""
+    with stack_of_its_own(noida, tmp_path_factory, "reindex") as own:
+        yield own
+
+
 RUN = uuid.uuid4().hex[:6]
 A, LATE = f"t-reidx-{RUN}", f"t-reidx-late-{RUN}"
 

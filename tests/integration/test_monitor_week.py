@@ -24,6 +24,7 @@ from pipeline.store.db import session_scope
 from pipeline.store.models import Document
 from pipeline.store.models_monitor import Alert, AlertDelivery, DocumentSentiment, EntityMention
 from pipeline.types import document_id
+from tests.conftest import migrated_database
 from tests.hooks import Hook
 
 pytestmark = pytest.mark.integration
@@ -81,6 +82,14 @@ def make_docs(tenant: str, hour: int) -> list[Document]:
             )
         )
     return docs
+
+
+@pytest.fixture
+def sql_url(tmp_path):
+    """A database of the test's own: its documents say "indexed" but have no chunks anywhere, which a
+    reindex or a verify of the shared stack would rightly count as drift."""
+    with migrated_database(tmp_path) as url:
+        yield url
 
 
 def test_a_week_with_one_negative_burst_raises_one_alert(sql_url):
