@@ -1,4 +1,4 @@
-"""`docpipe watch add|list|remove|series` and `docpipe alerts`: financial news sentiment monitoring."""
+"""`docpipe watch add|list|remove|series` and `docpipe alerts` (of entities and topics): news sentiment monitoring."""
 
 from __future__ import annotations
 
@@ -84,14 +84,18 @@ def watch_series(
     """Items, mean sentiment and negative share of an entity per hour or day."""
     from pipeline.monitor import series, watchlist
 
-    bounds = [_when(v, flag) for v, flag in ((since, "--since"), (until, "--until"))]
+    bounds = [when(v, flag) for v, flag in ((since, "--since"), (until, "--until"))]
     with session() as db:
         entity = watchlist.get(db, tenant, ticker) or fail(f"{ticker} is not watched for tenant {tenant}")
         rows = series(db, entity, by.value, *bounds)
     if as_json:
         out.print_json(json.dumps({"entity": entity.ticker, "tenant": tenant, "by": by.value, "buckets": rows}))
         return
-    table = Table(by.value, "items", "mean sentiment", "negative share", title=f"{entity.ticker} ({tenant})")
+    print_series(rows, by.value, f"{entity.ticker} ({tenant})")
+
+
+def print_series(rows: list[dict], by: str, title: str) -> None:
+    table = Table(by, "items", "mean sentiment", "negative share", title=title)
     for r in rows:
         table.add_row(
             r["start"][: 16 if by == "hour" else 10],
@@ -104,6 +108,7 @@ def watch_series(
 
 def alerts(
     entity: str = typer.Option(None, "--entity", "-e", help="Only this ticker."),
+    topic: str = typer.Option(None, "--topic", help="Only this topic."),
     tenant: str = typer.Option(None, "--tenant", "-t"),
     limit: int = 100,
     as_json: bool = JSON,
@@ -112,7 +117,7 @@ def alerts(
     from pipeline.monitor import alert_record, list_alerts
 
     with session() as db:
-        rows = [alert_record(a) for a in list_alerts(db, tenant, entity, limit)]
+        rows = [alert_record(a) for a in list_alerts(db, tenant, entity, limit, topic)]
     if as_json:
         out.print_json(json.dumps(rows))
         return
@@ -124,7 +129,7 @@ def alerts(
         table.add_row(
             str(r["id"]),
             r["tenant"],
-            r["entity"],
+            r["entity"] or f"topic {r['topic']}",
             f"{r['window_start'][:16]} → {r['window_end'][11:16]}",
             str(r["items"]),
             f"{r['negative_share']:.0%}",
@@ -146,7 +151,7 @@ def _entity(e) -> dict:
     }
 
 
-def _when(value: str | None, flag: str) -> datetime | None:
+def when(value: str | None, flag: str) -> datetime | None:
     if value is None:
         return None
     try:

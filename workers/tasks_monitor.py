@@ -16,18 +16,19 @@ SCORE_BATCH = 64
 
 @app.task(bind=True, name=SCORE_JOB, **RETRY)
 def score_job(self, job_id: str) -> None:
-    """Entity tags, sentiment and spike checks for a finished job's documents. Safe to run twice.
+    """Entity tags, topics, sentiment and spike checks for a finished job's documents. Safe to run twice.
 
     The lexicon runs here; with a promoted sentiment model the work moves to the gpu queue.
     """
     from pipeline.monitor import has_live_model
+    from pipeline.monitor.topics import has_live_topic_model
 
     with session_scope(runtime.sql_url()) as session:
         job = session.get(Job, job_id)
         if job is None:
             return
         tenant = job.tenant
-        model = has_live_model(session, tenant)
+        model = has_live_model(session, tenant) or has_live_topic_model(session, tenant)
     if model:
         score_job_with_model.delay(job_id)
     else:
@@ -44,12 +45,22 @@ def score_job_with_model(self, job_id: str) -> None:
 
 
 def _score(job_id: str, tenant: str) -> None:
-    from pipeline.monitor import SpikeRule, evaluate, job_documents, live_scorer, score_documents
+    from pipeline.monitor import (
+        SpikeRule,
+        evaluate,
+        evaluate_topics,
+        job_documents,
+        live_scorer,
+        live_topic_classifier,
+        score_documents,
+        score_topics,
+    )
     from pipeline.monitor.watchlist import matcher
     from pipeline.types import utcnow
 
     s = get_settings()
     touched: set[int] = set()
+    topics: set[int] = set()
     after = ""
     while True:
         with session_scope(runtime.sql_url()) as session:  # one transaction per batch
@@ -58,11 +69,14 @@ def _score(job_id: str, tenant: str) -> None:
                 break
             scorer = live_scorer(session, tenant, s.device, s.sentiment_neutral_band, s.infer.compile)
             touched |= score_documents(session, docs, scorer, matcher(session, tenant))
+            topics |= score_topics(session, docs, live_topic_classifier(session, tenant, s.device, s.infer.compile))
             after = docs[-1].id
-    if not touched:
+    if not touched and not topics:
         return
+    rule = SpikeRule.from_settings(s)
     with session_scope(runtime.sql_url()) as session:
-        opened = [a.id for a in evaluate(session, tenant, touched, utcnow(), SpikeRule.from_settings(s))]
+        opened = [a.id for a in evaluate(session, tenant, touched, utcnow(), rule)]
+        opened += [a.id for a in evaluate_topics(session, tenant, topics, utcnow(), rule)]
     for alert_id in opened:
         deliver_alert.delay(alert_id)
 

@@ -50,6 +50,7 @@ from pipeline.store.models import (
 )
 from pipeline.store.models_ml import Prediction
 from pipeline.store.models_monitor import DocumentSentiment, EntityMention
+from pipeline.store.models_topics import DocumentTopic
 
 IN_BATCH = 500  # ids per IN list and per delete_by_query
 # versions whose index may hold chunks; dropped and discarded ones are gone from Elasticsearch
@@ -61,6 +62,7 @@ _DEPENDENTS = (
     (Prediction, Prediction.document_id),
     (DocumentSentiment, DocumentSentiment.document_id),
     (EntityMention, EntityMention.document_id),
+    (DocumentTopic, DocumentTopic.document_id),
     (JobDocument, JobDocument.document_id),
 )
 _UNSYNCED = {"synchronize_session": False}

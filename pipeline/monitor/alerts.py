@@ -1,4 +1,4 @@
-"""Spike alerts: an entity's negative share in a recent window against its own baseline.
+"""Spike alerts: a watched entity's (or a topic's) negative share in a recent window against its own baseline.
 
 The baseline is the entity's history before the window, cut into windows of the same length;
 their negative shares give a mean and a standard deviation. A spike starts when the recent window
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from pipeline.config import AlertSettings, defaults
 from pipeline.monitor.scoring import epoch_hour
 from pipeline.monitor.series import hourly_counts
 from pipeline.store.models_monitor import Alert, WatchEntity
+from pipeline.store.models_topics import Topic
 
 _ALERT = defaults(AlertSettings)
 
@@ -101,24 +103,41 @@ def evaluate(session: Session, tenant: str, entity_ids: set[int] | None, now: da
     Entity rows are locked in id order while judged, so two tasks finishing at once cannot both
     open the same episode (and (entity, episode) is unique besides).
     """
-    q = select(WatchEntity).where(WatchEntity.tenant == tenant).order_by(WatchEntity.id).with_for_update()
-    if entity_ids is not None:
-        if not entity_ids:
+    return _evaluate(session, WatchEntity, tenant, entity_ids, now, rule)
+
+
+def evaluate_topics(
+    session: Session, tenant: str, topic_ids: set[int] | None, now: datetime, rule: SpikeRule
+) -> list[Alert]:
+    """The same rule over the tenant's topics (all when None): a topic's negative share against its own past."""
+    return _evaluate(session, Topic, tenant, topic_ids, now, rule)
+
+
+def _evaluate(
+    session: Session,
+    kind: type[WatchEntity] | type[Topic],
+    tenant: str,
+    ids: set[int] | None,
+    now: datetime,
+    rule: SpikeRule,
+) -> list[Alert]:
+    q = select(kind).where(kind.tenant == tenant).order_by(kind.id).with_for_update()
+    if ids is not None:
+        if not ids:
             return []
-        q = q.where(WatchEntity.id.in_(sorted(entity_ids)))
+        q = q.where(kind.id.in_(sorted(ids)))
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     now_hour = epoch_hour(now)
     first = now_hour - rule.window_hours - (rule.baseline_hours // rule.window_hours) * rule.window_hours + 1
     opened = []
-    for entity in session.scalars(q).all():
-        verdict = judge(hourly_counts(session, entity.id, first, now_hour), now_hour, rule)
-        if entity.open_alert_id is None and verdict.starts:
-            entity.episodes += 1
+    subjects = cast(list[WatchEntity | Topic], list(session.scalars(q).all()))
+    for subject in subjects:
+        verdict = judge(hourly_counts(session, subject, first, now_hour), now_hour, rule)
+        if subject.open_alert_id is None and verdict.starts:
+            subject.episodes += 1
             alert = Alert(
                 tenant=tenant,
-                entity_id=entity.id,
-                ticker=entity.ticker,
-                episode=entity.episodes,
+                episode=subject.episodes,
                 window_start=_hour_start(now_hour - rule.window_hours + 1),
                 window_end=_hour_start(now_hour + 1),
                 items=verdict.items,
@@ -129,27 +148,33 @@ def evaluate(session: Session, tenant: str, entity_ids: set[int] | None, now: da
                 deviations=verdict.deviations,
                 created_at=now,
             )
+            if isinstance(subject, Topic):
+                alert.topic_id, alert.topic = subject.id, subject.name
+            else:
+                alert.entity_id, alert.ticker = subject.id, subject.ticker
             session.add(alert)
             session.flush()
-            entity.open_alert_id = alert.id
+            subject.open_alert_id = alert.id
             opened.append(alert)
-        elif entity.open_alert_id is not None and verdict.ends:
-            ending = session.get(Alert, entity.open_alert_id)
+        elif subject.open_alert_id is not None and verdict.ends:
+            ending = session.get(Alert, subject.open_alert_id)
             if ending is not None:
                 ending.ended_at = now
-            entity.open_alert_id = None
+            subject.open_alert_id = None
     session.flush()
     return opened
 
 
 def list_alerts(
-    session: Session, tenant: str | None = None, ticker: str | None = None, limit: int = 100
+    session: Session, tenant: str | None = None, ticker: str | None = None, limit: int = 100, topic: str | None = None
 ) -> list[Alert]:
     q = select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit)
     if tenant:
         q = q.where(Alert.tenant == tenant)
     if ticker:
         q = q.where(Alert.ticker == ticker.strip().lstrip("$").upper())
+    if topic:
+        q = q.where(Alert.topic == topic)
     return list(session.scalars(q))
 
 
@@ -161,9 +186,10 @@ def alert_record(alert: Alert, names: list[str] | None = None) -> dict:
 
     return {
         "id": alert.id,
-        "kind": "negative_share_spike",
+        "kind": "topic_negative_share_spike" if alert.topic_id is not None else "negative_share_spike",
         "tenant": alert.tenant,
         "entity": alert.ticker,
+        "topic": alert.topic,
         "names": names or [],
         "episode": alert.episode,
         "window_start": iso(alert.window_start),

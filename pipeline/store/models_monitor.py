@@ -73,12 +73,16 @@ class EntityMention(Base):
 
 
 class Alert(Base):
+    """A spike of a watched entity's negative share, or of a topic's (pipeline/store/models_topics.py)."""
+
     __tablename__ = "alerts"
-    __table_args__ = (UniqueConstraint("entity_id", "episode"),)
+    __table_args__ = (UniqueConstraint("entity_id", "episode"), UniqueConstraint("topic_id", "episode"))
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     tenant: Mapped[str] = mapped_column(String(128), index=True)
-    entity_id: Mapped[int] = mapped_column(ForeignKey("watch_entities.id", ondelete="CASCADE"))
-    ticker: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[int | None] = mapped_column(ForeignKey("watch_entities.id", ondelete="CASCADE"))
+    ticker: Mapped[str | None] = mapped_column(String(32))
+    topic_id: Mapped[int | None] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"))
+    topic: Mapped[str | None] = mapped_column(String(64))
     episode: Mapped[int]
     window_start: Mapped[datetime]
     window_end: Mapped[datetime]

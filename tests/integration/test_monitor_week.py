@@ -3,7 +3,6 @@ webhook gets it once (after a retry); a steady entity raises none. Real SQL (SQL
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -23,9 +22,9 @@ from pipeline.monitor import (
 from pipeline.store.db import session_scope
 from pipeline.store.models import Document
 from pipeline.store.models_monitor import Alert, AlertDelivery, DocumentSentiment, EntityMention
-from pipeline.types import document_id
 from tests.conftest import migrated_database
 from tests.hooks import Hook
+from tests.monitor_support import news_item
 
 pytestmark = pytest.mark.integration
 
@@ -59,28 +58,9 @@ def items_for(hour: int) -> list[tuple[str, str, bool]]:
 def make_docs(tenant: str, hour: int) -> list[Document]:
     docs = []
     for i, (_, mention, negative) in enumerate(items_for(hour)):
-        link = f"https://news.example/{hour}/{i}"
         text = (NEGATIVE if negative else OTHER)[(hour + i) % 3].format(n=mention)
         published = START + timedelta(hours=hour, minutes=5 * i)
-        doc_id = document_id(tenant, link)
-        docs.append(
-            Document(
-                id=doc_id,
-                tenant=tenant,
-                source=link,
-                content_type="json",
-                title=None,
-                published=published,
-                text=text,
-                meta={},
-                content_hash=hashlib.sha256(f"{link}{text}".encode()).hexdigest(),
-                status="indexed",
-                cluster_id=doc_id,
-                chunk_count=1,
-                indexed_hash=None,
-                created_at=published,
-            )
-        )
+        docs.append(news_item(tenant, f"https://news.example/{hour}/{i}", text, published))
     return docs
 
 

@@ -1,0 +1,105 @@
+"""`docpipe topics add|list|remove|series`: topics whose news sentiment is followed, as entities are."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from cli.choices import Bucket
+from cli.common import JSON, TENANT, console, fail, out, session
+from cli.watch import print_series, when
+from pipeline.config import get_settings
+
+topics_app = typer.Typer(
+    help="Topics: each feed item's topic (the live topic model, else the terms given here) and its sentiment.",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(topics_app, name="topics")
+
+
+@topics_app.command("add")
+def topics_add(
+    name: str,
+    terms: str = typer.Option("", "--terms", help='Comma-separated words or phrases, e.g. "regulator,Basel"'),
+    tenant: str = TENANT,
+    as_json: bool = JSON,
+) -> None:
+    """Define a topic by its terms (adding it again replaces them); used while no topic model is live."""
+    from migrations.runner import upgrade
+    from pipeline.monitor import topics
+    from pipeline.services import endpoints
+
+    upgrade(endpoints(get_settings()).sql_url)
+    try:
+        with session() as db:
+            rec = topic_record(topics.add(db, tenant, name, terms))
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(rec))
+    else:
+        out.print(f"topic {rec['name']} ({', '.join(rec['terms']) or 'no terms'}) for tenant {tenant}")
+
+
+@topics_app.command("list")
+def topics_list(tenant: str = TENANT, as_json: bool = JSON) -> None:
+    """The tenant's topics: defined by hand or named by its topic model."""
+    from pipeline.monitor import topics
+
+    with session() as db:
+        rows = [topic_record(t) for t in topics.topics(db, tenant)]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("topic", "terms", "alerts", "in episode")
+    for r in rows:
+        table.add_row(r["name"], ", ".join(r["terms"]), str(r["alerts"]), "yes" if r["open"] else "")
+    out.print(table)
+
+
+@topics_app.command("remove")
+def topics_remove(name: str, tenant: str = TENANT) -> None:
+    """Forget a topic (its item tags and alerts go with it)."""
+    from pipeline.monitor import topics
+
+    with session() as db:
+        if not topics.remove(db, tenant, name):
+            fail(f"no topic {name} for tenant {tenant}", 1)
+    console.print(f"topic {name} removed")
+
+
+@topics_app.command("series")
+def topics_series(
+    name: str,
+    by: Bucket = typer.Option(Bucket.DAY, "--by", help="Bucket size."),
+    since: str = typer.Option(None, "--since", help="ISO date or time (UTC)"),
+    until: str = typer.Option(None, "--until", help="ISO date or time (UTC), exclusive"),
+    tenant: str = TENANT,
+    as_json: bool = JSON,
+) -> None:
+    """Items, mean sentiment and negative share of a topic per hour or day."""
+    from pipeline.monitor import series, topics
+
+    bounds = [when(v, flag) for v, flag in ((since, "--since"), (until, "--until"))]
+    with session() as db:
+        topic = topics.get(db, tenant, name) or fail(f"no topic {name} for tenant {tenant}")
+        rows = series(db, topic, by.value, *bounds)
+    if as_json:
+        out.print_json(json.dumps({"topic": topic.name, "tenant": tenant, "by": by.value, "buckets": rows}))
+        return
+    print_series(rows, by.value, f"{topic.name} ({tenant})")
+
+
+def topic_record(t) -> dict:
+    return {
+        "name": t.name,
+        "terms": list(t.terms or []),
+        "alerts": t.episodes,
+        "open": t.open_alert_id is not None,
+        "created_at": t.created_at.isoformat() if t.created_at else None,
+    }
