@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from pipeline.store import models_topics  # noqa: F401  (alerts refer to topics: their table must be known)
 from pipeline.store.models import Base, utcnow
 
 
