@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api import charts
@@ -31,6 +31,7 @@ from pipeline.types import utcnow
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.globals["plotly_url"] = charts.plotly_url
 WATCH_SPAN = timedelta(days=30)
 
 
@@ -116,39 +117,50 @@ _WINDOWS = (
 )
 
 
-def activity_chart(session, tenant: str) -> str:
-    """Documents indexed per time bucket, empty buckets included, failed and partial jobs marked."""
+def activity_chart(session, tenant: str) -> dict:
+    """Items of the jobs that finished per time bucket, stacked by outcome (empty buckets included), partial
+    and failed jobs marked: {"figure": a plotly figure or None, "caption": what it shows, in words}."""
     now = utcnow()
-    rows = repo.finished_jobs(session, tenant, now - _WINDOWS[-1][0])
-    finished = [(charts.aware(t), done, state, job_id) for t, done, state, job_id in rows]
-    oldest = min((t for t, *_ in finished), default=now)
+    rows = repo.finished_jobs(session, tenant, now - _WINDOWS[-1][0], INGESTING)
+    oldest = min((charts.aware(r[0]) for r in rows), default=now)
     window, step, label = next((w for w in _WINDOWS if now - oldest <= w[0]), _WINDOWS[-1])
     size = step.total_seconds()
     first = (now - window).timestamp() // size * size
-    buckets = {first + i * size: [0, 0] for i in range(int(window / step) + 1)}
-    for t, done, _, _ in finished:
-        bucket = buckets.setdefault(t.timestamp() // size * size, [0, 0])
-        bucket[0] += done
-        bucket[1] += 1
-    points = [
-        charts.Point(datetime.fromtimestamp(b + size / 2, UTC), total, jobs)
-        for b, (total, jobs) in sorted(buckets.items())
-    ]
+    buckets = {first + i * size: dict.fromkeys(_COUNTERS, 0) for i in range(int(window / step) + 1)}
+    starts = {}
+    for finished_at, done, unchanged, skipped, failed, state, job_id in rows:
+        start = charts.aware(finished_at).timestamp() // size * size
+        counts = buckets.setdefault(start, dict.fromkeys(_COUNTERS, 0))
+        for name, n in zip(_COUNTERS, (done, unchanged, skipped, failed), strict=True):
+            counts[name] += n or 0
+        starts[job_id] = (start, state, done, failed, done + unchanged + skipped + failed)
     markers = [
-        charts.Marker(t, f"job {job_id[:8]} {state}")
-        for t, _, state, job_id in finished
+        charts.Marker(
+            datetime.fromtimestamp(start, UTC),
+            f"job {job_id[:8]} {state}: {failed} of {total} item(s) failed, {done} indexed",
+            state,
+            float(sum(buckets[start].values())),
+        )
+        for job_id, (start, state, done, failed, total) in starts.items()
         if state in (JobState.FAILED, JobState.PARTIAL)
     ]
-    title = f"documents indexed {label}"
-    return charts.counts_svg(
-        points,
+    figure = charts.activity_figure(
+        [charts.Bucket(datetime.fromtimestamp(b, UTC), counts) for b, counts in sorted(buckets.items()) if rows],
         markers,
-        title,
-        title,
-        "failed job",
-        count_noun="jobs",
-        x_range=(datetime.fromtimestamp(first, UTC), now),
+        step,
     )
+    partial = sum(m.kind == JobState.PARTIAL for m in markers)
+    failed_jobs = len(markers) - partial
+    caption = (
+        f"items of finished jobs {label}, by outcome · {len(rows)} job(s) finished, "
+        f"{partial} partial, {failed_jobs} failed"
+    )
+    return {"figure": figure, "caption": caption}
+
+
+_COUNTERS = ("done", "unchanged", "skipped", "failed")
+# jobs whose counters count documents read and indexed; a delete job's `done` counts documents deleted
+INGESTING = ("ingest", "upload", "folder", "feed", "replay")
 
 
 @router.get("/ui/jobs/{job_id}", response_class=HTMLResponse)
@@ -237,6 +249,15 @@ def index_page(request: Request, tenant: str = Depends(page_tenant)):
     return render(request, "index.html", tenant, versions=versions, chunks=chunks, verified=verified)
 
 
+@router.get("/ui/webhooks", response_class=HTMLResponse)
+def webhooks_page(request: Request, tenant: str = Depends(page_tenant)):
+    from api.v1_webhooks import dashboard_rows
+
+    with request.app.state.ctx.session() as session:
+        endpoints = dashboard_rows(session, tenant)
+    return render(request, "webhooks.html", tenant, endpoints=endpoints)
+
+
 @router.get("/ui/watch", response_class=HTMLResponse)
 def watch_page(request: Request, tenant: str = Depends(page_tenant)):
     with request.app.state.ctx.session() as session:
@@ -259,5 +280,20 @@ def watch_chart(trend: EntityTrend) -> dict:
         "entity": trend.ticker,
         "names": trend.names,
         "alerts": markers,
-        "svg": charts.sentiment_svg(points, markers, f"{trend.ticker} sentiment"),
+        "figure": charts.sentiment_figure(points, markers),
     }
+
+
+@router.get("/vendor/plotly-{digest}.min.js")
+def plotly_js(request: Request, digest: str) -> Response:
+    """plotly.js from the installed plotly package. The URL carries its content hash, so it may be cached for
+    good; an old hash (the package was upgraded meanwhile) still gets the script, but one not to be kept."""
+    current = digest == charts.plotly_hash()
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable" if current else "no-cache",
+        "Vary": "Accept-Encoding",
+    }
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(charts.plotly_gzipped(), media_type="text/javascript", headers=headers)
+    return FileResponse(charts.plotly_file(), media_type="text/javascript", headers=headers)

@@ -1,4 +1,5 @@
-// docpipe dashboard: live job progress, upload, replay and cancel. Served by the app; no build step.
+// docpipe dashboard: live job progress, upload, replay, cancel, delete, and the charts (plotly.js, which the
+// app serves from the installed plotly package on the pages that have charts). No build step.
 "use strict";
 
 const FINAL = ["succeeded", "partial", "failed", "cancelled"];
@@ -15,10 +16,18 @@ async function api(method, url, body) {
   return data;
 }
 
-function setBar(bar, progress) {
-  const pct = Math.round(progress * 1000) / 10;
-  bar.querySelector("span").style.width = `${pct}%`;
-  bar.setAttribute("aria-valuenow", String(Math.round(pct)));
+const OUTCOMES = [["done", "indexed"], ["unchanged", "unchanged"], ["skipped", "duplicates"], ["failed", "failed"]];
+
+// one part per outcome, each its share of the total: a partial job shows its failed share in red
+function setBar(bar, job) {
+  const c = job.counters;
+  const whole = Math.max(c.total, OUTCOMES.reduce((sum, [name]) => sum + c[name], 0));
+  for (const [name] of OUTCOMES) {
+    const seg = bar.querySelector(`[data-seg=${name}]`);
+    if (seg) seg.style.width = `${whole ? Math.round((1000 * c[name]) / whole) / 10 : 0}%`;
+  }
+  bar.setAttribute("aria-valuenow", String(Math.round(job.progress * 100)));
+  bar.title = OUTCOMES.map(([name, label]) => `${c[name]} ${label}`).join(", ") + ` of ${c.total}`;
 }
 
 function fill(root, job) {
@@ -30,7 +39,7 @@ function fill(root, job) {
     if (name === "state") el.className = `state state-${job.state}`;
   }
   const bar = root.querySelector(".bar");
-  if (bar) setBar(bar, job.progress);
+  if (bar) setBar(bar, job);
 }
 
 function jobRow(job) {
@@ -58,7 +67,12 @@ function jobRow(job) {
       const bar = document.createElement("div");
       bar.className = "bar";
       bar.setAttribute("role", "progressbar");
-      bar.appendChild(document.createElement("span"));
+      for (const [name] of OUTCOMES) {
+        const seg = document.createElement("span");
+        seg.className = `seg seg-${name}`;
+        seg.dataset.seg = name;
+        bar.appendChild(seg);
+      }
       td.appendChild(bar);
     } else if (what === "created") {
       td.className = "when";
@@ -79,8 +93,9 @@ function pollJobs(table) {
   async function tick() {
     try {
       const data = await api("GET", `/v1/jobs?limit=50${state ? `&state=${encodeURIComponent(state)}` : ""}`);
+      const jobs = data.items || data.jobs;  // a page of the list, or the list itself
       const rows = new Map([...tbody.querySelectorAll("tr[data-job]")].map((tr) => [tr.dataset.job, tr]));
-      const ordered = data.jobs.map((job) => {
+      const ordered = jobs.map((job) => {
         const tr = rows.get(job.id) || jobRow(job);
         fill(tr, job);
         return tr;
@@ -88,7 +103,7 @@ function pollJobs(table) {
       const empty = tbody.querySelector("tr.empty");
       if (empty && ordered.length) empty.remove();
       ordered.forEach((tr) => tbody.appendChild(tr));
-      rows.forEach((tr, id) => { if (!data.jobs.some((j) => j.id === id)) tr.remove(); });
+      rows.forEach((tr, id) => { if (!jobs.some((j) => j.id === id)) tr.remove(); });
     } catch (e) { /* a missed poll is retried on the next tick */ }
     setTimeout(tick, 1500);
   }
@@ -148,7 +163,48 @@ function wireAction(button, verb) {
   });
 }
 
+// the server sends each chart as a plotly figure; `responsive` redraws it to its card's width on resize
+function drawCharts() {
+  for (const el of document.querySelectorAll("[data-chart]")) {
+    const figure = JSON.parse(el.dataset.chart);
+    window.Plotly.newPlot(el, figure.data, figure.layout, {responsive: true, displayModeBar: false});
+  }
+}
+
+// plotly.js (4.8 MB) loads async, so the page's forms and buttons work before it has arrived
+function whenPlotly(draw) {
+  const script = document.querySelector("script[data-plotly]");
+  if (window.Plotly) draw();
+  else if (script) script.addEventListener("load", draw);
+}
+
+// delete through the API (DELETE /v1/documents/{id}): a delete job, linked in the row until it is done
+function wireDelete(button) {
+  const status = button.parentElement.querySelector("[data-delete-status]");
+  button.addEventListener("click", async () => {
+    const name = button.dataset.name;
+    if (!window.confirm(`Delete ${name}? Its chunks leave the index and its rows are removed.`)) return;
+    button.disabled = true;
+    status.textContent = "deleting…";
+    status.className = "status";
+    try {
+      const accepted = await api("DELETE", `/v1/documents/${button.dataset.delete}`);
+      const link = document.createElement("a");
+      link.href = `/ui/jobs/${accepted.job_id}`;
+      link.textContent = `delete job ${accepted.job_id.slice(0, 8)} ${accepted.state}`;
+      status.replaceChildren(link);
+      button.closest("tr").classList.add("deleting");
+    } catch (e) {
+      status.textContent = e.message;
+      status.className = "status error";
+      button.disabled = false;
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  if (document.querySelector("[data-chart]")) whenPlotly(drawCharts);
+  document.querySelectorAll("[data-delete]").forEach(wireDelete);
   document.querySelectorAll("[data-poll-jobs]").forEach(pollJobs);
   document.querySelectorAll("[data-poll-job]").forEach(pollJob);
   document.querySelectorAll("[data-upload]").forEach(wireUpload);

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import Row, delete, func, insert, select
@@ -87,15 +88,15 @@ def page_jobs(
     return list(rows), total
 
 
-def finished_jobs(session: Session, tenant: str, since: datetime) -> list[Row]:
-    """(finished_at, done, state, id) of the tenant's jobs that ended at or after `since`."""
-    return list(
-        session.execute(
-            select(Job.finished_at, Job.done, Job.state, Job.id).where(
-                Job.tenant == tenant, Job.finished_at.is_not(None), Job.finished_at >= since
-            )
-        )
+def finished_jobs(session: Session, tenant: str, since: datetime, kinds: Collection[str] | None = None) -> list[Row]:
+    """(finished_at, done, unchanged, skipped, failed, state, id) of the tenant's jobs (of `kinds`, else all)
+    that ended at or after `since`."""
+    query = select(Job.finished_at, Job.done, Job.unchanged, Job.skipped, Job.failed, Job.state, Job.id).where(
+        Job.tenant == tenant, Job.finished_at.is_not(None), Job.finished_at >= since
     )
+    if kinds is not None:
+        query = query.where(Job.kind.in_(kinds))
+    return list(session.execute(query))
 
 
 def mark_running(session: Session, job: Job) -> None:

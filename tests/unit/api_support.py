@@ -100,3 +100,17 @@ def seed_sentiment(session, tenant: str, ticker: str, points: list[tuple], alert
             )
         )
     session.flush()
+
+
+def charts_in(page: str) -> list[dict]:
+    """The plotly figures a dashboard page hands to the browser, parsed back from their data-chart attributes."""
+    import html
+    import json
+    import re
+
+    return [json.loads(html.unescape(m)) for m in re.findall(r"data-chart='([^']*)'", page)]
+
+
+def trace(figure: dict, name: str) -> dict:
+    """The trace of `figure` that the legend calls `name`."""
+    return next(t for t in figure["data"] if t["name"] == name)

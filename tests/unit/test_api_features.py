@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from xml.etree import ElementTree
 
 import pytest
 
-from tests.unit.api_support import Api, seed_sentiment
+from tests.unit.api_support import Api, charts_in, seed_sentiment, trace
 
 
 @pytest.fixture()
@@ -25,8 +24,8 @@ def test_feeds_are_added_listed_run_and_removed_per_tenant(api):
     assert r.status_code == 201, r.text
     feed = r.json()
     assert (feed["tenant"], feed["kind"], feed["every_seconds"]) == ("acme", "feed", 300)
-    assert [f["id"] for f in api.client.get("/v1/feeds", headers=acme).json()] == [feed["id"]]
-    assert api.client.get("/v1/feeds", headers=globex).json() == []
+    assert [f["id"] for f in api.client.get("/v1/feeds", headers=acme).json()["items"]] == [feed["id"]]
+    assert api.client.get("/v1/feeds", headers=globex).json()["items"] == []
     assert api.client.post(f"/v1/feeds/{feed['id']}/run", headers=globex).status_code == 404
     assert api.client.delete(f"/v1/feeds/{feed['id']}", headers=globex).status_code == 404
     run = api.client.post(f"/v1/feeds/{feed['id']}/run", headers=acme)
@@ -34,7 +33,7 @@ def test_feeds_are_added_listed_run_and_removed_per_tenant(api):
     assert api.tasks[0][1][0] == feed["id"] and api.tasks[0][1][1]  # the run carries its lease token
     assert api.client.post(f"/v1/feeds/{feed['id']}/run", headers=acme).status_code == 409  # still running
     assert api.client.delete(f"/v1/feeds/{feed['id']}", headers=acme).status_code == 204
-    assert api.client.get("/v1/feeds", headers=acme).json() == []
+    assert api.client.get("/v1/feeds", headers=acme).json()["items"] == []
 
 
 @pytest.mark.parametrize(
@@ -75,16 +74,14 @@ def test_watchlist_series_alerts_and_the_chart_stay_in_their_tenant(api):
     series = api.client.get("/v1/watchlist/AAPL/series", headers=acme, params={"by": "day"}).json()
     assert [row["items"] for row in series] == [1, 1, 1, 1] and series[-1]["mean_sentiment"] == -0.9
     assert api.client.get("/v1/watchlist/AAPL/series", headers=globex).status_code == 404
-    assert [a["entity"] for a in api.client.get("/v1/alerts", headers=acme).json()] == ["AAPL"]
-    assert api.client.get("/v1/alerts", headers=globex).json() == []
-    assert api.client.get("/v1/watchlist", headers=globex).json() == []
+    assert [a["entity"] for a in api.client.get("/v1/alerts", headers=acme).json()["items"]] == ["AAPL"]
+    assert api.client.get("/v1/alerts", headers=globex).json()["items"] == []
+    assert api.client.get("/v1/watchlist", headers=globex).json()["items"] == []
 
     api.client.post("/login", data={"key": acme["X-API-Key"], "next": "/ui/watch"})
     page = api.client.get("/ui/watch").text
-    start = page.index('<svg class="chart"')
-    svg = ElementTree.fromstring(page[start : page.index("</svg>", start) + 6])
-    ns = "{http://www.w3.org/2000/svg}"
-    assert len(svg.findall(f".//{ns}circle")) == 4 and len(svg.findall(f".//{ns}g[@class='alert']")) == 1
+    (figure,) = charts_in(page)
+    assert trace(figure, "mean sentiment")["y"] == [0.6, 0.0, -0.7, -0.9] and len(trace(figure, "alert")["x"]) == 1
     assert "negative share 80%" in page
     assert api.client.delete("/v1/watchlist/AAPL", headers=globex).status_code == 404
     assert api.client.delete("/v1/watchlist/AAPL", headers=acme).status_code == 204
@@ -117,7 +114,7 @@ def test_models_are_listed_promoted_and_rolled_back_within_the_tenant(api, monke
     first, second = _model(api, "acme", "sentiment"), _model(api, "acme", "sentiment")
     training = _model(api, "acme", "sentiment", status="training")
     other = _model(api, "globex", "sentiment")
-    assert {m["id"] for m in api.client.get("/v1/models", headers=acme).json()} == {first, second, training}
+    assert {m["id"] for m in api.client.get("/v1/models", headers=acme).json()["items"]} == {first, second, training}
     assert api.client.get(f"/v1/models/{other}", headers=acme).status_code == 404
     assert api.client.post(f"/v1/models/{other}/promote", headers=acme).status_code == 404
     assert api.client.post(f"/v1/models/{training}/promote", headers=acme).status_code == 409
@@ -130,7 +127,7 @@ def test_models_are_listed_promoted_and_rolled_back_within_the_tenant(api, monke
     back = api.client.post("/v1/models/rollback", headers=acme, params={"task": "sentiment"})
     assert back.status_code == 200 and back.json()["id"] == first
     assert api.client.post("/v1/models/rollback", headers=globex, params={"task": "sentiment"}).status_code == 409
-    live = {m["id"] for m in api.client.get("/v1/models", headers=acme).json() if m["live"]}
+    live = {m["id"] for m in api.client.get("/v1/models", headers=acme).json()["items"] if m["live"]}
     assert live == {first} and not api.client.get(f"/v1/models/{other}", headers=globex).json()["live"]
 
 
@@ -161,8 +158,6 @@ def test_the_watch_chart_draws_hours_when_the_data_spans_too_few_days_and_drops_
         seed_sentiment(s, "acme", "MSFT", points, alert_at=now - timedelta(days=40))
     api.client.post("/login", data={"key": acme["X-API-Key"], "next": "/ui/watch"})
     page = api.client.get("/ui/watch").text
-    start = page.index('<svg class="chart"')
-    svg = ElementTree.fromstring(page[start : page.index("</svg>", start) + 6])
-    ns = "{http://www.w3.org/2000/svg}"
-    assert len(svg.findall(f".//{ns}circle")) == 3  # one per hour: by day they would be one or two points
-    assert not svg.findall(f".//{ns}g[@class='alert']")  # the alert ended before the chart's 30 days
+    (figure,) = charts_in(page)
+    assert len(trace(figure, "mean sentiment")["y"]) == 3  # one per hour: by day they would be one or two points
+    assert "alert" not in [t["name"] for t in figure["data"]]  # the alert ended before the chart's 30 days
