@@ -221,6 +221,7 @@ def running_stack(
         "DOCPIPE_FILES_PER_TASK": "4",
         "DOCPIPE_MAX_FILE_BYTES": "200000",
         "DOCPIPE_FETCH_ALLOW_NETWORKS": "127.0.0.0/8",  # feeds in tests come from a loopback server
+        "DOCPIPE_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",  # and webhooks go to one
         **overrides,
     }
     with settings_environment(env):

@@ -11,12 +11,15 @@ class Hook:
     def __init__(self, statuses: list[int] | None = None):
         self.statuses = list(statuses or [])  # answered in turn; 200 once they run out
         self.received: list[tuple[int, dict, dict]] = []  # (status answered, body, headers)
+        self.raw_bodies: list[tuple[bytes, dict]] = []  # (body as sent, headers): what a signature covers
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = json.loads(raw or b"{}")
                 status = hook.statuses.pop(0) if hook.statuses else 200
+                hook.raw_bodies.append((raw, dict(self.headers)))
                 hook.received.append((status, body, dict(self.headers)))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
