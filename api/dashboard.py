@@ -24,7 +24,8 @@ from api.v1_search import run as run_search
 from api.v1_search import search_filters
 from pipeline.errors import DocpipeError
 from pipeline.jobs.stats import job_stats
-from pipeline.monitor.trends import EntityTrend, recent_trends
+from pipeline.monitor import topics
+from pipeline.monitor.trends import Trend, recent_topic_trends, recent_trends, trend_of
 from pipeline.store import model_registry, repo
 from pipeline.store.models import JobState
 from pipeline.types import utcnow
@@ -266,8 +267,25 @@ def watch_page(request: Request, tenant: str = Depends(page_tenant)):
     return render(request, "watch.html", tenant, entities=entities)
 
 
-def watch_chart(trend: EntityTrend) -> dict:
-    """An entity's mean sentiment drawn over its buckets, its alerts marked."""
+@router.get("/ui/topics", response_class=HTMLResponse)
+def topics_page(request: Request, tenant: str = Depends(page_tenant)):
+    with request.app.state.ctx.session() as session:
+        charts_ = [watch_chart(t) for t in recent_topic_trends(session, tenant, utcnow() - WATCH_SPAN)]
+    return render(request, "topics.html", tenant, topics=charts_, single=False)
+
+
+@router.get("/ui/topics/{name}", response_class=HTMLResponse)
+def topic_page(request: Request, name: str, tenant: str = Depends(page_tenant)):
+    with request.app.state.ctx.session() as session:
+        topic = topics.get(session, tenant, name)
+        if topic is None:
+            return render(request, "missing.html", tenant, what=f"topic {name}")
+        chart = watch_chart(trend_of(session, topic, utcnow() - WATCH_SPAN))
+    return render(request, "topics.html", tenant, topics=[chart], single=True)
+
+
+def watch_chart(trend: Trend) -> dict:
+    """An entity's or a topic's mean sentiment drawn over its buckets, its alerts marked."""
     points = [charts.Point(datetime.fromisoformat(b["start"]), b["mean_sentiment"], b["items"]) for b in trend.buckets]
     markers = [
         charts.Marker(
@@ -277,7 +295,7 @@ def watch_chart(trend: EntityTrend) -> dict:
         for a in trend.alerts
     ]
     return {
-        "entity": trend.ticker,
+        "entity": trend.name,
         "names": trend.names,
         "alerts": markers,
         "figure": charts.sentiment_figure(points, markers),

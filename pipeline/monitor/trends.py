@@ -1,4 +1,4 @@
-"""Recent sentiment per watched entity, with the alerts raised over the same span: what the watch charts draw."""
+"""Recent sentiment per watched entity or topic, with the alerts raised over the same span: what the charts draw."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from pipeline.monitor import watchlist
+from pipeline.monitor import topics, watchlist
 from pipeline.monitor.alerts import list_alerts
 from pipeline.monitor.series import series
-from pipeline.store.models_monitor import Alert
+from pipeline.store.models_monitor import Alert, WatchEntity
+from pipeline.store.models_topics import Topic
 
 # fewer daily buckets than this draw no shape, so the trend falls back to hourly buckets
 MIN_DAILY_BUCKETS = 3
@@ -19,25 +20,34 @@ ALERTS_PER_ENTITY = 200
 
 
 @dataclass(frozen=True)
-class EntityTrend:
-    ticker: str
-    names: list[str]
+class Trend:
+    name: str  # the ticker, or the topic
+    names: list[str]  # an entity's names, a topic's terms
     buckets: list[dict]  # series rows: start, items, mean_sentiment, negative_share
     alerts: list[Alert]  # newest first, each ending at or after the trend's start
 
 
-def recent_trends(session: Session, tenant: str, since: datetime) -> list[EntityTrend]:
+def recent_trends(session: Session, tenant: str, since: datetime) -> list[Trend]:
     """Each watched entity of `tenant` from `since` on: daily buckets, hourly when the data spans too few days."""
-    trends = []
-    for entity in watchlist.entities(session, tenant):
-        buckets = series(session, entity, "day", since)
-        if len(buckets) < MIN_DAILY_BUCKETS:
-            buckets = series(session, entity, "hour", since)
-        alerts = [
-            a for a in list_alerts(session, tenant, entity.ticker, ALERTS_PER_ENTITY) if _aware(a.window_end) >= since
-        ]
-        trends.append(EntityTrend(entity.ticker, list(entity.names or []), buckets, alerts))
-    return trends
+    return [trend_of(session, entity, since) for entity in watchlist.entities(session, tenant)]
+
+
+def recent_topic_trends(session: Session, tenant: str, since: datetime) -> list[Trend]:
+    """Each topic of `tenant` from `since` on, as for entities."""
+    return [trend_of(session, topic, since) for topic in topics.topics(session, tenant)]
+
+
+def trend_of(session: Session, subject: WatchEntity | Topic, since: datetime) -> Trend:
+    buckets = series(session, subject, "day", since)
+    if len(buckets) < MIN_DAILY_BUCKETS:
+        buckets = series(session, subject, "hour", since)
+    if isinstance(subject, Topic):
+        name, names = subject.name, list(subject.terms or [])
+        raised = list_alerts(session, subject.tenant, None, ALERTS_PER_ENTITY, topic=subject.name)
+    else:
+        name, names = subject.ticker, list(subject.names or [])
+        raised = list_alerts(session, subject.tenant, subject.ticker, ALERTS_PER_ENTITY)
+    return Trend(name, names, buckets, [a for a in raised if _aware(a.window_end) >= since])
 
 
 def _aware(t: datetime) -> datetime:
