@@ -23,6 +23,8 @@ BUILTINS: dict[str, tuple[str, str]] = {
     "language": ("language", "keyword"),
     "content_type": ("content_type", "keyword"),
     "published": ("published", "date"),
+    "entity": ("entities", "keyword"),  # TYPE:text, as `docpipe extract` writes them (ORG:Acme Corp)
+    "entity_text": ("entity_text", "keyword"),
 }
 USER_PREFIX = "meta."
 RANGE_OPS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
