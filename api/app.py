@@ -19,6 +19,7 @@ from api import (
     errors,
     idempotency,
     ops,
+    v1_ask,
     v1_documents,
     v1_index,
     v1_jobs,
@@ -26,6 +27,9 @@ from api import (
     v1_monitor,
     v1_search,
     v1_sources,
+    v1_tenant,
+    v1_topics,
+    v1_webhooks,
 )
 from api.context import ApiContext
 from api.errors import publish_error_bodies
@@ -62,8 +66,23 @@ def create_app(
     app.add_middleware(Idempotency)  # inside RequestContext: its answers get request ids and metrics too
     app.add_middleware(RequestContext, metrics=HttpMetrics(app.state.registry))
     errors.install(app)
+    v1_webhooks.wire(ctx)
     dashboard.install(app)
-    for module in (v1_documents, v1_jobs, v1_search, v1_models, v1_index, ops, dashboard, v1_sources, v1_monitor):
+    for module in (
+        v1_documents,
+        v1_jobs,
+        v1_search,
+        v1_models,
+        v1_index,
+        ops,
+        dashboard,
+        v1_sources,
+        v1_monitor,
+        v1_topics,
+        v1_ask,
+        v1_webhooks,
+        v1_tenant,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     publish_error_bodies(app, idempotency.document)

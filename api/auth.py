@@ -51,3 +51,17 @@ def require_tenant(
         )
     request.scope[TENANT_KEY] = tenant  # for the request's log line (api/observe.py)
     return tenant
+
+
+def is_admin(settings, tenant: str) -> bool:
+    """Whether `tenant` may act on what all tenants share (the index versions): DOCPIPE_API_ADMIN_TENANTS."""
+    return tenant in {t.strip() for t in settings.api.admin_tenants.split(",") if t.strip()}
+
+
+def require_admin(request: Request, tenant: str = Depends(require_tenant)) -> str:
+    if not is_admin(request.app.state.ctx.settings, tenant):
+        raise ApiError(
+            403,
+            f"tenant {tenant} may not act on the shared index: use a key of a tenant in DOCPIPE_API_ADMIN_TENANTS",
+        )
+    return tenant

@@ -66,9 +66,13 @@ class ApiContext:
         with self._encoder_lock:
             if path not in self._encoders:
                 from pipeline.embed import get_encoder
+                from pipeline.query_cache import CachedEncoder
 
                 s = self.settings
-                self._encoders[path] = get_encoder(path, s.device, s.embed_batch_size)
+                # repeated queries skip the model (DOCPIPE_API_QUERY_CACHE_SIZE vectors per encoder)
+                self._encoders[path] = CachedEncoder(
+                    get_encoder(path, s.device, s.embed_batch_size), s.api.query_cache_size
+                )
             return self._encoders[path]
 
     def search_target(self) -> tuple[str, str | None]:

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 _CODES = {
     400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
@@ -112,9 +113,26 @@ def publish_error_bodies(app: FastAPI, *amend: Callable[[dict], None]) -> None:
                     invalid.setdefault("description", "Invalid request")
         for default in ("HTTPValidationError", "ValidationError"):
             schemas.pop(default, None)
+        _common_answers(doc)
         for step in amend:
             step(doc)
         app.openapi_schema = doc
         return doc
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _common_answers(doc: dict) -> None:
+    """What any /v1 operation may answer besides its own: 400 for a body that cannot be parsed, 503 while the
+    database or the search server is away (the handlers above)."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, methods in doc.get("paths", {}).items():
+        if not path.startswith("/v1/"):
+            continue
+        for operation in methods.values():
+            responses = operation.setdefault("responses", {})
+            if "requestBody" in operation:
+                responses.setdefault("400", {"description": "The body cannot be parsed", "content": error})
+            responses.setdefault(
+                "503", {"description": "The database or the search server is unavailable; retry", "content": error}
+            )

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.jobs.record import job_record
 from pipeline.jobs.stats import JobStats
 from pipeline.store.models import Job
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every one docpipe stores is UTC, and the schema says date-time (with offset)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+Moment = Annotated[datetime, AfterValidator(_utc)]
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list (api/pages.py)."""
+
+    items: list[T]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page")
 
 
 class Error(BaseModel):
@@ -43,7 +61,7 @@ class DeadLetterOut(BaseModel):
     stage: str
     reason: str
     detail: str
-    created_at: datetime | None
+    created_at: Moment | None
     replayed: bool
     replay_job_id: str | None
 
@@ -68,10 +86,10 @@ class JobOut(BaseModel):
     progress: float  # finished items / total, 0..1; 0 while the total is unknown
     metrics: dict
     error: str | None
-    created_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    heartbeat_at: datetime | None
+    created_at: Moment | None
+    started_at: Moment | None
+    finished_at: Moment | None
+    heartbeat_at: Moment | None
 
 
 class JobDetail(JobOut):
@@ -79,11 +97,8 @@ class JobDetail(JobOut):
     dead_letters: list[DeadLetterOut]
 
 
-class JobList(BaseModel):
-    jobs: list[JobOut]
-    total: int
-    limit: int
-    offset: int
+class JobList(Page[JobOut]):
+    """A page of jobs, newest first (api/pages.py)."""
 
 
 class Accepted(BaseModel):
@@ -135,13 +150,13 @@ class DocumentOut(BaseModel):
     name: str  # the upload name for uploads, else the source
     content_type: str
     title: str | None
-    published: datetime | None
+    published: Moment | None
     status: str
     chunk_count: int
     duplicate_of: str | None
     cluster_id: str
     last_job_id: str | None
-    updated_at: datetime | None
+    updated_at: Moment | None
 
 
 class DocumentDetail(DocumentOut):
@@ -149,11 +164,24 @@ class DocumentDetail(DocumentOut):
     meta: dict
 
 
-class DocumentList(BaseModel):
-    documents: list[DocumentOut]
-    total: int
-    limit: int
-    offset: int
+class MetadataPatch(BaseModel):
+    """A JSON merge patch (RFC 7396) on the document as GET shows it; `meta` is the part that can change."""
+
+    meta: dict = Field(
+        description="Keys to set (string, number, boolean or a list of them) or to remove (null); docs/metadata.md",
+        json_schema_extra={"example": {"desk": "rates", "reviewed": True, "draft": None}},
+    )
+
+
+class MetadataOut(BaseModel):
+    id: str
+    meta: dict
+    indices: list[str] = Field(description="Index versions whose chunks now carry it")
+    chunks: int = Field(description="Chunks updated, every index version together")
+
+
+class DocumentList(Page[DocumentOut]):
+    """A page of documents, newest first (api/pages.py)."""
 
 
 class HitOut(BaseModel):
@@ -167,6 +195,13 @@ class HitOut(BaseModel):
     ordinal: int
     snippet: str
     highlights: list[str]  # HTML: escaped text with <mark> around query words
+    pages: list[int] = Field(default_factory=list, description="PDF pages the passage lies on (1-based); [] otherwise")
+    language: str | None = Field(None, description="ISO 639-1 code of the document's language, when known")
+
+
+class FacetValue(BaseModel):
+    value: str
+    count: int = Field(description="Documents with this value among those the tenant's filters keep")
 
 
 class SearchOut(BaseModel):
@@ -174,6 +209,11 @@ class SearchOut(BaseModel):
     mode: str
     k: int
     hits: list[HitOut]
+    facets: dict[str, list[FacetValue]] = Field(
+        default_factory=dict, description="Per `facet` key asked for: its values, most documents first"
+    )
+    took: int = Field(0, description="The search server's own milliseconds (Elasticsearch `took`, summed)")
+    search_ms: float = Field(0.0, description="Milliseconds the API waited for the search server (took + round trips)")
 
 
 class ModelOut(BaseModel):
@@ -188,7 +228,7 @@ class ModelOut(BaseModel):
     metrics: dict
     index_version: str | None
     error: str | None
-    created_at: datetime | None
+    created_at: Moment | None
 
 
 class IndexVersionOut(BaseModel):
@@ -196,11 +236,17 @@ class IndexVersionOut(BaseModel):
     version: int
     model: str
     dims: int
-    state: str
-    config_hash: str
+    state: str  # building | live | retired | discarded | dropped
+    live: bool
+    config_hash: str  # of the model, chunking and mapping it was built with
+    config: str  # the hash as `docpipe index versions` shows it
+    chunk_tokens: int | None
+    chunk_overlap: int | None
     reason: str | None
-    created_at: datetime | None
-    activated_at: datetime | None
+    job_id: str | None  # the reindex job that built it
+    created_at: Moment | None
+    activated_at: Moment | None
+    retired_at: Moment | None
 
 
 class Health(BaseModel):
@@ -275,8 +321,14 @@ def index_version_out(v) -> dict:
         "model": v.model,
         "dims": v.dims,
         "state": v.state,
+        "live": v.state == "live",
         "config_hash": v.config_hash,
+        "config": v.config_hash[:12],
+        "chunk_tokens": v.chunk_tokens,
+        "chunk_overlap": v.chunk_overlap,
         "reason": v.reason,
+        "job_id": v.job_id,
         "created_at": v.created_at,
         "activated_at": v.activated_at,
+        "retired_at": v.retired_at,
     }

@@ -26,9 +26,11 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from api.errors import ApiError
 from pipeline.formats import SUPPORTED_SUFFIXES
+from pipeline.metadata import MetadataError, check_metadata
 
 _MAX_NAME = 200
 _MAX_HEADER_BYTES = 16 * 1024  # all part headers of one part together
+_MAX_FORM_FIELD_BYTES = 256 * 1024  # a plain form field: metadata, far below any file
 
 
 def check_name(raw: str) -> str:
@@ -56,6 +58,7 @@ class Staging:
     tenant: str
     folder: Path = field(init=False)
     names: list[str] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)  # plain form fields: the upload's metadata
 
     def __post_init__(self):
         self.folder = self.root / ".incoming" / uuid.uuid4().hex
@@ -90,6 +93,8 @@ class _Part:
         self.handle = None
         self.name = ""
         self.size = 0
+        self.form: str | None = None  # the name of a plain form field (no filename)
+        self.text = bytearray()
 
 
 async def receive_multipart(
@@ -157,7 +162,9 @@ def _on_event(kind: str, data: bytes, part: _Part, staging: Staging, max_file_by
     elif kind == "headers_done":
         _, options = parse_options_header(part.headers.get(b"content-disposition", b""))
         filename = options.get(b"filename")
-        if filename is not None:  # a plain form field carries no document: it is read past
+        if filename is None:  # a plain form field carries no document: it is metadata (docs/metadata.md)
+            part.form = options.get(b"name", b"").decode("utf-8", "replace")
+        else:
             if len(staging.names) >= max_files:
                 raise ApiError(413, f"more than {max_files} files in one upload; split it", "too_many_files")
             part.name = check_name(filename.decode("utf-8", "replace"))
@@ -172,10 +179,34 @@ def _on_event(kind: str, data: bytes, part: _Part, staging: Staging, max_file_by
                 limit=max_file_bytes,
             )
         part.handle.write(data)
+    elif kind == "data" and part.form is not None:
+        part.text += data
+        if len(part.text) > _MAX_FORM_FIELD_BYTES:
+            raise ApiError(413, f"form field {part.form!r} is over {_MAX_FORM_FIELD_BYTES} bytes", "invalid_body")
     elif kind == "end" and part.handle is not None:
         part.handle.close()
         part.handle = None
+    elif kind == "end" and part.form:
+        staging.fields[part.form] = part.text.decode("utf-8", "replace")
     return part
+
+
+def upload_metadata(fields: dict[str, str]) -> dict:
+    """The metadata of every document of a multipart upload: plain form fields (strings), and the pairs of a
+    `metadata` field holding a JSON object (typed values; they win over a plain field of the same key)."""
+    plain = {k: v for k, v in fields.items() if k != "metadata"}
+    given: object = {}
+    if "metadata" in fields:
+        try:
+            given = json.loads(fields["metadata"])
+        except ValueError:
+            raise ApiError(422, "form field metadata: not JSON; send a JSON object of key/value pairs") from None
+    if not isinstance(given, dict):
+        raise ApiError(422, "form field metadata: send a JSON object of key/value pairs")
+    try:
+        return check_metadata({**check_metadata(plain), **check_metadata(given)})
+    except MetadataError as exc:
+        raise ApiError(422, f"metadata: {exc}") from None
 
 
 # --- JSON batches ---------------------------------------------------------------------------
@@ -191,7 +222,9 @@ class BatchDocument(BaseModel):
     text: str = Field(min_length=1, description="Plain text or HTML.")
     title: str | None = Field(None, max_length=4096)
     published: datetime | None = None
-    meta: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=64)
+    meta: dict[str, str | int | float | bool | list[str | int | float | bool]] = Field(
+        default_factory=dict, max_length=64, description="Metadata to filter and facet on (docs/metadata.md)"
+    )
 
     @field_validator("id", "text", "title")
     @classmethod
@@ -214,6 +247,7 @@ class BatchDocument(BaseModel):
                 raise ValueError("must not contain NUL characters")
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"meta {key!r} is not a finite number")
+        check_metadata(meta)  # the limits every source has (a MetadataError is a ValueError: a 422)
         return meta
 
 

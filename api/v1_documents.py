@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import require_tenant
 from api.errors import ApiError
+from api.pages import PageParams, page, page_params
 from api.schemas import (
     Accepted,
     DeleteAccepted,
@@ -17,9 +18,11 @@ from api.schemas import (
     DocumentList,
     Error,
     InvalidRequest,
+    MetadataOut,
+    MetadataPatch,
     document_out,
 )
-from api.uploads import Batch, Staging, parse_batch, read_capped, receive_multipart, write_batch
+from api.uploads import Batch, Staging, parse_batch, read_capped, receive_multipart, upload_metadata, write_batch
 from pipeline.store import repo
 from workers import client
 
@@ -94,9 +97,10 @@ async def upload(request: Request, tenant: str = Depends(require_tenant)) -> dic
                 limit=s.max_file_bytes,
             )
         staging = Staging(ctx.uploads_dir, tenant)
-        rename, records = None, None
+        rename, records, metadata = None, None, {}
         try:
             await receive_multipart(request.stream(), content_type, staging, s.max_file_bytes, s.api.max_upload_files)
+            metadata = upload_metadata(staging.fields)
         except BaseException:  # refused, malformed or the client went away: keep nothing of it
             staging.discard()
             raise
@@ -114,7 +118,7 @@ async def upload(request: Request, tenant: str = Depends(require_tenant)) -> dic
         except BaseException:
             staging.discard()
             raise
-        rename, records = {name: f"batches/{name}"}, len(batch.documents)
+        rename, records, metadata = {name: f"batches/{name}"}, len(batch.documents), {}
     else:
         raise ApiError(
             415,
@@ -123,13 +127,15 @@ async def upload(request: Request, tenant: str = Depends(require_tenant)) -> dic
         )
     names = list(staging.names)
     paths = staging.commit(rename)
-    job_id = await run_in_threadpool(_create_job, ctx, tenant, paths)
+    job_id = await run_in_threadpool(_create_job, ctx, tenant, paths, metadata)
     return {"job_id": job_id, "state": "queued", "files": names, "documents": records}
 
 
-def _create_job(ctx, tenant: str, paths: list[str]) -> str:
+def _create_job(ctx, tenant: str, paths: list[str], metadata: dict | None = None) -> str:
+    # the upload's metadata travels in the job: ingest gives it to every document of the upload
+    options = {"metadata": metadata} if metadata else None
     with ctx.session() as session:
-        job_id = repo.create_job(session, tenant, paths, kind="upload").id
+        job_id = repo.create_job(session, tenant, paths, kind="upload", options=options).id
     ctx.enqueue(job_id)  # after commit: the worker must find the row
     return job_id
 
@@ -142,15 +148,22 @@ def list_documents(
     name: str | None = Query(
         None, max_length=2048, pattern=r"^[^\x00]*$", description="An upload name or a source, exactly"
     ),
-    limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0, le=1_000_000),
+    paging: PageParams = Depends(page_params),
 ) -> dict:
+    from sqlalchemy import select
+
+    from pipeline.store.models import Document
+
     ctx = request.app.state.ctx
-    sources = [name, upload_source(ctx, tenant, name)] if name else None
+    stmt = select(Document).where(Document.tenant == tenant)
+    if status:
+        stmt = stmt.where(Document.status == status)
+    if name:
+        stmt = stmt.where(Document.source.in_([name, upload_source(ctx, tenant, name)]))
     with ctx.session() as session:
-        rows, total = repo.list_documents(session, tenant, status, sources, limit, offset)
-        docs = [document_out(d, ctx.uploads_prefix) for d in rows]
-    return {"documents": docs, "total": total, "limit": limit, "offset": offset}
+        return page(
+            session, stmt, (Document.created_at, Document.id), paging, lambda d: document_out(d, ctx.uploads_prefix)
+        )
 
 
 @router.get(
@@ -163,6 +176,35 @@ def get_document(request: Request, doc_id: str, tenant: str = Depends(require_te
         if doc is None:
             raise ApiError(404, f"no document {doc_id} in this tenant")
         return document_out(doc, ctx.uploads_prefix, detail=True)
+
+
+@router.patch(
+    "/documents/{doc_id}",
+    response_model=MetadataOut,
+    responses={401: {"model": Error}, 404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}},
+    summary="Change a document's metadata (JSON merge patch; null removes a key) without re-embedding it",
+)
+def patch_document(request: Request, doc_id: str, body: MetadataPatch, tenant: str = Depends(require_tenant)) -> dict:
+    """Updates SQL and the document's chunks in every index version at once, so filters and facets see the
+    change when the call returns. 409: a job is still indexing the document (retry when it ends)."""
+    from pipeline.documents.delete import DocumentsBusy
+    from pipeline.documents.metadata import DocumentNotFound, patch_metadata
+    from pipeline.index import IndexLayout
+    from pipeline.metadata import MetadataError
+
+    ctx = request.app.state.ctx
+    if not ID.fullmatch(doc_id):
+        raise ApiError(404, f"no document {doc_id} in this tenant")
+    try:
+        with ctx.session() as session:
+            report = patch_metadata(session, IndexLayout(ctx.es, ctx.settings.index_prefix), tenant, doc_id, body.meta)
+    except MetadataError as exc:
+        raise ApiError(422, f"meta: {exc}") from None
+    except DocumentNotFound:
+        raise ApiError(404, f"no document {doc_id} in this tenant") from None
+    except DocumentsBusy as exc:
+        raise ApiError(409, str(exc)) from None
+    return {"id": doc_id, "meta": report.metadata, "indices": report.indices, "chunks": report.chunks}
 
 
 def upload_source(ctx, tenant: str, name: str) -> str:

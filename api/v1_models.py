@@ -5,18 +5,30 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import select
 
 from api.auth import require_tenant
 from api.errors import ApiError
+from api.pages import Page, PageParams, page, page_params
 from api.schemas import Error, IndexVersionOut, ModelOut, index_version_out, model_out
 from pipeline.infer.artefact import unusable
-from pipeline.store import model_registry, repo
+from pipeline.reindex.live import of_prefix
+from pipeline.store import model_registry
+from pipeline.store.models import IndexVersion
 from pipeline.store.models_ml import ModelRecord
 
 router = APIRouter(prefix="/v1", tags=["models"])
 MODEL_ID = re.compile(r"[0-9a-f]{32}")
 _TASK = Query(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
 _ONE = {401: {"model": Error}, 404: {"model": Error}, 409: {"model": Error}}
+
+
+class ModelPage(Page[ModelOut]):
+    """A page of models, newest first."""
+
+
+class IndexVersionPage(Page[IndexVersionOut]):
+    """A page of index versions, newest first."""
 
 
 def tenant_model(session, tenant: str, model_id: str) -> ModelRecord:
@@ -26,14 +38,20 @@ def tenant_model(session, tenant: str, model_id: str) -> ModelRecord:
     return row
 
 
-@router.get("/models", response_model=list[ModelOut], responses={401: {"model": Error}})
+@router.get(
+    "/models", response_model=ModelPage, responses={401: {"model": Error}, 422: {"model": Error}}, summary="Models"
+)
 def list_models(
     request: Request,
     tenant: str = Depends(require_tenant),
     task: str | None = Query(None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$"),
-) -> list[dict]:
+    paging: PageParams = Depends(page_params),
+) -> dict:
+    stmt = select(ModelRecord).where(ModelRecord.tenant == tenant)
+    if task:
+        stmt = stmt.where(ModelRecord.task == task)
     with request.app.state.ctx.session() as session:
-        return [model_out(m) for m in model_registry.list_models(session, tenant, task)]
+        return page(session, stmt, (ModelRecord.created_at, ModelRecord.id), paging, model_out)
 
 
 @router.get("/models/{model_id}", response_model=ModelOut, responses=_ONE)
@@ -77,12 +95,15 @@ def rollback(request: Request, task: str = _TASK, tenant: str = Depends(require_
 
 @router.get(
     "/index-versions",
-    response_model=list[IndexVersionOut],
-    responses={401: {"model": Error}},
+    response_model=IndexVersionPage,
+    responses={401: {"model": Error}, 422: {"model": Error}},
     tags=["index"],
-    summary="Physical index versions (shared by all tenants) and which is live",
+    summary="Physical index versions (shared by all tenants): live, building or retired, with their configuration",
 )
-def index_versions(request: Request, tenant: str = Depends(require_tenant)) -> list[dict]:
+def index_versions(
+    request: Request, tenant: str = Depends(require_tenant), paging: PageParams = Depends(page_params)
+) -> dict:
     del tenant  # authenticated, but versions hold no tenant data
+    stmt = select(IndexVersion).where(of_prefix(request.app.state.ctx.settings.index_prefix))
     with request.app.state.ctx.session() as session:
-        return [index_version_out(v) for v in repo.index_versions(session)]
+        return page(session, stmt, (IndexVersion.version, IndexVersion.id), paging, index_version_out)

@@ -12,7 +12,10 @@ from api.auth import require_tenant
 from api.errors import ApiError
 from api.highlight import highlight
 from api.schemas import Error, SearchOut, display_name
+from api.took import TookMeter
 from api.v1_documents import upload_source
+from pipeline.index.filters import FilterError, facet_aggs, where_clauses
+from pipeline.index.search import facet_counts
 from pipeline.infer.labels import UnknownLabel, labels_filter
 from pipeline.retrieve import SearchRefused, check_search, tenant_fusion
 from pipeline.retrieve import search as run_search
@@ -27,7 +30,7 @@ def search_filters(
     source: str | None,
     published_from: datetime | None,
     published_to: datetime | None,
-    label: str | None,
+    label: str | list[str] | None,
 ) -> list[dict]:
     """Elasticsearch filters for the optional criteria; the tenant filter is added by pipeline.index."""
     filters: list[dict] = []
@@ -41,10 +44,11 @@ def search_filters(
         if published_to:
             bounds["lte"] = _utc(published_to).isoformat()
         filters.append({"range": {"published": bounds}})
-    if label:
+    labels = [label] if isinstance(label, str) else list(label or [])
+    if labels:
         with ctx.session() as session:
             try:
-                filters.extend(labels_filter(session, tenant, [label]))
+                filters.extend(labels_filter(session, tenant, labels))
             except UnknownLabel as exc:  # as on the CLI: a typo is an error, not an empty result
                 raise ApiError(422, str(exc)) from None
     return filters
@@ -63,7 +67,8 @@ def refuse_bad_search(ctx, mode: str, k: int) -> None:
         raise ApiError(422, str(exc)) from None
 
 
-def run(ctx, tenant: str, q: str, mode: str, k: int, filters: list[dict]) -> list[dict]:
+def run(ctx, tenant: str, q: str, mode: str, k: int, filters: list[dict], timing: dict | None = None) -> list[dict]:
+    """The hits as /v1/search lists them; `timing["took"]` gets the search server's own milliseconds."""
     refuse_bad_search(ctx, mode, k)
     index, model_path = ctx.search_target()
     encoder = ctx.encoder(model_path) if mode != "bm25" else None
@@ -72,10 +77,14 @@ def run(ctx, tenant: str, q: str, mode: str, k: int, filters: list[dict]) -> lis
     if mode == "hybrid":
         with ctx.session() as session:
             extra["fusion"] = tenant_fusion(session, tenant)
+    es = TookMeter(ctx.es)
     try:
-        hits = run_search(ctx.es, index, tenant, q, mode, k, encoder, filters=filters, **extra)
+        hits = run_search(es, index, tenant, q, mode, k, encoder, filters=filters, **extra)
     except NotFoundError:
         return []  # nothing was ever indexed: no index behind the read alias yet
+    finally:
+        if timing is not None:
+            timing["took"], timing["search_ms"] = es.took_ms, round(es.waited_ms, 1)
     out = []
     for h in hits:
         snippet, marked = highlight(h.text, q)
@@ -91,6 +100,8 @@ def run(ctx, tenant: str, q: str, mode: str, k: int, filters: list[dict]) -> lis
                 "ordinal": h.ordinal,
                 "snippet": snippet,
                 "highlights": marked,
+                "pages": h.pages,
+                "language": h.language,
             }
         )
     return out
@@ -109,11 +120,41 @@ def search(
     source: str | None = Query(None, max_length=2048, pattern=_NO_NUL, description="Only this upload name or source"),
     published_from: datetime | None = Query(None, description="Published at or after (ISO 8601)"),
     published_to: datetime | None = Query(None, description="Published at or before (ISO 8601)"),
-    label: str | None = Query(
-        None, max_length=128, pattern=_NO_NUL, description="Only chunks classified with this label"
+    label: list[str] | None = Query(
+        None, description="Only chunks classified with this label (repeat it for any of several)"
+    ),
+    where: list[str] | None = Query(
+        None,
+        description="Metadata filter KEY=V1,V2 (any of), KEY!=V, KEY>=V, >, <, <= (numbers, ISO dates); repeat "
+        "to AND several, e.g. where=desk=markets&where=published>=2024-01-01 (docs/metadata.md)",
+    ),
+    facet: list[str] | None = Query(
+        None, description="A metadata key (or source, label, language, content_type) to count documents per value of"
     ),
 ) -> dict:
     ctx = request.app.state.ctx
     refuse_bad_search(ctx, mode, k)
+    if any(len(name) > 128 or "\x00" in name for name in label or []):
+        raise ApiError(422, "label: at most 128 characters, without NUL")
     filters = search_filters(ctx, tenant, source, published_from, published_to, label)
-    return {"query": q, "mode": mode, "k": k, "hits": run(ctx, tenant, q, mode, k, filters)}
+    try:
+        filters += where_clauses(where)
+        facet_aggs(facet)  # a bad facet key is refused before the search runs
+    except FilterError as exc:
+        raise ApiError(422, str(exc)) from None
+    timing: dict = {}
+    hits = run(ctx, tenant, q, mode, k, filters, timing)
+    out = {"query": q, "mode": mode, "k": k, "hits": hits, "took": timing.get("took", 0)}
+    out["search_ms"] = timing.get("search_ms", 0.0)
+    if facet:
+        out["facets"] = facets(ctx, tenant, facet, filters)
+    return out
+
+
+def facets(ctx, tenant: str, keys: list[str], filters: list[dict]) -> dict:
+    """Documents per value of each key among the tenant's chunks that pass the filters."""
+    index, _ = ctx.search_target()
+    try:
+        return facet_counts(ctx.es, index, tenant, keys, filters)
+    except NotFoundError:
+        return {key: [] for key in keys}  # nothing indexed yet

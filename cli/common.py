@@ -144,8 +144,19 @@ class JobView:
     named: bool = False
 
 
-def wait_for_job(job_id: str, progress: Callable[[dict], tuple[int | None, int, str]] = ingest_progress) -> dict:
+def _job_from_database(job_id: str) -> dict:
     from pipeline.store import repo
+
+    with session() as db:
+        return job_record(repo.get_job(db, job_id))
+
+
+def wait_for_job(
+    job_id: str,
+    progress: Callable[[dict], tuple[int | None, int, str]] = ingest_progress,
+    fetch: Callable[[str], dict] = _job_from_database,
+) -> dict:
+    """A progress bar until the job ends; `fetch(job_id)` reads its record (from the database, or the API)."""
     from pipeline.store.models import JobState
 
     columns = (
@@ -158,8 +169,7 @@ def wait_for_job(job_id: str, progress: Callable[[dict], tuple[int | None, int, 
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(f"job {job_id[:8]}", total=None, status="queued")
         while True:
-            with session() as db:
-                rec = job_record(repo.get_job(db, job_id))
+            rec = fetch(job_id)
             total, done, status = progress(rec)
             bar.update(task, total=total, completed=done, status=status)
             if rec["state"] in JobState.FINAL:

@@ -1,13 +1,16 @@
-"""`docpipe documents delete`: delete documents (by id, source or job) in a delete job."""
+"""`docpipe documents delete`: delete documents (by id, source or job) in a delete job; `set-meta` and `sync-meta`:
+change their metadata without re-embedding (docs/metadata.md)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
 import typer
 
-from cli.common import JSON, TENANT, JobView, fail, job_record, out, session, submit_job
+from cli import remote
+from cli.common import JSON, TENANT, JobView, fail, job_record, out, progress_bar, session, submit_job
 from workers import client
 
 documents_app = typer.Typer(help="The documents of a tenant.", no_args_is_help=True)
@@ -84,6 +87,13 @@ def delete(
     """Delete documents: their chunks from every index version, their rows and their dedup state, in a job."""
     from pipeline.documents.jobs import count_documents, create_delete_job
 
+    if (api := remote.configured()) is not None:
+        from cli.remote_commands import delete_documents
+
+        asked = not yes and _can_ask() and typer.confirm(f"Delete the documents named through {api.url}?")
+        return delete_documents(
+            api, ids or [], source, job, cascade_duplicates, yes or asked, wait, as_json, DELETE_JOB.progress
+        )
     with session() as db:
         chosen, what = _selection(db, tenant, ids or [], source, job)
         n = count_documents(db, tenant, chosen)
@@ -97,3 +107,84 @@ def delete(
         return create_delete_job(db, tenant, chosen, cascade_duplicates=cascade_duplicates, reason="docpipe CLI")
 
     submit_job(tenant, [], wait, as_json, kind="delete", task=client.DELETE_DOCUMENTS, create=create, view=DELETE_JOB)
+
+
+def _pairs(pairs: list[str], unset: list[str]) -> dict:
+    """KEY=VALUE arguments (a key given twice makes a list) and --unset keys, as a merge patch."""
+    patch: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            fail(f"cannot read {pair!r}: write KEY=VALUE (and --unset KEY to remove a key)")
+        key = key.strip()
+        if key in patch:
+            before = patch[key]
+            patch[key] = [*(before if isinstance(before, list) else [before]), value]
+        else:
+            patch[key] = value
+    for key in unset:
+        if key in patch:
+            fail(f"{key!r} is both set and unset: choose one")
+        patch[key] = None
+    if not patch:
+        fail("nothing to change: give KEY=VALUE pairs or --unset KEY")
+    return patch
+
+
+@documents_app.command("set-meta")
+def set_meta(
+    doc_id: str = typer.Argument(..., help="The document's id."),
+    pairs: list[str] = typer.Argument(None, help="KEY=VALUE to set (a key given twice holds a list)."),
+    unset: list[str] = typer.Option(None, "--unset", help="A key to remove (repeatable)."),
+    tenant: str = TENANT,
+    as_json: bool = JSON,
+) -> None:
+    """Change a document's metadata in SQL and on its chunks in every index version, without re-embedding."""
+    from pipeline.documents.delete import DocumentsBusy
+    from pipeline.documents.metadata import DocumentNotFound, patch_metadata
+    from pipeline.metadata import MetadataError
+
+    patch = _pairs(pairs or [], unset or [])
+    try:
+        with session() as db:
+            report = patch_metadata(db, _layout(), tenant, doc_id, patch)
+    except (MetadataError, DocumentNotFound, DocumentsBusy) as exc:
+        fail(str(exc))
+    if as_json:
+        rec = {"id": doc_id, "meta": report.metadata, "indices": report.indices, "chunks": report.chunks}
+        out.print_json(json.dumps(rec))
+        return
+    out.print(f"document {doc_id}: {report.chunks} chunk(s) updated in {', '.join(report.indices) or 'no index'}")
+    for key, value in sorted(report.metadata.items()):
+        out.print(f"  {key} = {value}")
+
+
+@documents_app.command("sync-meta")
+def sync_meta(
+    tenant: str = typer.Option(None, "--tenant", "-t", help="Only this tenant's documents (default: every tenant)."),
+    as_json: bool = JSON,
+) -> None:
+    """Copy every document's metadata from SQL onto its chunks (once after upgrading: no re-embedding)."""
+    from sqlalchemy import func, select
+
+    from pipeline.documents.metadata import sync_metadata
+    from pipeline.store.models import Document
+
+    with session() as db:
+        q = select(func.count()).select_from(Document)
+        total = db.scalar(q if tenant is None else q.where(Document.tenant == tenant)) or 0
+        with progress_bar(total, "metadata") as advance:
+            report = sync_metadata(db, _layout(), tenant, advance)
+    if as_json:
+        out.print_json(json.dumps({"documents": total, "indices": report.indices, "chunks": report.chunks}))
+        return
+    out.print(f"{total} document(s): {report.chunks} chunk(s) updated in {', '.join(report.indices) or 'no index'}")
+
+
+def _layout():
+    from pipeline.config import get_settings
+    from pipeline.index import IndexLayout
+    from pipeline.services import elasticsearch_client
+
+    s = get_settings()
+    return IndexLayout(elasticsearch_client(s), s.index_prefix)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from cli import remote
 from cli.common import JSON, JobView, fail, ingest_summary, job_record, out, session, submit_job, wait_for_job
 from pipeline.config import get_settings
 from workers import client
@@ -49,6 +50,10 @@ REINDEX_JOB = JobView(record=_record, summary=_summary, named=True)
 def _submit(options: dict, kind: str, wait: bool, as_json: bool) -> None:
     from pipeline.reindex import REINDEX_TENANT
 
+    if (api := remote.configured()) is not None:  # the key must be of a tenant in DOCPIPE_API_ADMIN_TENANTS
+        from cli.remote_commands import reindex as reindex_remote
+
+        return reindex_remote(api, options, wait, as_json, REINDEX_JOB)
     submit_job(REINDEX_TENANT, [], wait, as_json, kind=kind, options=options, task=client.REINDEX, view=REINDEX_JOB)
 
 
@@ -68,7 +73,9 @@ def reindex(
         return _discard(as_json)
     s = get_settings()
     path = None
-    if model is not None:
+    if model is not None and remote.configured() is not None:
+        path = str(model)  # a folder on the API's server: it checks the model
+    elif model is not None:
         from pipeline.errors import ConfigError
         from pipeline.reindex import IndexConfig
 

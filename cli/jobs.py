@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from cli import remote
 from cli.choices import JobStatus, SearchMode
 from cli.common import JSON, TENANT, console, fail, job_record, out, progress_bar, session, submit_job
 from pipeline.config import get_settings
@@ -19,10 +20,14 @@ def ingest(
     wait: bool = typer.Option(False, "--wait", help="Show progress until the job ends."),
     as_json: bool = JSON,
 ) -> None:
-    """Read, clean, deduplicate, chunk, embed and index documents."""
+    """Read, clean, deduplicate, chunk, embed and index documents (with DOCPIPE_API_URL: upload them to the API)."""
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}")
+    if (api := remote.configured()) is not None:
+        from cli.remote_commands import ingest as ingest_remote
+
+        return ingest_remote(api, paths, wait, as_json)
     submit_job(tenant, [str(p.resolve()) for p in paths], wait, as_json)
 
 
@@ -47,6 +52,9 @@ def cancel(job_id: str) -> None:
     """Cancel a job: queued work for it is dropped, the row says cancelled."""
     from pipeline.store import repo
 
+    if (api := remote.configured()) is not None:
+        api.post(f"/v1/jobs/{api.job_id(job_id)}/cancel")
+        return console.print(f"cancelled {job_id}")
     with session() as db:
         job = repo.get_job(db, job_id) or fail(f"no job {job_id}")
         if not repo.cancel_job(db, job):
@@ -60,11 +68,14 @@ def jobs(
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many jobs."),
     as_json: bool = JSON,
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first (with DOCPIPE_API_URL: the key's tenant's)."""
     from pipeline.store import repo
 
-    with session() as db:
-        recs = [job_record(j) for j in repo.list_jobs(db, state.value if state else None, tenant, limit)]
+    if (api := remote.configured()) is not None:
+        recs = list(api.items("/v1/jobs", limit=limit, state=state.value if state else None))
+    else:
+        with session() as db:
+            recs = [job_record(j) for j in repo.list_jobs(db, state.value if state else None, tenant, limit)]
     if as_json:
         out.print_json(json.dumps(recs))
         return
@@ -91,9 +102,12 @@ def job(job_id: str, as_json: bool = JSON) -> None:
     from pipeline.jobs.stats import job_stats
     from pipeline.store import repo
 
-    with session() as db:
-        j = repo.get_job(db, job_id) or fail(f"no job {job_id} (see `docpipe jobs`)")
-        rec = job_record(j, repo.dead_letters(db, j.id), job_stats(db, j))
+    if (api := remote.configured()) is not None:
+        rec = api.job(job_id)
+    else:
+        with session() as db:
+            j = repo.get_job(db, job_id) or fail(f"no job {job_id} (see `docpipe jobs`)")
+            rec = job_record(j, repo.dead_letters(db, j.id), job_stats(db, j))
     if as_json:
         out.print_json(json.dumps(rec))
         return
@@ -106,6 +120,8 @@ def job(job_id: str, as_json: bool = JSON) -> None:
     out.print(f"  created {rec['created_at']}  started {rec['started_at']}  finished {rec['finished_at']}")
     if rec["stages"]:
         out.print(_stage_table(rec["stages"]))
+        for line in _time_lines(rec):
+            out.print(f"  {line}")
     if rec.get("error"):
         out.print(f"  error: {rec['error']}")
     for d in rec["dead_letters"]:
@@ -113,6 +129,29 @@ def job(job_id: str, as_json: bool = JSON) -> None:
             f"  dead letter [{d['stage']}/{d['reason']}] {d['source']}: {d['detail']}"
             + (" (replayed)" if d["replayed"] else "")
         )
+
+
+def _time_lines(rec: dict) -> list[str]:
+    """Where a job's wall time went besides its stages: waiting for its first task, and outside any stage
+    (dispatch, queue hand-offs, claims and commits); stages of several workers at once may add up past the wall."""
+    from datetime import datetime
+
+    def at(name: str) -> datetime | None:
+        value = rec.get(name)
+        return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+    created, started, finished = at("created_at"), at("started_at"), at("finished_at")
+    if created is None or started is None or finished is None:
+        return []
+    wall = (finished - created).total_seconds()
+    staged = sum(st["seconds"] for st in rec["stages"])
+    lines = [f"wall {wall:.2f} s, stages {staged:.2f} s", f"queue wait {(started - created).total_seconds():.2f} s"]
+    outside = (finished - started).total_seconds() - staged
+    if outside >= 0:
+        lines.append(f"outside stages {outside:.2f} s (dispatch, hand-offs between queues, claims, commits)")
+    else:
+        lines.append(f"stages overlapped by {-outside:.2f} s (ingest and gpu workers at once)")
+    return lines
 
 
 def _stage_table(stages: list[dict]) -> Table:
@@ -159,20 +198,37 @@ def search(
     labels: list[str] = typer.Option(
         None, "--label", "-l", help="Only chunks classified with this label (repeat for any of several)."
     ),
+    where: list[str] = typer.Option(
+        None,
+        "--where",
+        "-w",
+        help="Metadata filter: KEY=V1,V2 (any of), KEY!=V, KEY>=V, >, <, <= (numbers, ISO dates); repeat to AND.",
+    ),
+    facet: list[str] = typer.Option(None, "--facet", help="Count documents per value of this metadata key (repeat)."),
     as_json: bool = JSON,
 ) -> None:
     """Search the corpus of a tenant."""
-    from pipeline.retrieve import check_search
-    from pipeline.retrieve import search as run_search
+    from pipeline.retrieve import check_search, filtered_search
 
     check_search(mode.value, k, get_settings().api.max_k)  # the API's limits and messages
+    from pipeline.index.filters import FilterError, facet_aggs, parse_where
     from pipeline.retrieve import tenant_fusion
 
+    try:  # refused before any model loads
+        parse_where(where)
+        facet_aggs(facet)
+    except FilterError as exc:
+        fail(str(exc))
+    # the API keeps the encoder loaded: DOCPIPE_API_URL's, else the local stack's (cli/remote.py)
+    if (api := remote.configured() or remote.local_api(tenant)) is not None:
+        from cli.remote_commands import search as search_remote
+
+        return search_remote(api, query, mode.value, k, labels or [], where or [], facet or [], as_json)
     filters = _label_filters(tenant, labels)
     es, alias, encoder = _search_clients(need_encoder=mode != SearchMode.BM25)
     with session() as db:
         fusion = tenant_fusion(db, tenant)
-    hits = run_search(
+    found = filtered_search(
         es,
         alias,
         tenant,
@@ -180,18 +236,30 @@ def search(
         mode.value,
         k,
         encoder,
+        where=where or [],
+        facets=facet or [],
         filters=filters,
         server_rrf=get_settings().server_rrf,
         fusion=fusion,
     )
+    hits = found.hits
     if as_json:
-        out.print_json(json.dumps([h.__dict__ for h in hits]))
+        # a bare list of hits, as before, unless facets were asked for
+        hits_out = [h.__dict__ for h in hits]
+        out.print_json(json.dumps({"hits": hits_out, "facets": found.facets} if facet else hits_out))
         return
+    for key, values in found.facets.items():
+        out.print(f"{key}: " + (", ".join(f"{v['value']} ({v['count']})" for v in values) or "no values"))
     if not hits:
         out.print("no hits")
     for h in hits:
         snippet = " ".join(h.text.split())[:160]
-        out.print(f"{h.rank:>3}. {h.source}  chunk {h.ordinal}  score {h.score:.4f}\n     {snippet}")
+        on_pages = f"  {_pages_label(h.pages)}" if h.pages else ""
+        out.print(f"{h.rank:>3}. {h.source}{on_pages}  chunk {h.ordinal}  score {h.score:.4f}\n     {snippet}")
+
+
+def _pages_label(pages: list[int]) -> str:
+    return f"p. {pages[0]}" if len(pages) == 1 else f"pp. {pages[0]}-{pages[-1]}"
 
 
 def eval_search(

@@ -10,13 +10,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import typer  # noqa: E402
 
-from cli import documents, index, jobs, keys, ml, sources, stack, topics, watch  # noqa: E402
+from cli import ask, documents, index, jobs, keys, ml, sources, stack, tenants, topics, watch, webhooks  # noqa: E402
 from cli.errors import OneLineErrors  # noqa: E402
 
 app = typer.Typer(
     cls=OneLineErrors, help="docpipe: documents in, a deduplicated, searchable corpus out.", no_args_is_help=True
 )
-for noun in (stack, jobs, documents, ml, index, watch, topics, sources, keys):
+for noun in (stack, jobs, documents, ml, index, watch, topics, sources, keys, ask, tenants, webhooks):
     noun.register(app)
 
 

@@ -59,7 +59,8 @@ def _progress(rec: dict) -> tuple[int | None, int, str]:
         if "loss" in p:
             status += f" · loss {p['loss']}"
         if p.get("eval"):
-            status += f" · eval macro-F1 {p['eval'].get('macro_f1')}"
+            ev = p["eval"]
+            status += f" · eval entity F1 {ev['f1']}" if "f1" in ev else f" · eval macro-F1 {ev.get('macro_f1')}"
         total, done = p.get("total_steps") or p.get("examples"), p.get("step") or p.get("examples_done", 0)
     return total or None, done or 0, status
 
@@ -72,6 +73,12 @@ def _summary(rec: dict) -> None:
         for name in ("retrieval", "baseline"):
             if name in result:
                 m = result[name]
+                if "f1" in m:  # token-level: entity-level scores
+                    out.print(
+                        f"  {name:<9} {m['augment']:<6} precision {m['precision']:.4f}  recall {m['recall']:.4f}  "
+                        f"F1 {m['f1']:.4f}"
+                    )
+                    continue
                 out.print(f"  {name:<9} {m['augment']:<6} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
     run = (rec.get("metrics") or {}).get("classify")
     if run:
@@ -79,6 +86,9 @@ def _summary(rec: dict) -> None:
             f"  {rec['counters']['done']} documents labelled ({run['chunks']} chunks, "
             f"padding waste {run['padding_waste']:.1%})"
         )
+    run = (rec.get("metrics") or {}).get("extract")
+    if run:
+        out.print(f"  {rec['counters']['done']} documents tagged ({run['chunks']} chunks, {run['entities']} entities)")
     if rec.get("error"):
         out.print(f"  {rec['error']}")
 
@@ -87,9 +97,9 @@ ML_JOB = JobView(record=_record, progress=_progress, summary=_summary, named=Tru
 
 
 def train(
-    data: Path = typer.Argument(..., help="CSV, JSON lines or parquet file."),
-    text_col: str = typer.Option(..., "--text-col"),
-    label_col: str = typer.Option(..., "--label-col"),
+    data: Path = typer.Argument(..., help="CSV, JSON lines or parquet file; with --task ner CoNLL or JSON lines."),
+    text_col: str = typer.Option(None, "--text-col", help="Required except with --task ner."),
+    label_col: str = typer.Option(None, "--label-col", help="Required except with --task ner."),
     id_col: str = typer.Option(None, "--id-col", help="Links an example to its own document (source)."),
     time_col: str = typer.Option(None, "--time-col", help="Time-ordered split; no neighbours from later."),
     augment: Augment = typer.Option(Augment.NONE, "--augment", help="How retrieved neighbours join the input."),
@@ -105,16 +115,20 @@ def train(
     seed: int = typer.Option(None, "--seed"),
     eval_fraction: float = typer.Option(None, "--eval-fraction"),
     checkpoint_steps: int = typer.Option(None, "--checkpoint-steps"),
+    stride: int = typer.Option(32, "--stride", help="--task ner: sub-tokens shared by windows of a long sentence."),
     wait: bool = WAIT,
     as_json: bool = JSON,
 ) -> None:
-    """Fine-tune a classifier on DATA (a job on the gpu queue), optionally reading retrieved neighbours."""
+    """Fine-tune a classifier (or, with --task ner, a token tagger) on DATA: a job on the gpu queue, optionally
+    reading retrieved neighbours."""
     from pipeline.train.data import DataError
-    from pipeline.train.job import TrainingJob, TrainRequest
+    from pipeline.train.ner_job import NER_TASK, job_for, request_for
 
     s = get_settings()
     if not data.is_file():
         fail(f"no such data file: {data}")
+    if task != NER_TASK and not (text_col and label_col):
+        fail("--text-col and --label-col are required (except with --task ner, whose file format names them)")
     picked = {
         "neighbours": neighbours,
         "epochs": epochs,
@@ -139,9 +153,11 @@ def train(
         "patience": s.train.patience,
         **{k: getattr(s.train, k) if v is None else v for k, v in picked.items()},
     }
-    request = TrainRequest.from_options(options)
+    if task == NER_TASK:
+        options = {k: v for k, v in options.items() if k not in ("text_col", "label_col")} | {"stride": stride}
     try:  # everything checkable without a model is checked here, before anything is queued
-        TrainingJob(request, tenant, Path("."), request.base_model or "").load()
+        request = request_for(options)
+        job_for(request, tenant, Path("."), request.base_model or "").load()
     except DataError as exc:
         fail(str(exc))
     submit_job(tenant, [options["data"]], wait, as_json, kind="train", options=options, task=client.TRAIN, view=ML_JOB)
@@ -159,6 +175,8 @@ def classify(
     """Label a tenant's documents with the live model of TASK, in Elasticsearch and SQL."""
     from pipeline.store import model_registry, repo
 
+    if task == "ner":
+        fail("task ner tags tokens: run `docpipe extract` to apply the live NER model")
     if job and query:
         fail("give --job or --query, not both")
     with session() as db:
@@ -173,6 +191,30 @@ def classify(
         source_id = source.id if source else None
     options = {"task": task, "source_job": source_id, "query": query, "k": k}
     submit_job(tenant, [], wait, as_json, kind="classify", options=options, task=client.CLASSIFY, view=ML_JOB)
+
+
+def extract(
+    tenant: str = TENANT,
+    job: str = typer.Option(None, "--job", help="Only the documents of this (ingest) job."),
+    wait: bool = WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """Tag a tenant's documents with the live NER model: entities into SQL and onto the chunks' entity fields."""
+    from pipeline.infer.ner_inputs import NER_TASK
+    from pipeline.store import model_registry, repo
+
+    with session() as db:
+        source = repo.get_job(db, job) if job else None
+        if job and source is None:
+            fail(f"no job {job} (see `docpipe jobs`)")
+        tenant = source.tenant if source is not None else tenant  # a job's documents are its tenant's
+        if model_registry.live_model(db, tenant, NER_TASK) is None:
+            fail(
+                f"no live NER model for tenant {tenant}: train one with `docpipe train --task ner DATA` and "
+                "promote it with `docpipe models promote ID`"
+            )
+    options = {"task": NER_TASK, "source_job": source.id if source else None}
+    submit_job(tenant, [], wait, as_json, kind="extract", options=options, task=client.EXTRACT, view=ML_JOB)
 
 
 @models_app.command("list")
@@ -280,4 +322,5 @@ def register(app: typer.Typer) -> None:
     """Add this feature's commands (and sub-apps) to the docpipe CLI."""
     app.command()(train)
     app.command()(classify)
+    app.command()(extract)
     app.add_typer(models_app, name="models")

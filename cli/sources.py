@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from cli import remote
 from cli.choices import SourceKind
 from cli.common import JSON, TENANT, console, ensure_stack, fail, finish, out, session, wait_for_job
 from pipeline.config import get_settings
@@ -17,7 +18,9 @@ from workers import client
 
 feeds_app = typer.Typer(help="Feeds (RSS, Atom, JSON Feed, JSON lines) polled on a schedule.", no_args_is_help=True)
 sources_app = typer.Typer(help="All scheduled sources: feeds and folders.", no_args_is_help=True)
-EVERY = typer.Option(..., "--every", help="Interval: 30s, 5m, 1h, 1d (or 1h30m).")
+EVERY = typer.Option(None, "--every", help="Interval: 30s, 5m, 1h, 1d (or 1h30m); or give --cron.")
+CRON = typer.Option(None, "--cron", help='Cron expression instead of --every, e.g. "0 6 * * *" (docs/schedules.md).')
+TZ = typer.Option(None, "--tz", help="IANA time zone of --cron, e.g. Europe/Berlin (default UTC).")
 WAIT = typer.Option(False, "--wait", help="Wait for the run and the ingest job it starts.")
 DELETE_DOCUMENTS = typer.Option(
     False, "--delete-documents", help="Delete its documents too (in a delete job); else they stay indexed."
@@ -39,23 +42,44 @@ def _db():
 
 
 def _add(
-    kind: str, location: str, every: str, tenant: str, timeout: float | None, as_json: bool, prune: bool = False
+    kind: str,
+    location: str,
+    every: str | None,
+    tenant: str,
+    timeout: float | None,
+    as_json: bool,
+    prune: bool = False,
+    cron: str | None = None,
+    tz: str | None = None,
 ) -> None:
     from pipeline.sources import SourceError, catalog, parse_every
 
-    try:
-        seconds = parse_every(every)
-        with _db() as db:
-            rec = catalog.source_record(catalog.add_source(db, kind, location, seconds, tenant, timeout, prune))
-    except SourceError as exc:
-        fail(str(exc))
+    if (every is None) == (cron is None):
+        fail('give the schedule as --every (e.g. 15m) or as --cron (e.g. "0 6 * * *" with --tz), one of them')
+    if (api := remote.configured()) is not None:  # a folder: a path on the API's server
+        from cli.remote_commands import source_add
+
+        rec = source_add(api, kind, location, every, timeout, prune, cron, tz)
+    else:
+        try:
+            seconds = parse_every(every) if every is not None else 0
+            with _db() as db:
+                source = catalog.add_source(db, kind, location, seconds, tenant, timeout, prune, cron, tz)
+                rec = catalog.source_record(source)
+        except SourceError as exc:
+            fail(str(exc))
     if as_json:
         out.print_json(json.dumps(rec))
         return
     out.print(
-        f"added {kind} {rec['id']} ({rec['location']}), every {rec['every']}, tenant {rec['tenant']}; "
-        f"it runs at the next tick while `docpipe up` runs (now: docpipe {_group(kind)} run {rec['id'][:8]})"
+        f"added {kind} {rec['id']} ({rec['location']}), {_schedule(rec)}, tenant {rec['tenant']}; "
+        f"first run at {rec['next_run_at'][:19]} UTC while `docpipe up` runs (now: docpipe {_group(kind)} run "
+        f"{rec['id'][:8]})"
     )
+
+
+def _schedule(rec: dict) -> str:
+    return f"cron {rec['cron']} ({rec['timezone']})" if rec.get("cron") else f"every {rec['every']}"
 
 
 def _group(kind: str | None) -> str:
@@ -73,22 +97,25 @@ def _find(db, ref: str, kind: str | None):
 def _list(kind: str | None, tenant: str | None, as_json: bool) -> None:
     from pipeline.sources import catalog
 
-    with _db() as db:
-        recs = [catalog.source_record(s) for s in catalog.list_sources(db, kind, tenant)]
+    if (api := remote.configured()) is not None:  # the key's tenant's sources
+        recs = list(api.items("/v1/sources", kind=kind))
+    else:
+        with _db() as db:
+            recs = [catalog.source_record(s) for s in catalog.list_sources(db, kind, tenant)]
     if as_json:
         out.print_json(json.dumps(recs))
         return
     if not recs:
         out.print(f"no {kind or 'source'}s (add one with `docpipe {_group(kind)} add`)")
         return
-    table = Table("id", "kind", "tenant", "every", "location", "next run", "failures", "last status")
+    table = Table("id", "kind", "tenant", "schedule", "location", "next run (UTC)", "failures", "last status")
     for r in recs:
         status = r["last_error"] or r["last_status"] or "never run"
         table.add_row(
             r["id"][:8],
             r["kind"],
             r["tenant"],
-            r["every"],
+            _schedule(r),
             r["location"],
             "running" if r["running"] else (r["next_run_at"] or "")[:19],
             str(r["failures"]),
@@ -100,6 +127,12 @@ def _list(kind: str | None, tenant: str | None, as_json: bool) -> None:
 def _remove(ref: str, kind: str | None, delete_documents: bool) -> None:
     from pipeline.sources.prune import remove_source
 
+    if (api := remote.configured()) is not None:
+        from cli.remote_commands import source_remove
+
+        accepted = source_remove(api, ref, kind, delete_documents)
+        ended = f"deleting its {accepted['documents']} document(s) in job {accepted['job_id']}" if accepted else ""
+        return console.print(f"removed {ref}" + (f"; {ended}" if ended else ""))
     with _db() as db:
         source = _find(db, ref, kind)
         sid, location = source.id, source.location
@@ -180,13 +213,18 @@ def _wait_for_run(source_id: str, token: str, timeout: float = 600) -> dict:
 def feeds_add(
     url: str,
     every: str = EVERY,
+    cron: str = CRON,
+    tz: str = TZ,
     tenant: str = TENANT,
     timeout: float = typer.Option(None, "--timeout", help="Seconds; default DOCPIPE_FETCH_TIMEOUT."),
     prune: bool = typer.Option(False, "--prune", help="Delete the documents of items that leave the feed."),
     as_json: bool = JSON,
 ) -> None:
-    """Poll URL on a schedule; new items go through the ingest pipeline."""
-    _add("feed", url, every, tenant, timeout, as_json, prune)
+    """Poll URL on a schedule (--every or --cron); new items go through the ingest pipeline."""
+    _add("feed", url, every, tenant, timeout, as_json, prune, cron, tz)
+
+
+sources_app.command("add-feed")(feeds_add)
 
 
 @feeds_app.command("list")
@@ -211,9 +249,12 @@ def feeds_run(source_id: str, wait: bool = WAIT, as_json: bool = JSON) -> None:
 
 
 @sources_app.command("add-folder")
-def sources_add_folder(path: Path, every: str = EVERY, tenant: str = TENANT, as_json: bool = JSON) -> None:
-    """Re-sync a folder on a schedule: new and changed files are ingested, deleted ones removed."""
-    _add("folder", str(path), every, tenant, None, as_json)
+def sources_add_folder(
+    path: Path, every: str = EVERY, cron: str = CRON, tz: str = TZ, tenant: str = TENANT, as_json: bool = JSON
+) -> None:
+    """Re-sync a folder on a schedule (--every or --cron): new and changed files are ingested, deleted ones
+    removed."""
+    _add("folder", str(path), every, tenant, None, as_json, cron=cron, tz=tz)
 
 
 @sources_app.command("list")

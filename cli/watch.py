@@ -61,6 +61,30 @@ def watch_list(tenant: str = typer.Option(None, "--tenant", "-t"), as_json: bool
     out.print(table)
 
 
+@watch_app.command("suggest")
+def watch_suggest(
+    tenant: str = TENANT,
+    limit: int = typer.Option(20, "--limit", min=1, max=200),
+    min_documents: int = typer.Option(2, "--min-documents", min=1, help="Found in at least this many documents."),
+    as_json: bool = JSON,
+) -> None:
+    """Organisations the NER model found often (docpipe extract) that no watched entity matches."""
+    from pipeline.monitor.org_match import suggestions
+
+    with session() as db:
+        rows = suggestions(db, tenant, limit, min_documents)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        out.print(f"no suggestions for tenant {tenant} (run `docpipe extract` with a live NER model first)")
+        return
+    table = Table("organisation", "documents", "mentions", title=f"unwatched organisations ({tenant})")
+    for r in rows:
+        table.add_row(r["name"], str(r["documents"]), str(r["mentions"]))
+    out.print(table)
+
+
 @watch_app.command("remove")
 def watch_remove(ticker: str, tenant: str = TENANT) -> None:
     """Stop watching an entity (its mentions and alerts are removed with it)."""

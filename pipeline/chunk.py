@@ -22,51 +22,50 @@ from pipeline.types import ChunkSpan
 # Position embeddings of BERT-family encoders stop at 512; longer configured limits are bogus.
 MODEL_LIMIT_CAP = 512
 
-_BOUNDARY = re.compile(
+# Sentences come from sentencex (Wikimedia's segmenter: rules and abbreviations for ~300 languages, lossless,
+# in Rust). Structure it does not mark as a boundary is added here: paragraph breaks, list items, and CJK full stops
+# in text of another language (a quoted Chinese sentence in an English article).
+_STRUCTURE = re.compile(
     r"""
-      (?P<punct>[.!?…]+)["'”’»)\]]*\s+          # end punctuation, closing quotes, whitespace
+      \n[ \t\r\f\v]*\n\s*                     # blank line: paragraph break
+    | \n[ \t]*(?=(?:[-*•]|\d{1,3}[.)])[ \t])    # newline that opens a list item
     | [。！？]["'”’」』）]*\s*                   # CJK full stops need no space after them
-    | \n[ \t\r\f\v]*\n\s*                       # blank line: paragraph break
-    | \n[ \t]*(?=(?:[-*•]|\d{1,3}[.)])[ \t])     # newline that opens a list item
     """,
     re.VERBOSE,
 )
-_ABBREVIATIONS = frozenset(
-    "mr. mrs. ms. dr. prof. sr. jr. st. mt. vs. e.g. i.e. cf. approx. inc. corp. ltd. co. "
-    "gen. gov. sen. rep. rev. hon. capt. col. lt. sgt. dept. univ. est.".split()
-)
-# Ambiguous as sentence ends ("I said no."), so they only hold a split before a number.
-_BEFORE_NUMBER = frozenset(
-    "no. nos. fig. figs. vol. p. pp. art. sec. ch. eq. ref. jan. feb. mar. apr. jun. jul. "
-    "aug. sep. sept. oct. nov. dec.".split()
-)
-_INITIALS = re.compile(r"(?:[^\W\d_]\.)+")  # "J." "U.S." "e.g."
-_OPENERS = "\"'“‘([«"
+# What sentencex gets for a document of unknown language: the corpus docpipe was first built for is English.
+DEFAULT_LANGUAGE = "en"
 
 
-def _is_abbreviation(text: str, dot: int, following: str) -> bool:
-    word = text[max(0, dot - 12) : dot + 1].rsplit(None, 1)[-1].lstrip(_OPENERS).lower()
-    if word in _ABBREVIATIONS or _INITIALS.fullmatch(word):
-        return True
-    return following.isdigit() and word in _BEFORE_NUMBER
+def sentence_starts(text: str, language: str | None = None) -> list[int]:
+    """Character offsets where a sentence after the first one begins, by the rules of `language` (ISO 639-1)."""
+    from sentencex import segment
 
-
-def sentence_starts(text: str) -> list[int]:
-    """Character offsets where a sentence after the first one begins."""
-    starts = []
-    for m in _BOUNDARY.finditer(text):
-        end = m.end()
-        if end >= len(text):
+    starts: set[int] = set()
+    pos = 0
+    for piece in segment(language or DEFAULT_LANGUAGE, text):
+        found = text.find(piece, pos) if not text.startswith(piece, pos) else pos
+        if found < 0:  # sentencex gives back the text unchanged; should it ever not, keep what was found so far
             break
-        punct = m.group("punct")
-        if punct is not None and m.group().count("\n") < 2:
-            following = text[end]
-            if following.islower():
-                continue
-            if punct == "." and _is_abbreviation(text, m.start("punct"), following):
-                continue
-        starts.append(end)
-    return starts
+        starts.add(found)
+        pos = found + len(piece)
+    starts.update(m.end() for m in _STRUCTURE.finditer(text))
+    out: list[int] = []
+    for start in sorted(starts):
+        while start < len(text) and text[start].isspace():  # a sentence starts at its first word
+            start += 1
+        if 0 < start < len(text) and (not out or out[-1] != start):
+            out.append(start)
+    return out
+
+
+def pages_of(start: int, end: int, page_starts: list[int] | None) -> list[int]:
+    """The pages (1-based) that the characters start..end of a text with these page starts lie on."""
+    if not page_starts or end <= start:
+        return []
+    first = bisect_right(page_starts, start)
+    last = bisect_right(page_starts, end - 1)
+    return list(range(max(first, 1), max(last, 1) + 1))
 
 
 def model_max_tokens(model_path: str | Path, tokenizer) -> int:
@@ -202,10 +201,11 @@ class Chunker:
         tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
         return cls(tokenizer, chunk_tokens, overlap_tokens, model_max_tokens(model_path, tokenizer), max_chars)
 
-    def chunk(self, text: str) -> list[ChunkSpan]:
-        return self.chunk_many([text])[0]
+    def chunk(self, text: str, language: str | None = None) -> list[ChunkSpan]:
+        """Chunks of `text`, cut at sentence ends by the rules of `language` (ISO 639-1; None: English)."""
+        return self.chunk_many([text], [language])[0]
 
-    def chunk_many(self, texts: list[str]) -> list[list[ChunkSpan]]:
+    def chunk_many(self, texts: list[str], languages: list[str | None] | None = None) -> list[list[ChunkSpan]]:
         out: list[list[ChunkSpan]] = [[] for _ in texts]
         live = [i for i, text in enumerate(texts) if text and not text.isspace()]
         if not live:
@@ -221,16 +221,19 @@ class Chunker:
         )
         offsets = enc["offset_mapping"]
         for row, i in enumerate(live):
-            out[i] = self._chunk_encoded(texts[i], offsets[row], partial(enc.word_ids, row))
+            language = languages[i] if languages is not None else None
+            out[i] = self._chunk_encoded(texts[i], offsets[row], partial(enc.word_ids, row), language)
         return out
 
-    def _chunk_encoded(self, text: str, offsets, word_ids: Callable[[], list]) -> list[ChunkSpan]:
+    def _chunk_encoded(
+        self, text: str, offsets, word_ids: Callable[[], list], language: str | None = None
+    ) -> list[ChunkSpan]:
         n = len(offsets)
         if n == 0:
             return []
         token_starts = [s for s, _ in offsets]
         sentences = [0]
-        for char in sentence_starts(text):
+        for char in sentence_starts(text, language):
             tok = bisect_left(token_starts, char)
             if sentences[-1] < tok < n:
                 sentences.append(tok)

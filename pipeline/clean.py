@@ -24,6 +24,8 @@ _NEWLINES = re.compile(r"\r\n?")
 _SPACE_RUNS = re.compile(r"  +")
 _BLANK_LINES = re.compile(r"\n\n\n+")
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+# The PDF reader puts one between pages (pipeline/formats/pdf.py); elsewhere it is a control character like any.
+_PAGE_BREAK = "\f"
 # lxml refuses str input that declares its own encoding; the text is already decoded.
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
 
@@ -87,7 +89,11 @@ def clean(doc: RawDocument) -> CleanDocument | Rejected:
     if doc.is_markup:
         body, found_title = extract_markup(doc.body)
         title = title or found_title
-    text = normalize_text(body)
+    page_starts = None
+    if doc.content_type == "pdf" and _PAGE_BREAK in body:
+        text, page_starts = paged_text(body)
+    else:
+        text = normalize_text(body)
     if not text:
         what = "no main text found in markup" if doc.is_markup else "only whitespace or control characters"
         return Rejected(
@@ -102,7 +108,21 @@ def clean(doc: RawDocument) -> CleanDocument | Rejected:
         title=title,
         published=doc.published,
         metadata=dict(doc.metadata),
+        page_starts=page_starts,
     )
+
+
+def paged_text(body: str) -> tuple[str, list[int]]:
+    """Pages (split at form feeds) normalised one by one and joined by a blank line, as normalize_text would
+    join them, with the offset where each page starts. An empty page starts (and ends) where the one before ended."""
+    text, starts = "", []
+    for page in body.split(_PAGE_BREAK):
+        page = normalize_text(page)
+        if page and text:
+            text += "\n\n"
+        starts.append(len(text))
+        text += page
+    return text, starts
 
 
 def extract_markup(markup: str) -> tuple[str, str | None]:

@@ -92,6 +92,12 @@ class ApiSettings(BaseSettings):
     max_json_bytes: int = 16 * 1024 * 1024  # a JSON batch body
     max_k: int = 100  # the most hits one search may ask for
     cookie_secure: bool = False  # true behind HTTPS: the dashboard cookie then never travels in clear
+    # the CLI talks to this API instead of the database when set (DOCPIPE_API_URL, with DOCPIPE_API_KEY)
+    url: str = ""
+    key: SecretStr | None = None
+    admin_tenants: str = "default"  # comma-separated: their keys may reindex, roll back and read index-wide jobs
+    folder_roots: str = ""  # comma-separated server folders under which API clients may add folder sources
+    query_cache_size: int = 1024  # query embeddings kept per encoder in the API process (0: no cache)
 
 
 class ReindexSettings(BaseSettings):
@@ -99,6 +105,8 @@ class ReindexSettings(BaseSettings):
 
     batch_docs: int = 64  # documents per reindex step; ingest tasks run between steps
     every_seconds: float = 0  # beat sends a reindex this often (0: never); a same-config run is a no-op
+    cron: str = ""  # or on these cron slots, e.g. "0 3 * * 0" (pipeline/schedule.py); empty: no cron
+    timezone: str = "UTC"  # the IANA zone the cron is read in, e.g. Europe/Berlin
     keep_retired: int = 2  # older retired versions are dropped from Elasticsearch after a swap
     clock_skew_seconds: float = 120  # margin on timestamps written by other machines (rollback)
     verify_every_seconds: float = 3600  # beat verifies (and repairs) the live index against SQL this often (0: never)
@@ -120,6 +128,35 @@ class AlertSettings(BaseSettings):
     std_floor: float = 0.05  # a flat baseline still needs a real jump
     webhook_timeout: float = 5.0
     webhook_attempts: int = 3  # POSTs per hook in one delivery task (the task itself retries after)
+    # whsec_<base64>: alerts are signed per Standard Webhooks (webhook-signature); unset: sent unsigned
+    webhook_secret: SecretStr | None = None
+
+
+class WebhookSettings(BaseSettings):
+    """Job webhooks: delivery of signed job events to the endpoints that tenants register."""
+
+    model_config = _group("DOCPIPE_WEBHOOK_")
+
+    timeout: float = 10.0  # connect and read, per attempt
+    max_attempts: int = 8  # then the delivery is `failed`
+    retry_base_seconds: float = 5.0  # the wait after the first failed attempt; x4 after each further one
+    retry_max_seconds: float = 6 * 3600.0
+    # CIDRs delivered to although private/loopback/link-local (e.g. "127.0.0.0/8" for a local receiver)
+    allow_networks: str = ""
+    sweep_seconds: float = 30.0  # beat sends due deliveries whose task was lost this often (0: never)
+
+
+class EncoderSettings(BaseSettings):
+    """What computes the embeddings (pipeline/encoders): the backend, int8 weights, and the quality guard a
+    quantised encoder passes (against fp32, on a sample of the tenant's chunks) before it serves an index."""
+
+    model_config = _group("DOCPIPE_ENCODER_")
+
+    backend: str = "torch"  # torch | onnx | openvino (onnx and openvino export the model folder into data_dir)
+    quantize: str = "none"  # none | int8 (onnx or openvino)
+    min_cosine: float = 0.98  # the least mean cosine to fp32 a quantised encoder must reach
+    min_knn_overlap: float = 0.8  # the least mean top-10 neighbour overlap with fp32
+    guard_sample: int = 256  # chunks of the tenant compared
 
 
 class InferSettings(BaseSettings):
@@ -129,6 +166,11 @@ class InferSettings(BaseSettings):
 
     token_budget: int = 0  # padded tokens per inference batch (rows x longest); 0: 8192 on CPU, 131072 on GPU
     compile: bool = False  # torch.compile inference models: slow first batches, faster after
+    prefetch: int = 2  # batches collated ahead in a background thread while the device runs (0: inline)
+    window: int = 4096  # texts tokenised and length-sorted together when texts stream through the engine
+    tokenize_threads: int = 2  # windows tokenised at once (each thread with its own copy of the tokenizer)
+    static_shapes: bool = False  # pad batches to width buckets and fixed row counts (a few shapes for compile)
+    cuda_graphs: bool = False  # capture each static batch shape as a CUDA graph and replay it (implies static)
     # documents per transaction of a classify job
     classify_docs_per_batch: int = Field(128, validation_alias="DOCPIPE_CLASSIFY_DOCS_PER_BATCH")
 
@@ -186,6 +228,23 @@ class WorkerSettings(BaseSettings):
     def time_limits(self, kind: str) -> tuple[float, float]:
         """(soft, hard) seconds for a task kind: read, index, train, classify, reindex, sources, monitor."""
         return getattr(self, f"{kind}_soft_limit"), getattr(self, f"{kind}_hard_limit")
+
+
+class GeneratorSettings(BaseSettings):
+    """`docpipe ask`: who writes the answer. A URL: an OpenAI-compatible chat-completions server; else a model path:
+    a local Hugging Face causal LM run by the gpu worker; else neither: an extractive answer from the passages."""
+
+    model_config = _group("DOCPIPE_GENERATOR_")
+
+    url: str = ""  # base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1
+    model: str = ""  # the model name that server serves
+    api_key: SecretStr | None = None
+    model_path: str = ""  # a local causal-LM folder (transformers), run on the gpu queue
+    tokenizer: str = ""  # a tokenizer folder that counts a remote model's tokens (default: the encoder's, approx.)
+    context_tokens: int = 4096  # the generator's context window: prompt plus answer
+    max_tokens: int = 512  # the most answer tokens
+    temperature: float = 0.0
+    timeout: float = 120.0  # seconds without a token before an answer is given up
 
 
 Group = TypeVar("Group", bound=BaseSettings)
@@ -246,9 +305,12 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     reindex: ReindexSettings = Field(default_factory=ReindexSettings)
     alert: AlertSettings = Field(default_factory=AlertSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     infer: InferSettings = Field(default_factory=InferSettings)
+    encoder: EncoderSettings = Field(default_factory=EncoderSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
 
     @property
     def encoder_path(self) -> str:

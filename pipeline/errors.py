@@ -30,6 +30,7 @@ class Reason(StrEnum):
     EMBED_FAILED = "embed_failed"
     WORKER_LOST = "worker_lost"  # its worker died each of the max deliveries it was taken (poison control)
     TIMEOUT = "timeout"  # reading it outlasted the task's soft time limit
+    INVALID_METADATA = "invalid_metadata"  # metadata over a limit or of a shape not indexed (docs/metadata.md)
 
 
 class DocpipeError(Exception):
@@ -63,6 +64,14 @@ class InputError(PermanentError):
 
 class ConfigError(PermanentError):
     """Settings or a model folder are unusable."""
+
+
+class InvalidSchedule(PermanentError):
+    """A cron expression or time zone that cannot be used (pipeline/schedule.py)."""
+
+
+class InvalidWebhook(PermanentError):
+    """A webhook endpoint that cannot be registered as given: bad URL, unknown event type."""
 
 
 class ServiceUnavailable(RetryableError):

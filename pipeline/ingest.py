@@ -6,10 +6,12 @@ they never open sessions, commit, or know about queues.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 from elastic_transport import TransportError
 from elasticsearch import ApiError
 from sqlalchemy.exc import DataError, SQLAlchemyError
@@ -24,6 +26,8 @@ from pipeline.errors import Reason, RetryableError, as_input_error
 from pipeline.formats import read_path
 from pipeline.index import chunk_action, chunk_source, delete_stale_chunks, write_chunks
 from pipeline.jobs.stats import JobStats, StageRecorder, add_job_stats
+from pipeline.language import detect_language, tenant_language
+from pipeline.metadata import check_metadata, path_parts
 from pipeline.store import repo
 from pipeline.store.dedupstore import SqlDedupStore, pack_signature
 from pipeline.store.models import Document, DocumentStatus, Job, JobFile, Outcome
@@ -56,6 +60,9 @@ def read_file(session: Session, job: Job, jobfile: JobFile, steps: ReadSteps, es
     recorder = StageRecorder()
     dedup = steps.deduplicator(session)
     records = 0
+    fixed_language = tenant_language(session, job.tenant)  # None: each document's own is detected
+    folders = path_parts(job.inputs or [], jobfile.path)  # metadata `path`: the folders below the one ingested
+    given = (job.options or {}).get("metadata") or {}
     t = recorder.mark()
     for item in read_path(Path(jobfile.path), steps.max_file_bytes):
         t = recorder.lap("read", t)
@@ -65,6 +72,10 @@ def read_file(session: Session, job: Job, jobfile: JobFile, steps: ReadSteps, es
             repo.add_dead_letter(session, job, item, jobfile.path)
             continue
         recorder["read"].passed()
+        if folders:
+            item.metadata.setdefault("path", folders)
+        for key, value in given.items():  # an upload's form metadata fills what the file does not say itself
+            item.metadata.setdefault(key, value)
         cleaned = _clean(item)
         t = recorder.lap("clean", t)
         if isinstance(cleaned, Rejected):
@@ -72,6 +83,7 @@ def read_file(session: Session, job: Job, jobfile: JobFile, steps: ReadSteps, es
             repo.add_dead_letter(session, job, cleaned, jobfile.path)
             continue
         recorder["clean"].passed()
+        cleaned.language = fixed_language or cleaned.language
         _store_document(session, job, jobfile, cleaned, steps, dedup, es, alias, recorder)
         t = recorder.mark()
     jobfile.records = records
@@ -82,7 +94,11 @@ def read_file(session: Session, job: Job, jobfile: JobFile, steps: ReadSteps, es
 
 def _clean(item: RawDocument) -> CleanDocument | Rejected:
     try:
-        return clean(item)
+        cleaned = clean(item)
+        if isinstance(cleaned, CleanDocument):
+            # normal form and limits (docs/metadata.md): over-limit metadata is this item's dead letter
+            cleaned.metadata = check_metadata(cleaned.metadata)
+        return cleaned
     except Exception as exc:  # noqa: BLE001 - markup parsers' failures are this record's dead letter
         error = as_input_error(exc)
         return Rejected(item.source, "clean", error.reason.value, error.message)
@@ -175,6 +191,8 @@ def _place_document(
     doc.content_type, doc.title, doc.published = item.content_type, item.title, item.published
     doc.text, doc.meta, doc.content_hash = item.text, _jsonable(item.metadata), verdict.content_hash
     doc.signature = pack_signature(verdict.signature)
+    doc.language = item.language or detect_language(item.text)
+    doc.page_starts = item.page_starts
     doc.last_job_id = job.id
     repo.drop_chunks(session, [doc_id])
     if verdict.duplicate_of:
@@ -190,7 +208,7 @@ def _place_document(
     doc.status, doc.duplicate_of, doc.duplicate_kind, doc.similarity = DocumentStatus.CHUNKED, None, None, None
     doc.cluster_id = verdict.cluster_id or doc_id
     dedup.register(job.tenant, doc_id, verdict)
-    spans = steps.chunker.chunk(item.text)
+    spans = steps.chunker.chunk(item.text, doc.language)
     doc.chunk_count = len(spans)
     repo.set_outcome(session, job.id, doc_id, Outcome.PENDING, jobfile.id)
     session.flush()  # the chunk rows below reference the document row
@@ -213,6 +231,47 @@ def _place_document(
     recorder["chunk"].items_out += len(spans)
 
 
+@dataclass
+class Embedded:
+    """Vectors computed before the indexing transaction, so that no SQL lock is held while the model runs; keyed
+    by what each was computed from (chunk id, character span, the document's content hash)."""
+
+    vectors: dict[tuple[str, int, int, str], np.ndarray] = field(default_factory=dict)
+    seconds: float = 0.0
+    encoder: str = ""  # which model and backend computed them: vectors of another are never used
+
+
+def _chunk_key(doc: Document, chunk) -> tuple[str, int, int, str]:
+    return (chunk.id, chunk.char_start, chunk.char_end, doc.content_hash or "")
+
+
+def chunk_texts(session: Session, docs: list[Document]) -> list[tuple[tuple[str, int, int, str], str]]:
+    """(key, text) of every chunk of `docs`, read now so that embed_ahead can run with no transaction open."""
+    chunks = repo.chunk_rows(session, [d.id for d in docs])
+    return [(_chunk_key(d, c), d.text[c.char_start : c.char_end]) for d in docs for c in chunks[d.id]]
+
+
+def embed_ahead(encoder: Encoder, items: list[tuple[tuple[str, int, int, str], str]]) -> Embedded:
+    """Embed chunk texts read by chunk_texts; index_documents then uses the vectors of chunks still unchanged."""
+    started = time.perf_counter()
+    vectors = encoder.encode([text for _, text in items]) if items else np.zeros((0, 0), dtype=np.float32)
+    vectors_of = {key: vectors[i] for i, (key, _) in enumerate(items)}
+    return Embedded(vectors_of, time.perf_counter() - started, _identity(encoder))
+
+
+def _identity(encoder: Encoder) -> str:
+    return f"{getattr(encoder, 'model_path', '')}|{getattr(encoder, 'variant', 'torch')}"
+
+
+def _vectors(encoder: Encoder, keys: list, texts: list[str], ahead: Embedded | None) -> np.ndarray:
+    known = ahead.vectors if ahead is not None and ahead.encoder == _identity(encoder) else {}
+    missing = [i for i, key in enumerate(keys) if key not in known]
+    if len(missing) == len(keys):
+        return encoder.encode(texts)
+    fresh = iter(encoder.encode([texts[i] for i in missing]) if missing else [])
+    return np.stack([known[key] if key in known else next(fresh) for key in keys]).astype(np.float32, copy=False)
+
+
 def index_documents(
     session: Session,
     job: Job,
@@ -223,16 +282,21 @@ def index_documents(
     bulk_chunk_size: int = 500,
     max_retries: int = 5,
     last_try: bool = False,
+    ahead: Embedded | None = None,
 ) -> JobStats:
     """Embed the documents' chunks and upsert them; per-item failures become dead letters. The batch's
     embed and index accounts are added to the job's and returned. On the task's `last_try`, chunks still
-    refused with 429/5xx after every retry dead-letter their documents too, instead of failing the job."""
+    refused with 429/5xx after every retry dead-letter their documents too, instead of failing the job.
+    Vectors of `ahead` (embed_ahead) are used for the chunks whose text they were computed from."""
     recorder = StageRecorder()
     t = recorder.mark()
     chunks = repo.chunk_rows(session, [d.id for d in docs])
+    keys = [_chunk_key(d, c) for d in docs for c in chunks[d.id]]
     texts = [d.text[c.char_start : c.char_end] for d in docs for c in chunks[d.id]]
-    vectors = encoder.encode(texts)
+    vectors = _vectors(encoder, keys, texts, ahead)
     t = recorder.lap("embed", t)
+    if ahead is not None and ahead.vectors and ahead.encoder == _identity(encoder):
+        recorder["embed"].seconds += ahead.seconds  # the model's time, spent before this transaction began
     recorder["embed"].items_in += len(texts)
     recorder["embed"].items_out += len(vectors)
     actions, row = [], 0
@@ -280,5 +344,5 @@ def _jsonable(meta: dict) -> dict:
     return {
         k: (v.isoformat() if isinstance(v, datetime) else v)
         for k, v in (meta or {}).items()
-        if isinstance(v, (str, int, float, bool, datetime)) or v is None
+        if isinstance(v, (str, int, float, bool, datetime, list)) or v is None  # lists: checked by check_metadata
     }

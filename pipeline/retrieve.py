@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
 from pipeline.errors import PermanentError
 from pipeline.index import DEFAULT_FUSION, Fusion, Hit, bm25, hybrid, hybrid_rrf_retriever, knn
+from pipeline.index.filters import where_clauses
+from pipeline.index.search import facet_counts
 from pipeline.store.tenants import get_setting
 
 log = logging.getLogger(__name__)
@@ -56,6 +60,37 @@ def search(
     if server_rrf and fusion.is_plain_rrf:
         return hybrid_rrf_retriever(es, alias, tenant, query, vector, k, fusion.rank_constant, filters=filters)
     return hybrid(es, alias, tenant, query, vector, k, filters=filters, fusion=fusion)
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    facets: dict[str, list[dict]] = field(default_factory=dict)  # key -> [{"value", "count"}], documents per value
+
+
+def filtered_search(
+    es,
+    alias: str,
+    tenant: str,
+    query: str,
+    mode: str,
+    k: int,
+    encoder=None,
+    *,
+    where: Sequence[str] = (),
+    facets: Sequence[str] = (),
+    filters: list[dict] | None = None,
+    facet_size: int = 10,
+    server_rrf: bool = False,
+    fusion: Fusion = DEFAULT_FUSION,
+) -> SearchResult:
+    """A search with metadata filters (`where`: "desk=markets", "n<5", see pipeline/index/filters.py) applied to
+    both rankings, kNN included, and document counts per value of the `facets` keys among the chunks the filters
+    keep. `filters` are clauses made elsewhere (labels, sources). FilterError for a filter or facet it cannot read."""
+    clauses = [*(filters or []), *where_clauses(where)]
+    counts = facet_counts(es, alias, tenant, facets, clauses, facet_size) if facets else {}
+    hits = search(es, alias, tenant, query, mode, k, encoder, clauses or None, server_rrf, fusion)
+    return SearchResult(hits, counts)
 
 
 def tenant_fusion(session: Session, tenant: str) -> Fusion:

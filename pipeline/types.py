@@ -48,6 +48,9 @@ class CleanDocument:
     title: str | None = None
     published: datetime | None = None
     metadata: dict = field(default_factory=dict)
+    # PDFs: the offset in `text` where each page starts (page 1 at 0); None for formats without pages
+    page_starts: list[int] | None = None
+    language: str | None = None  # ISO 639-1, when known before detection (the tenant fixed it)
 
 
 @dataclass

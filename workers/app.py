@@ -33,6 +33,9 @@ app = Celery(
         "workers.tasks_reindex",
         "workers.tasks_monitor",
         "workers.tasks_documents",
+        "workers.tasks_answer",
+        "workers.tasks_webhooks",
+        "workers.tasks_extract",
     ],
 )
 
@@ -124,8 +127,35 @@ def configure(settings: Settings | None = None) -> Celery:
                 "options": {"expires": settings.reindex.every_seconds},
             },
         }
-    app.conf.beat_schedule = {**app.conf.beat_schedule, **verify_schedule(settings)}
+    app.conf.beat_schedule = {**app.conf.beat_schedule, **verify_schedule(settings), **cron_schedule(settings)}
     return app
+
+
+def cron_schedule(settings: Settings) -> dict:
+    """Beat's ticks for SQL-kept schedules: the cron reindex (its due slot lives in SQL, so a restart of beat
+    neither repeats nor forgets one) and the sweep of webhook deliveries whose task was lost."""
+    from workers.routing import REINDEX_CRON_TICK, WEBHOOKS_SWEEP
+
+    entries = {}
+    if settings.reindex.cron.strip():
+        reindex_cron(settings)  # a bad expression or zone stops beat and the workers at start, not at a tick
+        tick = settings.sources.tick_seconds
+        entries["docpipe-reindex-cron"] = {"task": REINDEX_CRON_TICK, "schedule": tick, "options": {"expires": tick}}
+    if settings.webhook.sweep_seconds > 0:
+        every = settings.webhook.sweep_seconds
+        entries["docpipe-webhooks-sweep"] = {"task": WEBHOOKS_SWEEP, "schedule": every, "options": {"expires": every}}
+    return entries
+
+
+def reindex_cron(settings: Settings):
+    """DOCPIPE_REINDEX_CRON in DOCPIPE_REINDEX_TIMEZONE, checked; ConfigError naming the setting."""
+    from pipeline.errors import ConfigError, InvalidSchedule
+    from pipeline.schedule import parse_cron
+
+    try:
+        return parse_cron(settings.reindex.cron, settings.reindex.timezone)
+    except InvalidSchedule as exc:
+        raise ConfigError(f"DOCPIPE_REINDEX_CRON / DOCPIPE_REINDEX_TIMEZONE: {exc}") from None
 
 
 def verify_schedule(settings: Settings) -> dict:

@@ -14,6 +14,9 @@ from workers.app import configure
 from workers.routing import (  # noqa: F401
     CLASSIFY,
     DELETE_DOCUMENTS,
+    DELIVER_WEBHOOK,
+    EXTRACT,
+    GENERATE_ANSWER,
     GPU_QUEUE,
     INGEST_QUEUE,
     QUEUES,

@@ -17,6 +17,7 @@ ROUTES = {
     "docpipe.gpu.*": {"queue": GPU_QUEUE},
     "docpipe.sources.*": {"queue": FETCH_QUEUE},
     "docpipe.reclaim_work": {"queue": FETCH_QUEUE},
+    "docpipe.webhooks.*": {"queue": FETCH_QUEUE},  # POSTs to tenants' endpoints: network I/O like feeds
 }
 
 START_JOB = "docpipe.start_job"
@@ -37,14 +38,19 @@ VERIFY_INDEX = "docpipe.gpu.verify_index"  # verify the live index against SQL; 
 VERIFY_SCHEDULED = "docpipe.verify_scheduled"
 VERIFY_AFTER_RESTART = "docpipe.verify_after_restart"
 DELETE_DOCUMENTS = "docpipe.delete_documents"  # one step of a delete job (ingest queue)
+GENERATE_ANSWER = "docpipe.gpu.answer.generate"  # a local causal LM answers `docpipe ask`
+REINDEX_CRON_TICK = "docpipe.reindex_cron_tick"  # sends REINDEX_SCHEDULED on DOCPIPE_REINDEX_CRON's slots
+DELIVER_WEBHOOK = "docpipe.webhooks.deliver"  # one attempt of one job-event delivery
+WEBHOOKS_SWEEP = "docpipe.webhooks.sweep"  # beat: due deliveries whose task was lost
+EXTRACT = "docpipe.gpu.extract"  # the live NER model tags a tenant's chunks
 
 # task kind (a DOCPIPE_WORKER_<KIND>_SOFT_LIMIT / _HARD_LIMIT pair) -> the tasks it limits
 TASK_KINDS = {
     "read": (START_JOB, READ_FILES, DELETE_DOCUMENTS),
     "index": (INDEX_FILES,),
     "train": (TRAIN,),
-    "classify": (CLASSIFY, SCORE_JOB_WITH_MODEL),
-    "reindex": (REINDEX, REINDEX_SCHEDULED, VERIFY_INDEX, VERIFY_SCHEDULED, VERIFY_AFTER_RESTART),
-    "sources": (SOURCES_TICK, RUN_SOURCE),
+    "classify": (CLASSIFY, SCORE_JOB_WITH_MODEL, GENERATE_ANSWER, EXTRACT),
+    "reindex": (REINDEX, REINDEX_SCHEDULED, REINDEX_CRON_TICK, VERIFY_INDEX, VERIFY_SCHEDULED, VERIFY_AFTER_RESTART),
+    "sources": (SOURCES_TICK, RUN_SOURCE, DELIVER_WEBHOOK, WEBHOOKS_SWEEP),
     "monitor": (SCORE_JOB, DELIVER_ALERT, REVIVE_JOBS, RECLAIM_WORK),
 }

@@ -48,7 +48,7 @@ def train(self, job_id: str) -> None:
     from elasticsearch import NotFoundError
 
     from pipeline.train import lifecycle
-    from pipeline.train.job import TrainingJob, TrainRequest
+    from pipeline.train.ner_job import job_for, request_for  # token-level (task ner) or sequence-level
     from pipeline.train.progress import LeaseLost, ProgressWriter
     from pipeline.train.trainer import Cancelled
 
@@ -61,7 +61,7 @@ def train(self, job_id: str) -> None:
         if not lease.claim(job, me, hold):
             # another live worker trains it (the broker redelivered a run that outlived its visibility timeout)
             raise self.retry(countdown=min(hold, 15), max_retries=None)
-        request, tenant = TrainRequest.from_options(job.options), job.tenant
+        request, tenant = request_for(job.options), job.tenant
 
     def progress(run: str) -> ProgressWriter:
         return ProgressWriter(_sessions, job_id, run, s.heartbeat_seconds, me, hold)
@@ -73,7 +73,7 @@ def train(self, job_id: str) -> None:
         s.train.allow_undated_neighbours,
     )
     try:
-        work = TrainingJob(
+        work = job_for(
             request, tenant, (s.data_dir / "models" / job_id).resolve(), request.base_model or s.encoder_path, s.device
         )
         results = lifecycle.run_training(_sessions, runtime.es(), job_id, work, neighbours, _query_encoder, progress)

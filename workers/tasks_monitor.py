@@ -103,6 +103,7 @@ def deliver_alert(self, alert_id: int) -> None:
             urls,
             timeout=s.alert.webhook_timeout,
             attempts=s.alert.webhook_attempts,
+            secret=s.alert.webhook_secret.get_secret_value() if s.alert.webhook_secret else None,
         )
     if failed:
         raise RetryableError(f"alert {alert_id}: webhook(s) {', '.join(failed)} did not take it")

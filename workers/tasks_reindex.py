@@ -9,7 +9,14 @@ from pipeline.config import get_settings
 from pipeline.store.db import session_scope
 from workers import runtime
 from workers.app import app
-from workers.routing import REINDEX, REINDEX_SCHEDULED, VERIFY_AFTER_RESTART, VERIFY_INDEX, VERIFY_SCHEDULED
+from workers.routing import (
+    REINDEX,
+    REINDEX_CRON_TICK,
+    REINDEX_SCHEDULED,
+    VERIFY_AFTER_RESTART,
+    VERIFY_INDEX,
+    VERIFY_SCHEDULED,
+)
 from workers.runtime import JobTask
 
 log = logging.getLogger(__name__)
@@ -71,6 +78,25 @@ def reindex_scheduled() -> str | None:
         if active_reindex_job(session):
             return None  # one at a time; the next tick looks again
         job_id = create_reindex_job(session, {"action": "build", "reason": "scheduled"}).id
+    reindex.delay(job_id)
+    return job_id
+
+
+@app.task(name=REINDEX_CRON_TICK, ignore_result=True)
+def reindex_cron_tick() -> str | None:
+    """Beat's look at DOCPIPE_REINDEX_CRON: a reindex job once per slot. The slot is taken in SQL with the job's
+    creation, so a restarted beat neither repeats it nor forgets one missed meanwhile (it runs once, late); while
+    a reindex runs, the slot stays due."""
+    from pipeline.reindex import active_reindex_job, create_reindex_job
+    from pipeline.schedule import claim_slot
+    from pipeline.types import utcnow
+    from workers.app import reindex_cron
+
+    cron = reindex_cron(get_settings())
+    with session_scope(runtime.sql_url()) as session:
+        if active_reindex_job(session) or not claim_slot(session, "reindex", cron, utcnow()):
+            return None
+        job_id = create_reindex_job(session, {"action": "build", "reason": f"cron {cron.expr} ({cron.tz})"}).id
     reindex.delay(job_id)
     return job_id
 

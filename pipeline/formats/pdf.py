@@ -14,6 +14,7 @@ from pypdf.errors import PyPdfError
 
 from pipeline.errors import InputError, Reason
 from pipeline.formats.common import one_line, text_or_none
+from pipeline.formats.pdf_tables import RulingCounter, pages_with_tables
 from pipeline.types import RawDocument
 
 # Pages stay apart for whoever splits them: a form feed on a line of its own. Alone it would glue the last word
@@ -54,13 +55,19 @@ def read_pdf(data: bytes, source: str) -> RawDocument:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise InputError(Reason.CORRUPT_PDF, "PDF is encrypted with a password")
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        rulings = [RulingCounter() for _ in reader.pages]
+        pages = [(page.extract_text(visitor_operand_before=r) or "").strip() for page, r in zip(reader.pages, rulings)]
         scanned = [n for n, text in enumerate(pages) if not text and len(reader.pages[n].images) > 0]
         meta = reader.metadata
         title = meta.title if meta is not None else None
     except _PDF_ERRORS as exc:
         raise InputError(Reason.CORRUPT_PDF, one_line(f"unreadable PDF: {type(exc).__name__}: {exc}")) from None
     metadata: dict = {"pages": len(pages)}
+    tabled = _tables(data, [n for n, r in enumerate(rulings) if r.may_hold_table and pages[n]])
+    for n, text in tabled.items():
+        pages[n] = text
+    if tabled:
+        metadata["table_pages"] = len(tabled)
     if scanned:
         has_text = any(pages)
         if not ocr_enabled():
@@ -93,6 +100,20 @@ def read_pdf(data: bytes, source: str) -> RawDocument:
         title=text_or_none(title),
         metadata=metadata,
     )
+
+
+def _tables(data: bytes, pages: list[int]) -> dict[int, str]:
+    """Pages rewritten with their tables as rows; {} when pdfplumber cannot parse what pypdf could: the rows are
+    a refinement, and pypdf's text of those pages still holds every word."""
+    if not pages:
+        return {}
+    from pdfminer.psexceptions import PSException  # pdfplumber loads for pages with rulings only
+    from pdfplumber.utils.exceptions import PdfminerException
+
+    try:
+        return pages_with_tables(data, pages)
+    except (*_PDF_ERRORS, PdfminerException, PSException):
+        return {}
 
 
 def _ocr_page(page: pypdf.PageObject, number: int) -> str:

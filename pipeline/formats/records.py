@@ -121,5 +121,17 @@ def _record(obj: object, file_source: str, n: int, ctype: str, where: str) -> Ra
         is_markup=body.lstrip().startswith("<") and _MARKUP.search(body) is not None,
         title=title.strip() if isinstance(title, str) and title.strip() else None,
         published=parse_datetime(obj.get("published")),
-        metadata={k: v for k, v in obj.items() if k not in consumed and is_scalar(v)},
+        metadata=_metadata(obj, consumed),
     )
+
+
+def _metadata(obj: dict, consumed: set) -> dict:
+    """The record's other fields: scalars and lists of scalars (feed categories, tags), and the pairs of a
+    nested `metadata` object; pipeline.metadata checks their limits after cleaning."""
+    nested = obj.get("metadata")
+    fields = {k: v for k, v in obj.items() if k not in consumed and k != "metadata"}
+    if isinstance(nested, dict):
+        fields.update(nested)
+    elif nested is not None:
+        fields["metadata"] = nested
+    return {k: v for k, v in fields.items() if is_scalar(v) or (isinstance(v, list) and all(map(is_scalar, v)))}

@@ -12,8 +12,11 @@ from typing import Any
 from elasticsearch import Elasticsearch, SerializationError, TransportError
 from elasticsearch.helpers import streaming_bulk
 
+from pipeline.chunk import pages_of
 from pipeline.errors import BulkIndexError, ConfigError, PermanentError, ServiceUnavailable
 from pipeline.index.guard import AUTH_STATUSES, RETRYABLE_STATUSES, guard
+from pipeline.language import text_field, title_field
+from pipeline.metadata import index_fields
 from pipeline.types import chunk_id, utcnow
 
 # Dead-letter rows keep the reason; a vector preview inside it can run to kilobytes.
@@ -64,8 +67,23 @@ def chunk_source(
         # config hash, no reindex); verification reads it back with source filtering.
         "text_hash": text_hash(text),
         "cluster_id": doc.cluster_id,
+        **_language_fields(doc, text),
+        "pages": pages_of(char_start, char_end, getattr(doc, "page_starts", None)),
+        **index_fields(doc.meta),  # meta, meta_num, meta_date: filters and facets (docs/metadata.md)
         "embedding": embedding,
     }
+
+
+def _language_fields(doc, text: str) -> dict:
+    """The chunk's language, and its text and title again under the fields its language's analyzer indexes."""
+    language = getattr(doc, "language", None)  # documents read before migration 0013 (and stand-ins) have none
+    fields: dict = {"language": language}
+    text_name, title_name = text_field(language), title_field(language)
+    if text_name is not None and title_name is not None:
+        fields[text_name] = text
+        if doc.title:
+            fields[title_name] = doc.title
+    return fields
 
 
 def chunk_action(index_alias: str, doc_fields: dict) -> dict:

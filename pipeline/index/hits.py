@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -15,3 +15,5 @@ class Hit:
     text: str
     title: str | None
     rank: int  # 1-based position in the list it was returned in
+    pages: list[int] = field(default_factory=list)  # the PDF pages the chunk lies on; [] for other formats
+    language: str | None = None  # ISO 639-1 code of the chunk's document, None when unknown

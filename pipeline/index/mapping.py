@@ -6,12 +6,13 @@ import hashlib
 import json
 
 from pipeline.errors import ConfigError
+from pipeline.language import language_fields, title_of_text_field
 
 DEFAULT_PREFIX = "docpipe-chunks"
 
-# The corpus is English prose: stemming lets "indexing" find "indexed" and plural forms,
-# which matters more for recall than exactness on the odd non-English document.
-TEXT_ANALYZER = "english"
+# `text` and `title` hold every chunk, whatever its language, so they get the analyzer that suits them all; a
+# chunk's language adds its own stemmed copy in text_<code>/title_<code> (docs/languages.md).
+TEXT_ANALYZER = "standard"
 
 # Elasticsearch 8.10+ caps indexed dense_vector fields at 4096 dimensions.
 MAX_DIMS = 4096
@@ -19,6 +20,22 @@ MAX_DIMS = 4096
 _KEYWORD = {"type": "keyword"}
 _INTEGER = {"type": "integer"}
 _DATE = {"type": "date"}
+
+
+# Every metadata value as a string (equality, any-of, facets) in one field whatever the keys;
+# numbers and ISO dates also as typed values, one dynamic field per key (docs/metadata.md).
+META_PROPERTIES: dict = {
+    "meta": {"type": "flattened"},
+    "meta_num": {"type": "object", "dynamic": True},
+    "meta_date": {"type": "object", "dynamic": True},
+}
+META_TEMPLATES: list = [
+    {"meta_num": {"path_match": "meta_num.*", "mapping": {"type": "double"}}},
+    {"meta_date": {"path_match": "meta_date.*", "mapping": {"type": "date"}}},
+]
+
+
+ENTITY_PROPERTIES: dict = {"entities": _KEYWORD, "entity_text": _KEYWORD}
 
 
 def mapping(dims: int) -> dict:
@@ -29,6 +46,9 @@ def mapping(dims: int) -> dict:
         # Unknown fields are kept in _source but not indexed, so a later feature can add a
         # field to its documents before the mapping update (or reindex) that makes it searchable.
         "dynamic": False,
+        # User metadata (pipeline/metadata.py): the numbers and dates of meta_num/meta_date get one
+        # fixed type per key, so a key never meets a conflicting mapping and ranges compare as values.
+        "dynamic_templates": META_TEMPLATES,
         "properties": {
             "tenant": _KEYWORD,
             "doc_id": _KEYWORD,
@@ -43,6 +63,9 @@ def mapping(dims: int) -> dict:
                 "fields": {"keyword": {"type": "keyword", "ignore_above": 1024}},
             },
             "text": {"type": "text", "analyzer": TEXT_ANALYZER},
+            **_language_properties(),
+            "language": _KEYWORD,
+            "pages": _INTEGER,  # the PDF pages a chunk lies on (an array)
             "published": _DATE,
             "indexed_at": _DATE,
             "char_start": _INTEGER,
@@ -53,6 +76,9 @@ def mapping(dims: int) -> dict:
             # Per-label scores are read back, never queried: not indexing them keeps the
             # mapping from growing a field per label.
             "label_scores": {"type": "object", "enabled": False},
+            # Named entities of the chunk (docpipe extract, pipeline/infer/extract.py): "ORG:Acme Corp" and "Acme Corp"
+            **ENTITY_PROPERTIES,
+            **META_PROPERTIES,
             "embedding": {
                 "type": "dense_vector",
                 "dims": dims,
@@ -64,9 +90,21 @@ def mapping(dims: int) -> dict:
     }
 
 
+def _language_properties() -> dict:
+    """text_<code> and title_<code> per language with an analyzer of its own; a chunk fills its language's pair."""
+    props: dict = {}
+    for field, analyzer in sorted(language_fields().items()):
+        props[field] = {"type": "text", "analyzer": analyzer}
+        props[title_of_text_field(field)] = {"type": "text", "analyzer": analyzer}
+    return props
+
+
 def index_settings(shards: int = 1, replicas: int | None = None) -> dict:
     """Settings for a new physical index; replicas None leaves the cluster default."""
     settings: dict = {"number_of_shards": shards}
+    # Past the field limit a new metadata key is left unmapped (kept in _source, not range-filterable)
+    # instead of failing the chunk that brought it (Elasticsearch 8.13+).
+    settings["mapping.total_fields.ignore_dynamic_beyond_limit"] = True
     if replicas is not None:
         settings["number_of_replicas"] = replicas
     return settings

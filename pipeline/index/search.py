@@ -12,12 +12,17 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from pipeline.index.filters import facet_aggs, read_facets
 from pipeline.index.fusion import DEFAULT_FUSION, Fusion, fuse
 from pipeline.index.guard import guard
 from pipeline.index.hits import Hit
 
 # The search API takes a list of fields for _source; the client's typing admits only a bool or a mapping.
-_FIELDS: Any = ["chunk_id", "doc_id", "source", "ordinal", "text", "title"]
+_FIELDS: Any = ["chunk_id", "doc_id", "source", "ordinal", "text", "title", "pages", "language"]
+# Every chunk's text and title under the standard analyzer, and under its language's own where it has one (each
+# field analyses the query its own way, so "Haus" meets the German stem of "Häuser"); best_fields scores a chunk
+# by its best field. Wildcards keep the list short and take in languages added to the mapping later.
+LEXICAL_FIELDS = ["text", "text_*", "title^2", "title_*^2"]
 # Elasticsearch's ceiling for num_candidates (and therefore for k).
 _MAX_CANDIDATES = 10_000
 
@@ -128,6 +133,19 @@ def hybrid_rrf_retriever(
     return _hits(resp)
 
 
+def facet_counts(
+    es: Elasticsearch, alias: str, tenant: str, keys: Sequence[str], filters: list[dict] | None = None, size: int = 10
+) -> dict[str, list[dict]]:
+    """Documents per value of each key among the tenant's chunks that pass `filters` (pipeline/index/filters.py)."""
+    aggs = facet_aggs(keys, size)
+    if not aggs:
+        return {}
+    with guard("facet counts"):
+        query = {"bool": {"filter": _filters(tenant, filters)}}
+        resp = es.search(index=alias, query=query, size=0, aggs=aggs, track_total_hits=False)
+    return read_facets(resp.get("aggregations"), keys)
+
+
 def _window(k: int, window: int | None) -> int:
     return max(window or max(k * 2, 50), k)
 
@@ -142,7 +160,7 @@ def _filters(tenant: str, filters: list[dict] | None) -> list[dict]:
 def _lexical(tenant: str, query: str, filters: list[dict] | None) -> dict:
     return {
         "bool": {
-            "must": [{"multi_match": {"query": query, "fields": ["text", "title^2"]}}],
+            "must": [{"multi_match": {"query": query, "fields": LEXICAL_FIELDS}}],
             "filter": _filters(tenant, filters),
         }
     }
@@ -179,6 +197,8 @@ def _hits(resp: Any) -> list[Hit]:
                 text=src.get("text", ""),
                 title=src.get("title"),
                 rank=int(raw.get("_rank") or position),
+                pages=[int(p) for p in src.get("pages") or []],
+                language=src.get("language"),
             )
         )
     return hits

@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pipeline.monitor.entities import EntityMatcher
+from pipeline.monitor.org_match import org_mentions
 from pipeline.monitor.sentiment import Scorer
 from pipeline.store.models import Document, JobDocument, Outcome, utcnow
 from pipeline.store.models_monitor import DocumentSentiment, EntityMention
@@ -64,8 +65,10 @@ def score_documents(session: Session, docs: list[Document], scorer: Scorer, matc
     # tags are recomputed every time: the watchlist may have changed since the last run
     session.execute(delete(EntityMention).where(EntityMention.document_id.in_(ids)))
     touched: set[int] = set()
+    orgs = org_mentions(session, docs[0].tenant, ids) if matcher else {}
     for doc in docs:
         found = matcher.find(item_text(doc)) if matcher else {}
+        found = {**orgs.get(doc.id, {}), **found}  # beyond exact names: organisations the NER model found
         at, sentiment = item_time(doc), known[doc.id]
         for entity_id, matched in found.items():
             session.add(

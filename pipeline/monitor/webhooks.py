@@ -1,8 +1,10 @@
 """POSTing alerts to the configured webhooks, with retries, recording each hook's delivery.
 
 Delivery is at least once: a hook that answered 2xx is never sent the alert again, but a crash
-between its answer and the commit resends it; every POST carries the alert id (in the body and
-an X-Docpipe-Alert header) so a receiver can drop the repeat.
+between its answer and the commit resends it; every POST carries the alert id (in the body, in
+webhook-id and in an X-Docpipe-Alert header) so a receiver can drop the repeat. With
+DOCPIPE_ALERT_WEBHOOK_SECRET set, each POST is signed per Standard Webhooks, as job webhooks are
+(pipeline/webhooks/signing.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pipeline.config import AlertSettings, defaults
 from pipeline.errors import ConfigError
 from pipeline.store.models_monitor import AlertDelivery
 from pipeline.types import utcnow
+from pipeline.webhooks.signing import signed_headers
 
 _ALERT = defaults(AlertSettings)
 
@@ -45,17 +48,19 @@ def post_json(
     attempts: int = _ALERT.webhook_attempts,
     backoff: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
+    secret: str | None = None,
 ) -> tuple[bool, int, str | None]:
     """(delivered, attempts made, last error). Retries timeouts, network errors, 5xx, 408/425/429."""
     body = json.dumps(payload).encode("utf-8")
     error = None
     for attempt in range(1, max(attempts, 1) + 1):
+        msg_id = f"msg_alert_{payload.get('id', '')}"  # the same on every attempt: receivers drop repeats by it
         request = urllib.request.Request(
             url,
             data=body,
             method="POST",
             headers={
-                "Content-Type": "application/json",
+                **signed_headers(secret, msg_id, int(time.time()), body),
                 "User-Agent": "docpipe-alerts",
                 "X-Docpipe-Alert": str(payload.get("id", "")),
             },
@@ -84,15 +89,17 @@ def deliver(
     timeout: float = _ALERT.webhook_timeout,
     attempts: int = _ALERT.webhook_attempts,
     backoff: float = 0.5,
+    secret: str | None = None,
 ) -> list[str]:
-    """POST to every hook that has not taken the alert yet; return the hooks that still failed."""
+    """POST to every hook that has not taken the alert yet (signed when `secret` is given); return the hooks
+    that still failed."""
     rows = {d.url: d for d in session.scalars(select(AlertDelivery).where(AlertDelivery.alert_id == alert_id))}
     failed = []
     for url in urls:
         row = rows.get(url)
         if row is not None and row.status == "delivered":
             continue
-        ok, tries, error = post_json(url, payload, timeout=timeout, attempts=attempts, backoff=backoff)
+        ok, tries, error = post_json(url, payload, timeout=timeout, attempts=attempts, backoff=backoff, secret=secret)
         if row is None:
             row = rows[url] = AlertDelivery(alert_id=alert_id, url=url, attempts=0)
             session.add(row)

@@ -177,7 +177,8 @@ def _seed(session: Session, tools: Tools, build: IndexVersion, since: datetime, 
     spans: list[list[list[int]] | None] = [None] * len(kept)
     if rewrite and kept:
         chunker = tools.chunker_for(*tools.model_of(build))
-        spans = [[[s.start, s.end, s.token_count] for s in doc] for doc in chunker.chunk_many([d.text for d in kept])]
+        cut = chunker.chunk_many([d.text for d in kept], [d.language for d in kept])
+        spans = [[[s.start, s.end, s.token_count] for s in doc] for doc in cut]
     ledger.record(session, build.name, [(d.id, ledger.held_hash(d), s) for d, s in zip(kept, spans)])
     changed = list(
         session.scalars(

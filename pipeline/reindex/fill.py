@@ -60,7 +60,8 @@ def write_documents(session: Session, tools: Tools, build: IndexVersion, docs: l
     if not docs:
         return 0
     model_path, tokens, overlap = tools.model_of(build)
-    spans = tools.chunker_for(model_path, tokens, overlap).chunk_many([d.text for d in docs])
+    chunker = tools.chunker_for(model_path, tokens, overlap)
+    spans = chunker.chunk_many([d.text for d in docs], [d.language for d in docs])
     texts = [d.text[s.start : s.end] for d, doc_spans in zip(docs, spans) for s in doc_spans]
     vectors = tools.encoder_for(model_path).encode(texts)
     labels = _labels(session, docs)

@@ -14,6 +14,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
+from pipeline.errors import InvalidSchedule
+from pipeline.schedule import Cron, parse_cron
 from pipeline.sources.errors import InvalidSource
 from pipeline.sources.fetch import check_url
 from pipeline.sources.schedule import backoff_delay, format_every
@@ -22,6 +24,7 @@ from pipeline.store.models_sources import Source, SourceKind
 from pipeline.types import utcnow
 
 _MAX_ERROR = 2000
+CRON_RETRY_SECONDS = 60  # a failed cron source waits this, doubling per failure, up to its next slot
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -51,10 +54,14 @@ def add_source(
     tenant: str = "default",
     timeout_seconds: float | None = None,
     prune: bool = False,
+    cron: str | None = None,
+    tz: str | None = None,
 ) -> Source:
-    """A new source, due at once (the next tick runs it). A feed with `prune` deletes the documents of items
-    that left it (pipeline/sources/prune.py); a folder always deletes those of files that left it."""
+    """A new source, due at once (the next tick runs it), or with `cron` at its first slot (in time zone `tz`).
+    A feed with `prune` deletes the documents of items that left it (pipeline/sources/prune.py); a folder always
+    deletes those of files that left it."""
     location = normalise_location(kind, location)
+    schedule = source_cron(cron, tz)
     if timeout_seconds is not None and timeout_seconds <= 0:
         raise InvalidSource(f"timeout must be positive, got {timeout_seconds}")
     if prune and kind != SourceKind.FEED:
@@ -69,17 +76,35 @@ def add_source(
         tenant=tenant,
         kind=kind,
         location=location,
-        every_seconds=every_seconds,
+        every_seconds=0 if schedule else every_seconds,
+        cron=schedule.expr if schedule else None,
+        timezone=schedule.tz if schedule else None,
         timeout_seconds=timeout_seconds,
         enabled=True,
         prune=prune,
-        next_run_at=utcnow(),
+        next_run_at=schedule.next_after(utcnow()) if schedule else utcnow(),
         failures=0,
         created_at=utcnow(),
     )
     session.add(source)
     session.flush()
     return source
+
+
+def source_cron(cron: str | None, tz: str | None) -> Cron | None:
+    """The source's cron, checked; None for an interval source (a zone without a cron is refused)."""
+    if not (cron or "").strip():
+        if (tz or "").strip():
+            raise InvalidSource("a time zone needs a cron expression (--cron): intervals do not depend on zones")
+        return None
+    try:
+        return parse_cron(cron or "", tz)
+    except InvalidSchedule as exc:
+        raise InvalidSource(str(exc)) from None
+
+
+def _cron_of(source: Source) -> Cron | None:
+    return Cron(source.cron, source.timezone or "UTC") if source.cron else None
 
 
 def find_source(session: Session, ref: str, kind: str | None = None) -> Source | None:
@@ -168,16 +193,23 @@ def finish_success(source: Source, now: datetime, message: str, job_id: str | No
     source.last_status, source.last_error, source.failures = message, None, 0
     if job_id:
         source.last_job_id = job_id
-    source.next_run_at = started + timedelta(seconds=source.every_seconds)
+    cron = _cron_of(source)
+    # a cron source's next run is its first slot after this run began (pipeline/schedule.py says why)
+    source.next_run_at = cron.next_after(started) if cron else started + timedelta(seconds=source.every_seconds)
     source.running_since = None
 
 
 def finish_failure(source: Source, now: datetime, error: str, backoff_cap: int) -> None:
     started = aware(source.running_since) or now
     source.failures = (source.failures or 0) + 1
-    delay = backoff_delay(source.every_seconds, source.failures, backoff_cap)
+    cron = _cron_of(source)
+    if cron:  # retried after a doubling wait from a minute on, but never past its next slot
+        until_slot = int((cron.next_after(started) - started).total_seconds())
+        delay = min(backoff_delay(CRON_RETRY_SECONDS, source.failures, backoff_cap), until_slot)
+    else:
+        delay = backoff_delay(source.every_seconds, source.failures, backoff_cap)
     source.last_run_at, source.last_error = started, error[:_MAX_ERROR]
-    source.last_status = f"failed {source.failures} time(s) in a row; next try in {format_every(delay)}"
+    source.last_status = f"failed {source.failures} time(s) in a row; next try in {format_every(max(delay, 1))}"
     source.next_run_at = started + timedelta(seconds=delay)
     source.running_since = None
 
@@ -188,8 +220,10 @@ def source_record(source: Source) -> dict:
         "tenant": source.tenant,
         "kind": source.kind,
         "location": source.location,
-        "every": format_every(source.every_seconds),
-        "every_seconds": source.every_seconds,
+        "every": None if source.cron else format_every(source.every_seconds),
+        "every_seconds": None if source.cron else source.every_seconds,
+        "cron": source.cron,
+        "timezone": source.timezone if source.cron else None,
         "timeout_seconds": source.timeout_seconds,
         "enabled": source.enabled,
         "prune": bool(source.prune) or source.kind == SourceKind.FOLDER,

@@ -40,6 +40,9 @@ class FeedItem:
     published: datetime | None = None
     link: str | None = None
     guid: str | None = None
+    # the document's metadata (docs/metadata.md): what feeds say about an item besides its text
+    categories: list[str] = field(default_factory=list)
+    author: str | None = None
 
 
 @dataclass
@@ -98,7 +101,11 @@ def _rss(root: Element, base_url: str) -> ParsedFeed:
             link = guid
         body = _text(el.find(f"{CONTENT}encoded")) or _text(el.find(f"{ns}description"))
         date = _text(el.find("pubDate")) or _text(el.find(f"{DC}date"))
-        _add(feed, n, link, guid, _text(el.find(f"{ns}title")), body, None, date, base_url)
+        about = {
+            "categories": [_text(c) for c in el.findall("category") + el.findall(f"{DC}subject")],
+            "author": _text(el.find(f"{DC}creator")) or _text(el.find("author")),
+        }
+        _add(feed, n, link, guid, _text(el.find(f"{ns}title")), body, None, date, base_url, about)
     return feed
 
 
@@ -127,6 +134,10 @@ def _atom(root: Element, base_url: str) -> ParsedFeed:
             is_html,
             date,
             base_url,
+            {
+                "categories": [c.get("term") or c.get("label") for c in el.findall(f"{ATOM}category")],
+                "author": _text(el.find(f"{ATOM}author/{ATOM}name")),
+            },
         )
     return feed
 
@@ -189,6 +200,7 @@ def _jsonfeed(value: dict, base_url: str) -> ParsedFeed:
             bool(html_body) or None,
             _str(item.get("date_published")) or _str(item.get("date_modified")),
             base or base_url,
+            _json_about(item),
         )
     return feed
 
@@ -229,8 +241,21 @@ def _records(rows, fmt: str, base_url: str) -> ParsedFeed:
             None,
             date,
             base_url,
+            _json_about(obj),
         )
     return feed
+
+
+def _json_about(obj: dict) -> dict:
+    """Categories and author of a JSON Feed item (tags, authors[].name) or a JSON lines record."""
+    tags: object = next((obj[k] for k in ("tags", "categories", "category") if obj.get(k)), [])
+    authors = obj.get("authors")
+    people: list = authors if isinstance(authors, list) else [obj.get("author")]
+    names = [p.get("name") if isinstance(p, dict) else p for p in people]
+    return {
+        "categories": [_str(t) for t in (tags if isinstance(tags, list) else [tags])],
+        "author": next((_str(name) for name in names if _str(name)), None),
+    }
 
 
 # --- shared ------------------------------------------------------------------------------------
@@ -246,6 +271,7 @@ def _add(
     is_html: bool | None,
     date: str | None,
     base_url: str,
+    about: dict | None = None,
 ) -> None:
     link = urljoin(base_url, link.strip()) if link and link.strip() else None
     guid = guid.strip() if guid and guid.strip() else None
@@ -259,7 +285,11 @@ def _add(
         feed.skipped.append(f"item {n} ({identity}): no title or content")
         return
     markup = is_html if is_html is not None else bool(_MARKUP.search(body))
-    feed.items.append(FeedItem(identity, body, markup, title, parse_datetime(date), link, guid))
+    about = about or {}
+    categories = [" ".join(c.split()) for c in about.get("categories") or [] if c and c.strip()]
+    author = " ".join(about["author"].split()) if about.get("author") and about["author"].strip() else None
+    categories = list(dict.fromkeys(categories))
+    feed.items.append(FeedItem(identity, body, markup, title, parse_datetime(date), link, guid, categories, author))
 
 
 def _text(el: Element | None) -> str | None:

@@ -149,7 +149,7 @@ def _open(
         if remaining <= 0:
             break
         timeout = urllib3.Timeout(connect=min(policy.timeout, remaining), read=min(policy.timeout, remaining))
-        pool = _pool(target, str(ip), timeout)
+        pool = connection_pool(target, str(ip), timeout)
         try:
             return pool.urlopen(
                 "GET",
@@ -175,7 +175,7 @@ def _open(
     raise FetchError(f"cannot connect to {target.host}:{target.port} for {url}: {last}")
 
 
-def _pool(target: Target, ip: str, timeout: urllib3.Timeout) -> urllib3.HTTPConnectionPool:
+def connection_pool(target: Target, ip: str, timeout: urllib3.Timeout) -> urllib3.HTTPConnectionPool:
     # The pool connects to the checked address; TLS still verifies the certificate for the URL's host.
     if target.scheme == "https":
         import certifi

@@ -80,13 +80,14 @@ def item_record(item: FeedItem, meta: dict) -> dict:
     body = item.body
     if item.is_html and not body.lstrip().startswith("<"):
         body = f"<div>{body}</div>"  # the reader treats a body as markup when it starts with a tag
-    record = {
+    record: dict = {
         "url": item.identity,
         "title": item.title,
         "text": body,
         "published": item.published.isoformat() if item.published else None,
     }
     record.update({k: v for k, v in (("link", item.link), ("guid", item.guid)) if v})
+    record.update({k: v for k, v in (("categories", item.categories), ("author", item.author)) if v})
     record.update(meta)
     return record
 

@@ -11,6 +11,9 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+# registers the job-end listener on every session: a job that ends writes its webhook deliveries (outbox)
+from pipeline.store import job_events  # noqa: F401
+
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):

@@ -143,6 +143,10 @@ class Document(Base):
     last_job_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # migration 0013: ISO 639-1 code, detected or fixed by the tenant (pipeline/language.py); None when unknown
+    language: Mapped[str | None] = mapped_column(String(8))
+    # where page n+1 starts in `text` (PDFs only): chunks know their pages from it (pipeline/chunk.py pages_of)
+    page_starts: Mapped[list | None]
 
 
 class Chunk(Base):

@@ -16,7 +16,7 @@ class SourceKind:
 
 
 class Source(Base):
-    """A feed URL or a folder, polled every `every_seconds` by the beat tick."""
+    """A feed URL or a folder, polled every `every_seconds` or on its `cron` slots by the beat tick."""
 
     __tablename__ = "sources"
     __table_args__ = (
@@ -27,7 +27,10 @@ class Source(Base):
     tenant: Mapped[str] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(16))
     location: Mapped[str] = mapped_column(String(2048))  # URL or absolute folder path
-    every_seconds: Mapped[int]
+    every_seconds: Mapped[int]  # 0 when `cron` schedules the source
+    # a cron expression and its IANA time zone (migration 0014); None: every `every_seconds`
+    cron: Mapped[str | None] = mapped_column(String(120))
+    timezone: Mapped[str | None] = mapped_column(String(64))
     timeout_seconds: Mapped[float | None]  # overrides DOCPIPE_FETCH_TIMEOUT for this feed
     enabled: Mapped[bool] = mapped_column(default=True)
     # a feed that prunes deletes the documents of items gone from it (migration 0011); a folder always does

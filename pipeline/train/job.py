@@ -231,5 +231,6 @@ def summarise(request: TrainRequest, results: dict[str, dict]) -> dict:
             "examples_per_s": result["examples_per_s"],
         }
     if "baseline" in out and "retrieval" in out:
-        out["gain"] = {m: round(out["retrieval"][m] - out["baseline"][m], 4) for m in ("accuracy", "macro_f1")}
+        shared = [m for m in ("accuracy", "macro_f1", "f1") if m in out["retrieval"] and m in out["baseline"]]
+        out["gain"] = {m: round(out["retrieval"][m] - out["baseline"][m], 4) for m in shared}  # f1: entity-level
     return out

@@ -74,8 +74,8 @@ def test_upload_ingest_search_filter_and_reupload(stack, client):
     assert wait_job(client, h, again)["counters"]["done"] == 1
     docs = client.get("/v1/documents", headers=h, params={"name": "harbour.txt"}).json()
     assert (
-        docs["total"] == 1
-        and "Wombats" in client.get(f"/v1/documents/{docs['documents'][0]['id']}", headers=h).json()["text"]
+        len(docs["items"]) == 1
+        and "Wombats" in client.get(f"/v1/documents/{docs['items'][0]['id']}", headers=h).json()["text"]
     )
     stale = client.get("/v1/search", headers=h, params={"q": "dockers strike", "mode": "bm25"}).json()["hits"]
     assert all(x["name"] != "harbour.txt" for x in stale)
@@ -105,10 +105,10 @@ def test_two_tenants_with_overlapping_content_never_see_each_other(stack, client
     assert len(seen["iso-a"]) >= 4 and len(seen["iso-b"]) >= 4
 
     for tenant, headers, other in (("iso-a", a, "iso-b"), ("iso-b", b, "iso-a")):
-        jobs = client.get("/v1/jobs", headers=headers).json()["jobs"]
+        jobs = client.get("/v1/jobs", headers=headers).json()["items"]
         assert jobs and {j["tenant"] for j in jobs} == {tenant}
         docs = client.get("/v1/documents", headers=headers, params={"limit": 500}).json()
-        assert {d["id"] for d in docs["documents"]} == owned[tenant]
+        assert {d["id"] for d in docs["items"]} == owned[tenant]
         for doc_id in owned[other]:
             assert client.get(f"/v1/documents/{doc_id}", headers=headers).status_code == 404
 

@@ -50,7 +50,7 @@ def test_up_serves_the_api_with_a_local_key_and_down_stops_it(tmp_path):
         stack = json.loads((data / "stack.json").read_text())
         assert stack["api_url"] == url and url in stack["components"]["api"]["detail"]
 
-        assert get(f"{url}/v1/jobs", key) == (200, {"jobs": [], "total": 0, "limit": 50, "offset": 0})
+        assert get(f"{url}/v1/jobs", key) == (200, {"items": [], "next_cursor": None})
         assert get(f"{url}/v1/jobs")[0] == 401
         assert get(f"{url}/healthz")[1]["status"] == "ok"
 

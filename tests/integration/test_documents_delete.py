@@ -43,7 +43,7 @@ def test_delete_by_id_through_the_api_then_by_job_through_the_cli(stack, client)
         },
     )
     assert wait_job(client, h, job_id)["counters"]["done"] == 3
-    listed = client.get("/v1/documents", headers=h, params={"name": "quokka.txt"}).json()["documents"]
+    listed = client.get("/v1/documents", headers=h, params={"name": "quokka.txt"}).json()["items"]
     quokka = listed[0]
     assert _names(client, h, "quokka dockers") == {"quokka.txt"} and quokka["chunk_count"] > 0
     assert counts_agree(stack, tenant) > quokka["chunk_count"]
@@ -72,7 +72,7 @@ def test_delete_by_id_through_the_api_then_by_job_through_the_cli(stack, client)
     record = json.loads(result.stdout)
     assert (record["kind"], record["state"], record["counters"]["done"]) == ("delete", "succeeded", 2)
     assert record["outcome"].startswith("deleted 2 document(s)")
-    assert client.get("/v1/documents", headers=h).json()["total"] == 0
+    assert client.get("/v1/documents", headers=h).json()["items"] == []
     assert counts_agree(stack, tenant) == 0
     again = CliRunner().invoke(app, ["documents", "delete", "--job", job_id, "--tenant", tenant, "--yes"])
     assert again.exit_code == 1 and "no document of job" in again.output
@@ -108,4 +108,4 @@ def test_a_pruning_feed_deletes_vanished_items_and_removal_deletes_the_rest(stac
     job = wait_job(client, h, r.json()["job_id"])
     assert (job["kind"], job["state"], job["counters"]["done"]) == ("delete", "succeeded", 3)
     assert documents(stack, tenant) == {} and counts_agree(stack, tenant) == 0
-    assert client.get("/v1/feeds", headers=h).json() == []
+    assert client.get("/v1/feeds", headers=h).json()["items"] == []

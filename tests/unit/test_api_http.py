@@ -161,18 +161,20 @@ def test_jobs_and_documents_of_another_tenant_are_invisible_through_every_route(
     acme, globex = api.key("acme"), api.key("globex")
     acme_jobs, globex_jobs = _seed(api, "acme", 3), _seed(api, "globex", 2)
     listed = api.client.get("/v1/jobs", headers=acme).json()
-    assert listed["total"] == 3 and {j["id"] for j in listed["jobs"]} == set(acme_jobs)
-    page = api.client.get("/v1/jobs?limit=2&offset=2", headers=acme).json()
-    assert len(page["jobs"]) == 1 and page["total"] == 3
+    assert {j["id"] for j in listed["items"]} == set(acme_jobs) and listed["next_cursor"] is None
+    first = api.client.get("/v1/jobs?limit=2", headers=acme).json()
+    rest = api.client.get("/v1/jobs", headers=acme, params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert len(first["items"]) == 2 and len(rest["items"]) == 1 and rest["next_cursor"] is None
+    assert {j["id"] for j in first["items"] + rest["items"]} == set(acme_jobs)
     docs = api.client.get("/v1/documents", headers=acme).json()
-    assert docs["total"] == 3 and all(d["source"].startswith("/in/acme/") for d in docs["documents"])
+    assert len(docs["items"]) == 3 and all(d["source"].startswith("/in/acme/") for d in docs["items"])
     other_doc = document_id("globex", "/in/globex/0.txt")
     for path in (f"/v1/jobs/{globex_jobs[0]}", f"/v1/documents/{other_doc}"):
         assert api.client.get(path, headers=acme).status_code == 404
         assert api.client.get(path, headers=globex).status_code == 200
     for action in ("cancel", "replay"):
         assert api.client.post(f"/v1/jobs/{globex_jobs[0]}/{action}", headers=acme).status_code == 404
-    assert api.client.get("/v1/documents?name=/in/globex/0.txt", headers=acme).json()["total"] == 0
+    assert api.client.get("/v1/documents?name=/in/globex/0.txt", headers=acme).json()["items"] == []
     with api.session() as s:
         assert s.get(Job, globex_jobs[0]).state == JobState.QUEUED
     assert api.sent == []

@@ -107,7 +107,7 @@ def test_removing_a_feed_with_its_documents_queues_a_delete_job(api):
     r = api.client.delete(f"/v1/feeds/{feed['id']}", headers=h, params={"delete_documents": "true"})
     assert r.status_code == 202 and r.json()["documents"] == 1
     assert api.tasks == [(DELETE_DOCUMENTS, [r.json()["job_id"]])]
-    assert api.client.get("/v1/feeds", headers=h).json() == []
+    assert api.client.get("/v1/feeds", headers=h).json()["items"] == []
 
 
 def test_the_cli_refuses_to_delete_without_yes_where_it_cannot_ask(tmp_path, monkeypatch):

@@ -183,7 +183,7 @@ def test_jsonl_bad_line_rejects_only_that_line(tmp_path):
     rejects = [o for o in out if isinstance(o, Rejected)]
     assert [d.body for d in docs] == ["first", "<p>second <b>bold</b></p>", "third"]
     assert [d.source for d in docs] == ["https://ex.com/a", "7", f"{p.resolve()}#5"]
-    assert docs[0].metadata == {"lang": "en"}  # lists are not scalars
+    assert docs[0].metadata == {"lang": "en", "tags": ["x"]}  # lists of scalars are metadata too (docs/metadata.md)
     assert [d.is_markup for d in docs] == [False, True, False]
     assert docs[2].title == "T"
     rej = only(rejects)

@@ -19,6 +19,7 @@ DOC = SimpleNamespace(
     published=datetime(2024, 5, 1, 12, tzinfo=UTC),
     content_hash="h-now",
     cluster_id="c1",
+    meta={"desk": "fx", "n": 2},
 )
 
 
@@ -34,6 +35,8 @@ def test_a_chunk_carries_its_document_span_and_vector():
         "c1",
     )
     assert (source["char_start"], source["char_end"], source["text"], source["title"]) == (10, 40, "some text", "A")
+    # the document's metadata, as strings and typed (pipeline/metadata.py)
+    assert (source["meta"], source["meta_num"], source["meta_date"]) == ({"desk": "fx", "n": "2"}, {"n": 2.0}, {})
 
 
 def test_reindex_names_the_text_the_chunk_was_cut_from():

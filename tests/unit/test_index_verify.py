@@ -56,6 +56,7 @@ def test_text_hash_follows_the_text_and_every_chunk_carries_it():
         published=None,
         content_hash="h",
         cluster_id="d1",
+        meta={},
     )
     fields = chunk_source(doc, 0, 0, 5, "alpha", [0.0], "now")
     assert fields["text_hash"] == text_hash("alpha") != text_hash("alphb")

@@ -1,0 +1,202 @@
+"""The CLI's client of a docpipe API: for users without database access, and for searches of the local stack.
+
+With DOCPIPE_API_URL (and DOCPIPE_API_KEY) set, the commands that have a remote form (cli/remote_commands.py)
+talk to that API only: no database, no shared filesystem, no broker. The key decides the tenant. Without it,
+`docpipe search` asks the API of the local stack (`docpipe up` records its URL in stack.json) with a key of the
+tenant asked for, minted locally, so the CLI process never loads the encoder.
+
+Every refusal of the API becomes one line: its `message`, with the HTTP status.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from pipeline.config import Settings, get_settings
+from pipeline.errors import PermanentError, ServiceUnavailable
+
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+FINAL = ("succeeded", "partial", "failed", "cancelled")
+
+
+class ApiRefused(PermanentError):
+    """The API answered 4xx: the request is wrong (the message says what to do)."""
+
+    def __init__(self, message: str, status: int = 400, code: str = ""):
+        super().__init__(message, status, code)
+        self.status, self.code = status, code
+
+
+class ApiUnavailable(ServiceUnavailable):
+    """The API cannot be reached, or answered 5xx."""
+
+
+class RemoteApi:
+    """A docpipe API at `url`, called with `key`. `client` is an httpx2.Client to send through (tests pass the
+    app's TestClient); by default one of its own."""
+
+    def __init__(self, url: str, key: str | None, client: httpx2.Client | None = None, timeout: float = 60.0):
+        self.url = url.rstrip("/")
+        self.headers = {"X-API-Key": key} if key else {}
+        self.http = client or httpx2.Client(base_url=self.url, timeout=timeout)
+        self.where = self.url or "the API"
+
+    # --- plumbing -------------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        try:
+            resp = self.http.request(method, path, headers=headers, **kwargs)
+        except httpx2.TransportError as exc:
+            raise ApiUnavailable(f"cannot reach the docpipe API at {self.where} ({type(exc).__name__})") from None
+        if resp.status_code < 400:
+            return resp
+        body = _json_or_none(resp)
+        message = (body or {}).get("message") if isinstance(body, dict) else None
+        message = message or f"{resp.reason_phrase or 'error'}: {resp.text[:200]}"
+        said = f"{message} (HTTP {resp.status_code} from {self.where})"
+        if resp.status_code == 401:
+            said = f"{message} (HTTP 401: check DOCPIPE_API_KEY)"
+        if resp.status_code >= 500:
+            raise ApiUnavailable(said)
+        raise ApiRefused(said, resp.status_code, (body or {}).get("error", "") if isinstance(body, dict) else "")
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=_clean(params)).json()
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        resp = self.request("POST", path, json=json, **kwargs)
+        return resp.json() if resp.content else None
+
+    def delete(self, path: str, **params: Any) -> Any:
+        resp = self.request("DELETE", path, params=_clean(params))
+        return resp.json() if resp.content else None
+
+    def items(self, path: str, limit: int | None = None, **params: Any) -> Iterator[dict]:
+        """Every item of a paged list (following `next_cursor`), at most `limit`."""
+        cursor, seen = None, 0
+        while True:
+            page = self.get(path, limit=min(500, limit - seen) if limit else 500, cursor=cursor, **params)
+            for item in page["items"]:
+                yield item
+                seen += 1
+                if limit and seen >= limit:
+                    return
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    # --- jobs -----------------------------------------------------------------------------------------
+
+    def job_id(self, ref: str) -> str:
+        """A job id from an id or the prefix `docpipe jobs` shows (looked up among the latest 1,000 jobs)."""
+        ref = ref.strip().lower()
+        if JOB_ID.fullmatch(ref):
+            return ref
+        found = [j["id"] for j in self.items("/v1/jobs", limit=1000) if j["id"].startswith(ref)] if ref else []
+        if len(found) != 1:
+            raise ApiRefused(f"no job {ref} (or the prefix is ambiguous); see `docpipe jobs`", 404)
+        return found[0]
+
+    def job(self, ref: str) -> dict:
+        return self.get(f"/v1/jobs/{self.job_id(ref)}")
+
+    def wait(self, job_id: str, on_poll: Callable[[dict], None] | None = None, every: float = 0.5) -> dict:
+        while True:
+            rec = self.get(f"/v1/jobs/{job_id}")
+            if on_poll is not None:
+                on_poll(rec)
+            if rec["state"] in FINAL:
+                return rec
+            time.sleep(every)
+
+    def upload(self, files: list[Path]) -> dict:
+        """One multipart upload of `files` (their names are the documents' identities): the ingest job."""
+        handles = [open(p, "rb") for p in files]  # noqa: SIM115 - closed below, after the request streamed them
+        try:
+            parts = [("files", (p.name, fh, "application/octet-stream")) for p, fh in zip(files, handles, strict=True)]
+            return self.post("/v1/documents", files=parts)
+        finally:
+            for fh in handles:
+                fh.close()
+
+
+def _clean(params: dict) -> dict:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _json_or_none(resp: httpx2.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def configured(settings: Settings | None = None) -> RemoteApi | None:
+    """The API that DOCPIPE_API_URL names, or None: then the CLI works on the database itself."""
+    s = settings or get_settings()
+    if not s.api.url:
+        return None
+    key = s.api.key.get_secret_value() if s.api.key else None
+    if not key:
+        raise ApiRefused("DOCPIPE_API_URL is set but DOCPIPE_API_KEY is not: set the key the API gave you", 2)
+    return RemoteApi(s.api.url, key)
+
+
+# --- the local stack's API (for searches without DOCPIPE_API_URL) -----------------------------------------
+
+
+def local_api(tenant: str, settings: Settings | None = None) -> RemoteApi | None:
+    """The API of the local stack with a key of `tenant`, when `docpipe up` started one here (healed if part of
+    the stack died); None when none was ever started here or the services are configured elsewhere: then the
+    CLI searches the index itself."""
+    from pipeline.hosts import pid_alive
+    from pipeline.services import read_stack
+
+    s = settings or get_settings()
+    stack = read_stack(s)
+    api = stack.get("components", {}).get("api")
+    if api is None or not stack.get("api_url"):
+        return None
+    if not pid_alive(api["pid"]):
+        from cli.common import ensure_stack
+
+        ensure_stack()  # `docpipe up` heals: only what died starts again, on its old port
+        stack = read_stack(s)
+    return RemoteApi(stack["api_url"], tenant_key(s, tenant))
+
+
+def tenant_key(settings: Settings, tenant: str) -> str:
+    """A key of `tenant` for the local API, made once and kept under the data dir (mode 0600)."""
+    from cli.localstack.apiserver import LOCAL_TENANT, ensure_local_key, key_file
+
+    if tenant == LOCAL_TENANT:
+        return ensure_local_key(settings, settings.sql_url)
+    import hashlib
+
+    from pipeline.store import apikeys as keys
+    from pipeline.store.db import session_scope
+
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", tenant)[:64] + "-" + hashlib.sha256(tenant.encode()).hexdigest()[:8]
+    path = key_file(settings).with_name("api-keys") / name
+    if path.exists():
+        key = path.read_text().strip()
+        with session_scope(settings.sql_url) as session:
+            if keys.authenticate(session, key) == tenant:
+                return key
+    with session_scope(settings.sql_url) as session:
+        _, key = keys.create_key(session, tenant, name="local CLI searches")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    os.replace(tmp, path)
+    return key
