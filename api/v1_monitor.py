@@ -16,6 +16,7 @@ from api.errors import ApiError
 from api.pages import Page, PageParams, page, page_params
 from api.schemas import Error
 from pipeline.monitor import alert_record, series, watchlist
+from pipeline.monitor.topics import normalise_topic
 from pipeline.store.models_monitor import Alert, WatchEntity
 
 router = APIRouter(prefix="/v1", tags=["watchlist"])
@@ -41,7 +42,8 @@ class AlertOut(BaseModel):
     id: int
     kind: str
     tenant: str
-    entity: str | None
+    entity: str | None = Field(description="The watched ticker; null for a topic alert")
+    topic: str | None = Field(None, description="The topic; null for an entity alert")
     episode: int
     window_start: str | None
     window_end: str | None
@@ -163,11 +165,17 @@ def alerts(
     request: Request,
     tenant: str = Depends(require_tenant),
     entity: str | None = Query(None, pattern=_TICKER),
+    topic: str | None = Query(None, max_length=64, description="Only this topic's alerts"),
     paging: PageParams = Depends(page_params),
 ) -> dict:
     stmt = select(Alert).where(Alert.tenant == tenant)
     if entity:
         stmt = stmt.where(Alert.ticker == entity.strip().lstrip("$").upper())
+    if topic:
+        try:
+            stmt = stmt.where(Alert.topic == normalise_topic(topic))
+        except ValueError as exc:
+            raise ApiError(422, str(exc), "invalid_topic") from None
     with request.app.state.ctx.session() as session:
         return page(session, stmt, (Alert.created_at, Alert.id), paging, alert_record)
 

@@ -104,6 +104,10 @@ def test_the_topics_pages_chart_each_topic_with_its_alert_and_a_missing_topic_sa
     from api.auth import COOKIE
 
     api.client.cookies.set(COOKIE, api.key("acme")["X-API-Key"])
+    hdr = api.key("acme")
+    [alert] = api.client.get("/v1/alerts?topic=Rates", headers=hdr).json()["items"]
+    assert (alert["kind"], alert["topic"], alert["entity"]) == ("topic_negative_share_spike", "rates", None)
+    assert api.client.get("/v1/alerts?topic=earnings", headers=hdr).json()["items"] == []
     overview = api.client.get("/ui/topics")
     assert overview.status_code == 200 and 'href="/ui/topics/rates"' in overview.text
     page = api.client.get("/ui/topics/rates")
