@@ -7,6 +7,7 @@ its own presentation (the API: progress, upload names instead of server paths).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from pipeline.jobs.stats import JobStats
 from pipeline.store.models import DeadLetter, Job
@@ -26,13 +27,18 @@ def job_record(job: Job, letters: Iterable[DeadLetter] | None = None, stages: Jo
         "metrics": job.metrics or {},
         "error": job.error,
         "inputs": list(job.inputs or []),
-        **{field: getattr(job, field) for field in TIMES},
+        **{field: _utc(getattr(job, field)) for field in TIMES},
     }
     if stages is not None:
         rec["stages"] = stages.as_list()
     if letters is not None:
         rec["dead_letters"] = [dead_letter_record(d) for d in letters]
     return rec
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; every stored time is UTC, and every shell shows it as such
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def dead_letter_record(letter: DeadLetter) -> dict:
