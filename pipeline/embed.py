@@ -25,7 +25,8 @@ _COMMIT_HASH = re.compile(r"[0-9a-f]{40}")
 _CARD_TITLE = re.compile(r"^# ([\w.\-]+)\s*$", re.MULTILINE)
 
 _models: dict[tuple[str, str], object] = {}
-_encoders: dict[tuple[str, str, int], Encoder] = {}
+_graphs: dict[tuple[str, str, str, int], object] = {}
+_encoders: dict[tuple[str, str, int, str, str], Encoder] = {}
 _lock = threading.Lock()
 
 
@@ -91,14 +92,63 @@ def _model_name(root: Path) -> str:
     return root.parent.name or name
 
 
+def _load_graph(encoder: Encoder):
+    from pipeline.encoders.onnx import GraphEncoder, ensure_graph, export_folder
+
+    key = (encoder.model_path, encoder.backend, encoder.quantize, encoder.batch_size)
+    with _lock:
+        found = _graphs.get(key)
+    if found is None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        folder = export_folder(encoder.cache_dir, encoder.model_name, encoder.fingerprint())
+        graph = ensure_graph(encoder.model_path, folder, encoder.quantize)
+        found = GraphEncoder(encoder.model_path, graph, encoder.backend, encoder.batch_size)
+        with _lock:
+            found = _graphs.setdefault(key, found)
+    return found
+
+
 class Encoder:
-    def __init__(self, model_path: str, device: str = "auto", batch_size: int = 64):
+    """backend torch runs sentence-transformers on `device`; onnx and openvino run an ONNX export of the same
+    folder on the CPU (exported into `cache_dir` at first use), in fp32 or, with quantize int8, int8 weights."""
+
+    def __init__(
+        self,
+        model_path: str,
+        device: str = "auto",
+        batch_size: int = 64,
+        backend: str = "torch",
+        quantize: str = "none",
+        cache_dir: str | Path | None = None,
+    ):
+        from pipeline.encoders import check
+
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        check(backend, quantize)
         self.model_path = str(Path(model_path).resolve())
         self.device = device
         self.batch_size = batch_size
+        self.backend, self.quantize = backend, quantize
+        self.cache_dir = Path(cache_dir) if cache_dir else Path(".docpipe") / "encoders"
         self._model = None
+        self._graph = None
+
+    @property
+    def variant(self) -> str:
+        from pipeline.encoders import variant
+
+        return variant(self.backend, self.quantize)
+
+    @property
+    def quantized(self) -> bool:
+        return self.quantize != "none"
+
+    @property
+    def graph(self):
+        if self._graph is None:
+            self._graph = _load_graph(self)
+        return self._graph
 
     @property
     def model(self):
@@ -108,7 +158,7 @@ class Encoder:
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        return self._model is not None or self._graph is not None
 
     @property
     def dims(self) -> int:
@@ -136,6 +186,8 @@ class Encoder:
         """(len(texts), dims) float32 unit vectors, row i for texts[i]."""
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
+        if self.backend != "torch":
+            return self.graph.encode(list(texts))
         import torch
 
         model = self.model
@@ -168,15 +220,24 @@ class Encoder:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def get_encoder(model_path: str | None = None, device: str = "auto", batch_size: int = 64) -> Encoder:
-    """The process-wide Encoder for these settings; a worker keeps its model between tasks."""
-    if model_path is None:
-        from pipeline.config import default_encoder_path
+def get_encoder(
+    model_path: str | None = None,
+    device: str = "auto",
+    batch_size: int = 64,
+    backend: str | None = None,
+    quantize: str | None = None,
+) -> Encoder:
+    """The process-wide Encoder for these settings; a worker keeps its model between tasks. The backend and
+    quantisation default to the configured ones (DOCPIPE_ENCODER_BACKEND, DOCPIPE_ENCODER_QUANTIZE)."""
+    from pipeline.config import default_encoder_path, get_settings
 
-        model_path = default_encoder_path()
-    key = (str(Path(model_path).resolve()), device, batch_size)
+    settings = get_settings()
+    model_path = model_path or default_encoder_path()
+    backend, quantize = backend or settings.encoder.backend, quantize or settings.encoder.quantize
+    key = (str(Path(model_path).resolve()), device, batch_size, backend, quantize)
     with _lock:
         encoder = _encoders.get(key)
         if encoder is None:
-            encoder = _encoders[key] = Encoder(key[0], device, batch_size)
+            cache = settings.data_dir / "encoders"
+            encoder = _encoders[key] = Encoder(key[0], device, batch_size, backend, quantize, cache)
         return encoder

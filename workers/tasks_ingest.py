@@ -158,7 +158,11 @@ def _index_claimed(job_id: str, file_ids: list[int], last_try: bool) -> None:
 
     s = get_settings()
     layout = runtime.layout()
+    _guard_encoder(job_id)
     while True:
+        # the model runs with no transaction open: a SQL write lock held through the embedding stalled every
+        # read task of the ingest queue (SQLite) or the job row (PostgreSQL) until the batch committed
+        ahead = _embed_ahead(job_id, file_ids)
         with session_scope(runtime.sql_url()) as session:
             job = runtime.open_job(session, job_id)
             if job is None:
@@ -175,7 +179,8 @@ def _index_claimed(job_id: str, file_ids: list[int], last_try: bool) -> None:
                     )  # monitor: entity tags and sentiment of the job
                 return
             live = runtime.live(session)
-            # the live version's physical index, with its model: a swap meanwhile is caught by the fence below
+            # the live version's physical index, with its model: a swap meanwhile is caught by the fence below;
+            # documents changed since `ahead` read them are embedded again here
             index_documents(
                 session,
                 job,
@@ -186,11 +191,64 @@ def _index_claimed(job_id: str, file_ids: list[int], last_try: bool) -> None:
                 s.bulk_chunk_size,
                 s.bulk_max_retries,
                 last_try,
+                ahead,
             )
             repo.refresh_counters(session, job)
             if not still_live(session, live.name):
                 session.rollback()  # a reindex swapped during this batch: redo it in the new version
                 continue
+
+
+def _embed_ahead(job_id: str, file_ids: list[int]):
+    """Vectors of the next batch's chunks, read in a short transaction and embedded after it closed; None when
+    there is nothing to embed (the batch loop then finds out why in its own transaction)."""
+    from pipeline.ingest import chunk_texts, embed_ahead
+    from pipeline.store.models import Job, JobState
+
+    s = get_settings()
+    with session_scope(runtime.sql_url()) as session:
+        job = session.get(Job, job_id)
+        if job is None or job.state in JobState.FINAL:
+            return None
+        docs = repo.pending_documents(
+            session, job_id, file_ids, s.index_batch_docs, s.index_batch_chunks, s.index_batch_chars
+        )
+        if not docs:
+            return None
+        encoder = runtime.encoder(runtime.live(session).model_path)
+        items = chunk_texts(session, docs)
+    return embed_ahead(encoder, items)
+
+
+def _guard_encoder(job_id: str) -> None:
+    """A quantised encoder serves the live index for this job's tenant only once its figures against fp32 on the
+    tenant's chunks pass (pipeline/encoders/guard.py). Measured with no transaction open, committed before a
+    refusal is raised, so every worker reads the same verdict."""
+    from pipeline.embed import get_encoder
+    from pipeline.encoders import guard
+    from pipeline.store.models import Job
+
+    settings = get_settings().encoder
+    if settings.quantize == "none":
+        return
+    with session_scope(runtime.sql_url()) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return
+        live, tenant = runtime.live(session), job.tenant
+        encoder = runtime.encoder(live.model_path)
+        if not guard.to_judge(encoder, live.name, tenant):
+            return
+        quality = guard.stored(session, live.name, tenant, encoder.variant)
+        texts = guard.sample_texts(session, tenant, settings.guard_sample) if quality is None else []
+    if quality is None:
+        if len(texts) < 2:
+            return  # nothing to compare on yet: the next task, with chunks in SQL, measures
+        fp32 = get_encoder(encoder.model_path, "cpu", encoder.batch_size, "torch", "none")
+        quality = guard.measure(encoder, fp32, texts)
+        with session_scope(runtime.sql_url()) as session:
+            guard.store(session, live.name, tenant, quality)
+    guard.refuse_below(quality, live.name, tenant, settings)
 
 
 @app.task(name=REVIVE_JOBS)

@@ -7,14 +7,13 @@ ConfigError and callers fall back to sentence-transformers itself.
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.devices import resolve_device
-from pipeline.errors import ConfigError
+from pipeline.encoders.layout import read_layout
 from pipeline.infer.engine import (
     InferenceEngine,
     default_token_budget,
@@ -27,38 +26,14 @@ _cache: dict[tuple[str, str, int, bool], EngineEncoder] = {}
 _lock = threading.Lock()
 
 
-def _layout(root: Path) -> tuple[str, bool, int | None]:
-    """(pooling mode, normalise, max length) of a sentence-transformers folder we can reproduce."""
-    try:
-        modules = json.loads((root / "modules.json").read_text())
-        sbert = (
-            json.loads((root / "sentence_bert_config.json").read_text())
-            if (root / "sentence_bert_config.json").is_file()
-            else {}
-        )
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{root} is not a sentence-transformers folder: {exc}") from None
-    kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
-    if (
-        kinds[:2] != ["Transformer", "Pooling"]
-        or any(k != "Normalize" for k in kinds[2:])
-        or modules[0].get("path", "") not in ("", ".")
-    ):
-        raise ConfigError(f"{root}: module layout {kinds} is not Transformer + Pooling (+ Normalize)")
-    pooling = json.loads((root / modules[1]["path"] / "config.json").read_text())
-    modes = [k for k, v in pooling.items() if k.startswith("pooling_mode_") and v]
-    if modes not in (["pooling_mode_mean_tokens"], ["pooling_mode_cls_token"]):
-        raise ConfigError(f"{root}: pooling {modes} is not plain mean or CLS pooling")
-    return ("mean" if modes[0].endswith("mean_tokens") else "cls"), "Normalize" in kinds, sbert.get("max_seq_length")
-
-
 class EngineEncoder:
     def __init__(self, model_path: str, device: str = "auto", token_budget: int = 0, compile: bool = False):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
         root = Path(model_path)
-        self.pooling, self.normalise, max_length = _layout(root)
+        layout = read_layout(root)
+        self.pooling, self.normalise, max_length = layout.pooling, layout.normalise, layout.max_length
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True)
         self.model = for_inference(AutoModel.from_pretrained(root, local_files_only=True), self.device, compile)

@@ -21,11 +21,16 @@ class IndexConfig:
     dims: int
     chunk_tokens: int
     chunk_overlap: int
+    encoder: str = "torch"  # what computes the vectors: torch, onnx, onnx-int8, ... (pipeline/encoders)
 
     @classmethod
-    def for_model(cls, model_path: str, chunk_tokens: int, chunk_overlap: int) -> IndexConfig:
-        """Read from the model folder's files; the weights are loaded only if no config gives the width."""
+    def for_model(
+        cls, model_path: str, chunk_tokens: int, chunk_overlap: int, encoder: str | None = None
+    ) -> IndexConfig:
+        """Read from the model folder's files; the weights are loaded only if no config gives the width.
+        `encoder` defaults to the configured backend and quantisation (DOCPIPE_ENCODER_BACKEND, _QUANTIZE)."""
         from pipeline.embed import Encoder
+        from pipeline.encoders import variant
 
         folder = Path(model_path)
         if not folder.is_dir() or not ((folder / "modules.json").is_file() or (folder / "config.json").is_file()):
@@ -36,15 +41,28 @@ class IndexConfig:
             raise ConfigError(
                 f"chunking needs tokens >= 1 and 0 <= overlap < tokens, got {chunk_tokens}/{chunk_overlap}"
             )
-        encoder = Encoder(str(folder))
+        if encoder is None:
+            from pipeline.config import get_settings
+
+            configured = get_settings().encoder
+            encoder = variant(configured.backend, configured.quantize)
+        model = Encoder(str(folder))
         return cls(
-            encoder.model_path, encoder.model_name, encoder.fingerprint(), encoder.dims, chunk_tokens, chunk_overlap
+            model.model_path, model.model_name, model.fingerprint(), model.dims, chunk_tokens, chunk_overlap, encoder
         )
 
     @property
     def extra(self) -> dict:
-        """Everything besides the mapping that shapes an index; kept in the index's _meta."""
-        return {"model": self.fingerprint, "chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap}
+        """Everything besides the mapping that shapes an index; kept in the index's _meta. The encoder joins only
+        when it is not PyTorch fp32, so that versions built before backends existed keep their hash."""
+        extra: dict = {
+            "model": self.fingerprint,
+            "chunk_tokens": self.chunk_tokens,
+            "chunk_overlap": self.chunk_overlap,
+        }
+        if self.encoder != "torch":
+            extra["encoder"] = self.encoder
+        return extra
 
     @property
     def hash(self) -> str:

@@ -1,0 +1,28 @@
+"""Encoder backends besides PyTorch: an ONNX export of the model folder, run by ONNX Runtime or OpenVINO, in fp32
+or with int8 weights, and the quality guard a quantised encoder passes before it serves an index."""
+
+from __future__ import annotations
+
+from pipeline.errors import ConfigError
+
+BACKENDS = ("torch", "onnx", "openvino")
+QUANTIZE = ("none", "int8")
+
+
+def variant(backend: str, quantize: str) -> str:
+    """One word for what computes the vectors: torch, onnx, onnx-int8, openvino, openvino-int8."""
+    check(backend, quantize)
+    return backend if quantize == "none" else f"{backend}-{quantize}"
+
+
+def check(backend: str, quantize: str) -> None:
+    if backend not in BACKENDS:
+        raise ConfigError(f"encoder backend {backend!r} is not one of {', '.join(BACKENDS)} (DOCPIPE_ENCODER_BACKEND)")
+    if quantize not in QUANTIZE:
+        raise ConfigError(
+            f"encoder quantisation {quantize!r} is not one of {', '.join(QUANTIZE)} (DOCPIPE_ENCODER_QUANTIZE)"
+        )
+    if backend == "torch" and quantize != "none":
+        raise ConfigError(
+            "int8 runs on the onnx or openvino backend: set DOCPIPE_ENCODER_BACKEND=onnx (or openvino) with it"
+        )
