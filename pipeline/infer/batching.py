@@ -10,6 +10,17 @@ from dataclasses import dataclass, field
 
 
 @dataclass
+class Request:
+    """One tokenised input; token_type_ids only for models that use segments (BERT pairs)."""
+
+    input_ids: list[int]
+    token_type_ids: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
 class PaddingReport:
     """What a run cost in tokens: real ones versus the padded rectangles actually computed."""
 

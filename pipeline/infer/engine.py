@@ -18,14 +18,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.devices import resolve_device
-from pipeline.infer.batching import EngineStats, PaddingReport, pack_batches, pack_static, padded_size
+from pipeline.infer.batching import EngineStats, PaddingReport, Request, pack_batches, pack_static, padded_size
 from pipeline.infer.collate import Batch, Prefetcher, TokenBlock, ahead, as_tensors, batches_of
 from pipeline.infer.graphs import CudaGraphs
 
@@ -33,17 +32,6 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Request:
-    """One tokenised input; token_type_ids only for models that use segments (BERT pairs)."""
-
-    input_ids: list[int]
-    token_type_ids: list[int] | None = None
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
 
 
 def for_inference(model, device, compile: bool = False):

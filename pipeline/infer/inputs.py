@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.infer.engine import Request
+from pipeline.infer.batching import Request
 
 
 @dataclass(frozen=True)

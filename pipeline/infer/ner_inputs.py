@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.errors import ConfigError
-from pipeline.infer.engine import Request
+from pipeline.infer.batching import Request
 from pipeline.infer.inputs import ConcatLayout, _template, token_ids
 
 IGNORE = -100  # torch's cross_entropy ignore_index
