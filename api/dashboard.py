@@ -14,15 +14,17 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api import charts
+from api import charts, search_view
 from api.auth import COOKIE, tenant_for
 from api.errors import ApiError
 from api.schemas import document_out, index_version_out, job_out, model_out
 from api.v1_index import last_verify
 from api.v1_jobs import tenant_job
+from api.v1_search import facets as search_facets
 from api.v1_search import run as run_search
 from api.v1_search import search_filters
 from pipeline.errors import DocpipeError
+from pipeline.index.filters import facet_aggs, where_clauses
 from pipeline.jobs.stats import job_stats
 from pipeline.monitor import topics
 from pipeline.monitor.trends import Trend, recent_topic_trends, recent_trends, trend_of
@@ -33,6 +35,7 @@ from pipeline.types import utcnow
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals["plotly_url"] = charts.plotly_url
+templates.env.filters["pages"] = search_view.pages_label
 WATCH_SPAN = timedelta(days=30)
 
 
@@ -188,17 +191,25 @@ def search_page(
     label: str = "",
     published_from: str = "",
     published_to: str = "",
+    where: list[str] = Query([]),  # KEY OP VALUE, one a line or one a parameter (facet links)
+    facet: list[str] = Query([]),  # keys, comma-separated
 ):
     ctx = request.app.state.ctx
     mode = mode if mode in ("bm25", "knn", "hybrid") else "hybrid"
-    hits, error = [], None
+    conditions, keys = search_view.conditions(where), search_view.facet_keys(facet)
+    hits, facets, error = [], {}, None
     if q.strip():
         try:
             start, end = _date(published_from), _date(published_to, end_of_day=True)
             filters = search_filters(ctx, tenant, source or None, start, end, label or None)
+            filters += where_clauses(conditions)
+            facet_aggs(keys)  # a key that cannot be counted is refused before anything runs, as by the API
             hits = run_search(ctx, tenant, q, mode, k, filters)
+            facets = search_facets(ctx, tenant, keys, filters) if keys else {}
         except (ValueError, ApiError, DocpipeError) as exc:  # shown on the page, next to the query
             error = str(exc)
+    state = {"q": q, "mode": mode, "k": k, "source": source, "label": label}
+    state |= {"published_from": published_from, "published_to": published_to, "facet": ",".join(keys)}
     return render(
         request,
         "search.html",
@@ -213,6 +224,10 @@ def search_page(
         label=label,
         published_from=published_from,
         published_to=published_to,
+        where=conditions,
+        facet_keys=keys,
+        facets=search_view.facet_links(facets, state, conditions, ctx.uploads_prefix),
+        unfiltered=search_view.search_url(state, []) if conditions else None,
     )
 
 
