@@ -41,6 +41,19 @@ def _restart_server(noida) -> None:
     noida.pid = back.pid
 
 
+def _supervise(stack) -> list[str]:
+    """Start again the workers that exited, as `docpipe up` (or compose's restart policy) does: kombu's Redis
+    transport can crash a worker that held an unacknowledged message when the broker dies under it (an
+    AttributeError while it restores that message; the message itself comes back after the visibility
+    timeout). Which ones it took is kept with the round."""
+    time.sleep(2)  # a crash on the lost connection happens at once; give it the time to finish
+    dead = [name for name, proc in stack.workers.items() if proc.poll() is not None]
+    for name in dead:
+        stack.workers.pop(name)
+        stack.start_worker(name)
+    return dead
+
+
 def _round(chaos, stack, noida, tmp_path, scenario: str, round_no: int, started, seed: int) -> None:
     rng = random.Random(f"{RUN}-{scenario}-{round_no}")
     tenant = f"chaos-{scenario}-{round_no}-{RUN}"
@@ -52,6 +65,7 @@ def _round(chaos, stack, noida, tmp_path, scenario: str, round_no: int, started,
         time.sleep(rng.uniform(0.0, 1.5))
         state = stack.job(job_id).state
         _restart_server(noida)
+        rec.notes["workers_restarted"] = _supervise(stack)
         assert state in ("queued", "running"), f"job {job_id} was already {state} at the kill"
         job, rec.recovery_seconds = wait_final(stack, job_id, time.monotonic(), timeout=180)
         assert job.state == "succeeded", job.error
