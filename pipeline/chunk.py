@@ -3,7 +3,9 @@
 Chunks are cut on sentence boundaries, or on word boundaries inside a sentence too long to
 fit one chunk. With a WordPiece-style tokenizer (BERT, MiniLM) pre-tokenisation splits on
 whitespace and punctuation, so a slice cut on a word boundary re-tokenises to exactly the
-tokens it had in context: the counts computed here are the counts the encoder will see.
+tokens it had in context: the counts computed here are the counts the encoder will see, and (tokenise once)
+each chunk keeps its slice of the document's token ids, which the embedding stage feeds to the model without
+tokenising the chunk again (pipeline/encoders/token_ids.py says for which tokenizers that holds).
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ import os
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.config import ChunkSettings, defaults, get_settings
+from pipeline.encoders.token_ids import tokenizer_info
 from pipeline.types import ChunkSpan
 
 # Position embeddings of BERT-family encoders stop at 512; longer configured limits are bogus.
@@ -35,6 +41,14 @@ _STRUCTURE = re.compile(
 )
 # What sentencex gets for a document of unknown language: the corpus docpipe was first built for is English.
 DEFAULT_LANGUAGE = "en"
+
+
+@dataclass(frozen=True)
+class TokenSpan(ChunkSpan):
+    """A chunk with its content token ids (no special tokens): the ids the chunker's tokenizer gives the chunk's
+    text alone. None where the chunker keeps none (a tokenizer whose slices differ from their text's ids)."""
+
+    token_ids: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def sentence_starts(text: str, language: str | None = None) -> list[int]:
@@ -183,6 +197,14 @@ class Chunker:
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
         self.max_chars = max_chars_for(chunk_tokens, max_chars)
+        self._keeps_ids: bool | None = None
+
+    @property
+    def keeps_ids(self) -> bool:
+        """Whether chunks carry their token ids: only where a slice of a text's ids is the slice's own ids."""
+        if self._keeps_ids is None:
+            self._keeps_ids = tokenizer_info(self.tokenizer).exact_slices
+        return self._keeps_ids
 
     @classmethod
     def for_model(
@@ -201,12 +223,12 @@ class Chunker:
         tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
         return cls(tokenizer, chunk_tokens, overlap_tokens, model_max_tokens(model_path, tokenizer), max_chars)
 
-    def chunk(self, text: str, language: str | None = None) -> list[ChunkSpan]:
+    def chunk(self, text: str, language: str | None = None) -> list[TokenSpan]:
         """Chunks of `text`, cut at sentence ends by the rules of `language` (ISO 639-1; None: English)."""
         return self.chunk_many([text], [language])[0]
 
-    def chunk_many(self, texts: list[str], languages: list[str | None] | None = None) -> list[list[ChunkSpan]]:
-        out: list[list[ChunkSpan]] = [[] for _ in texts]
+    def chunk_many(self, texts: list[str], languages: list[str | None] | None = None) -> list[list[TokenSpan]]:
+        out: list[list[TokenSpan]] = [[] for _ in texts]
         live = [i for i, text in enumerate(texts) if text and not text.isspace()]
         if not live:
             return out
@@ -220,14 +242,21 @@ class Chunker:
             verbose=False,  # long documents are the point here, not a mistake to warn about
         )
         offsets = enc["offset_mapping"]
+        keep = self.keeps_ids
         for row, i in enumerate(live):
             language = languages[i] if languages is not None else None
-            out[i] = self._chunk_encoded(texts[i], offsets[row], partial(enc.word_ids, row), language)
+            ids = np.asarray(enc["input_ids"][row], dtype=np.int64) if keep else None
+            out[i] = self._chunk_encoded(texts[i], offsets[row], partial(enc.word_ids, row), language, ids)
         return out
 
     def _chunk_encoded(
-        self, text: str, offsets, word_ids: Callable[[], list], language: str | None = None
-    ) -> list[ChunkSpan]:
+        self,
+        text: str,
+        offsets,
+        word_ids: Callable[[], list],
+        language: str | None = None,
+        token_ids: np.ndarray | None = None,
+    ) -> list[TokenSpan]:
         n = len(offsets)
         if n == 0:
             return []
@@ -249,33 +278,40 @@ class Chunker:
             words = [i for i in range(n) if i == 0 or ids[i] != ids[i - 1]]
             words.append(n)
 
+        measured: dict[tuple[int, int], list[int]] = {}
+
         def measure(a: int, b: int) -> int:
+            # a range that starts inside a word: its ids alone differ from its slice of the document's
             piece = text[offsets[a][0] : offsets[b - 1][1]]
-            return len(self.tokenizer(piece, add_special_tokens=False)["input_ids"])
+            measured[(a, b)] = self.tokenizer(piece, add_special_tokens=False)["input_ids"]
+            return len(measured[(a, b)])
 
         def limit(a: int) -> int:
             return bisect_right(token_ends, token_starts[a] + max_chars)
 
-        out: list[tuple[int, int, int]] = []
+        out: list[tuple[int, int, int, np.ndarray | None]] = []
         for a, b, count in pack(n, sentences, words, size, self.overlap_tokens, measure, limit):
             start, end = offsets[a][0], offsets[b - 1][1]
             if end - start <= max_chars:
-                out.append((start, end, count))
+                kept = None if token_ids is None else token_ids[a:b]
+                if kept is not None and (a, b) in measured:  # starts inside a word: the range's own ids
+                    kept = np.asarray(measured[(a, b)], dtype=np.int64)
+                out.append((start, end, count, kept))
             else:  # one token spanning an unbroken run (a whole run is one unknown token): cut it by characters
-                out += self._cut(text, start, end)
-        return [ChunkSpan(ordinal=k, start=s, end=e, token_count=c) for k, (s, e, c) in enumerate(out)]
+                out += self._cut(text, start, end, token_ids is not None)
+        return [TokenSpan(ordinal=k, start=s, end=e, token_count=c, token_ids=t) for k, (s, e, c, t) in enumerate(out)]
 
-    def _cut(self, text: str, start: int, end: int) -> list[tuple[int, int, int]]:
+    def _cut(self, text: str, start: int, end: int, keep: bool) -> list[tuple[int, int, int, np.ndarray | None]]:
         pieces = []
         while start < end:
             stop = min(start + self.max_chars, end)
-            count = self._count(text[start:stop])
-            while count > self.chunk_tokens and stop - start > 1:  # a short tail may split into many word pieces
-                stop = start + max(1, (stop - start) * self.chunk_tokens // count)
-                count = self._count(text[start:stop])
-            pieces.append((start, stop, count))
+            own = self._ids(text[start:stop])
+            while len(own) > self.chunk_tokens and stop - start > 1:  # a short tail may split into many word pieces
+                stop = start + max(1, (stop - start) * self.chunk_tokens // len(own))
+                own = self._ids(text[start:stop])
+            pieces.append((start, stop, len(own), np.asarray(own, dtype=np.int64) if keep else None))
             start = stop
         return pieces
 
-    def _count(self, piece: str) -> int:
-        return len(self.tokenizer(piece, add_special_tokens=False)["input_ids"])
+    def _ids(self, piece: str) -> list[int]:
+        return self.tokenizer(piece, add_special_tokens=False)["input_ids"]

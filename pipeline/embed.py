@@ -11,6 +11,7 @@ import json
 import os
 import re
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -182,8 +183,102 @@ class Encoder:
     def model_name(self) -> str:
         return _model_name(Path(self.model_path))
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), dims) float32 unit vectors, row i for texts[i]."""
+    @property
+    def tokenizer(self):
+        """The tokenizer of the text path: sentence-transformers' for torch, the exported graph's otherwise."""
+        return self.graph.tokenizer if self.backend != "torch" else self.model.tokenizer
+
+    @property
+    def token_tag(self) -> bytes | None:
+        """The tag of the tokenizer behind encode (pipeline/encoders/token_ids.py): token ids stored with this tag
+        are fed to the model as they are. None when the text path changes a text before tokenising it."""
+        if self.backend == "torch" and getattr(self.model[0], "do_lower_case", False):
+            return None  # sentence-transformers lowercases texts first; chunking's ids are of the text as it is
+        from pipeline.encoders.token_ids import tokenizer_info
+
+        return tokenizer_info(self.tokenizer).tag
+
+    def encode(self, texts: list[str], token_ids: list[np.ndarray | None] | None = None) -> np.ndarray:
+        """(len(texts), dims) float32 unit vectors, row i for texts[i]. token_ids: row i's content ids (no special
+        tokens) where known, as this encoder's tokenizer gives them for texts[i] (its token_tag): those rows skip
+        tokenising and give the text's vector (truncated to the model's length as the text would be)."""
+        if not texts:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        if token_ids is None or all(ids is None for ids in token_ids):
+            return self._encode_texts(list(texts))
+        if len(token_ids) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(token_ids)} token id rows")
+        missing = [i for i, ids in enumerate(token_ids) if ids is None]
+        found = iter(self._content_ids([texts[i] for i in missing]))
+        ids = [next(found) if row is None else row for row in token_ids]
+        # batched as the text path batches these texts (longest text first): an int8 graph quantises its
+        # activations per batch, so a chunk's vector depends on the batch it runs in
+        return self.encode_ids(ids, [len(t) for t in texts])
+
+    def _content_ids(self, texts: list[str]) -> list[list[int]]:
+        """The content ids the text path gives `texts`, as far as the model's length lets them in."""
+        if not texts:
+            return []
+        from pipeline.encoders.token_ids import tokenizer_info
+
+        tokenizer = self.tokenizer
+        info = tokenizer_info(tokenizer)
+        room = max(self._max_length - len(info.before) - len(info.after), 1)
+        strip = self.backend == "torch"  # sentence-transformers strips texts before tokenising them
+        return tokenizer(
+            [t.strip() if strip else t for t in texts],
+            add_special_tokens=False,
+            truncation=True,
+            max_length=room,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+
+    @property
+    def _max_length(self) -> int:
+        return self.max_seq_length if self.backend == "torch" else self.graph.max_length
+
+    def encode_ids(self, ids: Sequence[np.ndarray | list[int]], sort_by: list[int] | None = None) -> np.ndarray:
+        """Vectors of pre-tokenised inputs (content ids, no special tokens), the model's special tokens added and
+        each cut to its max length; longest first in batches of batch_size, by `sort_by` (the texts' lengths,
+        which the text path sorts by) or else by the number of ids."""
+        from pipeline.encoders.token_ids import model_inputs, tokenizer_info
+
+        if not ids:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        tokenizer, max_length = self.tokenizer, self._max_length
+        info, pad = tokenizer_info(tokenizer), tokenizer.pad_token_id or 0
+        rows_of = [np.asarray(x, dtype=np.int64).tolist() for x in ids]
+        order = np.argsort([-n for n in ([len(r) for r in rows_of] if sort_by is None else sort_by)], kind="stable")
+        out: np.ndarray | None = None
+        for start in range(0, len(ids), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            vectors = self._forward_ids(*model_inputs([rows_of[i] for i in rows], info, max_length, pad))
+            if out is None:
+                out = np.empty((len(ids), vectors.shape[1]), dtype=np.float32)
+            out[rows] = vectors
+        assert out is not None
+        return out
+
+    def _forward_ids(self, input_ids: np.ndarray, attention_mask) -> np.ndarray:
+        if self.backend != "torch":
+            return self.graph.encode_batch({"input_ids": input_ids, "attention_mask": attention_mask})
+        import torch
+
+        model = self.model
+        device = model.device
+        features = {
+            "input_ids": torch.from_numpy(input_ids).to(device),
+            "attention_mask": torch.from_numpy(attention_mask).to(device),
+        }
+        if "token_type_ids" in self.tokenizer.model_input_names:  # what the tokenizer gives a single text
+            features["token_type_ids"] = torch.zeros_like(features["input_ids"])
+        with torch.inference_mode():
+            pooled = model(features)["sentence_embedding"]
+            vectors = torch.nn.functional.normalize(pooled.float(), p=2, dim=1)
+        return np.ascontiguousarray(vectors.cpu().numpy(), dtype=np.float32)
+
+    def _encode_texts(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
         if self.backend != "torch":

@@ -7,6 +7,7 @@ they never open sessions, commit, or know about queues.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from elastic_transport import TransportError
 from elasticsearch import ApiError
+from sqlalchemy import select
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -22,6 +24,9 @@ from pipeline.clean import clean
 from pipeline.config import DedupSettings, defaults
 from pipeline.dedup import Deduplicator, content_hash
 from pipeline.embed import Encoder
+from pipeline.encoders.token_ids import pack as pack_ids
+from pipeline.encoders.token_ids import tokenizer_info
+from pipeline.encoders.token_ids import unpack as unpack_ids
 from pipeline.errors import Reason, RetryableError, as_input_error
 from pipeline.formats import read_path
 from pipeline.index import chunk_action, chunk_source, delete_stale_chunks, write_chunks
@@ -30,7 +35,7 @@ from pipeline.language import detect_language, tenant_language
 from pipeline.metadata import check_metadata, path_parts
 from pipeline.store import repo
 from pipeline.store.dedupstore import SqlDedupStore, pack_signature
-from pipeline.store.models import Document, DocumentStatus, Job, JobFile, Outcome
+from pipeline.store.models import Chunk, Document, DocumentStatus, Job, JobFile, Outcome
 from pipeline.types import CleanDocument, RawDocument, Rejected, chunk_id, document_id, utcnow
 
 # the dedup stage's drop reason for a document whose text is the one already indexed or held as a duplicate
@@ -209,6 +214,7 @@ def _place_document(
     doc.cluster_id = verdict.cluster_id or doc_id
     dedup.register(job.tenant, doc_id, verdict)
     spans = steps.chunker.chunk(item.text, doc.language)
+    tag = tokenizer_info(steps.chunker.tokenizer).tag if steps.chunker.keeps_ids else b""
     doc.chunk_count = len(spans)
     repo.set_outcome(session, job.id, doc_id, Outcome.PENDING, jobfile.id)
     session.flush()  # the chunk rows below reference the document row
@@ -222,6 +228,8 @@ def _place_document(
                 "char_start": s.start,
                 "char_end": s.end,
                 "token_count": s.token_count,
+                # tokenise once: the gpu queue feeds these to the model instead of tokenising the text again
+                "token_ids": pack_ids(s.token_ids, tag) if tag and s.token_ids is not None else None,
             }
             for s in spans
         ],
@@ -245,17 +253,40 @@ def _chunk_key(doc: Document, chunk) -> tuple[str, int, int, str]:
     return (chunk.id, chunk.char_start, chunk.char_end, doc.content_hash or "")
 
 
-def chunk_texts(session: Session, docs: list[Document]) -> list[tuple[tuple[str, int, int, str], str]]:
-    """(key, text) of every chunk of `docs`, read now so that embed_ahead can run with no transaction open."""
+ChunkItem = tuple[tuple[str, int, int, str], str, bytes | None]  # (key, text, stored token ids)
+
+
+def chunk_texts(session: Session, docs: list[Document]) -> list[ChunkItem]:
+    """(key, text, token ids) of every chunk of `docs`, read now so that embed_ahead can run with no transaction
+    open."""
     chunks = repo.chunk_rows(session, [d.id for d in docs])
-    return [(_chunk_key(d, c), d.text[c.char_start : c.char_end]) for d in docs for c in chunks[d.id]]
+    blobs = _token_blobs(session, [d.id for d in docs])
+    return [(_chunk_key(d, c), d.text[c.char_start : c.char_end], blobs.get(c.id)) for d in docs for c in chunks[d.id]]
 
 
-def embed_ahead(encoder: Encoder, items: list[tuple[tuple[str, int, int, str], str]]) -> Embedded:
+def _token_blobs(session: Session, doc_ids: list[str]) -> dict[str, bytes]:
+    """The token ids chunking stored for the documents' chunks (rows written before it stored them have none)."""
+    rows = session.execute(
+        select(Chunk.id, Chunk.token_ids).where(Chunk.document_id.in_(doc_ids), Chunk.token_ids.is_not(None))
+    )
+    return {row.id: row.token_ids for row in rows}
+
+
+def _encode(encoder: Encoder, texts: list[str], blobs: list[bytes | None]) -> np.ndarray:
+    """The texts' vectors; chunks whose stored ids come from the encoder's own tokenizer are not tokenised again."""
+    tag = getattr(encoder, "token_tag", None) if any(blobs) else None  # an encoder without one takes texts
+    ids = [unpack_ids(blob, tag) for blob in blobs] if tag else []
+    if any(row is not None for row in ids):
+        return encoder.encode(texts, ids)
+    return encoder.encode(texts)
+
+
+def embed_ahead(encoder: Encoder, items: list[ChunkItem]) -> Embedded:
     """Embed chunk texts read by chunk_texts; index_documents then uses the vectors of chunks still unchanged."""
     started = time.perf_counter()
-    vectors = encoder.encode([text for _, text in items]) if items else np.zeros((0, 0), dtype=np.float32)
-    vectors_of = {key: vectors[i] for i, (key, _) in enumerate(items)}
+    texts, blobs = [text for _, text, _ in items], [blob for _, _, blob in items]
+    vectors = _encode(encoder, texts, blobs) if items else np.zeros((0, 0), dtype=np.float32)
+    vectors_of = {key: vectors[i] for i, (key, _, _) in enumerate(items)}
     return Embedded(vectors_of, time.perf_counter() - started, _identity(encoder))
 
 
@@ -263,12 +294,23 @@ def _identity(encoder: Encoder) -> str:
     return f"{getattr(encoder, 'model_path', '')}|{getattr(encoder, 'variant', 'torch')}"
 
 
-def _vectors(encoder: Encoder, keys: list, texts: list[str], ahead: Embedded | None) -> np.ndarray:
+def _vectors(
+    encoder: Encoder,
+    keys: list,
+    texts: list[str],
+    ahead: Embedded | None,
+    stored_ids: Callable[[], dict[str, bytes]] | None = None,
+) -> np.ndarray:
+    """Vectors of ahead where they were computed from the same chunk text, the rest embedded now (from the token
+    ids stored_ids() gives per chunk id, where there are any)."""
     known = ahead.vectors if ahead is not None and ahead.encoder == _identity(encoder) else {}
     missing = [i for i, key in enumerate(keys) if key not in known]
+    blobs = stored_ids() if missing and stored_ids is not None else {}
     if len(missing) == len(keys):
-        return encoder.encode(texts)
-    fresh = iter(encoder.encode([texts[i] for i in missing]) if missing else [])
+        return _encode(encoder, texts, [blobs.get(key[0]) for key in keys])
+    fresh = iter(
+        _encode(encoder, [texts[i] for i in missing], [blobs.get(keys[i][0]) for i in missing]) if missing else []
+    )
     return np.stack([known[key] if key in known else next(fresh) for key in keys]).astype(np.float32, copy=False)
 
 
@@ -293,7 +335,7 @@ def index_documents(
     chunks = repo.chunk_rows(session, [d.id for d in docs])
     keys = [_chunk_key(d, c) for d in docs for c in chunks[d.id]]
     texts = [d.text[c.char_start : c.char_end] for d in docs for c in chunks[d.id]]
-    vectors = _vectors(encoder, keys, texts, ahead)
+    vectors = _vectors(encoder, keys, texts, ahead, lambda: _token_blobs(session, [d.id for d in docs]))
     t = recorder.lap("embed", t)
     if ahead is not None and ahead.vectors and ahead.encoder == _identity(encoder):
         recorder["embed"].seconds += ahead.seconds  # the model's time, spent before this transaction began

@@ -14,6 +14,8 @@ import numpy as np
 
 from pipeline.devices import resolve_device
 from pipeline.encoders.layout import read_layout
+from pipeline.encoders.token_ids import encode_mixed, tokenizer_info
+from pipeline.infer.collate import special_tokens
 from pipeline.infer.engine import (
     InferenceEngine,
     default_token_budget,
@@ -53,13 +55,33 @@ class EngineEncoder:
             autocast=False,
         )
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), dims) float32, row i for texts[i]."""
+    @property
+    def token_tag(self) -> bytes:
+        """Token ids stored with this tag (pipeline/encoders/token_ids.py) are this tokenizer's: encode takes them."""
+        return tokenizer_info(self.tokenizer).tag
+
+    def encode(self, texts: list[str], token_ids: list[np.ndarray | None] | None = None) -> np.ndarray:
+        """(len(texts), dims) float32, row i for texts[i]; rows with token_ids (content ids of texts[i], no special
+        tokens) are not tokenised again."""
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
-        return np.ascontiguousarray(
-            self.engine.run(tokenize(self.tokenizer, list(texts), self.max_length)), dtype=np.float32
+        if token_ids is not None:
+            return encode_mixed(list(texts), list(token_ids), self._encode_texts, self.encode_ids)
+        return self._encode_texts(list(texts))
+
+    def _encode_texts(self, texts: list[str]) -> np.ndarray:
+        return np.ascontiguousarray(self.engine.run(tokenize(self.tokenizer, texts, self.max_length)), dtype=np.float32)
+
+    def encode_ids(self, ids: list[np.ndarray]) -> np.ndarray:
+        """Vectors of pre-tokenised inputs: the engine adds the special tokens and cuts each to the max length."""
+        if not ids:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        rows = self.engine.run_ids(
+            [np.asarray(x, dtype=np.int64).tolist() for x in ids],
+            wrap=special_tokens(self.tokenizer),
+            max_length=self.max_length,
         )
+        return np.ascontiguousarray(rows, dtype=np.float32)
 
 
 def get_engine_encoder(

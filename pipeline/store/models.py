@@ -157,6 +157,9 @@ class Chunk(Base):
     char_start: Mapped[int]
     char_end: Mapped[int]
     token_count: Mapped[int]
+    # the chunk's content token ids, kept by chunking so the gpu queue need not tokenise again (tokenise once;
+    # layout in pipeline/encoders/token_ids.py); None for rows written before, or by a tokenizer that cannot keep them
+    token_ids: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class JobDocument(Base):
