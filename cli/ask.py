@@ -11,7 +11,6 @@ from rich.table import Table
 
 from cli.common import JSON, TENANT, fail, out, progress_bar, session
 from pipeline.config import get_settings
-from workers import client
 
 WHERE = typer.Option(
     None, "--where", "-w", help="Only chunks whose metadata match KEY OP VALUE, e.g. source=report.pdf (repeatable)."
@@ -40,6 +39,7 @@ def _setup(k: int):
     from pipeline.reindex import search_target
     from pipeline.retrieve import check_search, tenant_fusion
     from pipeline.services import elasticsearch_client
+    from workers import client
 
     s = get_settings()
     check_search("hybrid", k, s.api.max_k)  # the API's bounds and message

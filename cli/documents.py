@@ -11,7 +11,6 @@ import typer
 
 from cli import remote
 from cli.common import JSON, TENANT, JobView, fail, job_record, out, progress_bar, session, submit_job
-from workers import client
 
 documents_app = typer.Typer(help="The documents of a tenant.", no_args_is_help=True)
 
@@ -105,6 +104,8 @@ def delete(
 
     def create(db):
         return create_delete_job(db, tenant, chosen, cascade_duplicates=cascade_duplicates, reason="docpipe CLI")
+
+    from workers import client
 
     submit_job(tenant, [], wait, as_json, kind="delete", task=client.DELETE_DOCUMENTS, create=create, view=DELETE_JOB)
 

@@ -66,9 +66,6 @@ def _broker_unreachable() -> str:
 
 def explain(exc: BaseException) -> tuple[str, int] | None:
     """(one line, exit code) for an error a user can act on; None for a bug (its traceback is kept)."""
-    from elastic_transport import ConnectionError as ElasticConnectionError
-    from sqlalchemy.exc import OperationalError
-
     from pipeline.errors import ConfigError, PermanentError, RetryableError
 
     if isinstance(exc, UsageError):
@@ -79,6 +76,10 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
         return str(exc), FAILED
     if isinstance(exc, PermanentError):
         return str(exc), REFUSED
+    # imported only now: a refusal above (a bad option, an API's 4xx) is explained without these clients' imports
+    from elastic_transport import ConnectionError as ElasticConnectionError
+    from sqlalchemy.exc import OperationalError
+
     if _caused_by(exc, (ElasticConnectionError,)) is not None:
         return _elasticsearch_unreachable(), FAILED
     if _is_broker_down(exc):

@@ -11,7 +11,6 @@ from rich.table import Table
 from cli import remote
 from cli.common import JSON, JobView, fail, ingest_summary, job_record, out, session, submit_job, wait_for_job
 from pipeline.config import get_settings
-from workers import client
 
 WAIT = typer.Option(False, "--wait", help="Show progress until the job ends.")
 index_app = typer.Typer(help="Index versions: list them, roll back.", no_args_is_help=True)
@@ -49,6 +48,7 @@ REINDEX_JOB = JobView(record=_record, summary=_summary, named=True)
 
 def _submit(options: dict, kind: str, wait: bool, as_json: bool) -> None:
     from pipeline.reindex import REINDEX_TENANT
+    from workers import client
 
     if (api := remote.configured()) is not None:  # the key must be of a tenant in DOCPIPE_API_ADMIN_TENANTS
         from cli.remote_commands import reindex as reindex_remote
@@ -160,6 +160,7 @@ def verify(
 ) -> None:
     """Compare the live index with SQL: missing, extra and stale chunks. Exit 1 when drift remains."""
     from pipeline.reindex.verify import VerifyResult, create_verify_job, record_result, run_verify, server_starts
+    from workers import client
 
     layout = _layout()
     if repair:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from cli import remote
 from cli.choices import JobStatus, SearchMode
-from cli.common import JSON, TENANT, console, fail, job_record, out, progress_bar, session, submit_job
+from cli.common import JSON, TENANT, console, fail, job_record, out, print_json, progress_bar, session, submit_job
 from pipeline.config import get_settings
 
 
@@ -208,22 +208,22 @@ def search(
     as_json: bool = JSON,
 ) -> None:
     """Search the corpus of a tenant."""
-    from pipeline.retrieve import check_search, filtered_search
+    # the API keeps the encoder loaded: DOCPIPE_API_URL's, else the local stack's (cli/remote.py). It checks k,
+    # the mode and the filters with the messages below; asking it first spares this process the search modules'
+    # imports (the Elasticsearch client, SQLAlchemy), most of a CLI search's time
+    if (api := remote.configured() or remote.local_api(tenant)) is not None:
+        from cli.remote_commands import search as search_remote
+
+        return search_remote(api, query, mode.value, k, labels or [], where or [], facet or [], as_json)
+    from pipeline.index.filters import FilterError, facet_aggs, parse_where
+    from pipeline.retrieve import check_search, filtered_search, tenant_fusion
 
     check_search(mode.value, k, get_settings().api.max_k)  # the API's limits and messages
-    from pipeline.index.filters import FilterError, facet_aggs, parse_where
-    from pipeline.retrieve import tenant_fusion
-
     try:  # refused before any model loads
         parse_where(where)
         facet_aggs(facet)
     except FilterError as exc:
         fail(str(exc))
-    # the API keeps the encoder loaded: DOCPIPE_API_URL's, else the local stack's (cli/remote.py)
-    if (api := remote.configured() or remote.local_api(tenant)) is not None:
-        from cli.remote_commands import search as search_remote
-
-        return search_remote(api, query, mode.value, k, labels or [], where or [], facet or [], as_json)
     filters = _label_filters(tenant, labels)
     es, alias, encoder = _search_clients(need_encoder=mode != SearchMode.BM25)
     with session() as db:
@@ -246,7 +246,7 @@ def search(
     if as_json:
         # a bare list of hits, as before, unless facets were asked for
         hits_out = [h.__dict__ for h in hits]
-        out.print_json(json.dumps({"hits": hits_out, "facets": found.facets} if facet else hits_out))
+        print_json({"hits": hits_out, "facets": found.facets} if facet else hits_out)
         return
     for key, values in found.facets.items():
         out.print(f"{key}: " + (", ".join(f"{v['value']} ({v['count']})" for v in values) or "no values"))

@@ -11,7 +11,6 @@ from rich.table import Table
 from cli.choices import Augment
 from cli.common import JSON, TENANT, JobView, fail, job_record, out, session, submit_job
 from pipeline.config import get_settings
-from workers import client
 
 models_app = typer.Typer(help="Trained models: list, show, promote, roll back.", no_args_is_help=True)
 TASK = typer.Option("default", "--task", help="What the model predicts (e.g. topic, sentiment).")
@@ -123,6 +122,7 @@ def train(
     reading retrieved neighbours."""
     from pipeline.train.data import DataError
     from pipeline.train.ner_job import NER_TASK, job_for, request_for
+    from workers import client
 
     s = get_settings()
     if not data.is_file():
@@ -174,6 +174,7 @@ def classify(
 ) -> None:
     """Label a tenant's documents with the live model of TASK, in Elasticsearch and SQL."""
     from pipeline.store import model_registry, repo
+    from workers import client
 
     if task == "ner":
         fail("task ner tags tokens: run `docpipe extract` to apply the live NER model")
@@ -202,6 +203,7 @@ def extract(
     """Tag a tenant's documents with the live NER model: entities into SQL and onto the chunks' entity fields."""
     from pipeline.infer.ner_inputs import NER_TASK
     from pipeline.store import model_registry, repo
+    from workers import client
 
     with session() as db:
         source = repo.get_job(db, job) if job else None

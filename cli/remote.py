@@ -10,6 +10,7 @@ Every refusal of the API becomes one line: its `message`, with the HTTP status.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -40,22 +41,34 @@ class ApiUnavailable(ServiceUnavailable):
 
 class RemoteApi:
     """A docpipe API at `url`, called with `key`. `client` is an httpx2.Client to send through (tests pass the
-    app's TestClient); by default one of its own."""
+    app's TestClient); by default one of its own. renew_key: where a fresh key comes from when the API refuses
+    this one (401), for one more try (the local stack's key file, read without checking it in the database)."""
 
-    def __init__(self, url: str, key: str | None, client: httpx2.Client | None = None, timeout: float = 60.0):
+    def __init__(
+        self,
+        url: str,
+        key: str | None,
+        client: httpx2.Client | None = None,
+        timeout: float = 60.0,
+        renew_key: Callable[[], str] | None = None,
+    ):
         self.url = url.rstrip("/")
         self.headers = {"X-API-Key": key} if key else {}
-        self.http = client or httpx2.Client(base_url=self.url, timeout=timeout)
+        # a plain-http URL (the local stack's) needs no certificates: loading them cost a CLI search ~25 ms
+        verify = not self.url.startswith("http://")
+        self.http = client or httpx2.Client(base_url=self.url, timeout=timeout, verify=verify)
         self.where = self.url or "the API"
+        self.renew_key = renew_key
 
     # --- plumbing -------------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        try:
-            resp = self.http.request(method, path, headers=headers, **kwargs)
-        except httpx2.TransportError as exc:
-            raise ApiUnavailable(f"cannot reach the docpipe API at {self.where} ({type(exc).__name__})") from None
+        extra = kwargs.pop("headers", {})
+        resp = self._send(method, path, {**self.headers, **extra}, kwargs)
+        if resp.status_code == 401 and self.renew_key is not None:
+            renew, self.renew_key = self.renew_key, None
+            self.headers = {"X-API-Key": renew()}
+            resp = self._send(method, path, {**self.headers, **extra}, kwargs)
         if resp.status_code < 400:
             return resp
         body = _json_or_none(resp)
@@ -67,6 +80,12 @@ class RemoteApi:
         if resp.status_code >= 500:
             raise ApiUnavailable(said)
         raise ApiRefused(said, resp.status_code, (body or {}).get("error", "") if isinstance(body, dict) else "")
+
+    def _send(self, method: str, path: str, headers: dict, kwargs: dict) -> httpx2.Response:
+        try:
+            return self.http.request(method, path, headers=headers, **kwargs)
+        except httpx2.TransportError as exc:
+            raise ApiUnavailable(f"cannot reach the docpipe API at {self.where} ({type(exc).__name__})") from None
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=_clean(params)).json()
@@ -158,10 +177,9 @@ def local_api(tenant: str, settings: Settings | None = None) -> RemoteApi | None
     the stack died); None when none was ever started here or the services are configured elsewhere: then the
     CLI searches the index itself."""
     from pipeline.hosts import pid_alive
-    from pipeline.services import read_stack
 
     s = settings or get_settings()
-    stack = read_stack(s)
+    stack = _read_stack(s)
     api = stack.get("components", {}).get("api")
     if api is None or not stack.get("api_url"):
         return None
@@ -169,23 +187,45 @@ def local_api(tenant: str, settings: Settings | None = None) -> RemoteApi | None
         from cli.common import ensure_stack
 
         ensure_stack()  # `docpipe up` heals: only what died starts again, on its old port
-        stack = read_stack(s)
+        stack = _read_stack(s)
+    # the key file is trusted as it is: checking it in the database cost every search SQLAlchemy's import and a
+    # connection; a key the API refuses (revoked, a database made anew) is checked and replaced, then tried again
+    path = _key_path(s, tenant)
+    stored = path.read_text().strip() if path.exists() else ""
+    if stored:
+        return RemoteApi(stack["api_url"], stored, renew_key=lambda: tenant_key(s, tenant))
     return RemoteApi(stack["api_url"], tenant_key(s, tenant))
+
+
+def _read_stack(settings: Settings) -> dict:
+    # pipeline.services.read_stack, without importing the Elasticsearch transport that module needs for the rest
+    try:
+        return json.loads(settings.stack_file.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _key_path(settings: Settings, tenant: str) -> Path:
+    import hashlib
+
+    from cli.localstack.apiserver import LOCAL_TENANT, key_file
+
+    if tenant == LOCAL_TENANT:
+        return key_file(settings)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", tenant)[:64] + "-" + hashlib.sha256(tenant.encode()).hexdigest()[:8]
+    return key_file(settings).with_name("api-keys") / name
 
 
 def tenant_key(settings: Settings, tenant: str) -> str:
     """A key of `tenant` for the local API, made once and kept under the data dir (mode 0600)."""
-    from cli.localstack.apiserver import LOCAL_TENANT, ensure_local_key, key_file
+    from cli.localstack.apiserver import LOCAL_TENANT, ensure_local_key
 
     if tenant == LOCAL_TENANT:
         return ensure_local_key(settings, settings.sql_url)
-    import hashlib
-
     from pipeline.store import apikeys as keys
     from pipeline.store.db import session_scope
 
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", tenant)[:64] + "-" + hashlib.sha256(tenant.encode()).hexdigest()[:8]
-    path = key_file(settings).with_name("api-keys") / name
+    path = _key_path(settings, tenant)
     if path.exists():
         key = path.read_text().strip()
         with session_scope(settings.sql_url) as session:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from cli.common import JobView, fail, finish, ingest_summary, out, wait_for_job
+from cli.common import JobView, fail, finish, ingest_summary, out, print_json, wait_for_job
 from cli.remote import RemoteApi
 
 _BATCH_FILES = 50  # files per upload request (the API takes DOCPIPE_API_MAX_UPLOAD_FILES, 100 by default)
@@ -91,7 +91,7 @@ def search(
     )
     hits = found["hits"]
     if as_json:
-        out.print_json(json.dumps({"hits": hits, "facets": found.get("facets", {})} if facets else hits))
+        print_json({"hits": hits, "facets": found.get("facets", {})} if facets else hits)
         return
     for key, values in (found.get("facets") or {}).items():
         out.print(f"{key}: " + (", ".join(f"{v['value']} ({v['count']})" for v in values) or "no values"))

@@ -14,7 +14,6 @@ from cli.choices import SourceKind
 from cli.common import JSON, TENANT, console, ensure_stack, fail, finish, out, session, wait_for_job
 from pipeline.config import get_settings
 from pipeline.types import utcnow
-from workers import client
 
 feeds_app = typer.Typer(help="Feeds (RSS, Atom, JSON Feed, JSON lines) polled on a schedule.", no_args_is_help=True)
 sources_app = typer.Typer(help="All scheduled sources: feeds and folders.", no_args_is_help=True)
@@ -126,6 +125,7 @@ def _list(kind: str | None, tenant: str | None, as_json: bool) -> None:
 
 def _remove(ref: str, kind: str | None, delete_documents: bool) -> None:
     from pipeline.sources.prune import remove_source
+    from workers import client
 
     if (api := remote.configured()) is not None:
         from cli.remote_commands import source_remove
@@ -149,6 +149,7 @@ def _remove(ref: str, kind: str | None, delete_documents: bool) -> None:
 def _run(ref: str, kind: str | None, wait: bool, as_json: bool) -> None:
     """Claim the source now (due or not), enqueue its run, optionally wait for it and its job."""
     from pipeline.sources import catalog
+    from workers import client
 
     ensure_stack()
     s = get_settings()

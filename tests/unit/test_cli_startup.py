@@ -1,0 +1,100 @@
+"""A CLI search is a thin client: `docpipe search` against an API loads no model, search client or database layer
+before it sends its request, and the local stack's key file is used as it is (checked and replaced only when the
+API refuses it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from cli import remote
+from tests.unit.api_support import Api
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("torch", "transformers", "sentence_transformers", "sqlalchemy", "elasticsearch", "elastic_transport")
+HEAVY += ("celery", "kombu", "numpy", "pandas", "pipeline.store", "pipeline.index", "pipeline.retrieve")
+
+# runs `docpipe search` in a fresh interpreter; the API's answer comes from a transport that records which
+# modules the process had loaded when the request left
+SEARCH = r"""
+import json, sys
+import httpx2
+from typer.testing import CliRunner
+from cli import remote
+from cli.main import app
+
+seen = {}
+
+def answer(request):
+    seen["params"] = dict(request.url.params)
+    seen["modules"] = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY_ROOTS or m in HEAVY)
+    hit = {"rank": 1, "name": "a.txt", "ordinal": 0, "score": 0.5, "snippet": "oil prices rose"}
+    return httpx2.Response(200, json={"hits": [hit], "took": 3})
+
+HEAVY = set(sys.argv[1].split(","))
+HEAVY_ROOTS = {m for m in HEAVY if "." not in m}
+client = httpx2.Client(base_url="http://api.test", transport=httpx2.MockTransport(answer))
+remote.configured = lambda settings=None: remote.RemoteApi("http://api.test", "dpk_x", client)
+result = CliRunner().invoke(app, ["search", "oil prices", "--mode", "hybrid", "--k", "3", "--json"])
+print(json.dumps({"code": result.exit_code, "output": result.stdout, **seen}))
+"""
+
+
+def test_a_search_through_the_api_sends_its_request_before_any_heavy_import(tmp_path):
+    env = {**os.environ, "DOCPIPE_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, "-c", SEARCH, ",".join(HEAVY)], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["code"] == 0, report["output"]
+    assert report["params"] == {"q": "oil prices", "mode": "hybrid", "k": "3"}
+    assert report["modules"] == []
+    assert json.loads(report["output"])[0]["name"] == "a.txt"
+
+
+def _local_stack(api: Api, tenant: str, key: str | None) -> None:
+    api.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # the API component is "alive" (this process), so nothing is started
+    stack = {"api_url": "http://testserver", "components": {"api": {"pid": os.getpid()}}}
+    api.settings.stack_file.write_text(json.dumps(stack))
+    if key is not None:
+        path = remote._key_path(api.settings, tenant)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(key + "\n")
+
+
+def test_the_local_key_file_is_trusted_and_a_refused_key_is_replaced_once(tmp_path):
+    from pipeline.store import apikeys
+
+    api = Api(tmp_path)
+    stale = "dpk_000000000000_" + "x" * 43  # the shape of a key, in no database
+    _local_stack(api, "acme", stale)
+    found = remote.local_api("acme", api.settings)
+    assert found is not None and found.headers == {"X-API-Key": stale}  # read, not checked
+    found.http = api.client
+    assert found.get("/v1/jobs")["items"] == []  # refused once, renewed, asked again
+    renewed = remote._key_path(api.settings, "acme").read_text().strip()
+    assert renewed != stale and found.headers == {"X-API-Key": renewed}
+    with api.session() as s:
+        assert apikeys.authenticate(s, renewed) == "acme"
+    again = remote.local_api("acme", api.settings)
+    assert again is not None and again.headers == {"X-API-Key": renewed}
+
+
+def test_a_key_refused_after_its_renewal_is_one_line(tmp_path):
+    api = Api(tmp_path)
+    _local_stack(api, "acme", None)
+    found = remote.local_api("acme", api.settings)  # no key file: one is made (and checked) now
+    assert found is not None and found.renew_key is None
+    found.http = api.client
+    assert found.get("/v1/jobs")["items"] == []
+    found.headers = {"X-API-Key": "dpk_000000000000_" + "y" * 43}
+    try:
+        found.get("/v1/jobs")
+    except remote.ApiRefused as exc:
+        assert exc.status == 401 and "check DOCPIPE_API_KEY" in str(exc)
+    else:
+        raise AssertionError("a refused key without a way to renew it must be refused")
