@@ -3,7 +3,8 @@ and run by ONNX Runtime or OpenVINO with the folder's own tokenizer, pooling and
 
 sentence-transformers' own `backend="onnx"` goes through optimum, whose ONNX releases pin transformers below the
 major version docpipe runs on; the export below is torch's own ONNX exporter and ONNX Runtime's quantiser, which
-need only `onnx` and `onnxruntime`.
+need only `onnx` and `onnxruntime`. The lock, the export setting, the quantiser and the runner serve the int8
+classifier too (pipeline/infer/quantized.py).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def cpu_has_vnni() -> bool:
 
 
 @contextmanager
-def _locked(folder: Path):
+def locked(folder: Path):
     """One exporter per export folder across processes: two workers starting together wait for one export."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "w") as handle:
@@ -54,16 +55,46 @@ def export_folder(cache_root: Path, model_name: str, fingerprint: str) -> Path:
 
 def ensure_graph(model_path: str, folder: Path, quantize: str) -> Path:
     """The ONNX file for `quantize` (none | int8) in `folder`, exported and quantised first if missing."""
-    fp32 = folder / "model.onnx"
-    wanted = fp32 if quantize == "none" else folder / ("model_qint8.onnx" if cpu_has_vnni() else "model_qint8_rr.onnx")
+    return build_graph(folder, quantize, lambda target: _export(model_path, target))
+
+
+def build_graph(folder: Path, quantize: str, export: Callable[[Path], None], stem: str = "model") -> Path:
+    """`folder`/`stem`.onnx for quantize none, its int8 form for int8: `export(path)` writes the fp32 graph when it
+    is missing, int8 is quantised from it. Under the folder's lock, so processes that start together export once;
+    each file is written beside its name and renamed, so a crash mid-export leaves no file that looks finished."""
+    fp32 = folder / f"{stem}.onnx"
+    int8 = f"{stem}_qint8.onnx" if cpu_has_vnni() else f"{stem}_qint8_rr.onnx"
+    wanted = fp32 if quantize == "none" else folder / int8
     if wanted.is_file():
         return wanted
-    with _locked(folder):
+    with locked(folder):
         if not fp32.is_file():
-            _export(model_path, fp32)
+            partial = fp32.with_suffix(".partial")
+            export(partial)
+            os.replace(partial, fp32)
         if quantize != "none" and not wanted.is_file():
-            _quantize(fp32, wanted, reduce_range=not cpu_has_vnni())
+            quantize_int8(fp32, wanted, reduce_range=not cpu_has_vnni())
     return wanted
+
+
+def export_module(module, sample: tuple, input_names: list[str], output: str, axes: dict, target: Path) -> None:
+    """torch's TorchScript-based exporter (dynamo=False), opset 17, with `axes` dynamic: the one export setting
+    docpipe's graphs share."""
+    import torch
+
+    # the tracer warns about shape checks it freezes; they concern causal and cached attention, not an encoder's
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            sample,
+            str(target),
+            input_names=input_names,
+            output_names=[output],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
 
 
 def _export(model_path: str, target: Path) -> None:
@@ -83,25 +114,11 @@ def _export(model_path: str, target: Path) -> None:
         def forward(self, *args):
             return self.inner(**dict(zip(names, args, strict=True))).last_hidden_state
 
-    partial = target.with_suffix(".partial")
     axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]}
-    # the tracer warns about shape checks it freezes; they concern causal and cached attention, not an encoder's
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            Hidden(model),
-            tuple(sample[n] for n in names),
-            str(partial),
-            input_names=names,
-            output_names=["last_hidden_state"],
-            dynamic_axes=axes,
-            opset_version=17,
-            dynamo=False,
-        )
-    os.replace(partial, target)  # a crash mid-export leaves no file that looks finished
+    export_module(Hidden(model), tuple(sample[n] for n in names), names, "last_hidden_state", axes, target)
 
 
-def _quantize(source: Path, target: Path, reduce_range: bool) -> None:
+def quantize_int8(source: Path, target: Path, reduce_range: bool) -> None:
     """Dynamic int8: weights of the MatMuls quantised per output channel, activations per batch at run time."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -115,6 +132,14 @@ def _quantize(source: Path, target: Path, reduce_range: bool) -> None:
         op_types_to_quantize=["MatMul"],
     )
     os.replace(partial, target)
+
+
+def load_runner(graph: Path, backend: str = "onnx") -> tuple[Callable[[dict], np.ndarray], set[str]]:
+    """(run(feeds) -> first output, the graph's input names) on the CPU, by ONNX Runtime (onnx) or OpenVINO; one
+    graph compile at a time per process: they are memory-hungry."""
+    make = _openvino_runner if backend == "openvino" else _onnxruntime_runner
+    with _lock:
+        return make(graph)
 
 
 def _onnxruntime_runner(graph: Path) -> tuple[Callable[[dict], np.ndarray], set[str]]:
@@ -151,9 +176,7 @@ class GraphEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
         self.max_length = int(self.layout.max_length or min(self.tokenizer.model_max_length, 512))
         self.batch_size = batch_size
-        runner = _openvino_runner if backend == "openvino" else _onnxruntime_runner
-        with _lock:  # one graph compile at a time per process: they are memory-hungry
-            self._run, self._inputs = runner(graph)
+        self._run, self._inputs = load_runner(graph, backend)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         # longest first, as sentence-transformers does, so a batch pads to near its own length
