@@ -122,6 +122,10 @@ def job(job_id: str, as_json: bool = JSON) -> None:
         out.print(_stage_table(rec["stages"]))
         for line in _time_lines(rec):
             out.print(f"  {line}")
+    run = (rec.get("metrics") or {}).get("classify") or {}
+    if run.get("predictor"):  # a classify job: what labelled, and an int8 predictor's agreement with fp32
+        agree = run.get("agreement")
+        out.print(f"  predictor {run['predictor']}" + (_agreement_text(agree) if agree else ""))
     if rec.get("error"):
         out.print(f"  error: {rec['error']}")
     for d in rec["dead_letters"]:
@@ -129,6 +133,13 @@ def job(job_id: str, as_json: bool = JSON) -> None:
             f"  dead letter [{d['stage']}/{d['reason']}] {d['source']}: {d['detail']}"
             + (" (replayed)" if d["replayed"] else "")
         )
+
+
+def _agreement_text(agree: dict) -> str:
+    return (
+        f": labels agree with {agree['reference']} fp32 on {agree['label_agreement']:.2%} of {agree['chunks']} "
+        f"chunks, mean |Δp| {agree['mean_abs_diff']:.4f}"
+    )
 
 
 def _time_lines(rec: dict) -> list[str]:

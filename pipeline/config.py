@@ -11,8 +11,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar, cast
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.errors import ConfigError
 
 
 def default_encoder_path() -> str:
@@ -173,6 +175,22 @@ class InferSettings(BaseSettings):
     cuda_graphs: bool = False  # capture each static batch shape as a CUDA graph and replay it (implies static)
     # documents per transaction of a classify job
     classify_docs_per_batch: int = Field(128, validation_alias="DOCPIPE_CLASSIFY_DOCS_PER_BATCH")
+    # none | int8: classifiers as int8 ONNX graphs on the CPU (ignored on CUDA, which runs bf16)
+    quantize: str = "none"
+    min_agreement: float = 0.95  # the least share of labels an int8 classifier must give as fp32 does
+    guard_sample: int = 256  # chunks of the tenant both classifiers label before int8 serves a model
+
+    @field_validator("quantize")
+    @classmethod
+    def _known_quantize(cls, value: str) -> str:
+        return cls.check_quantize(value)
+
+    @staticmethod
+    def check_quantize(value: str) -> str:
+        # a ConfigError, not pydantic's ValueError: it reaches the user as one line that names the variable
+        if value not in ("none", "int8"):
+            raise ConfigError(f"DOCPIPE_INFER_QUANTIZE={value!r} is not one of none, int8")
+        return value
 
 
 class TrainSettings(BaseSettings):

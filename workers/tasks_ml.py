@@ -103,8 +103,8 @@ def train(self, job_id: str) -> None:
 
 @app.task(bind=True, base=JobTask, name=CLASSIFY)
 def classify(self, job_id: str) -> None:
-    from pipeline.infer.classify_run import ClassifySettings, classify_next_batch, pin_model
-    from pipeline.infer.predictor import get_predictor
+    from pipeline.infer.classify_run import ClassifySettings, admit_predictor, classify_next_batch, pin_model
+    from pipeline.infer.predictor import Predictor, get_predictor
 
     s = get_settings()
     cfg = ClassifySettings(
@@ -121,7 +121,16 @@ def classify(self, job_id: str) -> None:
                 return
         opts = dict(job.options)
     try:
-        predictor = get_predictor(opts["artefact"], s.device, s.infer.token_budget, s.infer.compile)
+        predictor = get_predictor(opts["artefact"], s.device, s.infer.token_budget, s.infer.compile, s.infer.quantize)
+        admit_predictor(  # an int8 predictor is judged against fp32 (loaded only to measure) first
+            _sessions,
+            job_id,
+            opts["model_id"],
+            predictor,
+            lambda: Predictor(opts["artefact"], "cpu", s.infer.token_budget),
+            s.infer.guard_sample,
+            s.infer.min_agreement,
+        )
     except PermanentError as exc:
         with _sessions() as session:
             repo.fail_job(

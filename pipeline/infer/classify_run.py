@@ -2,8 +2,8 @@
 
 Each batch is one transaction (a crash redoes one batch). The job's classify stage (job_stages) counts the
 documents in and labelled; the job's metrics keep the run's model accounts (documents, chunks, seconds, real
-and padded tokens) and the Elasticsearch updates that failed; a job whose chunk updates failed ends `partial`
-with the count, not `succeeded`.
+and padded tokens), which predictor labelled (torch, or onnx-int8 with its agreement with fp32) and the
+Elasticsearch updates that failed; a job whose chunk updates failed ends `partial` with the count, not `succeeded`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from pipeline.errors import PermanentError
 from pipeline.index import refresh
+from pipeline.infer import agreement
+from pipeline.infer.agreement import Sessions
 from pipeline.infer.classify_job import ClassifyReport, classify_documents, count_scope, scope_documents
 from pipeline.infer.predictor import Predictor
 from pipeline.jobs.stats import JobStats, add_job_stats
@@ -73,6 +75,36 @@ def record_batch(job: Job, report: ClassifyReport, seconds: float) -> None:
     metrics["classify"] = run
     metrics["es_failures"] = metrics.get("es_failures", 0) + len(report.es_failures)
     job.metrics = metrics
+
+
+def record_predictor(job: Job, variant: str, agreement: dict | None) -> None:
+    """Which predictor labels the job (torch, onnx-int8) and, for int8, its agreement with fp32."""
+    metrics = dict(job.metrics or {})
+    run = {**metrics.get("classify", {}), "predictor": variant}
+    if agreement is not None:
+        run["agreement"] = agreement
+    metrics["classify"] = run
+    job.metrics = metrics
+
+
+def admit_predictor(
+    sessions: Sessions,
+    job_id: str,
+    model_id: str,
+    predictor: Predictor,
+    reference: Callable[[], Predictor],
+    sample: int,
+    min_agreement: float,
+) -> None:
+    """Let `predictor` label the job's documents. An int8 one is first judged against the fp32 `reference()` on up
+    to `sample` of the tenant's chunks (pipeline/infer/agreement.py); the job records which predictor labels and
+    the figures; a ConfigError that says what to set refuses one whose labels agree less than `min_agreement`."""
+    figures = agreement.assess(sessions, model_id, predictor, reference, sample)
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        if job is not None:
+            record_predictor(job, predictor.variant, figures.as_dict() if figures else None)
+    agreement.refuse_below(figures, model_id, min_agreement)
 
 
 def classify_stats(documents: int, labelled: int, seconds: float) -> JobStats:
