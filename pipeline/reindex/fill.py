@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
+import numpy as np
 from elasticsearch import Elasticsearch
 from sqlalchemy import Table, and_, bindparam, select, update
 from sqlalchemy.orm import Session
@@ -63,7 +64,7 @@ def write_documents(session: Session, tools: Tools, build: IndexVersion, docs: l
     chunker = tools.chunker_for(model_path, tokens, overlap)
     spans = chunker.chunk_many([d.text for d in docs], [d.language for d in docs])
     texts = [d.text[s.start : s.end] for d, doc_spans in zip(docs, spans) for s in doc_spans]
-    vectors = tools.encoder_for(model_path).encode(texts)
+    vectors = encode_spans(tools.encoder_for(model_path), chunker, texts, [s for ds in spans for s in ds])
     labels = _labels(session, docs)
     now, actions, row = utcnow().isoformat(), [], 0
     for d, doc_spans in zip(docs, spans):
@@ -91,6 +92,18 @@ def write_documents(session: Session, tools: Tools, build: IndexVersion, docs: l
         ],
     )
     return len(actions)
+
+
+def encode_spans(encoder: Encoder, chunker: Chunker, texts: list[str], spans: list) -> np.ndarray:
+    """The chunks' vectors, fed the token ids chunking kept (tokenise once, as ingest does) when the encoder's
+    tokenizer is the chunker's (same tag); otherwise from the texts."""
+    from pipeline.encoders.token_ids import tokenizer_info
+
+    ids = [s.token_ids for s in spans]
+    tag = getattr(encoder, "token_tag", None)
+    if chunker.keeps_ids and tag is not None and tag == tokenizer_info(chunker.tokenizer).tag:
+        return encoder.encode(texts, ids)
+    return encoder.encode(texts)
 
 
 def _labels(session: Session, docs: list[Document]) -> dict[str, dict]:

@@ -215,3 +215,23 @@ def test_ingest_stores_the_ids_and_the_gpu_stage_embeds_from_them(model_path, ur
     finally:
         for name in layout.versions():
             es.indices.delete(index=name)
+
+
+def test_a_reindex_build_embeds_from_the_ids_its_chunking_kept(model_path):
+    from pipeline.reindex.fill import encode_spans
+
+    chunker = Chunker.for_model(model_path, 40, 8)
+    texts = [PROSE * 2, "A closing line. " * 20]
+    pairs = [(t, s) for t, spans in zip(texts, chunker.chunk_many(texts)) for s in spans]
+    spans, chunk_texts_ = [s for _, s in pairs], [t[s.start : s.end] for t, s in pairs]
+    encoder = Encoder(model_path, "cpu", batch_size=8)
+    recording = Recording(encoder)
+    vectors = encode_spans(recording, chunker, chunk_texts_, spans)
+    assert len(recording.rows) == len(spans) > 3
+    assert all(ids == span.token_ids.tolist() for (_, ids), span in zip(recording.rows, spans))
+    assert _cosines(encoder.encode(chunk_texts_), vectors).min() > 1 - 1e-5
+
+    recording.rows.clear()
+    recording.token_tag = b"\0" * 8  # an encoder with another tokenizer gets texts
+    encode_spans(recording, chunker, chunk_texts_, spans)
+    assert [ids for _, ids in recording.rows] == [None] * len(spans)
