@@ -8,10 +8,8 @@ back into words and scores entities with seqeval; early stopping follows the ent
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,20 +18,11 @@ import numpy as np
 from pipeline.devices import resolve_device
 from pipeline.errors import ConfigError
 from pipeline.infer.artefact import ArtefactConfig
-from pipeline.infer.engine import InferenceEngine, autocast_dtype, collate, to_device
+from pipeline.infer.engine import InferenceEngine, collate, to_device
 from pipeline.infer.ner_inputs import IGNORE, TagLayout, encode
 from pipeline.infer.ner_model import NER_KIND, TokenTagger, best_tags, predict_words
 from pipeline.train.ner_metrics import entity_report
-from pipeline.train.trainer import (
-    BEST,
-    CHECKPOINT,
-    RunState,
-    TrainConfig,
-    _rng_state,
-    _save,
-    _set_rng_state,
-    seed_everything,
-)
+from pipeline.train.trainer import Optimisation, TrainConfig, seed_everything
 
 
 @dataclass
@@ -97,7 +86,6 @@ def train_ner_run(
 ):
     """Train (or resume) one run in run_dir; returns (tagger with its best weights, tokenizer, result)."""
     import torch
-    from transformers import get_linear_schedule_with_warmup
 
     progress = progress or (lambda kind, info: None)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -111,89 +99,29 @@ def train_ner_run(
         tokenizer, train.texts, train.words, cfg.layout(), train.passages, [[index[t] for t in s] for s in train.tags]
     )
 
-    n, bs, accum = len(tagged.requests), cfg.batch_size, max(cfg.grad_accum, 1)
-    per_epoch = math.ceil(n / bs)
-    total_micro = max(1, math.ceil(cfg.epochs * per_epoch))
-    epochs = math.ceil(total_micro / per_epoch)
-    total_steps = sum(math.ceil((min((e + 1) * per_epoch, total_micro) - e * per_epoch) / accum) for e in range(epochs))
+    n = len(tagged.requests)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * total_steps), total_steps)
-    amp = autocast_dtype(device)
-    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
-
-    state = RunState()
-    ckpt_path = run_dir / CHECKPOINT
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if scaler is not None and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        _set_rng_state(ckpt["rng"])
-        state = RunState(**ckpt["state"])
-        state.resumed_from_step = state.step
-        progress("resumed", {"step": state.step, "total_steps": total_steps})
-
-    def checkpoint() -> None:
-        _save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler else None,
-                "rng": _rng_state(),
-                "state": state.__dict__,
-            },
-            ckpt_path,
-        )
+    run = Optimisation(model, optimizer, cfg, n, device, run_dir, progress)
+    state, bs = run.state, run.batch_size
 
     seen, train_seconds = 0, 0.0
-    for epoch in range(state.epoch, epochs):
+    for epoch in range(state.epoch, run.epochs):
         order = np.random.default_rng(cfg.seed + epoch).permutation(n)  # the same shuffle after a resume
-        start, end = epoch * per_epoch, min((epoch + 1) * per_epoch, total_micro)
+        start, end = run.bounds(epoch)
         losses: list[float] = []
         began = time.perf_counter()
         for micro in range(max(state.micro, start), end):
             rows = order[(micro - start) * bs : (micro - start + 1) * bs]
             batch = to_device(collate(tagged.requests, rows, pad_id), device)
             labels = torch.as_tensor(_padded_labels(tagged.labels, rows, batch["input_ids"].shape[1]), device=device)
-            with torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext():
+            with run.autocast():
                 logits = model(**batch)
                 loss = torch.nn.functional.cross_entropy(
                     logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE
                 )
-                loss = loss / accum
-            (scaler.scale(loss) if scaler else loss).backward()
-            losses.append(loss.item() * accum)
+                loss = loss / run.accum
             seen += len(rows)
-            state.micro = micro + 1
-            if state.micro % accum and state.micro != end:
-                continue
-            if scaler:
-                scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state.step += 1
-            if state.step % cfg.checkpoint_steps == 0:
-                checkpoint()
-            progress(
-                "step",
-                {
-                    "epoch": epoch + 1,
-                    "step": state.step,
-                    "total_steps": total_steps,
-                    "loss": round(float(np.mean(losses[-accum:])), 4),
-                    "lr": scheduler.get_last_lr()[0],
-                    "checkpointed": state.step % cfg.checkpoint_steps == 0,
-                },
-            )
+            run.micro_step(loss, micro, end, epoch, losses)
         train_seconds += time.perf_counter() - began
         metrics = evaluate_tags(model, tokenizer, cfg, held, device)
         entry = {
@@ -203,19 +131,10 @@ def train_ner_run(
             "f1": metrics["f1"],
             "macro_f1": metrics["macro_f1"],
         }
-        state.history.append(entry)
-        if state.best_f1 is None or metrics["f1"] > state.best_f1:
-            state.best_f1, state.best_epoch, state.bad_epochs = metrics["f1"], epoch + 1, 0
-            _save(model.state_dict(), run_dir / BEST)
-        else:
-            state.bad_epochs += 1
-        state.epoch = epoch + 1
-        checkpoint()
-        progress("eval", {**entry, "total_steps": total_steps})
-        if state.bad_epochs >= cfg.patience:
+        if run.end_epoch(epoch, entry, metrics["f1"]):
             break
 
-    model.load_state_dict(torch.load(run_dir / BEST, map_location="cpu", weights_only=True))
+    run.load_best()
     metrics = evaluate_tags(model, tokenizer, cfg, held, device)
     result = {
         "augment": cfg.augment,
@@ -223,7 +142,7 @@ def train_ner_run(
         "best_epoch": state.best_epoch,
         "history": state.history,
         "steps": state.step,
-        "total_steps": total_steps,
+        "total_steps": run.total_steps,
         "train_examples": len(train.texts),
         "train_windows": n,
         "eval_examples": len(held.texts),

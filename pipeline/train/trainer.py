@@ -174,12 +174,146 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class Optimisation:
+    """The optimiser side of a run, shared by the sequence and the token-level trainers: the schedule of
+    micro-batches, epochs and steps, linear warmup and decay, loss scaling under fp16, gradient accumulation
+    with clipping, step counting, checkpoints, resume and early stopping.
+
+    Made where the run's checkpoint is to be read (it restores the model, optimiser, scheduler, scaler,
+    RNG states and RunState from run_dir when a checkpoint is there).
+    """
+
+    def __init__(
+        self,
+        model,
+        optimizer,
+        cfg: TrainConfig,
+        n: int,
+        device,
+        run_dir: Path,
+        progress: Callable[[str, dict], None],
+    ) -> None:
+        import torch
+        from transformers import get_linear_schedule_with_warmup
+
+        self.model, self.optimizer, self.cfg, self.run_dir, self.progress = model, optimizer, cfg, run_dir, progress
+        self.batch_size, self.accum = cfg.batch_size, max(cfg.grad_accum, 1)
+        self.per_epoch = math.ceil(n / self.batch_size)
+        self.total_micro = max(1, math.ceil(cfg.epochs * self.per_epoch))
+        self.epochs = math.ceil(self.total_micro / self.per_epoch)
+        self.total_steps = sum(
+            math.ceil((self.bounds(e)[1] - e * self.per_epoch) / self.accum) for e in range(self.epochs)
+        )
+        self.scheduler = get_linear_schedule_with_warmup(
+            optimizer, math.ceil(cfg.warmup_ratio * self.total_steps), self.total_steps
+        )
+        self.device_type = device.type
+        self.amp = autocast_dtype(device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None  # bf16 needs no loss scaling
+        self.state = RunState()
+        self._resume()
+
+    def bounds(self, epoch: int) -> tuple[int, int]:
+        """The micro-batches [start, end) of one epoch (a fractional cfg.epochs ends the last one early)."""
+        return epoch * self.per_epoch, min((epoch + 1) * self.per_epoch, self.total_micro)
+
+    def autocast(self):
+        import torch
+
+        return torch.autocast(self.device_type, dtype=self.amp) if self.amp is not None else nullcontext()
+
+    def _resume(self) -> None:
+        import torch
+
+        ckpt_path = self.run_dir / CHECKPOINT
+        if not ckpt_path.exists():
+            return
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.scaler is not None and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        _set_rng_state(ckpt["rng"])
+        self.state = RunState(**ckpt["state"])
+        self.state.resumed_from_step = self.state.step
+        self.progress("resumed", {"step": self.state.step, "total_steps": self.total_steps})
+
+    def checkpoint(self) -> None:
+        _save(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler else None,
+                "rng": _rng_state(),
+                "state": self.state.__dict__,
+            },
+            self.run_dir / CHECKPOINT,
+        )
+
+    def micro_step(self, loss, micro: int, end: int, epoch: int, losses: list[float]) -> None:
+        """Backward for micro-batch `micro` of an epoch ending at `end` (its loss already divided by the
+        accumulation); after every accum-th micro-batch and the epoch's last, one optimiser step."""
+        import torch
+
+        state, scaler, optimizer = self.state, self.scaler, self.optimizer
+        (scaler.scale(loss) if scaler else loss).backward()
+        losses.append(loss.item() * self.accum)
+        state.micro = micro + 1
+        if state.micro % self.accum and state.micro != end:
+            return
+        if scaler:
+            scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        self.scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        if state.step % self.cfg.checkpoint_steps == 0:
+            self.checkpoint()
+        self.progress(
+            "step",
+            {
+                "epoch": epoch + 1,
+                "step": state.step,
+                "total_steps": self.total_steps,
+                "loss": round(float(np.mean(losses[-self.accum :])), 4),
+                "lr": self.scheduler.get_last_lr()[0],
+                "checkpointed": state.step % self.cfg.checkpoint_steps == 0,
+            },
+        )
+
+    def end_epoch(self, epoch: int, entry: dict, score: float) -> bool:
+        """Record an evaluated epoch (its history entry, and score, the figure early stopping follows):
+        keep the best weights, checkpoint, report; True when patience has run out."""
+        state = self.state
+        state.history.append(entry)
+        if state.best_f1 is None or score > state.best_f1:
+            state.best_f1, state.best_epoch, state.bad_epochs = score, epoch + 1, 0
+            _save(self.model.state_dict(), self.run_dir / BEST)
+        else:
+            state.bad_epochs += 1
+        state.epoch = epoch + 1
+        self.checkpoint()
+        self.progress("eval", {**entry, "total_steps": self.total_steps})
+        return state.bad_epochs >= self.cfg.patience
+
+    def load_best(self) -> None:
+        import torch
+
+        self.model.load_state_dict(torch.load(self.run_dir / BEST, map_location="cpu", weights_only=True))
+
+
 def train_run(
     cfg: TrainConfig, train: Split, held: Split, run_dir: Path, progress: Callable[[str, dict], None] | None = None
 ):
     """Train (or resume) one run in run_dir; returns (model with its best weights, tokenizer, result)."""
     import torch
-    from transformers import get_linear_schedule_with_warmup
 
     progress = progress or (lambda kind, info: None)
 
@@ -195,11 +329,7 @@ def train_run(
     train_req, train_extra = encode(tokenizer, cfg, train)
     held_req, held_extra = encode(tokenizer, cfg, held)
 
-    n, bs, accum = len(train_req), cfg.batch_size, max(cfg.grad_accum, 1)
-    per_epoch = math.ceil(n / bs)
-    total_micro = max(1, math.ceil(cfg.epochs * per_epoch))
-    epochs = math.ceil(total_micro / per_epoch)
-    total_steps = sum(math.ceil((min((e + 1) * per_epoch, total_micro) - e * per_epoch) / accum) for e in range(epochs))
+    n = len(train_req)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     groups = [
         {
@@ -211,81 +341,24 @@ def train_run(
             "weight_decay": 0.0,
         },
     ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * total_steps), total_steps)
-    amp = autocast_dtype(device)
-    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None  # bf16 needs no loss scaling
-
-    state = RunState()
-    ckpt_path = run_dir / CHECKPOINT
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if scaler is not None and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        _set_rng_state(ckpt["rng"])
-        state = RunState(**ckpt["state"])
-        state.resumed_from_step = state.step
-        progress("resumed", {"step": state.step, "total_steps": total_steps})
-
-    def checkpoint() -> None:
-        _save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler else None,
-                "rng": _rng_state(),
-                "state": state.__dict__,
-            },
-            ckpt_path,
-        )
+    run = Optimisation(model, torch.optim.AdamW(groups, lr=cfg.lr), cfg, n, device, run_dir, progress)
+    state, bs = run.state, run.batch_size
 
     seen, train_seconds = 0, 0.0
-    for epoch in range(state.epoch, epochs):
+    for epoch in range(state.epoch, run.epochs):
         order = np.random.default_rng(cfg.seed + epoch).permutation(n)  # same shuffle after a resume
-        start, end = epoch * per_epoch, min((epoch + 1) * per_epoch, total_micro)
+        start, end = run.bounds(epoch)
         losses: list[float] = []
         began = time.perf_counter()
         for micro in range(max(state.micro, start), end):
             rows = order[(micro - start) * bs : (micro - start + 1) * bs]
             batch = to_device(collate(train_req, rows, pad_id, train_extra), device)
             labels = torch.as_tensor(train.targets[rows], device=device)
-            with torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext():
+            with run.autocast():
                 logits = model(**batch)
-                loss = torch.nn.functional.cross_entropy(logits.float(), labels) / accum
-            (scaler.scale(loss) if scaler else loss).backward()
-            losses.append(loss.item() * accum)
+                loss = torch.nn.functional.cross_entropy(logits.float(), labels) / run.accum
             seen += len(rows)
-            state.micro = micro + 1
-            if state.micro % accum and state.micro != end:
-                continue
-            if scaler:
-                scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state.step += 1
-            if state.step % cfg.checkpoint_steps == 0:
-                checkpoint()
-            progress(
-                "step",
-                {
-                    "epoch": epoch + 1,
-                    "step": state.step,
-                    "total_steps": total_steps,
-                    "loss": round(float(np.mean(losses[-accum:])), 4),
-                    "lr": scheduler.get_last_lr()[0],
-                    "checkpointed": state.step % cfg.checkpoint_steps == 0,
-                },
-            )
+            run.micro_step(loss, micro, end, epoch, losses)
         train_seconds += time.perf_counter() - began
         metrics, _ = evaluate(model, cfg, held_req, held_extra, held.targets, pad_id, device, heartbeat)
         entry = {
@@ -295,19 +368,10 @@ def train_run(
             "accuracy": metrics["accuracy"],
             "macro_f1": metrics["macro_f1"],
         }
-        state.history.append(entry)
-        if state.best_f1 is None or metrics["macro_f1"] > state.best_f1:
-            state.best_f1, state.best_epoch, state.bad_epochs = metrics["macro_f1"], epoch + 1, 0
-            _save(model.state_dict(), run_dir / BEST)
-        else:
-            state.bad_epochs += 1
-        state.epoch = epoch + 1
-        checkpoint()
-        progress("eval", {**entry, "total_steps": total_steps})
-        if state.bad_epochs >= cfg.patience:
+        if run.end_epoch(epoch, entry, metrics["macro_f1"]):
             break
 
-    model.load_state_dict(torch.load(run_dir / BEST, map_location="cpu", weights_only=True))
+    run.load_best()
     metrics, _ = evaluate(model, cfg, held_req, held_extra, held.targets, pad_id, device, heartbeat)
     result = {
         "augment": cfg.augment,
@@ -315,7 +379,7 @@ def train_run(
         "best_epoch": state.best_epoch,
         "history": state.history,
         "steps": state.step,
-        "total_steps": total_steps,
+        "total_steps": run.total_steps,
         "train_examples": n,
         "eval_examples": len(held_req),
         "resumed_from_step": state.resumed_from_step,
