@@ -20,7 +20,7 @@ from pipeline.errors import PermanentError
 from pipeline.infer.artefact import AUGMENTS, save_model
 from pipeline.neighbours import NeighbourSet, leak_rules, neighbour_vectors, retrieve
 from pipeline.train.data import DataError, Examples, data_hash, load_examples, split
-from pipeline.train.trainer import CHECKPOINT, TRAIN_DEFAULTS, Split, TrainConfig, train_run
+from pipeline.train.trainer import BEST, CHECKPOINT, TRAIN_DEFAULTS, Split, TrainConfig, train_run
 
 
 @dataclass
@@ -194,18 +194,20 @@ class TrainingJob:
         if done.exists():
             return json.loads(done.read_text())
         cfg = self.config(mode)
-        model, tokenizer, result = train_run(
-            cfg, self._split(self.train_rows, mode), self._split(self.held_rows, mode), run_dir, progress
-        )
+        model, tokenizer, result = self._train(cfg, mode, run_dir, progress)
         if mode == self.request.modes()[0]:
             save_model(self.model_dir, model, tokenizer, cfg.artefact())
             if self.neighbours is not None:  # the model folder alone tells which passages it learnt from
                 shutil.copyfile(self.workdir / "neighbours.json", self.model_dir / "neighbours.json")
         done.with_suffix(".tmp").write_text(json.dumps(result))
         done.with_suffix(".tmp").replace(done)
-        for name in (CHECKPOINT, "best.pt"):  # hundreds of MB each; the result and model folder remain
+        for name in (CHECKPOINT, BEST):  # hundreds of MB each; the result and model folder remain
             (run_dir / name).unlink(missing_ok=True)
         return result
+
+    def _train(self, cfg: TrainConfig, mode: str, run_dir: Path, progress: Callable[[str, dict], None] | None):
+        """One run of the task's trainer: (model with its best weights, tokenizer, result)."""
+        return train_run(cfg, self._split(self.train_rows, mode), self._split(self.held_rows, mode), run_dir, progress)
 
     def params(self) -> dict:
         p = {k: v for k, v in asdict(self.request).items() if k not in ("data", "task")}

@@ -7,19 +7,16 @@ carrying no labels. Registry task `ner`.
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from pipeline.infer.artefact import save_model
 from pipeline.infer.ner_inputs import NER_TASK
 from pipeline.train.data import DataError
 from pipeline.train.job import TrainingJob, TrainRequest
 from pipeline.train.ner_data import NerExamples, load_ner, ner_data_hash, split_sentences
-from pipeline.train.trainer import BEST, CHECKPOINT
+from pipeline.train.trainer import TrainConfig
 
 if TYPE_CHECKING:  # the trainer loads torch: the CLI checks data without it
     from pipeline.train.ner_trainer import NerConfig, NerSplit
@@ -76,23 +73,7 @@ class NerTrainingJob(TrainingJob):
     def config(self, mode: str) -> NerConfig:
         from pipeline.train.ner_trainer import NerConfig
 
-        r = self.request
-        return NerConfig(
-            base_model=self.base_model,
-            augment=mode,
-            labels=self._ner().label_set,
-            max_length=r.max_length,
-            neighbours=r.neighbours if mode != "none" else 0,
-            epochs=r.epochs,
-            batch_size=r.batch_size,
-            grad_accum=r.grad_accum,
-            lr=r.lr,
-            patience=r.patience,
-            seed=r.seed,
-            checkpoint_steps=r.checkpoint_steps,
-            device=self.device,
-            stride=r.stride,
-        )
+        return NerConfig(**vars(super().config(mode)), stride=self.request.stride)
 
     def _sentences(self, rows: list[int], mode: str) -> NerSplit:
         from pipeline.train.ner_trainer import NerSplit
@@ -104,27 +85,16 @@ class NerTrainingJob(TrainingJob):
             side.passages = [found.passages(i) for i in rows]
         return side
 
-    def run(self, mode: str, progress: Callable[[str, dict], None] | None = None) -> dict:
-        """Train one mode (resuming its checkpoint); the first mode's model is saved as the job's model."""
-        run_dir = self.workdir / "runs" / mode
-        done = run_dir / "result.json"
-        if done.exists():
-            return json.loads(done.read_text())
+    def _train(self, cfg: TrainConfig, mode: str, run_dir: Path, progress: Callable[[str, dict], None] | None):
         from pipeline.train.ner_trainer import train_ner_run
 
-        cfg = self.config(mode)
-        model, tokenizer, result = train_ner_run(
-            cfg, self._sentences(self.train_rows, mode), self._sentences(self.held_rows, mode), run_dir, progress
+        return train_ner_run(
+            cast("NerConfig", cfg),
+            self._sentences(self.train_rows, mode),
+            self._sentences(self.held_rows, mode),
+            run_dir,
+            progress,
         )
-        if mode == self.request.modes()[0]:
-            save_model(self.model_dir, model, tokenizer, cfg.artefact())
-            if self.neighbours is not None:
-                shutil.copyfile(self.workdir / "neighbours.json", self.model_dir / "neighbours.json")
-        done.with_suffix(".tmp").write_text(json.dumps(result))
-        done.with_suffix(".tmp").replace(done)
-        for name in (CHECKPOINT, BEST):
-            (run_dir / name).unlink(missing_ok=True)
-        return result
 
     def params(self) -> dict:
         p = super().params()
