@@ -9,8 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cli.common import JSON, TENANT, fail, out, progress_bar, session
-from pipeline.config import get_settings
+from cli.common import JSON, TENANT, fail, get_settings, out, progress_bar, session
 
 WHERE = typer.Option(
     None, "--where", "-w", help="Only chunks whose metadata match KEY OP VALUE, e.g. source=report.pdf (repeatable)."

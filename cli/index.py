@@ -9,8 +9,18 @@ import typer
 from rich.table import Table
 
 from cli import remote
-from cli.common import JSON, JobView, fail, ingest_summary, job_record, out, session, submit_job, wait_for_job
-from pipeline.config import get_settings
+from cli.common import (
+    JSON,
+    JobView,
+    fail,
+    get_settings,
+    ingest_summary,
+    job_record,
+    out,
+    session,
+    submit_job,
+    wait_for_job,
+)
 
 WAIT = typer.Option(False, "--wait", help="Show progress until the job ends.")
 index_app = typer.Typer(help="Index versions: list them, roll back.", no_args_is_help=True)

@@ -10,8 +10,19 @@ from rich.table import Table
 
 from cli import remote
 from cli.choices import JobStatus, SearchMode
-from cli.common import JSON, TENANT, console, fail, job_record, out, print_json, progress_bar, session, submit_job
-from pipeline.config import get_settings
+from cli.common import (
+    JSON,
+    TENANT,
+    console,
+    fail,
+    get_settings,
+    job_record,
+    out,
+    print_json,
+    progress_bar,
+    session,
+    submit_job,
+)
 
 
 def ingest(

@@ -7,8 +7,7 @@ import json
 import typer
 from rich.table import Table
 
-from cli.common import JSON, console, fail, out, session
-from pipeline.config import get_settings
+from cli.common import JSON, console, fail, get_settings, out, session
 
 keys_app = typer.Typer(help="API keys: one tenant each, stored hashed.", no_args_is_help=True)
 

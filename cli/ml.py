@@ -9,8 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.choices import Augment
-from cli.common import JSON, TENANT, JobView, fail, job_record, out, session, submit_job
-from pipeline.config import get_settings
+from cli.common import JSON, TENANT, JobView, fail, get_settings, job_record, out, session, submit_job
 
 models_app = typer.Typer(help="Trained models: list, show, promote, roll back.", no_args_is_help=True)
 TASK = typer.Option("default", "--task", help="What the model predicts (e.g. topic, sentiment).")

@@ -11,8 +11,7 @@ from rich.table import Table
 
 from cli import remote
 from cli.choices import SourceKind
-from cli.common import JSON, TENANT, console, ensure_stack, fail, finish, out, session, wait_for_job
-from pipeline.config import get_settings
+from cli.common import JSON, TENANT, console, ensure_stack, fail, finish, get_settings, out, session, wait_for_job
 from pipeline.types import utcnow
 
 feeds_app = typer.Typer(help="Feeds (RSS, Atom, JSON Feed, JSON lines) polled on a schedule.", no_args_is_help=True)

@@ -6,8 +6,7 @@ import json
 
 import typer
 
-from cli.common import JSON, console, out, print_stack
-from pipeline.config import get_settings
+from cli.common import JSON, console, get_settings, out, print_stack
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 

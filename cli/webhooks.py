@@ -7,8 +7,7 @@ import json
 import typer
 from rich.table import Table
 
-from cli.common import JSON, TENANT, console, fail, out, session
-from pipeline.config import get_settings
+from cli.common import JSON, TENANT, console, fail, get_settings, out, session
 
 webhooks_app = typer.Typer(help="Endpoints that receive signed job events (docs/webhooks.md).", no_args_is_help=True)
 EVENTS = typer.Option(

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError
+from pipeline.paths import DATA_DIR, stack_file
 
 
 def default_encoder_path() -> str:
@@ -276,7 +277,7 @@ def defaults(group: type[Group]) -> Group:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCPIPE_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Path(".docpipe")
+    data_dir: Path = DATA_DIR
     # None means "use the embedded default": SQLite under data_dir, and the noida-db server
     # (Elasticsearch API + Redis) that `docpipe up` starts and records in data_dir/stack.json.
     database_url: str | None = None
@@ -336,7 +337,7 @@ class Settings(BaseSettings):
 
     @property
     def stack_file(self) -> Path:
-        return self.data_dir / "stack.json"
+        return stack_file(self.data_dir)
 
     @property
     def sql_url(self) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.devices import resolve_device
+from pipeline.paths import DATA_DIR
 
 # Keys rewritten whenever a model is re-saved; they do not change what it computes.
 _VOLATILE_KEYS = frozenset({"_name_or_path", "transformers_version", "__version__"})
@@ -131,7 +132,7 @@ class Encoder:
         self.device = device
         self.batch_size = batch_size
         self.backend, self.quantize = backend, quantize
-        self.cache_dir = Path(cache_dir) if cache_dir else Path(".docpipe") / "encoders"
+        self.cache_dir = Path(cache_dir) if cache_dir else DATA_DIR / "encoders"
         self._model = None
         self._graph = None
 

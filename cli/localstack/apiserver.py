@@ -6,15 +6,19 @@ import os
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from cli.localstack.processes import free_port, port_open, port_taken
-from pipeline.config import Settings
+from pipeline.paths import api_key_file
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
 
 LOCAL_TENANT = "default"
 
 
 def key_file(settings: Settings):
-    return settings.data_dir / "api-key"
+    return api_key_file(settings.data_dir)
 
 
 def ensure_local_key(settings: Settings, sql_url: str) -> str:
