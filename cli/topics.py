@@ -9,8 +9,7 @@ from rich.table import Table
 
 from cli.choices import Bucket
 from cli.common import JSON, TENANT, console, fail, out, session
-from cli.watch import print_series, when
-from pipeline.config import get_settings
+from cli.monitor_common import BY, SINCE, UNTIL, add_and_report, show_series
 
 topics_app = typer.Typer(
     help="Topics: each feed item's topic (the live topic model, else the terms given here) and its sentiment.",
@@ -30,20 +29,13 @@ def topics_add(
     as_json: bool = JSON,
 ) -> None:
     """Define a topic by its terms (adding it again replaces them); used while no topic model is live."""
-    from migrations.runner import upgrade
     from pipeline.monitor import topics
-    from pipeline.services import endpoints
 
-    upgrade(endpoints(get_settings()).sql_url)
-    try:
-        with session() as db:
-            rec = topic_record(topics.add(db, tenant, name, terms))
-    except ValueError as exc:
-        fail(str(exc))
-    if as_json:
-        out.print_json(json.dumps(rec))
-    else:
-        out.print(f"topic {rec['name']} ({', '.join(rec['terms']) or 'no terms'}) for tenant {tenant}")
+    add_and_report(
+        lambda db: topic_record(topics.add(db, tenant, name, terms)),
+        as_json,
+        lambda rec: f"topic {rec['name']} ({', '.join(rec['terms']) or 'no terms'}) for tenant {tenant}",
+    )
 
 
 @topics_app.command("list")
@@ -76,23 +68,26 @@ def topics_remove(name: str, tenant: str = TENANT) -> None:
 @topics_app.command("series")
 def topics_series(
     name: str,
-    by: Bucket = typer.Option(Bucket.DAY, "--by", help="Bucket size."),
-    since: str = typer.Option(None, "--since", help="ISO date or time (UTC)"),
-    until: str = typer.Option(None, "--until", help="ISO date or time (UTC), exclusive"),
+    by: Bucket = BY,
+    since: str = SINCE,
+    until: str = UNTIL,
     tenant: str = TENANT,
     as_json: bool = JSON,
 ) -> None:
     """Items, mean sentiment and negative share of a topic per hour or day."""
-    from pipeline.monitor import series, topics
+    from pipeline.monitor import topics
 
-    bounds = [when(v, flag) for v, flag in ((since, "--since"), (until, "--until"))]
-    with session() as db:
-        topic = topics.get(db, tenant, name) or fail(f"no topic {name} for tenant {tenant}")
-        rows = series(db, topic, by.value, *bounds)
-    if as_json:
-        out.print_json(json.dumps({"topic": topic.name, "tenant": tenant, "by": by.value, "buckets": rows}))
-        return
-    print_series(rows, by.value, f"{topic.name} ({tenant})")
+    show_series(
+        lambda db: topics.get(db, tenant, name),
+        f"no topic {name} for tenant {tenant}",
+        "topic",
+        lambda topic: topic.name,
+        by,
+        since,
+        until,
+        tenant,
+        as_json,
+    )
 
 
 def topic_record(t) -> dict:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import typer
 from rich.table import Table
 
 from cli.choices import Bucket
 from cli.common import JSON, TENANT, console, fail, out, session
-from pipeline.config import get_settings
+from cli.monitor_common import BY, SINCE, UNTIL, add_and_report, show_series
 
 watch_app = typer.Typer(help="The watchlist of entities whose news sentiment is followed.", no_args_is_help=True)
 
@@ -28,21 +27,13 @@ def watch_add(
     as_json: bool = JSON,
 ) -> None:
     """Watch an entity (adding it again replaces its names)."""
-    from migrations.runner import upgrade
     from pipeline.monitor import watchlist
-    from pipeline.services import endpoints
 
-    upgrade(endpoints(get_settings()).sql_url)
-    try:
-        with session() as db:
-            row = watchlist.add(db, tenant, ticker, names)
-            rec = _entity(row)
-    except ValueError as exc:
-        fail(str(exc))
-    if as_json:
-        out.print_json(json.dumps(rec))
-    else:
-        out.print(f"watching {rec['ticker']} ({', '.join(rec['names']) or 'no names'}) for tenant {tenant}")
+    add_and_report(
+        lambda db: _entity(watchlist.add(db, tenant, ticker, names)),
+        as_json,
+        lambda rec: f"watching {rec['ticker']} ({', '.join(rec['names']) or 'no names'}) for tenant {tenant}",
+    )
 
 
 @watch_app.command("list")
@@ -99,35 +90,26 @@ def watch_remove(ticker: str, tenant: str = TENANT) -> None:
 @watch_app.command("series")
 def watch_series(
     ticker: str,
-    by: Bucket = typer.Option(Bucket.DAY, "--by", help="Bucket size."),
-    since: str = typer.Option(None, "--since", help="ISO date or time (UTC)"),
-    until: str = typer.Option(None, "--until", help="ISO date or time (UTC), exclusive"),
+    by: Bucket = BY,
+    since: str = SINCE,
+    until: str = UNTIL,
     tenant: str = TENANT,
     as_json: bool = JSON,
 ) -> None:
     """Items, mean sentiment and negative share of an entity per hour or day."""
-    from pipeline.monitor import series, watchlist
+    from pipeline.monitor import watchlist
 
-    bounds = [when(v, flag) for v, flag in ((since, "--since"), (until, "--until"))]
-    with session() as db:
-        entity = watchlist.get(db, tenant, ticker) or fail(f"{ticker} is not watched for tenant {tenant}")
-        rows = series(db, entity, by.value, *bounds)
-    if as_json:
-        out.print_json(json.dumps({"entity": entity.ticker, "tenant": tenant, "by": by.value, "buckets": rows}))
-        return
-    print_series(rows, by.value, f"{entity.ticker} ({tenant})")
-
-
-def print_series(rows: list[dict], by: str, title: str) -> None:
-    table = Table(by, "items", "mean sentiment", "negative share", title=title)
-    for r in rows:
-        table.add_row(
-            r["start"][: 16 if by == "hour" else 10],
-            str(r["items"]),
-            f"{r['mean_sentiment']:+.3f}",
-            f"{r['negative_share']:.0%}",
-        )
-    out.print(table)
+    show_series(
+        lambda db: watchlist.get(db, tenant, ticker),
+        f"{ticker} is not watched for tenant {tenant}",
+        "entity",
+        lambda entity: entity.ticker,
+        by,
+        since,
+        until,
+        tenant,
+        as_json,
+    )
 
 
 def alerts(
@@ -173,13 +155,3 @@ def _entity(e) -> dict:
         "episodes": e.episodes,
         "open": e.open_alert_id is not None,
     }
-
-
-def when(value: str | None, flag: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"{flag} {value!r} is not an ISO date or time")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
