@@ -62,6 +62,14 @@ def sql_url(tmp_path_factory):
         yield url
 
 
+@pytest.fixture
+def own_sql_url(tmp_path):
+    """A database of the test's own, at the schema's head: for documents that say "indexed" but have no chunks
+    anywhere, which a reindex or a verify of the shared stack would rightly count as drift."""
+    with migrated_database(tmp_path) as url:
+        yield url
+
+
 class Stack:
     """A docpipe stack for tests: settings in the environment, workers as real processes."""
 

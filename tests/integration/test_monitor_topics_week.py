@@ -5,16 +5,14 @@ get no topic. The topics are the tenant's term-defined ones (no topic model is p
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from pipeline.monitor import (
     LexiconScorer,
-    SpikeRule,
     alert_record,
-    deliver,
     evaluate,
     evaluate_topics,
     live_topic_classifier,
@@ -26,16 +24,22 @@ from pipeline.monitor import (
 )
 from pipeline.store.db import session_scope
 from pipeline.store.models import Document
-from pipeline.store.models_monitor import Alert, AlertDelivery
+from pipeline.store.models_monitor import Alert
 from pipeline.store.models_topics import DocumentTopic
-from tests.conftest import migrated_database
 from tests.hooks import Hook
-from tests.monitor_support import news_item
+from tests.monitor_support import (
+    BURST,
+    RULE,
+    WEEK_START,
+    assert_burst_alert,
+    assert_burst_days,
+    deliver_to,
+    news_item,
+    simulate_week,
+)
 
 pytestmark = pytest.mark.integration
 
-START = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday
-BURST = range(5 * 24 + 9, 5 * 24 + 17)  # Saturday 09:00-17:00
 TERMS = {
     "bank_regulation": "regulator, capital rules, Basel",
     "earnings": "quarterly results, earnings",
@@ -59,7 +63,6 @@ OTHER = {
     "rates": ["The central bank kept interest rates unchanged."],
 }
 NO_TOPIC = "The city opened a new park near the station."
-RULE = SpikeRule(window_hours=6, baseline_hours=72, sigma=3.0, min_items=5, min_baseline_windows=4, std_floor=0.05)
 
 
 def items_for(hour: int) -> list[tuple[str | None, bool]]:
@@ -75,54 +78,37 @@ def items_for(hour: int) -> list[tuple[str | None, bool]]:
     return out
 
 
-def make_docs(tenant: str, hour: int) -> list[Document]:
-    docs = []
+def texts_for(hour: int) -> list[str]:
+    texts = []
     for i, (topic, negative) in enumerate(items_for(hour)):
         if topic is None:
-            text = NO_TOPIC
+            texts.append(NO_TOPIC)
         else:
             choices = (NEGATIVE if negative else OTHER)[topic]
-            text = choices[(hour + i) % len(choices)]
-        published = START + timedelta(hours=hour, minutes=5 * i)
-        docs.append(news_item(tenant, f"https://news.example/{hour}/{i}", text, published))
-    return docs
+            texts.append(choices[(hour + i) % len(choices)])
+    return texts
 
 
-@pytest.fixture
-def sql_url(tmp_path):
-    with migrated_database(tmp_path) as url:
-        yield url
-
-
-def test_a_week_with_one_negative_topic_burst_raises_one_topic_alert(sql_url):
+def test_a_week_with_one_negative_topic_burst_raises_one_topic_alert(own_sql_url):
     tenant = f"t-topics-{uuid.uuid4().hex[:6]}"
     scorer = LexiconScorer(0.2)
-    with session_scope(sql_url) as s:
+    with session_scope(own_sql_url) as s:
         for name, terms in TERMS.items():
             topics.add(s, tenant, name, terms)
     with Hook([500]) as hook:
-        for hour in range(7 * 24):
-            with session_scope(sql_url) as s:
-                docs = make_docs(tenant, hour)
-                s.add_all(docs)
-                s.flush()
-                score_documents(s, docs, scorer, watchlist.matcher(s, tenant))
-                touched = score_topics(s, docs, live_topic_classifier(s, tenant))
-                now = START + timedelta(hours=hour, minutes=59)
-                assert evaluate(s, tenant, None, now, RULE) == []  # nobody watches an entity
-                for alert in evaluate_topics(s, tenant, touched, now, RULE):
-                    record = alert_record(alert)
-                    assert deliver(s, alert.id, record, [hook.url], timeout=5, attempts=3, backoff=0.05) == []
 
-        with session_scope(sql_url) as s:
+        def each_hour(s, docs, now) -> None:
+            touched = score_topics(s, docs, live_topic_classifier(s, tenant))
+            assert evaluate(s, tenant, None, now, RULE) == []  # nobody watches an entity
+            for alert in evaluate_topics(s, tenant, touched, now, RULE):
+                deliver_to(s, alert, alert_record(alert), hook.url)
+
+        simulate_week(own_sql_url, tenant, texts_for, scorer, each_hour)
+
+        with session_scope(own_sql_url) as s:
             alerts = list(s.scalars(select(Alert).where(Alert.tenant == tenant)))
             assert [(a.topic, a.episode, a.entity_id) for a in alerts] == [("bank_regulation", 1, None)]
-            alert = alerts[0]
-            assert START + timedelta(hours=BURST[0]) < alert.window_end.replace(tzinfo=UTC)
-            assert alert.window_end.replace(tzinfo=UTC) <= START + timedelta(hours=BURST[-1] + 1)
-            assert alert.deviations >= 3 and alert.ended_at is not None
-            delivery = s.get(AlertDelivery, (alert.id, hook.url))
-            assert (delivery.status, delivery.attempts) == ("delivered", 2)
+            assert_burst_alert(s, alerts[0], hook.url)
             assert [(status, body["kind"], body["topic"], body["entity"]) for status, body, _ in hook.received] == [
                 (500, "topic_negative_share_spike", "bank_regulation", None),
                 (200, "topic_negative_share_spike", "bank_regulation", None),
@@ -143,21 +129,18 @@ def test_a_week_with_one_negative_topic_burst_raises_one_topic_alert(sql_url):
             assert score_topics(s, docs, live_topic_classifier(s, tenant))
             after = s.scalar(select(func.count()).select_from(DocumentTopic).where(DocumentTopic.tenant == tenant))
             assert before == after
-            assert evaluate_topics(s, tenant, None, START + timedelta(days=7), RULE) == []
+            assert evaluate_topics(s, tenant, None, WEEK_START + timedelta(days=7), RULE) == []
         assert len(hook.received) == 2
 
-    with session_scope(sql_url) as s:
+    with session_scope(own_sql_url) as s:
         days = series(s, topics.get(s, tenant, "bank_regulation"), "day")
         steady = series(s, topics.get(s, tenant, "rates"), "day")
-    assert [d["start"][:10] for d in days] == [f"2024-03-{4 + i:02d}" for i in range(7)]
-    assert [d["items"] for d in days] == [48] * 5 + [48 - 16 + 40] + [48]
-    shares = [d["negative_share"] for d in days]
-    assert max(shares) == shares[5] and shares[5] > 2 * max(shares[:5])
+    shares = assert_burst_days(days, [48] * 5 + [48 - 16 + 40] + [48])
     assert [d["items"] for d in steady] == [48] * 7
     assert max(d["negative_share"] for d in steady) < shares[5]
 
 
-def test_a_topic_model_decides_topics_and_its_other_label_means_none(sql_url):
+def test_a_topic_model_decides_topics_and_its_other_label_means_none(own_sql_url):
     """The live classifier's label is the topic (made on first sight); 'other' tags nothing."""
     from pipeline.monitor.topics import ModelTopics
 
@@ -168,10 +151,10 @@ def test_a_topic_model_decides_topics_and_its_other_label_means_none(sql_url):
             return [[0.9, 0.1] if "regulator" in t.lower() else [0.2, 0.8] for t in texts]
 
     tenant = f"t-topicmodel-{uuid.uuid4().hex[:6]}"
-    with session_scope(sql_url) as s:
+    with session_scope(own_sql_url) as s:
         docs = [
-            news_item(tenant, "https://news.example/a", OTHER["bank_regulation"][0], START),
-            news_item(tenant, "https://news.example/b", NO_TOPIC, START),
+            news_item(tenant, "https://news.example/a", OTHER["bank_regulation"][0], WEEK_START),
+            news_item(tenant, "https://news.example/b", NO_TOPIC, WEEK_START),
         ]
         s.add_all(docs)
         s.flush()
