@@ -10,6 +10,7 @@ sampled chunk would cost more than the comparison (tests/unit/test_classify_int8
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
@@ -23,6 +24,7 @@ from pipeline.store.models_ml import ModelRecord
 from pipeline.types import utcnow
 
 Sessions = Callable[[], AbstractContextManager[Session]]
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -115,3 +117,30 @@ def assess(
         if model is not None:
             store(model, agreement)
     return agreement
+
+
+def serving_predictor(session: Session, record: ModelRecord, device: str = "auto", compile: bool = False):
+    """The predictor a live model scores feed items with (sentiment, topics): with DOCPIPE_INFER_QUANTIZE=int8 on the
+    CPU, the int8 one when its agreement with fp32 passes, measured here once (on the model tenant's chunks) and
+    stored with the model; otherwise, or when it falls below the minimum, the fp32 model. A monitor falls back
+    rather than stops, as a classify job refuses: its alerts matter more than its speed (a log line says so)."""
+    from pipeline.config import get_settings
+    from pipeline.infer.predictor import get_predictor
+
+    infer = get_settings().infer
+    path = str(record.artefact_path)
+    candidate = get_predictor(path, device, infer.token_budget, compile, infer.quantize)
+    if not candidate.quantized:
+        return candidate
+    figures = stored(record, candidate.variant)
+    if figures is None:
+        texts = sample_texts(session, record.tenant, infer.guard_sample)
+        if not texts:
+            return get_predictor(path, device, infer.token_budget, compile)
+        figures = measure(candidate, get_predictor(path, device, infer.token_budget, compile), texts)
+        store(record, figures)
+    refused = verdict(figures, infer.min_agreement)
+    if refused:
+        _log.warning("model %s scores with fp32, not %s: %s", record.id, candidate.variant, refused)
+        return get_predictor(path, device, infer.token_budget, compile)
+    return candidate

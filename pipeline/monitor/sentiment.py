@@ -116,9 +116,9 @@ def live_scorer(session, tenant: str, device: str = "auto", neutral_band: float 
     record = live_model(session, tenant, "sentiment")
     if record is None or record.status != "ready" or not record.artefact_path:
         return LexiconScorer(neutral_band)
-    from pipeline.infer import get_predictor
+    from pipeline.infer.agreement import serving_predictor
 
-    return ModelScorer(record.id, get_predictor(record.artefact_path, device, compile=compile))
+    return ModelScorer(record.id, serving_predictor(session, record, device, compile))
 
 
 def has_live_model(session, tenant: str) -> bool:

@@ -107,9 +107,9 @@ def live_topic_classifier(
 
     record = live_model(session, tenant, "topic")
     if record is not None and record.status == "ready" and record.artefact_path:
-        from pipeline.infer import get_predictor
+        from pipeline.infer.agreement import serving_predictor
 
-        return ModelTopics(record.id, get_predictor(record.artefact_path, device, compile=compile))
+        return ModelTopics(record.id, serving_predictor(session, record, device, compile))
     terms = TermTopics([(t.name, t.terms) for t in topics(session, tenant)])
     return terms or None
 

@@ -309,3 +309,27 @@ def test_a_refused_int8_classify_job_fails_with_what_to_set_and_the_live_model_s
         assert job.metrics["classify"]["predictor"] == "onnx-int8"
     assert shown.exit_code == 0, shown.output
     assert "predictor onnx-int8: labels agree with torch fp32 on" in shown.output and "of 12 chunks" in shown.output
+
+
+def test_a_live_feed_model_scores_with_int8_once_its_agreement_passes_and_falls_back_below_it(url, plain):
+    from pipeline.monitor.topics import live_topic_classifier
+    from pipeline.store.db import session_scope
+    from pipeline.store.models_ml import ModelRecord
+
+    _tenant(url, "feeds", 40, plain)
+    env = {"DOCPIPE_INFER_QUANTIZE": "int8", "DOCPIPE_INFER_GUARD_SAMPLE": "30"}
+    with settings_environment(env), session_scope(url) as s:
+        found = live_topic_classifier(s, "feeds", "cpu")
+        assert found is not None and found.predictor.variant == "onnx-int8"
+    with session_scope(url) as s:
+        stored = s.get(ModelRecord, "m1").metrics["onnx-int8"]
+    assert stored["chunks"] == 30 and stored["label_agreement"] >= 0.9  # measured once, kept with the model
+
+    # a stricter minimum reads the same figures and scores with fp32 rather than stop the monitor
+    with settings_environment({**env, "DOCPIPE_INFER_MIN_AGREEMENT": "1.01"}), session_scope(url) as s:
+        found = live_topic_classifier(s, "feeds", "cpu")
+        assert found is not None and found.predictor.variant == "torch"
+        assert s.get(ModelRecord, "m1").metrics["onnx-int8"]["measured_at"] == stored["measured_at"]
+    with session_scope(url) as s:  # int8 not asked for: the torch model, nothing measured
+        found = live_topic_classifier(s, "feeds", "cpu")
+        assert found is not None and found.predictor.variant == "torch"
