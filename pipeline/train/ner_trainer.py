@@ -16,13 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.devices import resolve_device
-from pipeline.errors import ConfigError
 from pipeline.infer.artefact import ArtefactConfig
 from pipeline.infer.engine import InferenceEngine, collate, to_device
 from pipeline.infer.ner_inputs import IGNORE, TagLayout, encode
 from pipeline.infer.ner_model import NER_KIND, TokenTagger, best_tags, predict_words
 from pipeline.train.ner_metrics import entity_report
-from pipeline.train.trainer import Optimisation, TrainConfig, seed_everything
+from pipeline.train.trainer import Optimisation, TrainConfig, load_base, seed_everything
 
 
 @dataclass
@@ -47,18 +46,7 @@ class NerSplit:
 
 
 def build_tagger(cfg: NerConfig):
-    from transformers import AutoModel, AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.base_model, local_files_only=True)
-        encoder = AutoModel.from_pretrained(cfg.base_model, local_files_only=True)
-    except Exception as exc:  # transformers raises many types for one cause: an unusable folder
-        raise ConfigError(f"base model {cfg.base_model} cannot be loaded: {type(exc).__name__}: {exc}") from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise ConfigError(f"base model {cfg.base_model} has no fast tokenizer; NER needs its character offsets")
-    max_positions = getattr(encoder.config, "max_position_embeddings", None)
-    if max_positions and cfg.max_length > max_positions:
-        raise ConfigError(f"max length {cfg.max_length} exceeds what {cfg.base_model} accepts ({max_positions})")
+    encoder, tokenizer = load_base(cfg, fast_tokenizer_for="NER")
     return TokenTagger(encoder, len(cfg.labels)), tokenizer
 
 

@@ -98,20 +98,31 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_model(cfg: TrainConfig):
-    """(model, tokenizer) freshly initialised from the base folder; ConfigError when it cannot be used."""
+def load_base(cfg: TrainConfig, fast_tokenizer_for: str | None = None):
+    """(encoder, tokenizer) from the base folder; ConfigError when it cannot be loaded, when a fast tokenizer is
+    needed (fast_tokenizer_for says by what) and it has none, or when it accepts fewer than cfg.max_length tokens."""
     from transformers import AutoModel, AutoTokenizer
-
-    from pipeline.infer.classifier_model import Classifier
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(cfg.base_model, local_files_only=True)
         encoder = AutoModel.from_pretrained(cfg.base_model, local_files_only=True)
     except Exception as exc:  # transformers raises many types for one cause: an unusable folder
         raise ConfigError(f"base model {cfg.base_model} cannot be loaded: {type(exc).__name__}: {exc}") from exc
+    if fast_tokenizer_for and not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(
+            f"base model {cfg.base_model} has no fast tokenizer; {fast_tokenizer_for} needs its character offsets"
+        )
     max_positions = getattr(encoder.config, "max_position_embeddings", None)
     if max_positions and cfg.max_length > max_positions:
         raise ConfigError(f"max length {cfg.max_length} exceeds what {cfg.base_model} accepts ({max_positions})")
+    return encoder, tokenizer
+
+
+def build_model(cfg: TrainConfig):
+    """(model, tokenizer) freshly initialised from the base folder; ConfigError when it cannot be used."""
+    from pipeline.infer.classifier_model import Classifier
+
+    encoder, tokenizer = load_base(cfg)
     model = Classifier(encoder, len(cfg.labels), int(cfg.neighbour_dims or 1) if cfg.augment == "fusion" else None)
     return model, tokenizer
 
