@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,11 +170,16 @@ def split(examples: Examples, eval_fraction: float, seed: int) -> tuple[list[int
     return train, held
 
 
-def data_hash(examples: Examples) -> str:
-    """sha256 of what training sees: the rows in file order (text, label, id, time)."""
+def rows_hash(rows: Iterable[list]) -> str:
+    """sha256 of the rows as JSON lines, in order."""
     digest = hashlib.sha256()
-    for row in zip(examples.texts, examples.labels, examples.ids, examples.times):
-        text, label, ex_id, ts = row
-        digest.update(json.dumps([text, label, ex_id, ts.isoformat() if ts else None]).encode("utf-8"))
+    for row in rows:
+        digest.update(json.dumps(row).encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()
+
+
+def data_hash(examples: Examples) -> str:
+    """sha256 of what training sees: the rows in file order (text, label, id, time)."""
+    rows = zip(examples.texts, examples.labels, examples.ids, examples.times)
+    return rows_hash([text, label, ex_id, ts.isoformat() if ts else None] for text, label, ex_id, ts in rows)

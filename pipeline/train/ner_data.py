@@ -15,7 +15,6 @@ Both formats become sentences: a text, its words (character spans) and one IOB2 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.infer.ner_inputs import split_words, tag_set
-from pipeline.train.data import DataError
+from pipeline.train.data import DataError, rows_hash
 
 CONLL_SUFFIXES = (".conll", ".conllu", ".bio", ".iob", ".txt", ".tsv")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -285,9 +284,7 @@ def split_sentences(examples: NerExamples, eval_fraction: float, seed: int) -> t
 
 def ner_data_hash(examples: NerExamples) -> str:
     """sha256 of what training sees: each sentence's words and tags, id and time, in file order."""
-    digest = hashlib.sha256()
-    for s in examples.sentences:
-        words = [s.text[a:b] for a, b in s.words]
-        digest.update(json.dumps([words, s.tags, s.id, s.time.isoformat() if s.time else None]).encode("utf-8"))
-        digest.update(b"\n")
-    return digest.hexdigest()
+    return rows_hash(
+        [[s.text[a:b] for a, b in s.words], s.tags, s.id, s.time.isoformat() if s.time else None]
+        for s in examples.sentences
+    )
