@@ -82,21 +82,26 @@ def live_model(stack, tokenizer, tmp_path):  # noqa: F811
         for old in model_registry.list_models(s, TENANT):
             s.delete(old)
         s.flush()
-        model = ModelRecord(
-            id=repo.new_id(),
-            tenant=TENANT,
-            task="topic",
-            base_model="tiny",
-            labels=["neg", "pos"],
-            data_hash="x",
-            artefact_path=str(folder),
-            status="ready",
-            metrics={},
-            params={},
-        )
+        model = _ready_model(folder)
         s.add(model)
         model_registry.promote(s, model)
         return model.id, folder
+
+
+def _ready_model(folder) -> ModelRecord:
+    """A ready two-label topic model of TENANT over a model folder."""
+    return ModelRecord(
+        id=repo.new_id(),
+        tenant=TENANT,
+        task="topic",
+        base_model="tiny",
+        labels=["neg", "pos"],
+        data_hash="x",
+        artefact_path=str(folder),
+        status="ready",
+        metrics={},
+        params={},
+    )
 
 
 def _live_id(stack) -> str | None:
@@ -157,18 +162,7 @@ def test_unusable_model_folders_fail_their_job_and_the_live_model_stays_live(sta
     (bad / "model.safetensors").write_bytes(b"garbage")
     (bad / "config.json").write_text("{")
     with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as s:
-        bad_row = ModelRecord(
-            id=repo.new_id(),
-            tenant=TENANT,
-            task="topic",
-            base_model="tiny",
-            labels=["neg", "pos"],
-            data_hash="x",
-            artefact_path=str(bad),
-            status="ready",
-            metrics={},
-            params={},
-        )
+        bad_row = _ready_model(bad)
         s.add(bad_row)
         bad_id = bad_row.id
     proc = docpipe("models", "promote", bad_id)
