@@ -2,7 +2,8 @@
 1 and with 2 ingest workers (and gpu workers), each through a real `docpipe ingest --wait`; the speedup of the
 job's wall time and of each stage, from the job's own stage timings (pipeline/jobs/stats.py).
 
-    python bench/scale.py [--n 120] [--configs 1x1,2x1,2x2] [--json] [--out bench/results/scale.jsonl]
+    python bench/scale.py [--n 120] [--configs 1x1,2x1,2x2] [--threads 0|auto|N] [--json]
+                          [--out bench/results/scale.jsonl]
 
 A config IxG runs I ingest workers and G gpu workers (one process each, as `docpipe up` starts them; the
 extra ones are started here with the same arguments and stopped before `docpipe down`). Stage seconds are
@@ -11,7 +12,8 @@ its tasks ran at once on average (`parallelism`: task seconds over the union of 
 items per second of wall time: items / (stage seconds / its queue's parallelism). Stage seconds that grow with
 more workers mean they compete for the same cores; a job of fewer file groups (DOCPIPE_FILES_PER_TASK, 16) than
 workers leaves workers idle. On a machine with fewer cores than workers expect little:
-the machine (cores, load before and after) is in the output.
+the machine (cores, load before and after) is in the output. --threads sets DOCPIPE_INFER_THREADS for every worker:
+0 leaves each its libraries' default (one thread per core), auto gives each gpu worker cores / gpu workers.
 """
 
 from __future__ import annotations
@@ -73,11 +75,13 @@ def extra_workers(data_dir: Path, queue: str, count: int) -> list[int]:
     return [start_worker(f"worker-{queue}", settings, env, f"scale{k}").pid for k in range(count)]
 
 
-def run_config(articles: list[dict], warmup: list[dict], ingest_workers: int, gpu_workers: int) -> dict:
+def run_config(articles: list[dict], warmup: list[dict], ingest_workers: int, gpu_workers: int, threads: int) -> dict:
     from cli.localstack.processes import stop_pid
 
     work = Path(tempfile.mkdtemp(prefix="docpipe-scale-"))
     data_dir = work / ".docpipe"
+    # the stack's workers and the extra ones started from this process (launcher.worker_env copies os.environ)
+    os.environ["DOCPIPE_INFER_THREADS"] = str(threads)
     env = {**os.environ, "DOCPIPE_DATA_DIR": str(data_dir), "DOCPIPE_REVIVE_EVERY_SECONDS": "0"}
     write_articles(work / "warmup", warmup)
     write_articles(work / "bbc", articles)
@@ -116,6 +120,7 @@ def run_config(articles: list[dict], warmup: list[dict], ingest_workers: int, gp
     chunks = rec["counters"].get("chunks", 0)
     return {
         "config": f"{ingest_workers}x{gpu_workers}",
+        "threads_per_process": threads,
         "state": rec["state"],
         "articles": len(articles),
         "chunks": chunks,
@@ -132,6 +137,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=120, help="articles (a seeded sample of the 2,225)")
     ap.add_argument("--warmup", type=int, default=6)
     ap.add_argument("--configs", default="1x1,2x1,2x2", help="ingest x gpu workers, comma-separated")
+    ap.add_argument("--threads", default="0", help="DOCPIPE_INFER_THREADS: 0, auto (cores / gpu workers) or N")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "bench/results/scale.jsonl"))
     args = ap.parse_args()
@@ -143,7 +149,8 @@ def main() -> None:
     for config in args.configs.split(","):
         i, g = (int(x) for x in config.lower().split("x"))
         started = time.perf_counter()
-        runs.append(run_config(articles, warmup, i, g))
+        threads = max(1, (os.cpu_count() or 1) // g) if args.threads == "auto" else int(args.threads)
+        runs.append(run_config(articles, warmup, i, g, threads))
         runs[-1]["bench_seconds"] = round(time.perf_counter() - started, 1)
     base = runs[0]
     for r in runs[1:]:

@@ -174,6 +174,7 @@ class InferSettings(BaseSettings):
     tokenize_threads: int = 2  # windows tokenised at once (each thread with its own copy of the tokenizer)
     static_shapes: bool = False  # pad batches to width buckets and fixed row counts (a few shapes for compile)
     cuda_graphs: bool = False  # capture each static batch shape as a CUDA graph and replay it (implies static)
+    threads: int = 0  # CPU threads per process for torch, ONNX Runtime, OpenVINO (0: one per core); cores / workers
     # documents per transaction of a classify job
     classify_docs_per_batch: int = Field(128, validation_alias="DOCPIPE_CLASSIFY_DOCS_PER_BATCH")
     # none | int8: classifiers as int8 ONNX graphs on the CPU (ignored on CUDA, which runs bf16)

@@ -10,3 +10,19 @@ def resolve_device(device: str):
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(device)
+
+
+def compute_threads() -> int:
+    """DOCPIPE_INFER_THREADS, applied to this process's torch (its intra-op threads) and returned for the ONNX Runtime
+    and OpenVINO sessions to use; 0 leaves each library its default of one thread per core. Several gpu workers on
+    one machine each take every core by default and slow each other down (bench/scale.py: two on 2 cores ran
+    embedding at 0.89x of one); cores / workers apiece keeps them apart."""
+    from pipeline.config import get_settings
+
+    threads = get_settings().infer.threads
+    if threads > 0:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+    return threads

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.devices import resolve_device
+from pipeline.devices import compute_threads, resolve_device
 from pipeline.paths import DATA_DIR
 
 # Keys rewritten whenever a model is re-saved; they do not change what it computes.
@@ -40,6 +40,7 @@ def _load_model(path: str, device: str):
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
+            compute_threads()
             model = SentenceTransformer(path, device=device, local_files_only=True)
             model.eval()
             _models[(path, device)] = model

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.devices import compute_threads
 from pipeline.encoders.layout import Layout, read_layout
 from pipeline.errors import ConfigError
 
@@ -147,6 +148,7 @@ def _onnxruntime_runner(graph: Path) -> tuple[Callable[[dict], np.ndarray], set[
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = compute_threads()  # 0: one per core
     session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
     return (lambda feeds: session.run(None, feeds)[0]), names
@@ -162,7 +164,10 @@ def _openvino_runner(graph: Path) -> tuple[Callable[[dict], np.ndarray], set[str
     core = ov.Core()
     model = core.read_model(str(graph))
     names = {name for port in model.inputs for name in port.get_names()}
-    compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+    config: dict = {"PERFORMANCE_HINT": "LATENCY"}
+    if threads := compute_threads():
+        config["INFERENCE_NUM_THREADS"] = threads
+    compiled = core.compile_model(model, "CPU", config)
     return (lambda feeds: compiled(feeds)[0]), names
 
 

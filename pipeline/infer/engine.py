@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.devices import resolve_device
+from pipeline.devices import compute_threads, resolve_device
 from pipeline.infer.batching import EngineStats, PaddingReport, Request, pack_batches, pack_static, padded_size
 from pipeline.infer.collate import Batch, Prefetcher, TokenBlock, ahead, as_tensors, batches_of
 from pipeline.infer.graphs import CudaGraphs
@@ -45,6 +45,8 @@ def for_inference(model, device, compile: bool = False):
     lets oneDNN keep them prepacked; a CUDA model is compiled as measured on the H100 (bench/infer.py
     --compile), without freezing. Outputs match the eager model to float rounding."""
     dtype = autocast_dtype(device)
+    if device.type == "cpu":
+        compute_threads()
     model = use_sdpa(model).to(device).eval()
     if dtype is not None:
         model = model.to(dtype)
