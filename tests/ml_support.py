@@ -23,21 +23,21 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(default_encoder_path(), local_files_only=True)
 
 
+def tiny_bert_config(tokenizer, **overrides):
+    """A 32-wide BERT (2 layers unless overridden) over the test tokenizer's vocabulary: built in milliseconds."""
+    from transformers import BertConfig
+
+    shape = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    return BertConfig(vocab_size=tokenizer.vocab_size, **{**shape, **overrides})
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tokenizer):
     import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import BertForSequenceClassification
 
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        num_labels=3,
-    )
+    config = tiny_bert_config(tokenizer, max_position_embeddings=512, num_labels=3)
     return BertForSequenceClassification(config).eval()
 
 

@@ -14,7 +14,7 @@ from pipeline.infer.labels import UnknownLabel, label_filter
 from pipeline.store import model_registry, repo
 from pipeline.store.db import session_scope
 from pipeline.store.models_ml import ModelRecord
-from tests.ml_support import docpipe, docpipe_json, tokenizer, topic_rows, write_rows  # noqa: F401
+from tests.ml_support import docpipe, docpipe_json, tiny_bert_config, tokenizer, topic_rows, write_rows  # noqa: F401
 
 pytestmark = pytest.mark.integration
 TENANT = "t-ml-err"
@@ -62,18 +62,12 @@ def test_the_cli_refuses_missing_files_and_contradictory_options(stack, tmp_path
 def live_model(stack, tokenizer, tmp_path):  # noqa: F811
     """A small valid model folder, registered ready and promoted for (TENANT, topic)."""
     import torch
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
     from pipeline.infer.classifier_model import Classifier
 
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
+    config = tiny_bert_config(tokenizer, num_hidden_layers=1)
     folder = tmp_path / "live-model"
     save_model(
         folder, Classifier(BertModel(config), 2), tokenizer, ArtefactConfig(labels=["neg", "pos"], max_length=64)

@@ -16,7 +16,7 @@ from pipeline.errors import ConfigError
 from pipeline.infer import agreement, quantized
 from pipeline.infer.predictor import Predictor
 from tests.conftest import settings_environment
-from tests.ml_support import TOPICS, tokenizer, topic_text  # noqa: F401  (fixtures)
+from tests.ml_support import TOPICS, tiny_bert_config, tokenizer, topic_text  # noqa: F401  (fixtures)
 
 LABELS = ["finance", "science", "sport"]
 TEXTS = [topic_text(topic, i, 8 + 9 * (i % 4)) for i in range(20) for topic in sorted(TOPICS)]
@@ -25,20 +25,13 @@ TEXTS = [topic_text(topic, i, 8 + 9 * (i % 4)) for i in range(20) for topic in s
 def _artefact(folder, tokenizer, augment: str):
     """A tiny randomly initialised Classifier saved as a trained folder; a wide head gives the labels margins."""
     import torch
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
     from pipeline.infer.artefact import ArtefactConfig, save_model
     from pipeline.infer.classifier_model import Classifier
 
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
+    config = tiny_bert_config(tokenizer, max_position_embeddings=128)
     dims = 8 if augment == "fusion" else None
     model = Classifier(BertModel(config), len(LABELS), dims).eval()
     with torch.no_grad():

@@ -12,7 +12,7 @@ import torch
 from pipeline.infer.collate import TokenBlock, gather, special_tokens
 from pipeline.infer.engine import InferenceEngine, Request, collate, tokenize
 from pipeline.infer.inputs import text_requests, token_ids
-from tests.ml_support import tiny_bert, tokenizer  # noqa: F401  (fixtures)
+from tests.ml_support import tiny_bert, tiny_bert_config, tokenizer  # noqa: F401  (fixtures)
 
 WORDS = "river bridge train market share goal league study telescope the a of and to in".split()
 
@@ -187,18 +187,12 @@ def test_on_batch_counts_rows_and_stats_name_the_bound():
 
 
 def test_models_loaded_with_eager_attention_run_sdpa_with_the_same_outputs(tokenizer):
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
     from pipeline.infer.engine import for_inference
 
     torch.manual_seed(1)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
+    config = tiny_bert_config(tokenizer)
     config._attn_implementation = "eager"
     eager = BertModel(config).eval()
     batch = tokenizer(_texts(6, seed=1), padding=True, return_tensors="pt")
