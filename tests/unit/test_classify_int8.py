@@ -290,9 +290,15 @@ def test_a_refused_int8_classify_job_fails_with_what_to_set_and_the_live_model_s
         "DOCPIPE_INFER_MIN_AGREEMENT": "1.01",
         "DOCPIPE_API_URL": "",
     }
-    with settings_environment(env):
-        classify.run(job_id)  # the task's own code, in this process
-        shown = CliRunner().invoke(app, ["job", job_id])
+    from workers import runtime
+
+    runtime.sql_url.cache_clear()  # a task run earlier in this process keeps its database URL cached
+    try:
+        with settings_environment(env):
+            classify.run(job_id)  # the task's own code, in this process
+            shown = CliRunner().invoke(app, ["job", job_id])
+    finally:
+        runtime.sql_url.cache_clear()
     with session_scope(url) as s:
         job, model = s.get(Job, job_id), s.get(ModelRecord, "m1")
         assert job.state == JobState.FAILED
