@@ -25,6 +25,7 @@ from pipeline.types import utcnow
 
 Sessions = Callable[[], AbstractContextManager[Session]]
 _log = logging.getLogger(__name__)
+_fell_back: set[tuple[str, str]] = set()  # (model, variant) a monitor was told of: said once per process
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,8 @@ def serving_predictor(session: Session, record: ModelRecord, device: str = "auto
         store(record, figures)
     refused = verdict(figures, infer.min_agreement)
     if refused:
-        _log.warning("model %s scores with fp32, not %s: %s", record.id, candidate.variant, refused)
+        if (record.id, candidate.variant) not in _fell_back:  # asked every scoring batch: say it once
+            _fell_back.add((record.id, candidate.variant))
+            _log.warning("model %s scores with fp32, not %s: %s", record.id, candidate.variant, refused)
         return get_predictor(path, device, infer.token_budget, compile)
     return candidate

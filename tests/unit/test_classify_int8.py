@@ -310,7 +310,7 @@ def test_a_refused_int8_classify_job_fails_with_what_to_set_and_the_live_model_s
     assert "predictor onnx-int8: labels agree with torch fp32 on" in shown.output and "of 12 chunks" in shown.output
 
 
-def test_a_live_feed_model_scores_with_int8_once_its_agreement_passes_and_falls_back_below_it(url, plain):
+def test_a_live_feed_model_scores_with_int8_once_its_agreement_passes_and_falls_back_below_it(url, plain, caplog):
     from pipeline.monitor.topics import live_topic_classifier
     from pipeline.store.db import session_scope
     from pipeline.store.models_ml import ModelRecord
@@ -326,9 +326,11 @@ def test_a_live_feed_model_scores_with_int8_once_its_agreement_passes_and_falls_
 
     # a stricter minimum reads the same figures and scores with fp32 rather than stop the monitor
     with settings_environment({**env, "DOCPIPE_INFER_MIN_AGREEMENT": "1.01"}), session_scope(url) as s:
-        found = live_topic_classifier(s, "feeds", "cpu")
-        assert found is not None and found.predictor.variant == "torch"
+        for _ in range(3):  # a scoring batch each
+            found = live_topic_classifier(s, "feeds", "cpu")
+            assert found is not None and found.predictor.variant == "torch"
         assert s.get(ModelRecord, "m1").metrics["onnx-int8"]["measured_at"] == stored["measured_at"]
+    assert sum("scores with fp32, not onnx-int8" in r.getMessage() for r in caplog.records) == 1
     with session_scope(url) as s:  # int8 not asked for: the torch model, nothing measured
         found = live_topic_classifier(s, "feeds", "cpu")
         assert found is not None and found.predictor.variant == "torch"
