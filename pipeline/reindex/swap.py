@@ -58,6 +58,9 @@ def swap(session: Session, job: Job, build: IndexVersion, tools: Tools) -> str:
         return refused
     if rewrite:
         rewrite_chunk_rows(session, build.name)
+    # The ledger served the build only: forget it in the swap's own transaction, so a succeeded job never
+    # leaves one behind (cleanup afterwards is a second transaction, and a worker can die between the two).
+    ledger.clear(session, build.name)
     now = utcnow()
     if live is not None:
         live.state, live.retired_at = "retired", now
@@ -140,7 +143,7 @@ def _counts_differ(session: Session, tools: Tools, job: Job, build: IndexVersion
 
 
 def cleanup(session: Session, layout, keep_retired: int) -> list[str]:
-    """After a swap: forget finished builds' ledgers, drop retired versions beyond the newest few."""
+    """After a swap: forget ledgers no build uses (a crash left them), drop retired versions beyond the newest few."""
     prefix = layout.prefix
     active = set(session.scalars(select(IndexVersion.name).where(of_prefix(prefix), IndexVersion.state == "building")))
     for name in session.scalars(
