@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from cli.common import JSON, TENANT, fail, get_settings, out, progress_bar, session
+from cli.common import JSON, TENANT, fail, get_settings, new_table, out, progress_bar, session
 
 WHERE = typer.Option(
     None, "--where", "-w", help="Only chunks whose metadata match KEY OP VALUE, e.g. source=report.pdf (repeatable)."
@@ -139,7 +138,7 @@ def eval_ask(
     if as_json:
         out.print_json(json.dumps(report))
         return
-    table = Table("questions", "citation hit rate", "citation precision", "token F1", "exact match")
+    table = new_table("questions", "citation hit rate", "citation precision", "token F1", "exact match")
     table.title = f"tenant {tenant}, {k} passages per question, answers by {writer.name}"
     table.add_row(
         str(report["questions"]),

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.errors import say_error
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from pipeline.config import Settings
 
 console = Console(stderr=True)
@@ -25,6 +26,13 @@ out = Console()
 
 TENANT = typer.Option("default", "--tenant", "-t", help="Tenant the data belongs to.")
 JSON = typer.Option(False, "--json", help="Print one JSON object instead of text.")
+
+
+def new_table(*headers: str, title: str | None = None) -> Table:
+    """A rich table with these column headers (rich.table is imported at first use: a search never needs it)."""
+    from rich.table import Table
+
+    return Table(*headers, title=title)
 
 
 def get_settings() -> Settings:
@@ -178,6 +186,8 @@ def wait_for_job(
     fetch: Callable[[str], dict] = _job_from_database,
 ) -> dict:
     """A progress bar until the job ends; `fetch(job_id)` reads its record (from the database, or the API)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from pipeline.store.models import JobState
 
     columns = (
@@ -201,6 +211,8 @@ def wait_for_job(
 @contextmanager
 def progress_bar(total: int, what: str) -> Iterator[Callable[[], None]]:
     """A bar on stderr for `total` steps of CLI work; yields the function that advances it by one."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(what, total=total)

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from cli import remote
 from cli.common import (
@@ -16,6 +15,7 @@ from cli.common import (
     get_settings,
     ingest_summary,
     job_record,
+    new_table,
     out,
     session,
     submit_job,
@@ -137,7 +137,7 @@ def versions(as_json: bool = JSON) -> None:
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table("version", "state", "config", "model", "dims", "chunking", "chunks", "activated", "reason")
+    table = new_table("version", "state", "config", "model", "dims", "chunking", "chunks", "activated", "reason")
     for r in rows:
         chunking = f"{r['chunk_tokens']}/{r['chunk_overlap']}" if r["chunk_tokens"] else "-"
         table.add_row(

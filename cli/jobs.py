@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from cli import remote
 from cli.choices import JobStatus, SearchMode
@@ -17,12 +17,16 @@ from cli.common import (
     fail,
     get_settings,
     job_record,
+    new_table,
     out,
     print_json,
     progress_bar,
     session,
     submit_job,
 )
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def ingest(
@@ -90,7 +94,7 @@ def jobs(
     if as_json:
         out.print_json(json.dumps(recs))
         return
-    table = Table("id", "tenant", "kind", "state", "total", "indexed", "unchanged", "dup", "failed", "created")
+    table = new_table("id", "tenant", "kind", "state", "total", "indexed", "unchanged", "dup", "failed", "created")
     for r in recs:
         c = r["counters"]
         table.add_row(
@@ -177,7 +181,7 @@ def _time_lines(rec: dict) -> list[str]:
 
 
 def _stage_table(stages: list[dict]) -> Table:
-    table = Table("stage", "seconds", "in", "out", "dropped")
+    table = new_table("stage", "seconds", "in", "out", "dropped")
     for column in table.columns[1:4]:
         column.justify = "right"
     for st in stages:
@@ -337,7 +341,7 @@ def eval_search(
         out.print_json(json.dumps(report))
         return
     title = f"{len(judged)} queries, tenant {tenant}, hybrid = {fusion.label()}, documents by their {aggregate}"
-    table = Table("mode", f"MRR@{k}", f"nDCG@{k}", f"recall@{k}", title=title)
+    table = new_table("mode", f"MRR@{k}", f"nDCG@{k}", f"recall@{k}", title=title)
     for mode, m in report["modes"].items():
         table.add_row(mode, f"{m['mrr']:.3f}", f"{m['ndcg']:.3f}", f"{m['recall']:.3f}")
     if tune:

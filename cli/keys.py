@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 
-from cli.common import JSON, console, fail, get_settings, out, session
+from cli.common import JSON, console, fail, get_settings, new_table, out, session
 
 keys_app = typer.Typer(help="API keys: one tenant each, stored hashed.", no_args_is_help=True)
 
@@ -57,7 +56,7 @@ def keys_list(tenant: str = typer.Option(None, "--tenant", "-t"), as_json: bool 
     if as_json:
         out.print_json(json.dumps(recs))
         return
-    table = Table("id", "tenant", "name", "created", "state")
+    table = new_table("id", "tenant", "name", "created", "state")
     for r in recs:
         table.add_row(
             r["id"],

@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from cli.choices import Augment
-from cli.common import JSON, TENANT, JobView, fail, get_settings, job_record, out, session, submit_job
+from cli.common import JSON, TENANT, JobView, fail, get_settings, job_record, new_table, out, session, submit_job
 
 models_app = typer.Typer(help="Trained models: list, show, promote, roll back.", no_args_is_help=True)
 TASK = typer.Option("default", "--task", help="What the model predicts (e.g. topic, sentiment).")
@@ -230,7 +229,9 @@ def models_list(
     if as_json:
         out.print_json(json.dumps(recs))
         return
-    table = Table("id", "tenant", "task", "augment", "status", "live", "accuracy", "macro-F1", "baseline F1", "created")
+    table = new_table(
+        "id", "tenant", "task", "augment", "status", "live", "accuracy", "macro-F1", "baseline F1", "created"
+    )
     for r in recs:
         main = r["metrics"].get("retrieval") or r["metrics"].get("baseline") or {}
         base = r["metrics"].get("baseline", {}) if "retrieval" in r["metrics"] else {}

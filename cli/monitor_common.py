@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
 import typer
-from rich.table import Table
 
 from cli.choices import Bucket
-from cli.common import fail, get_settings, out, session
+from cli.common import fail, get_settings, new_table, out, session
 
 if TYPE_CHECKING:  # the models load SQLAlchemy: the CLI imports them where a command uses them
     from pipeline.store.models_monitor import WatchEntity
@@ -66,7 +65,7 @@ def show_series(
 
 
 def print_series(rows: list[dict], by: str, title: str) -> None:
-    table = Table(by, "items", "mean sentiment", "negative share", title=title)
+    table = new_table(by, "items", "mean sentiment", "negative share", title=title)
     for r in rows:
         table.add_row(
             r["start"][: 16 if by == "hour" else 10],

@@ -7,11 +7,22 @@ import time
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from cli import remote
 from cli.choices import SourceKind
-from cli.common import JSON, TENANT, console, ensure_stack, fail, finish, get_settings, out, session, wait_for_job
+from cli.common import (
+    JSON,
+    TENANT,
+    console,
+    ensure_stack,
+    fail,
+    finish,
+    get_settings,
+    new_table,
+    out,
+    session,
+    wait_for_job,
+)
 from pipeline.types import utcnow
 
 feeds_app = typer.Typer(help="Feeds (RSS, Atom, JSON Feed, JSON lines) polled on a schedule.", no_args_is_help=True)
@@ -106,7 +117,7 @@ def _list(kind: str | None, tenant: str | None, as_json: bool) -> None:
     if not recs:
         out.print(f"no {kind or 'source'}s (add one with `docpipe {_group(kind)} add`)")
         return
-    table = Table("id", "kind", "tenant", "schedule", "location", "next run (UTC)", "failures", "last status")
+    table = new_table("id", "kind", "tenant", "schedule", "location", "next run (UTC)", "failures", "last status")
     for r in recs:
         status = r["last_error"] or r["last_status"] or "never run"
         table.add_row(

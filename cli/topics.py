@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 
 from cli.choices import Bucket
-from cli.common import JSON, TENANT, console, fail, out, session
+from cli.common import JSON, TENANT, console, fail, new_table, out, session
 from cli.monitor_common import BY, SINCE, UNTIL, add_and_report, show_series
 
 topics_app = typer.Typer(
@@ -48,7 +47,7 @@ def topics_list(tenant: str = TENANT, as_json: bool = JSON) -> None:
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table("topic", "terms", "alerts", "in episode")
+    table = new_table("topic", "terms", "alerts", "in episode")
     for r in rows:
         table.add_row(r["name"], ", ".join(r["terms"]), str(r["alerts"]), "yes" if r["open"] else "")
     out.print(table)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 
 from cli.choices import Bucket
-from cli.common import JSON, TENANT, console, fail, out, session
+from cli.common import JSON, TENANT, console, fail, new_table, out, session
 from cli.monitor_common import BY, SINCE, UNTIL, add_and_report, show_series
 
 watch_app = typer.Typer(help="The watchlist of entities whose news sentiment is followed.", no_args_is_help=True)
@@ -46,7 +45,7 @@ def watch_list(tenant: str = typer.Option(None, "--tenant", "-t"), as_json: bool
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table("tenant", "ticker", "names", "alerts", "in episode")
+    table = new_table("tenant", "ticker", "names", "alerts", "in episode")
     for r in rows:
         table.add_row(r["tenant"], r["ticker"], ", ".join(r["names"]), str(r["episodes"]), "yes" if r["open"] else "")
     out.print(table)
@@ -70,7 +69,7 @@ def watch_suggest(
     if not rows:
         out.print(f"no suggestions for tenant {tenant} (run `docpipe extract` with a live NER model first)")
         return
-    table = Table("organisation", "documents", "mentions", title=f"unwatched organisations ({tenant})")
+    table = new_table("organisation", "documents", "mentions", title=f"unwatched organisations ({tenant})")
     for r in rows:
         table.add_row(r["name"], str(r["documents"]), str(r["mentions"]))
     out.print(table)
@@ -130,7 +129,7 @@ def alerts(
     if not rows:
         out.print("no alerts")
         return
-    table = Table("id", "tenant", "entity", "window", "items", "negative", "baseline", "σ", "ended")
+    table = new_table("id", "tenant", "entity", "window", "items", "negative", "baseline", "σ", "ended")
     for r in rows:
         table.add_row(
             str(r["id"]),

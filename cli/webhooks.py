@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 
-from cli.common import JSON, TENANT, console, fail, get_settings, out, session
+from cli.common import JSON, TENANT, console, fail, get_settings, new_table, out, session
 
 webhooks_app = typer.Typer(help="Endpoints that receive signed job events (docs/webhooks.md).", no_args_is_help=True)
 EVENTS = typer.Option(
@@ -72,7 +71,7 @@ def list_(tenant: str = typer.Option(None, "--tenant", "-t"), as_json: bool = JS
     if not recs:
         out.print("no webhooks (add one with `docpipe webhooks add URL`)")
         return
-    table = Table("id", "tenant", "url", "events", "enabled", "created")
+    table = new_table("id", "tenant", "url", "events", "enabled", "created")
     for r in recs:
         table.add_row(
             r["id"][:8], r["tenant"], r["url"], ", ".join(r["events"]), str(r["enabled"]), r["created_at"][:19]
@@ -111,7 +110,7 @@ def deliveries(
     if not recs:
         out.print("no deliveries yet: one is made when a job of the endpoint's tenant ends")
         return
-    table = Table("created", "event", "job", "state", "attempts", "status", "error", "next retry")
+    table = new_table("created", "event", "job", "state", "attempts", "status", "error", "next retry")
     for r in recs:
         retry = (r["next_attempt_at"] or "")[:19] if r["state"] == "pending" else ""
         table.add_row(

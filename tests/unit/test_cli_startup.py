@@ -18,8 +18,9 @@ from tests.unit.api_support import Api
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "sentence_transformers", "sqlalchemy", "elasticsearch", "elastic_transport")
 HEAVY += ("celery", "kombu", "numpy", "pandas", "pipeline.store", "pipeline.index", "pipeline.retrieve")
-# pydantic itself is typer's (it coerces every parameter with it); the settings machinery is docpipe's
-HEAVY += ("pydantic_settings", "pipeline.config")
+# pydantic (the settings, and Typer 0.29's parameter coercion: why pyproject keeps Typer below 0.29) and rich's
+# tables and progress bars, which a search does not print
+HEAVY += ("pydantic", "pydantic_settings", "pipeline.config", "rich.table", "rich.progress")
 
 # runs `docpipe search` in a fresh interpreter; the API's answer comes from a transport that records which
 # modules the process had loaded when the request left
