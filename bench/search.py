@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import version
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -153,6 +154,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
         "python": platform.python_version(),
+        "typer": version("typer"),  # its release decides much of a CLI call's start-up
         "load_1m": round(os.getloadavg()[0], 2),
         "chunks": job["counters"]["chunks"],
         "documents": job["counters"]["done"],
