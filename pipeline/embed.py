@@ -104,7 +104,7 @@ def _load_graph(encoder: Encoder):
     if found is None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         folder = export_folder(encoder.cache_dir, encoder.model_name, encoder.fingerprint())
-        graph = ensure_graph(encoder.model_path, folder, encoder.quantize)
+        graph = ensure_graph(encoder.model_path, folder, encoder.quantize, encoder.backend)
         found = GraphEncoder(encoder.model_path, graph, encoder.backend, encoder.batch_size)
         with _lock:
             found = _graphs.setdefault(key, found)

@@ -5,6 +5,11 @@ sentence-transformers' own `backend="onnx"` goes through optimum, whose ONNX rel
 major version docpipe runs on; the export below is torch's own ONNX exporter and ONNX Runtime's quantiser, which
 need only `onnx` and `onnxruntime`. The lock, the export setting, the quantiser and the runner serve the int8
 classifier too (pipeline/infer/quantized.py).
+
+int8 differs per backend. ONNX Runtime's is dynamic: MatMul weights int8, activations quantised per batch at run
+time. OpenVINO's CPU plugin does not accelerate that graph (it ran at PyTorch's speed), so its int8 is NNCF's static
+post-training quantisation of the fp32 graph, weights and activations, the activations' ranges measured on
+calibration passages shipped with docpipe (calibration.txt), saved as OpenVINO IR.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -54,9 +60,18 @@ def export_folder(cache_root: Path, model_name: str, fingerprint: str) -> Path:
     return Path(cache_root) / f"{model_name}-{fingerprint}"
 
 
-def ensure_graph(model_path: str, folder: Path, quantize: str) -> Path:
-    """The ONNX file for `quantize` (none | int8) in `folder`, exported and quantised first if missing."""
-    return build_graph(folder, quantize, lambda target: _export(model_path, target))
+def ensure_graph(model_path: str, folder: Path, quantize: str, backend: str = "onnx") -> Path:
+    """The graph for `backend` and `quantize` (none | int8) in `folder`, exported and quantised first if missing:
+    an ONNX file, or for OpenVINO int8 an OpenVINO IR file (.xml, its weights in the .bin beside it)."""
+    fp32_or_dynamic = build_graph(folder, "none" if backend == "openvino" else quantize, partial(_export, model_path))
+    if backend != "openvino" or quantize == "none":
+        return fp32_or_dynamic
+    target = folder / "model_ov_int8.xml"
+    if not target.is_file():
+        with locked(folder):
+            if not target.is_file():
+                _quantize_openvino(model_path, fp32_or_dynamic, target)
+    return target
 
 
 def build_graph(folder: Path, quantize: str, export: Callable[[Path], None], stem: str = "model") -> Path:
@@ -135,6 +150,59 @@ def quantize_int8(source: Path, target: Path, reduce_range: bool) -> None:
     os.replace(partial, target)
 
 
+def _quantize_openvino(model_path: str, source: Path, target: Path) -> None:
+    ov = _openvino()
+    try:
+        import nncf
+    except ImportError:
+        raise ConfigError("openvino int8 needs NNCF: pip install 'docpipe[openvino]'") from None
+    model = ov.Core().read_model(str(source))
+    names = {name for port in model.inputs for name in port.get_names()}
+    tokenizer, max_length = tokenizer_for(model_path)
+    passages = calibration_passages()
+    items = [
+        feeds(
+            tokenizer(passages[i : i + 8], padding=True, truncation=True, max_length=max_length, return_tensors="np"),
+            names,
+        )
+        for i in range(0, len(passages), 8)
+    ]
+    quantized = nncf.quantize(model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(items))
+    # the .xml names no weights file: OpenVINO reads the .bin of the same stem, so both are written under a
+    # temporary stem and the .xml, which marks the export finished, is renamed last
+    partial_xml = target.with_name(target.stem + ".partial.xml")
+    ov.save_model(quantized, str(partial_xml), compress_to_fp16=False)
+    os.replace(partial_xml.with_suffix(".bin"), target.with_suffix(".bin"))
+    os.replace(partial_xml, target)
+
+
+def calibration_passages() -> list[str]:
+    """The calibration sentences alone, in threes and in eights: short and long inputs both set the ranges."""
+    lines = [
+        line.strip()
+        for line in (Path(__file__).with_name("calibration.txt")).read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    return [" ".join(lines[i : i + size]) for size in (1, 3, 8) for i in range(0, len(lines), size)]
+
+
+def tokenizer_for(model_path: str):
+    """The folder's tokenizer and the longest input its encoder takes (the folder's cap, else up to 512)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+    layout = read_layout(Path(model_path))
+    return tokenizer, int(layout.max_length or min(tokenizer.model_max_length, 512))
+
+
+def feeds(batch, inputs: set[str]) -> dict[str, np.ndarray]:
+    """A tokenised batch as a graph's int64 inputs (token_type_ids zeros when the graph takes them)."""
+    out = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items() if k in inputs}
+    if "token_type_ids" in inputs and "token_type_ids" not in out:
+        out["token_type_ids"] = np.zeros_like(out["input_ids"])
+    return out
+
+
 def load_runner(graph: Path, backend: str = "onnx") -> tuple[Callable[[dict], np.ndarray], set[str]]:
     """(run(feeds) -> first output, the graph's input names) on the CPU, by ONNX Runtime (onnx) or OpenVINO; one
     graph compile at a time per process: they are memory-hungry."""
@@ -154,13 +222,18 @@ def _onnxruntime_runner(graph: Path) -> tuple[Callable[[dict], np.ndarray], set[
     return (lambda feeds: session.run(None, feeds)[0]), names
 
 
-def _openvino_runner(graph: Path) -> tuple[Callable[[dict], np.ndarray], set[str]]:
+def _openvino():
     try:
         import openvino as ov
     except ImportError:
         raise ConfigError(
             "the openvino encoder backend needs the openvino package: pip install 'docpipe[openvino]'"
         ) from None
+    return ov
+
+
+def _openvino_runner(graph: Path) -> tuple[Callable[[dict], np.ndarray], set[str]]:
+    ov = _openvino()
     core = ov.Core()
     model = core.read_model(str(graph))
     names = {name for port in model.inputs for name in port.get_names()}
@@ -175,11 +248,8 @@ class GraphEncoder:
     """Texts in, (n, dims) float32 vectors out, as sentence-transformers computes them for the same folder."""
 
     def __init__(self, model_path: str, graph: Path, backend: str, batch_size: int = 64):
-        from transformers import AutoTokenizer
-
         self.layout: Layout = read_layout(Path(model_path))
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
-        self.max_length = int(self.layout.max_length or min(self.tokenizer.model_max_length, 512))
+        self.tokenizer, self.max_length = tokenizer_for(model_path)
         self.batch_size = batch_size
         self._run, self._inputs = load_runner(graph, backend)
 
@@ -196,7 +266,7 @@ class GraphEncoder:
                 max_length=self.max_length,
                 return_tensors="np",
             )
-            vectors = self.encode_batch({k: v for k, v in batch.items() if k in self._inputs})
+            vectors = self.encode_batch(batch)
             if out is None:
                 out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
             out[rows] = vectors
@@ -205,14 +275,12 @@ class GraphEncoder:
 
     def encode_batch(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """One padded batch of token ids (input_ids, attention_mask[, token_type_ids]) to pooled vectors."""
-        feeds = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
-        if "token_type_ids" in self._inputs and "token_type_ids" not in feeds:
-            feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
-        hidden = np.asarray(self._run(feeds), dtype=np.float32)
+        given = feeds(batch, self._inputs)
+        hidden = np.asarray(self._run(given), dtype=np.float32)
         if self.layout.pooling == "cls":
             pooled = hidden[:, 0]
         else:
-            mask = feeds["attention_mask"][..., None].astype(np.float32)
+            mask = given["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
         # unit length whatever the folder says, as pipeline.embed.Encoder asks sentence-transformers for
         pooled = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)

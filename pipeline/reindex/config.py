@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.encoders import METHODS
 from pipeline.errors import ConfigError
 from pipeline.index import config_hash, mapping
 
@@ -62,6 +63,8 @@ class IndexConfig:
         }
         if self.encoder != "torch":
             extra["encoder"] = self.encoder
+        if method := METHODS.get(self.encoder):
+            extra["encoder_method"] = method
         return extra
 
     @property

@@ -71,6 +71,36 @@ def test_int8_is_close_to_fp32_but_not_equal(exports, reference):
     assert np.allclose(order[::-1], vectors, atol=1e-5)
 
 
+@pytest.mark.slow
+def test_openvino_int8_is_static_quantised_once_and_close_to_fp32(exports, reference):
+    import openvino as ov  # the test extra installs it and NNCF
+
+    from pipeline import embed
+
+    encoder = Encoder(default_encoder_path(), backend="openvino", quantize="int8", cache_dir=exports)
+    vectors = encoder.encode(TEXTS)
+    cosines = (vectors * reference).sum(axis=1)
+    assert cosines.mean() > 0.97 and cosines.max() < 0.99999
+    (graph,) = exports.glob("*/model_ov_int8.xml")
+    assert graph.with_suffix(".bin").is_file() and not list(exports.glob("*/*.partial*"))
+    # static: activations are quantised too (FakeQuantize nodes on int8 ranges), not ONNX Runtime's dynamic graph
+    ops = {op.get_type_name() for op in ov.Core().read_model(str(graph)).get_ops()}
+    assert "FakeQuantize" in ops and "DynamicQuantizeLinear" not in ops
+    stamp = graph.stat().st_mtime_ns
+    embed._graphs.clear()  # a new process: the IR on disk is reused, not quantised again
+    again = Encoder(default_encoder_path(), backend="openvino", quantize="int8", cache_dir=exports).encode(TEXTS)
+    assert np.allclose(again, vectors, atol=1e-5)
+    assert graph.stat().st_mtime_ns == stamp
+
+
+def test_openvino_int8_method_joins_the_index_configuration_hash():
+    from pipeline.reindex import IndexConfig
+
+    cfg = IndexConfig.for_model(default_encoder_path(), 200, 40, "openvino-int8")
+    assert (cfg.extra["encoder"], cfg.extra["encoder_method"]) == ("openvino-int8", "nncf-static")
+    assert "encoder_method" not in IndexConfig.for_model(default_encoder_path(), 200, 40, "onnx-int8").extra
+
+
 def test_encoder_joins_the_index_configuration_hash():
     from pipeline.reindex import IndexConfig
 
