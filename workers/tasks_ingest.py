@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
@@ -28,6 +29,22 @@ from workers.routing import (
 from workers.runtime import JobTask
 
 log = logging.getLogger(__name__)
+
+# A job's counters are recomputed from all its rows, so that they are exact whatever was redelivered; that costs
+# more the larger the job (a 10k-file job: ~25 ms on SQLite). A task recomputes them at most this often while it
+# works through its files or batches, and always as it ends.
+PROGRESS_SECONDS = 1.0
+
+
+class Progress:
+    def __init__(self):
+        self.counted = time.monotonic()
+
+    def due(self, last: bool = False) -> bool:
+        if last or time.monotonic() - self.counted >= PROGRESS_SECONDS:
+            self.counted = time.monotonic()
+            return True
+        return False
 
 
 @app.task(bind=True, base=JobTask, name=START_JOB)
@@ -74,6 +91,7 @@ def _read_claimed(job_id: str, taken: list[int], count: bool) -> bool:
     from pipeline.ingest import is_infrastructure, read_file
 
     layout = runtime.layout()
+    progress = Progress()
     for n, file_id in enumerate(taken):
         if not _begin_read(job_id, file_id, count):
             continue  # given up after too many deliveries (a worker_lost dead letter), or the job ended
@@ -86,7 +104,8 @@ def _read_claimed(job_id: str, taken: list[int], count: bool) -> bool:
                     live = runtime.live(session)
                     steps = runtime.read_steps(live.model_path, live.chunk_tokens, live.chunk_overlap)
                     read_file(session, job, jobfile, steps, layout.es, layout.write_alias)
-                repo.refresh_counters(session, job)
+                if progress.due(last=n == len(taken) - 1):
+                    repo.refresh_counters(session, job)
         except SoftTimeLimitExceeded:  # the hard limit follows: give this file up, hand the rest on
             _timed_out(job_id, file_id, taken[:n], taken[n + 1 :])
             return False
@@ -159,6 +178,7 @@ def _index_claimed(job_id: str, file_ids: list[int], last_try: bool) -> None:
     s = get_settings()
     layout = runtime.layout()
     _guard_encoder(job_id)
+    progress = Progress()
     while True:
         # the model runs with no transaction open: a SQL write lock held through the embedding stalled every
         # read task of the ingest queue (SQLite) or the job row (PostgreSQL) until the batch committed
@@ -193,7 +213,8 @@ def _index_claimed(job_id: str, file_ids: list[int], last_try: bool) -> None:
                 last_try,
                 ahead,
             )
-            repo.refresh_counters(session, job)
+            if progress.due():  # the task's last batch is followed by finish_if_done, which recomputes them
+                repo.refresh_counters(session, job)
             if not still_live(session, live.name):
                 session.rollback()  # a reindex swapped during this batch: redo it in the new version
                 continue

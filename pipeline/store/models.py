@@ -164,6 +164,8 @@ class Chunk(Base):
 
 class JobDocument(Base):
     __tablename__ = "job_documents"
+    # a job's counters group its rows by outcome, and whether it is done counts its pending ones (repo.py)
+    __table_args__ = (Index("ix_job_documents_job_outcome", "job_id", "outcome"),)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     document_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     # the job_files row it was read from: the embed task picks up a file's documents by it
