@@ -44,3 +44,33 @@ def test_three_overlapping_jobs_index_each_document_once_and_keep_their_totals(s
         assert job.done + job.unchanged + job.skipped + job.failed == job.total == documents
         assert job.failed == 0 and job.skipped == 0
     assert sum(job.done for job in rows) == documents, [(j.done, j.unchanged) for j in rows]
+
+
+def test_a_read_task_leaves_exact_counters_as_it_ends(stack, tmp_path):
+    """A task recounts at most once a second while it reads, and always at its last file: with nothing indexed
+    yet (the gpu queue held), the job row already counts every file the read task took, the duplicates among them
+    last in its order included."""
+    from sqlalchemy import select
+
+    from pipeline.store.db import session_scope
+    from pipeline.store.models import JobFile
+
+    folder = tmp_path / "read"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"a{i}.txt").write_text(article(500 + i))
+    for i in range(2):  # read after the a-files: exact copies, so duplicates
+        (folder / f"z{i}.txt").write_text(article(500 + i))
+    with stack.paused("worker-gpu", "gpu"):
+        job_id = stack.submit([folder], "t-read-counters")
+        deadline = time.monotonic() + 120
+        while True:
+            with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as s:
+                states = list(s.scalars(select(JobFile.status).where(JobFile.job_id == job_id)))
+            if len(states) == 5 and set(states) == {"done"}:
+                break
+            assert time.monotonic() < deadline, f"the files were not read: {states}"
+            time.sleep(0.1)
+        job = stack.job(job_id)
+        assert (job.total, job.skipped, job.done, job.failed) == (5, 2, 0, 0)
+    assert stack.wait(job_id).state == JobState.SUCCEEDED
