@@ -20,7 +20,6 @@ import threading
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -63,14 +62,15 @@ def export_folder(cache_root: Path, model_name: str, fingerprint: str) -> Path:
 def ensure_graph(model_path: str, folder: Path, quantize: str, backend: str = "onnx") -> Path:
     """The graph for `backend` and `quantize` (none | int8) in `folder`, exported and quantised first if missing:
     an ONNX file, or for OpenVINO int8 an OpenVINO IR file (.xml, its weights in the .bin beside it)."""
-    fp32_or_dynamic = build_graph(folder, "none" if backend == "openvino" else quantize, partial(_export, model_path))
+    onnx_quantize = "none" if backend == "openvino" else quantize  # OpenVINO's int8 starts from the fp32 graph
+    graph = build_graph(folder, onnx_quantize, lambda target: _export(model_path, target))
     if backend != "openvino" or quantize == "none":
-        return fp32_or_dynamic
+        return graph
     target = folder / "model_ov_int8.xml"
     if not target.is_file():
         with locked(folder):
             if not target.is_file():
-                _quantize_openvino(model_path, fp32_or_dynamic, target)
+                _quantize_openvino(model_path, graph, target)
     return target
 
 
