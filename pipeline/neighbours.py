@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 from sqlalchemy import select
@@ -27,6 +27,7 @@ from pipeline.index import hybrid
 from pipeline.retrieve import tenant_fusion
 from pipeline.store.dedupstore import SqlDedupStore
 from pipeline.store.models import Document
+from pipeline.types import as_utc
 
 QUERY_WORDS = 32  # the head of a text is enough to find its topic, and keeps BM25 queries cheap
 
@@ -39,7 +40,7 @@ class LeakRule:
 
     def __post_init__(self) -> None:
         if self.not_after is not None:
-            self.not_after = _utc(self.not_after)  # SQLite hands back naive UTC datetimes
+            self.not_after = as_utc(self.not_after)  # SQLite hands back naive UTC datetimes
 
     def allows(self, doc_id: str, cluster_id: str | None, published: datetime | None, allow_undated: bool) -> bool:
         if doc_id in self.docs or (cluster_id and cluster_id in self.clusters):
@@ -47,7 +48,7 @@ class LeakRule:
         if self.not_after is not None:
             if published is None:
                 return allow_undated
-            return _utc(published) <= self.not_after
+            return as_utc(published) <= self.not_after
         return True
 
     def filters(self, allow_undated: bool) -> list[dict]:
@@ -115,10 +116,6 @@ class NeighbourSet:
         )
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def source_keys(source: str) -> Iterator[str]:
     """The source itself and every suffix that starts at, or just after, a separator."""
     yield source
@@ -157,7 +154,7 @@ def leak_rules(
     checker = Deduplicator(SqlDedupStore(session), **(dedup or {}))
     rules = []
     for text, ex_id, ts in zip(texts, ids, times):
-        rule = LeakRule(not_after=_utc(ts) if ts else None)
+        rule = LeakRule(not_after=as_utc(ts) if ts else None)
         for doc_id, cluster in owners.get(ex_id or "", []):
             rule.docs.add(doc_id)
             rule.clusters.add(cluster)

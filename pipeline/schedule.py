@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.errors import InvalidSchedule
 from pipeline.store.models_schedules import Schedule
+from pipeline.types import as_utc
 
 DEFAULT_TZ = "UTC"
 _ALIASES = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
@@ -69,9 +70,7 @@ class Cron:
 
     def next_after(self, moment: datetime) -> datetime:
         """The first slot strictly after `moment` (an aware datetime; naive ones are UTC), in UTC."""
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        walker = croniter(self.expr, moment.astimezone(self.zoneinfo))
+        walker = croniter(self.expr, as_utc(moment).astimezone(self.zoneinfo))
         while True:
             slot = cast(datetime, walker.get_next(datetime))
             if not (self._fixed_hours and _second_occurrence(slot, self.zoneinfo)):
@@ -128,7 +127,7 @@ def claim_slot(session: Session, name: str, cron: Cron, now: datetime) -> bool:
         row.cron, row.timezone, row.next_run_at = cron.expr, cron.tz, cron.next_after(now)
         session.flush()
         return False
-    due = _aware(row.next_run_at)
+    due = as_utc(row.next_run_at)
     if due > now:
         return False
     taken = session.execute(
@@ -138,10 +137,6 @@ def claim_slot(session: Session, name: str, cron: Cron, now: datetime) -> bool:
         .execution_options(synchronize_session=False)
     )
     return cast("CursorResult[Any]", taken).rowcount == 1
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def describe(cron: Cron, now: datetime, n: int = 3) -> str:

@@ -15,6 +15,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """`moment` in UTC; a naive one is taken as UTC (SQLite hands stored times back without their zone)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def document_id(tenant: str, source: str) -> str:
     """Stable id for (tenant, source URI or upload name)."""
     return uuid.uuid5(DOC_NAMESPACE, f"{tenant}\x00{source}").hex

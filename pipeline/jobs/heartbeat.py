@@ -8,14 +8,14 @@ back); a process elsewhere is dead once its last beat is older than the TTL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pipeline.hosts import pid_alive
 from pipeline.store.models import WorkerBeat
-from pipeline.types import utcnow
+from pipeline.types import as_utc, utcnow
 
 
 def beat(session: Session, worker: str, name: str = "", now: datetime | None = None) -> None:
@@ -36,10 +36,6 @@ def forget(session: Session, worker: str) -> None:
 def prune(session: Session, older_than: timedelta, now: datetime | None = None) -> None:
     """Drop the rows of workers silent for `older_than` (children replaced, machines gone)."""
     session.execute(delete(WorkerBeat).where(WorkerBeat.seen_at < (now or utcnow()) - older_than))
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite drops the zone
 
 
 def alive_here(worker: str) -> bool | None:
@@ -76,6 +72,6 @@ def dead_workers(
         if local is not None:
             if not local:
                 dead.add(worker)
-        elif worker not in seen or _aware(seen[worker]) < cutoff:
+        elif worker not in seen or as_utc(seen[worker]) < cutoff:
             dead.add(worker)
     return dead

@@ -8,10 +8,11 @@ take the job once the lease has expired, or at once when the holder's pid is gon
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pipeline.hosts import is_dead_here, process_id
-from pipeline.store.models import Job, utcnow
+from pipeline.store.models import Job
+from pipeline.types import as_utc, utcnow
 
 # A lease spans several heartbeats, so that one slow step does not hand the job to another worker.
 HEARTBEATS_PER_LEASE = 6
@@ -27,11 +28,6 @@ def lease_seconds(heartbeat_seconds: float) -> float:
     return max(HEARTBEATS_PER_LEASE * heartbeat_seconds, MIN_LEASE_SECONDS)
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands timestamps back without their zone; they were written in UTC
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def held_by_other(
     job: Job, owner: str, now: datetime | None = None, owner_dead: Callable[[str], bool] = is_dead_here
 ) -> bool:
@@ -39,7 +35,7 @@ def held_by_other(
     holder, expires = job.lease_owner, job.lease_expires_at
     if not holder or holder == owner or expires is None or owner_dead(holder):
         return False
-    return _aware(expires) > (now or utcnow())
+    return as_utc(expires) > (now or utcnow())
 
 
 def claim(

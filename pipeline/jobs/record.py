@@ -7,10 +7,10 @@ its own presentation (the API: progress, upload names instead of server paths).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from pipeline.jobs.stats import JobStats
 from pipeline.store.models import DeadLetter, Job
+from pipeline.types import as_utc
 
 TIMES = ("created_at", "started_at", "finished_at", "heartbeat_at")
 
@@ -27,18 +27,13 @@ def job_record(job: Job, letters: Iterable[DeadLetter] | None = None, stages: Jo
         "metrics": job.metrics or {},
         "error": job.error,
         "inputs": list(job.inputs or []),
-        **{field: _utc(getattr(job, field)) for field in TIMES},
+        **{field: as_utc(t) if (t := getattr(job, field)) else None for field in TIMES},
     }
     if stages is not None:
         rec["stages"] = stages.as_list()
     if letters is not None:
         rec["dead_letters"] = [dead_letter_record(d) for d in letters]
     return rec
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; every stored time is UTC, and every shell shows it as such
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def dead_letter_record(letter: DeadLetter) -> dict:
