@@ -182,6 +182,7 @@ def _place_document(
         recorder["dedup"].drop(f"{verdict.kind}_duplicate")
     else:
         recorder["dedup"].passed()
+    new = doc is None
     if doc is None:
         doc = Document(
             id=doc_id,
@@ -199,7 +200,8 @@ def _place_document(
     doc.language = item.language or detect_language(item.text)
     doc.page_starts = item.page_starts
     doc.last_job_id = job.id
-    repo.drop_chunks(session, [doc_id])
+    if not new:  # a new document has no chunk rows yet (they reference it)
+        repo.drop_chunks(session, [doc_id])
     if verdict.duplicate_of:
         doc.status, doc.duplicate_of, doc.duplicate_kind = DocumentStatus.DUPLICATE, verdict.duplicate_of, verdict.kind
         doc.similarity, doc.chunk_count = verdict.similarity, 0

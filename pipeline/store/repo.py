@@ -32,9 +32,11 @@ from pipeline.store.models import (
     Outcome,
     utcnow,
 )
-from pipeline.types import Rejected
+from pipeline.types import Rejected, as_utc
 
 log = logging.getLogger(__name__)
+# how often a task touching a running job moves its heartbeat (stalled_jobs reads it)
+HEARTBEAT_EVERY = timedelta(seconds=1)
 
 
 def new_id() -> str:
@@ -104,7 +106,11 @@ def mark_running(session: Session, job: Job) -> None:
         job.state = JobState.RUNNING
         job.started_at = job.started_at or utcnow()
         log.info("job started", extra={"job_id": job.id, "tenant": job.tenant, "kind": job.kind})
-    job.heartbeat_at = utcnow()
+    now = utcnow()
+    # the job row is every task's shared write: a task touching it for each file queued its neighbours behind
+    # the lock; a second's staleness is nothing to the stall sweep (DOCPIPE_STALL_SECONDS, minutes)
+    if job.heartbeat_at is None or now - as_utc(job.heartbeat_at) >= HEARTBEAT_EVERY:
+        job.heartbeat_at = now
 
 
 def heartbeat(session: Session, job: Job) -> None:
