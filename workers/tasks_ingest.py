@@ -92,9 +92,12 @@ def _read_claimed(job_id: str, taken: list[int], count: bool) -> bool:
 
     layout = runtime.layout()
     progress = Progress()
+    counted: dict[int, bool] = {}  # the next file's delivery, counted in the previous file's transaction
     for n, file_id in enumerate(taken):
-        if not _begin_read(job_id, file_id, count):
+        go = counted.pop(file_id) if file_id in counted else _begin_read(job_id, file_id, count)
+        if not go:
             continue  # given up after too many deliveries (a worker_lost dead letter), or the job ended
+        following = taken[n + 1] if n + 1 < len(taken) else None
         try:
             with session_scope(runtime.sql_url()) as session:  # one transaction per file: a crash redoes one file
                 job = runtime.open_job(session, job_id)
@@ -104,8 +107,13 @@ def _read_claimed(job_id: str, taken: list[int], count: bool) -> bool:
                     live = runtime.live(session)
                     steps = runtime.read_steps(live.model_path, live.chunk_tokens, live.chunk_overlap)
                     read_file(session, job, jobfile, steps, layout.es, layout.write_alias)
-                if progress.due(last=n == len(taken) - 1):
+                # The next file's delivery is counted in this commit, not in a transaction of its own: a worker
+                # killed while reading it has counted it all the same, and one dying before this commit has not.
+                verdict = following is not None and _count_delivery(session, job, following, count)
+                if progress.due(last=n == len(taken) - 1) or (following is not None and not verdict):
                     repo.refresh_counters(session, job)
+            if following is not None:
+                counted[following] = verdict
         except SoftTimeLimitExceeded:  # the hard limit follows: give this file up, hand the rest on
             _timed_out(job_id, file_id, taken[:n], taken[n + 1 :])
             return False
@@ -122,10 +130,16 @@ def _begin_read(job_id: str, file_id: int, count: bool) -> bool:
         job = runtime.open_job(session, job_id)
         if job is None:
             return False
-        if ownership.begin_read(session, job, file_id, get_settings().worker.max_deliveries, count):
+        if _count_delivery(session, job, file_id, count):
             return True
         repo.refresh_counters(session, job)
         return False
+
+
+def _count_delivery(session, job, file_id: int, count: bool) -> bool:
+    """One more delivery of the file, in the caller's transaction; False when it is not to be read (see
+    ownership.begin_read)."""
+    return ownership.begin_read(session, job, file_id, get_settings().worker.max_deliveries, count)
 
 
 def _timed_out(job_id: str, file_id: int, done: list[int], rest: list[int]) -> None:

@@ -49,7 +49,7 @@ def test_three_overlapping_jobs_index_each_document_once_and_keep_their_totals(s
 def test_a_read_task_leaves_exact_counters_as_it_ends(stack, tmp_path):
     """A task recounts at most once a second while it reads, and always at its last file: with nothing indexed
     yet (the gpu queue held), the job row already counts every file the read task took, the duplicates among them
-    last in its order included."""
+    last in its order included. Each file's delivery is counted once."""
     from sqlalchemy import select
 
     from pipeline.store.db import session_scope
@@ -66,11 +66,13 @@ def test_a_read_task_leaves_exact_counters_as_it_ends(stack, tmp_path):
         deadline = time.monotonic() + 120
         while True:
             with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as s:
-                states = list(s.scalars(select(JobFile.status).where(JobFile.job_id == job_id)))
-            if len(states) == 5 and set(states) == {"done"}:
+                rows = list(s.execute(select(JobFile.status, JobFile.deliveries).where(JobFile.job_id == job_id)))
+            if len(rows) == 5 and {status for status, _ in rows} == {"done"}:
                 break
-            assert time.monotonic() < deadline, f"the files were not read: {states}"
+            assert time.monotonic() < deadline, f"the files were not read: {rows}"
             time.sleep(0.1)
         job = stack.job(job_id)
         assert (job.total, job.skipped, job.done, job.failed) == (5, 2, 0, 0)
+        # each file's delivery counted once: the first in a transaction of its own, the others with the file before
+        assert [deliveries for _, deliveries in rows] == [1] * 5
     assert stack.wait(job_id).state == JobState.SUCCEEDED
