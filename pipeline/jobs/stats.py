@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -121,7 +122,7 @@ class StageRecorder:
 def _upsert(dialect: str):
     """Add one stage's figures to the job's row of it: built once per dialect, so that each file's accounts cost
     one cached statement (building a multi-row upsert per call was a tenth of a read task's time)."""
-    inserts = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+    inserts: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}  # each has its upsert
     if dialect not in inserts:
         raise NotImplementedError(f"job stage accounts need PostgreSQL or SQLite, not {dialect}")
     stmt = inserts[dialect](JobStage).values(
