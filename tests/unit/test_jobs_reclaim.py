@@ -11,7 +11,7 @@ from pipeline.jobs.revive import Resend, Step
 from pipeline.store import repo
 from pipeline.store.db import session_scope
 from pipeline.store.models import Document, DocumentStatus, Job, JobDocument, JobFile, JobState, Outcome
-from pipeline.types import utcnow
+from pipeline.types import as_utc, utcnow
 
 TTL = 20.0
 REMOTE = "elsewhere:1"  # a process of another machine: only its beats tell whether it lives
@@ -167,3 +167,23 @@ def test_celery_retries_are_not_deliveries_but_messages_sent_again_are(url):
             assert ownership.begin_read(s, s.get(Job, job_id), ids[0], max_deliveries=3, count=count)
     with session_scope(url) as s:
         assert s.get(JobFile, ids[0]).deliveries == 2
+
+
+def test_a_jobs_heartbeat_moves_at_most_once_a_second_and_stalls_are_still_seen(url):
+    job_id, _ = _job(url, files=1)
+
+    def touch() -> object:
+        with session_scope(url) as s:
+            job = s.get(Job, job_id)
+            repo.mark_running(s, job)
+            return as_utc(job.heartbeat_at)
+
+    first = touch()
+    assert touch() == first  # a second open within HEARTBEAT_EVERY writes nothing to the shared job row
+    with session_scope(url) as s:
+        s.get(Job, job_id).heartbeat_at = utcnow() - repo.HEARTBEAT_EVERY * 2
+    moved = touch()
+    assert moved != first and utcnow() - moved < repo.HEARTBEAT_EVERY
+    with session_scope(url) as s:
+        assert [j.id for j in repo.stalled_jobs(s, timedelta(0))] == [job_id]
+        assert repo.stalled_jobs(s, timedelta(minutes=1)) == []
