@@ -29,6 +29,7 @@ from pipeline.encoders.token_ids import tokenizer_info
 from pipeline.encoders.token_ids import unpack as unpack_ids
 from pipeline.errors import Reason, RetryableError, as_input_error
 from pipeline.formats import read_path
+from pipeline.formats.files import source_of
 from pipeline.index import chunk_action, chunk_source, delete_stale_chunks, write_chunks
 from pipeline.jobs.stats import JobStats, StageRecorder, add_job_stats
 from pipeline.language import detect_language, tenant_language
@@ -125,7 +126,7 @@ def reject_file(session: Session, job: Job, file_id: int, exc: BaseException) ->
     if jobfile is None or jobfile.job_id != job.id or jobfile.status != "pending":
         return None
     error = as_input_error(exc)
-    source = str(Path(jobfile.path).resolve())  # the source read_path gives the file's own rejections
+    source = source_of(Path(jobfile.path))  # the source read_path gives the file's own rejections
     repo.add_dead_letter(session, job, Rejected(source, "read", error.reason.value, error.message), jobfile.path)
     recorder = StageRecorder()
     recorder["read"].drop(error.reason.value)

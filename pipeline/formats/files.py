@@ -85,7 +85,7 @@ def read_path(path: Path, max_bytes: int, base: Path | None = None) -> Iterator[
     are absolute paths so that a document keeps its identity whatever the working dir."""
     del base
     path = Path(path)
-    source = str(path.resolve())
+    source = source_of(path)
     suffix = path.suffix.lower()
     try:
         if suffix not in SUPPORTED_SUFFIXES:
@@ -93,6 +93,15 @@ def read_path(path: Path, max_bytes: int, base: Path | None = None) -> Iterator[
         yield from _read_data(_read_bytes(path, max_bytes), source, suffix, max_bytes, 0)
     except Exception as exc:  # noqa: BLE001 - whatever a reader raises is this file's dead letter, never the job's
         yield _rejected(source, exc)
+
+
+def source_of(path: Path) -> str:
+    """The document source of a file: its resolved absolute path, or the absolute path as given when it cannot
+    be resolved (a symlink loop), so that such a file still gets its dead letter under a stable name."""
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):  # Python 3.11 raises RuntimeError for a symlink loop
+        return str(path.absolute())
 
 
 def _read_attachment(
@@ -148,7 +157,11 @@ def _read_bytes(path: Path, max_bytes: int) -> bytes:
             raise InputError(Reason.TOO_LARGE, f"file is {st.st_size} bytes, limit is {max_bytes}")
         if st.st_size == 0:
             raise InputError(Reason.EMPTY, "file is 0 bytes")
-        return path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(max_bytes + 1)  # a file still being written may have grown since its stat
+        if len(data) > max_bytes:
+            raise InputError(Reason.TOO_LARGE, f"file grew past the limit of {max_bytes} bytes while read")
+        return data
     except FileNotFoundError:
         raise InputError(Reason.NOT_FOUND, "file does not exist") from None
     except OSError as exc:

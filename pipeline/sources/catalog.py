@@ -39,7 +39,10 @@ def normalise_location(kind: str, location: str) -> str:
         check_url(location)
         return location.strip()
     if kind == SourceKind.FOLDER:
-        path = Path(location).expanduser().resolve()
+        try:
+            path = Path(location).expanduser().resolve()
+        except (OSError, RuntimeError):  # a symlink loop (RuntimeError on Python 3.11)
+            raise InvalidSource(f"cannot resolve folder {location}: a symlink loop?") from None
         if not path.is_dir():
             raise InvalidSource(f"no such folder: {location}")
         return str(path)

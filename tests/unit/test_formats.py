@@ -133,6 +133,34 @@ def test_missing_and_unsupported(tmp_path):
     assert rej.reason == Reason.UNSUPPORTED_TYPE and ".png" in rej.detail
 
 
+def test_a_symlink_loop_is_a_dead_letter_under_its_own_name(tmp_path):
+    (tmp_path / "loop.txt").symlink_to("loop.txt")
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    rej = only(read_all(tmp_path / "loop.txt"))
+    assert rej.reason == Reason.NOT_FOUND and "symbolic links" in rej.detail
+    assert rej.source == str(tmp_path / "loop.txt")
+    rej = only(read_all(tmp_path / "a"))
+    assert rej.reason == Reason.UNSUPPORTED_TYPE and rej.source == str(tmp_path / "a")
+    # the folder listing names them as files, each then read into its dead letter
+    assert [p.name for p in iter_files([tmp_path])] == ["a", "b", "loop.txt"]
+
+
+def test_a_file_that_grows_past_the_limit_while_read_is_too_large(tmp_path, monkeypatch):
+    p = tmp_path / "growing.txt"
+    p.write_text("x" * 50)
+    real_open = Path.open
+
+    def grown(self, *args, **kwargs):  # appended to between its stat and its read
+        with open(self, "a") as f:
+            f.write("x" * 100)
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", grown)
+    rej = only(read_all(p, max_bytes=100))
+    assert rej.reason == Reason.TOO_LARGE and "grew" in rej.detail
+
+
 def test_markdown_title_skips_code_fences(tmp_path):
     p = tmp_path / "n.md"
     p.write_text("```sh\n# not a title\n```\nintro\n\n## Sub\n# Real Title #\nbody\n")

@@ -83,3 +83,20 @@ def test_an_exception_escaping_one_file_is_its_dead_letter_and_the_next_file_is_
         assert [d.source for d in s.query(Document)] == [str(good.resolve())]
         read = job_stats(s, repo.get_job(s, job_id)).get("read")
         assert read.dropped == {Reason.TOO_LARGE: 1} and read.items_out == 1
+
+
+def test_a_file_whose_path_cannot_be_resolved_still_gets_its_dead_letter(tmp_path):
+    """The last resort must not fail itself on the path it names: a symlink loop cannot be resolved."""
+    loop = tmp_path / "loop.md"
+    loop.symlink_to("loop.md")
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade(url)
+    with session_scope(url) as s:
+        job = repo.create_job(s, "t1", [str(tmp_path)])
+        repo.add_job_files(s, job, [str(loop)])
+        job_id, (file_id,) = job.id, [f.id for f in repo.pending_files(s, job.id)]
+    with session_scope(url) as s:
+        assert reject_file(s, repo.get_job(s, job_id), file_id, OSError(40, "Too many levels of symbolic links"))
+    with session_scope(url) as s:
+        (letter,) = repo.dead_letters(s, job_id)
+        assert letter.source == str(loop) and letter.reason == Reason.READER_ERROR

@@ -33,6 +33,9 @@ def test_add_validates_and_refuses_duplicates(url, tmp_path):
         catalog.add_source(s, "feed", "https://feeds.example/a.xml", 60, "t1")
     with session_scope(url) as s, pytest.raises(InvalidSource, match="no such folder"):
         catalog.add_source(s, "folder", str(tmp_path / "nope"), 60, "t1")
+    (tmp_path / "loop").symlink_to("loop")
+    with session_scope(url) as s, pytest.raises(InvalidSource, match="symlink loop"):
+        catalog.add_source(s, "folder", str(tmp_path / "loop" / "docs"), 60, "t1")
     with session_scope(url) as s:
         folder = catalog.add_source(s, "folder", str(tmp_path), 60, "t1")
         assert folder.location == str(tmp_path.resolve())
