@@ -6,12 +6,16 @@ import threading
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.config import Settings
 from pipeline.errors import ServiceUnavailable
 from pipeline.services import elasticsearch_client, endpoints
 from pipeline.store.db import session_scope
 from workers import client
+
+if TYPE_CHECKING:
+    from pipeline.reindex import SearchTarget
 
 
 class ApiContext:
@@ -26,7 +30,7 @@ class ApiContext:
         self.enqueue = enqueue or (lambda job_id: client.send(client.START_JOB, job_id, settings=settings))
         self.send_task = send_task or (lambda name, args: client.send(name, *args, settings=settings))
         self._encoder_lock = threading.Lock()
-        self._encoders: dict[str, object] = {}
+        self._encoders: dict[tuple[str, str], object] = {}
 
     @property
     def sql_url(self) -> str:
@@ -60,24 +64,31 @@ class ApiContext:
         url = self.endpoints.redis_url or "redis://127.0.0.1:6379/0"
         return redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
 
-    def encoder(self, model_path: str | None = None):
-        """The query encoder for `model_path` (default: the configured one), loaded on first use and kept."""
-        path = model_path or self.settings.encoder_path
+    def encoder(self, model_path: str, variant: str):
+        """The query encoder of `model_path` run as `variant` (the live version's: `search_target`), loaded on first
+        use and kept."""
+        key = (model_path, variant)
         with self._encoder_lock:
-            if path not in self._encoders:
+            if key not in self._encoders:
                 from pipeline.embed import get_encoder
+                from pipeline.encoders import split
                 from pipeline.query_cache import CachedEncoder
 
                 s = self.settings
                 # repeated queries skip the model (DOCPIPE_API_QUERY_CACHE_SIZE vectors per encoder)
-                self._encoders[path] = CachedEncoder(
-                    get_encoder(path, s.device, s.embed_batch_size), s.api.query_cache_size
+                self._encoders[key] = CachedEncoder(
+                    get_encoder(model_path, s.device, s.embed_batch_size, *split(variant)), s.api.query_cache_size
                 )
-            return self._encoders[path]
+            return self._encoders[key]
 
-    def search_target(self) -> tuple[str, str | None]:
-        """(index, model path) of the live version; a reindex may have moved to another model."""
+    def search_target(self) -> SearchTarget:
+        """(index, model path, encoder variant) of the live version; a reindex may have moved to another model or
+        encoder. Rows that record none fall back to this process's settings."""
+        from pipeline.encoders import variant
         from pipeline.reindex import search_target
 
+        s = self.settings
         with self.session() as session:
-            return search_target(session, self.settings.index_prefix, self.settings.encoder_path)
+            return search_target(
+                session, s.index_prefix, s.encoder_path, variant(s.encoder.backend, s.encoder.quantize)
+            )

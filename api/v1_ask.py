@@ -70,8 +70,8 @@ def _events(ctx, tenant: str, body: AskIn) -> Iterator[dict]:
     question = check_question(body.question)
     check_search("hybrid", body.k, ctx.settings.api.max_k)
     filters = to_clauses(parse_where(body.where)) if body.where else None
-    index, model_path = ctx.search_target()
-    encoder = ctx.encoder(model_path)
+    index, model_path, variant = ctx.search_target()
+    encoder = ctx.encoder(model_path, variant)
     with ctx.session() as session:
         fusion = tenant_fusion(session, tenant)
     try:

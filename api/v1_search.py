@@ -70,8 +70,8 @@ def refuse_bad_search(ctx, mode: str, k: int) -> None:
 def run(ctx, tenant: str, q: str, mode: str, k: int, filters: list[dict], timing: dict | None = None) -> list[dict]:
     """The hits as /v1/search lists them; `timing["took"]` gets the search server's own milliseconds."""
     refuse_bad_search(ctx, mode, k)
-    index, model_path = ctx.search_target()
-    encoder = ctx.encoder(model_path) if mode != "bm25" else None
+    index, model_path, variant = ctx.search_target()
+    encoder = ctx.encoder(model_path, variant) if mode != "bm25" else None
     # server-side RRF only when configured (it needs a licence on self-managed Elasticsearch)
     extra = {"server_rrf": True} if getattr(ctx.settings, "server_rrf", False) else {}
     if mode == "hybrid":
@@ -153,7 +153,7 @@ def search(
 
 def facets(ctx, tenant: str, keys: list[str], filters: list[dict]) -> dict:
     """Documents per value of each key among the tenant's chunks that pass the filters."""
-    index, _ = ctx.search_target()
+    index = ctx.search_target().name
     try:
         return facet_counts(ctx.es, index, tenant, keys, filters)
     except NotFoundError:

@@ -35,6 +35,7 @@ from migrations import runner as migrate  # noqa: E402
 from pipeline.chunk import Chunker  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
 from pipeline.embed import get_encoder  # noqa: E402
+from pipeline.encoders import split  # noqa: E402
 from pipeline.index import IndexLayout, bm25, count_chunks, knn, refresh  # noqa: E402
 from pipeline.ingest import ReadSteps, index_documents, read_file  # noqa: E402
 from pipeline.reindex import MORE, SWAPPED, Tools, cleanup, live_index, step  # noqa: E402
@@ -118,7 +119,7 @@ def ingest(settings: Settings, url: str, es, layout, folder: Path) -> tuple[floa
 def reindex(settings: Settings, url: str, layout, options: dict, searcher: Searcher) -> dict:
     tools = Tools(
         layout=layout,
-        encoder_for=lambda path: get_encoder(path, settings.device, settings.embed_batch_size),
+        encoder_for=lambda path, kind: get_encoder(path, settings.device, settings.embed_batch_size, *split(kind)),
         chunker_for=chunker,
         default_model=settings.encoder_path,
         default_tokens=settings.chunk.tokens,

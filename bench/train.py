@@ -74,7 +74,7 @@ def train_modes(data_dir: Path, csv: Path, args) -> dict:
     work.load()
     t = time.perf_counter()
     with session_scope(endpoints(s).sql_url) as session:
-        index, model_path = search_target(session, s.index_prefix, s.encoder_path)
+        index, model_path, _ = search_target(session, s.index_prefix, s.encoder_path)
         encoder = get_engine_encoder(model_path)
         work.find_neighbours(
             session,

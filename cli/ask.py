@@ -34,6 +34,7 @@ def _setup(k: int):
     """(retrieve(question, tenant, filters), writer): the live index's clients and the configured generator."""
     from pipeline.answer import make_writer, retrieve
     from pipeline.embed import get_encoder
+    from pipeline.encoders import split
     from pipeline.reindex import search_target
     from pipeline.retrieve import check_search, tenant_fusion
     from pipeline.services import elasticsearch_client
@@ -41,10 +42,10 @@ def _setup(k: int):
 
     s = get_settings()
     check_search("hybrid", k, s.api.max_k)  # the API's bounds and message
-    with session() as db:  # the live version and the model that embedded it (it may differ from settings)
-        index, model_path = search_target(db, s.index_prefix, s.encoder_path)
+    with session() as db:  # the live version and the encoder that embedded it (it may differ from settings)
+        index, model_path, variant = search_target(db, s.index_prefix, s.encoder_path)
     es = elasticsearch_client(s)
-    encoder = get_encoder(model_path, s.device, s.embed_batch_size)
+    encoder = get_encoder(model_path, s.device, s.embed_batch_size, *split(variant))
 
     def find(question: str, tenant: str, filters: list[dict] | None):
         with session() as db:

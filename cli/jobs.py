@@ -193,14 +193,15 @@ def _stage_table(stages: list[dict]) -> Table:
 def _search_clients(need_encoder: bool = True):
     """(client, index, query encoder or None): BM25 alone needs no model loaded."""
     from pipeline.embed import get_encoder
+    from pipeline.encoders import split
     from pipeline.reindex import search_target
     from pipeline.services import elasticsearch_client
 
     s = get_settings()
-    with session() as db:  # the live version and the model that embedded it (it may differ from settings)
-        index, model_path = search_target(db, s.index_prefix, s.encoder_path)
+    with session() as db:  # the live version and the encoder that embedded it (it may differ from settings)
+        index, model_path, variant = search_target(db, s.index_prefix, s.encoder_path)
     es = elasticsearch_client(s)
-    return es, index, get_encoder(model_path, s.device, s.embed_batch_size) if need_encoder else None
+    return es, index, get_encoder(model_path, s.device, s.embed_batch_size, *split(variant)) if need_encoder else None
 
 
 def _label_filters(tenant: str, labels: list[str]) -> list[dict] | None:

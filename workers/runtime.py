@@ -58,7 +58,7 @@ def layout():
 
 
 def live(session):
-    """The live index version with its model and chunking (v1 is created on a fresh cluster).
+    """The live index version with its model, chunking and encoder variant (v1 is created on a fresh cluster).
 
     Looked up per task, not cached: after a reindex swap the next task uses the new version's model,
     which stays loaded next to the old one in the per-path caches below (pipeline/reindex/live.py).
@@ -82,11 +82,14 @@ def read_steps(model_path: str, chunk_tokens: int, chunk_overlap: int):
     )
 
 
-def encoder(model_path: str | None = None):
-    from pipeline.embed import get_encoder  # keeps one loaded model per path
+def encoder(model_path: str, variant: str):
+    """The encoder of `model_path` run as `variant`: an index version's, never the settings' (a version keeps the
+    encoder it was built with until a reindex swaps in another)."""
+    from pipeline.embed import get_encoder  # keeps one loaded model per path and variant
+    from pipeline.encoders import split
 
     s = get_settings()
-    return get_encoder(model_path or s.encoder_path, s.device, s.embed_batch_size)
+    return get_encoder(model_path, s.device, s.embed_batch_size, *split(variant))
 
 
 class JobTask(Task):

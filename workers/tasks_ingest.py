@@ -219,7 +219,7 @@ def _index_claimed(job_id: str, file_ids: list[int], last_try: bool) -> None:
                 session,
                 job,
                 docs,
-                runtime.encoder(live.model_path),
+                runtime.encoder(live.model_path, live.encoder),
                 layout.es,
                 live.name,
                 s.bulk_chunk_size,
@@ -250,28 +250,30 @@ def _embed_ahead(job_id: str, file_ids: list[int]):
         )
         if not docs:
             return None
-        encoder = runtime.encoder(runtime.live(session).model_path)
+        live = runtime.live(session)
+        encoder = runtime.encoder(live.model_path, live.encoder)
         items = chunk_texts(session, docs)
     return embed_ahead(encoder, items)
 
 
 def _guard_encoder(job_id: str) -> None:
     """A quantised encoder serves the live index for this job's tenant only once its figures against fp32 on the
-    tenant's chunks pass (pipeline/encoders/guard.py). Measured with no transaction open, committed before a
-    refusal is raised, so every worker reads the same verdict."""
+    tenant's chunks pass (pipeline/encoders/guard.py). The encoder judged is the live version's (its variant, as
+    recorded), whatever the settings say now. Measured with no transaction open, committed before a refusal is
+    raised, so every worker reads the same verdict."""
     from pipeline.embed import get_encoder
-    from pipeline.encoders import guard
+    from pipeline.encoders import guard, split
     from pipeline.store.models import Job
 
     settings = get_settings().encoder
-    if settings.quantize == "none":
-        return
     with session_scope(runtime.sql_url()) as session:
         job = session.get(Job, job_id)
         if job is None:
             return
         live, tenant = runtime.live(session), job.tenant
-        encoder = runtime.encoder(live.model_path)
+        if split(live.encoder)[1] == "none":
+            return
+        encoder = runtime.encoder(live.model_path, live.encoder)
         if not guard.to_judge(encoder, live.name, tenant):
             return
         quality = guard.stored(session, live.name, tenant, encoder.variant)

@@ -22,8 +22,9 @@ def _sessions():
     return session_scope(runtime.sql_url())
 
 
-def _query_encoder(model_path: str):
-    """The index model behind the batched engine; sentence-transformers for layouts the engine lacks."""
+def _query_encoder(model_path: str, variant: str):
+    """The index version's model behind the batched engine (fp32, the GPU's path: an int8 version's queries get
+    vectors within the cosine its quality guard measured); the version's own encoder for layouts the engine lacks."""
     from pipeline.errors import ConfigError
     from pipeline.infer.embedder import get_engine_encoder
 
@@ -31,7 +32,7 @@ def _query_encoder(model_path: str):
     try:
         return get_engine_encoder(model_path, s.device, s.infer.token_budget, s.infer.compile)
     except ConfigError:
-        return runtime.encoder(model_path)
+        return runtime.encoder(model_path, variant)
 
 
 class MlJobTask(JobTask):

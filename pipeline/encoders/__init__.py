@@ -19,6 +19,19 @@ def variant(backend: str, quantize: str) -> str:
     return backend if quantize == "none" else f"{backend}-{quantize}"
 
 
+def split(word: str) -> tuple[str, str]:
+    """The (backend, quantize) that `variant` joins into `word`, as an index version records it; ConfigError for a
+    word `variant` never gives (an unknown backend or quantisation, torch-int8, onnx-none)."""
+    backend, dash, quantize = word.partition("-")
+    quantize = quantize if dash else "none"
+    try:
+        if variant(backend, quantize) == word:
+            return backend, quantize
+    except ConfigError as exc:
+        raise ConfigError(f"{word!r} is not an encoder variant: {exc}") from None
+    raise ConfigError(f"{word!r} is not an encoder variant: it is spelled {variant(backend, quantize)!r}")
+
+
 def check(backend: str, quantize: str) -> None:
     if backend not in BACKENDS:
         raise ConfigError(f"encoder backend {backend!r} is not one of {', '.join(BACKENDS)} (DOCPIPE_ENCODER_BACKEND)")

@@ -150,7 +150,8 @@ def refuse_below(quality: Quality | None, index: str, tenant: str, settings) -> 
     if refused:
         raise ConfigError(
             f"the {quality.encoder} encoder may not serve {index} for tenant {tenant}: {refused} on "
-            f"{quality.chunks} of its chunks; set DOCPIPE_ENCODER_QUANTIZE=none or lower the minimum"
+            f"{quality.chunks} of its chunks; roll back (docpipe index rollback), or set DOCPIPE_ENCODER_QUANTIZE=none "
+            "and reindex (docpipe reindex), or lower the minimum"
         )
     with _lock:
         _passed.add((index, tenant, quality.encoder))

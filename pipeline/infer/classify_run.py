@@ -27,7 +27,7 @@ from pipeline.store import model_registry
 from pipeline.store.models import Job, JobState, utcnow
 from pipeline.store.models_ml import ModelRecord
 
-EncoderFor = Callable[[str], object]  # model path -> query encoder
+EncoderFor = Callable[[str, str], object]  # model path, encoder variant -> query encoder
 CHUNKS_MISSING = "chunks_missing"  # the classify stage's drop reason
 
 
@@ -50,11 +50,11 @@ def pin_model(session: Session, es, job: Job, cfg: ClassifySettings, encoder_for
             f"no live model for task {opts['task']!r} of tenant {job.tenant}: train one with `docpipe train` "
             "and promote it with `docpipe models promote ID`"
         )
-    index, index_model = search_target(session, cfg.index_prefix, cfg.encoder_path)
+    index, index_model, index_encoder = search_target(session, cfg.index_prefix, cfg.encoder_path)
     opts.update(model_id=model.id, artefact=model.artefact_path, index=index, index_model=index_model)
     if opts.get("query"):
         k = int(opts.get("k") or 100)
-        hits = search(es, index, job.tenant, opts["query"], "hybrid", k, encoder_for(index_model))
+        hits = search(es, index, job.tenant, opts["query"], "hybrid", k, encoder_for(index_model, index_encoder))
         opts["documents"] = list(dict.fromkeys(h.doc_id for h in hits))
     job.options = opts
     job.total = count_scope(session, job.tenant, opts.get("source_job"), opts.get("documents"))
@@ -148,7 +148,7 @@ def classify_next_batch(
     opts = job.options
     # the version live now, not the one live when the job began: a swap since (another gpu worker's build,
     # or one that ran while this task waited for redelivery) moves the rest of the job there
-    index, index_model = search_target(session, cfg.index_prefix, cfg.encoder_path)
+    index, index_model, index_encoder = search_target(session, cfg.index_prefix, cfg.encoder_path)
     docs = scope_documents(
         session,
         job.tenant,
@@ -162,7 +162,7 @@ def classify_next_batch(
         if job.done:
             refresh(es, index)  # label filters see the new labels from now on
         return True
-    encoder = encoder_for(index_model) if predictor.needs_neighbours else None
+    encoder = encoder_for(index_model, index_encoder) if predictor.needs_neighbours else None
     model = session.get(ModelRecord, opts["model_id"])
     if model is None:
         raise PermanentError(f"model {opts['model_id']} was deleted while the job ran")

@@ -32,7 +32,7 @@ from pipeline.store.models_entities import EntityExtraction, EntityRow, fold_nam
 from pipeline.store.models_ml import ModelRecord
 from pipeline.types import utcnow
 
-EncoderFor = Callable[[str], object]
+EncoderFor = Callable[[str, str], object]  # model path, encoder variant -> query encoder
 MAX_TEXT = 512  # the entities.text column
 
 
@@ -236,7 +236,7 @@ def extract_next_batch(
 ) -> list[Document] | None:
     """Tag the job's next documents and return them, or finish the job and return None."""
     opts = job.options
-    index, index_model = search_target(session, cfg.index_prefix, cfg.encoder_path)
+    index, index_model, index_encoder = search_target(session, cfg.index_prefix, cfg.encoder_path)
     docs = scope_documents(session, job.tenant, opts.get("source_job"), job.id, cfg.docs_per_batch)
     if not docs:
         finish(session, job)
@@ -249,7 +249,7 @@ def extract_next_batch(
     model = session.get(ModelRecord, opts["model_id"])
     if model is None:
         raise PermanentError(f"model {opts['model_id']} was deleted while the job ran")
-    encoder = encoder_for(index_model) if tagger.needs_neighbours else None
+    encoder = encoder_for(index_model, index_encoder) if tagger.needs_neighbours else None
     started, before = time.perf_counter(), job.done
     report = extract_documents(session, es, index, tagger, model, docs, job.id, encoder, cfg.allow_undated_neighbours)
     record_batch(job, report, time.perf_counter() - started)

@@ -73,12 +73,13 @@ def plan_build(session: Session, job: Job, tools: Tools) -> IndexVersion | None:
     if row is None:
         _finish(job, "nothing to reindex: no version is live yet (the first ingest creates one)")
         return None
-    live = as_live(row, tools.default_model, tools.default_tokens, tools.default_overlap)
+    live = as_live(row, tools.default_model, tools.default_tokens, tools.default_overlap, tools.default_encoder)
     overlap = opts.get("chunk_overlap")
     target = IndexConfig.for_model(
         opts.get("model") or tools.configured_model or live.model_path,
         opts.get("chunk_tokens") or tools.default_tokens,
         overlap if overlap is not None else tools.default_overlap,
+        tools.default_encoder,
     )
     if target.hash == live.config_hash and not opts.get("force"):
         _finish(job, f"no change: {live.name} already has configuration {short(target.hash)}")
@@ -98,6 +99,7 @@ def plan_build(session: Session, job: Job, tools: Tools) -> IndexVersion | None:
         dims=target.dims,
         chunk_tokens=target.chunk_tokens,
         chunk_overlap=target.chunk_overlap,
+        encoder=target.encoder,
         state="building",
         reason=opts.get("reason"),
         job_id=job.id,
@@ -193,13 +195,15 @@ def _seed(session: Session, tools: Tools, build: IndexVersion, since: datetime, 
 
 
 def _adopt(session: Session, job: Job, leftover: IndexVersion, target: IndexConfig) -> IndexVersion:
-    """Resume a build whose job died, when it builds the same configuration."""
+    """Resume a build whose job died, when it builds the same configuration (the hash covers the encoder)."""
     _refuse_if_running(session, leftover)
     if leftover.retired_at is not None or leftover.config_hash != target.hash:
         raise ConfigError(
             f"{leftover.name} is an unfinished build of another configuration "
             f"({short(leftover.config_hash)}): discard it first with docpipe reindex --discard"
         )
+    if leftover.encoder is None:  # planned before migration 0020: the same hash means the same encoder
+        leftover.encoder = target.encoder
     previous = session.get(Job, leftover.job_id) if leftover.job_id else None
     carried = {
         k: v
@@ -246,7 +250,7 @@ def _meta_extra(tools: Tools, index: str) -> dict:
 
 def _config(tools: Tools, build: IndexVersion) -> IndexConfig:
     model_path, tokens, overlap = tools.model_of(build)
-    return IndexConfig.for_model(model_path, tokens, overlap)
+    return IndexConfig.for_model(model_path, tokens, overlap, tools.variant_of(build))
 
 
 def _stop_if_discarded(session: Session, tools: Tools, build: IndexVersion) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.encoders import METHODS
+from pipeline.encoders import METHODS, variant
 from pipeline.errors import ConfigError
 from pipeline.index import config_hash, mapping
 
@@ -31,7 +31,6 @@ class IndexConfig:
         """Read from the model folder's files; the weights are loaded only if no config gives the width.
         `encoder` defaults to the configured backend and quantisation (DOCPIPE_ENCODER_BACKEND, _QUANTIZE)."""
         from pipeline.embed import Encoder
-        from pipeline.encoders import variant
 
         folder = Path(model_path)
         if not folder.is_dir() or not ((folder / "modules.json").is_file() or (folder / "config.json").is_file()):
@@ -42,11 +41,7 @@ class IndexConfig:
             raise ConfigError(
                 f"chunking needs tokens >= 1 and 0 <= overlap < tokens, got {chunk_tokens}/{chunk_overlap}"
             )
-        if encoder is None:
-            from pipeline.config import get_settings
-
-            configured = get_settings().encoder
-            encoder = variant(configured.backend, configured.quantize)
+        encoder = encoder or configured_encoder()
         model = Encoder(str(folder))
         return cls(
             model.model_path, model.model_name, model.fingerprint(), model.dims, chunk_tokens, chunk_overlap, encoder
@@ -70,6 +65,15 @@ class IndexConfig:
     @property
     def hash(self) -> str:
         return config_hash(mapping(self.dims), self.extra)
+
+
+def configured_encoder() -> str:
+    """The variant DOCPIPE_ENCODER_BACKEND and _QUANTIZE name: what a new version is built with, and what a version
+    recorded before migration 0020 (no encoder in its row) was taken to be made with."""
+    from pipeline.config import get_settings
+
+    configured = get_settings().encoder
+    return variant(configured.backend, configured.quantize)
 
 
 def short(config_hash: str | None) -> str:

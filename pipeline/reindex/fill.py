@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
@@ -16,6 +16,7 @@ from pipeline.errors import PermanentError
 from pipeline.index import chunk_action, chunk_source, refresh, write_chunks
 from pipeline.index.guard import guard
 from pipeline.reindex import ledger
+from pipeline.reindex.config import configured_encoder
 from pipeline.store import repo
 from pipeline.store.models import Document, IndexVersion
 from pipeline.store.models_monitor import ReindexLedger
@@ -32,12 +33,14 @@ class Tools:
     """What a build needs from its process: clients, loaded models (cached there) and sizes."""
 
     layout: IndexLayout
-    encoder_for: Callable[[str], Encoder]  # model path -> its encoder
+    encoder_for: Callable[[str, str], Encoder]  # model path, encoder variant -> its encoder
     chunker_for: Callable[[str, int, int], Chunker]  # model path, tokens, overlap -> a chunker
     default_model: str  # settings.encoder_path: a version that records no model was made with it
     default_tokens: int
     default_overlap: int
     configured_model: str | None = None  # DOCPIPE_ENCODER_MODEL when set: the model a reindex converges to
+    # the variant DOCPIPE_ENCODER_* name: what a reindex builds with; a version recording none (before 0020) had it
+    default_encoder: str = field(default_factory=configured_encoder)
     batch_docs: int = 64
     bulk_chunk_size: int = 500
     bulk_max_retries: int = 5
@@ -55,6 +58,13 @@ class Tools:
             row.chunk_overlap if row.chunk_overlap is not None else self.default_overlap,
         )
 
+    def variant_of(self, row: IndexVersion) -> str:
+        return row.encoder or self.default_encoder
+
+    def encoder_of(self, row: IndexVersion) -> Encoder:
+        """The encoder that computes `row`'s vectors: its model, run as the variant it records."""
+        return self.encoder_for(self.model_of(row)[0], self.variant_of(row))
+
 
 def write_documents(session: Session, tools: Tools, build: IndexVersion, docs: list[Document], keep_spans: bool) -> int:
     """Chunk, embed and upsert the documents into the build; return the chunks written."""
@@ -64,7 +74,7 @@ def write_documents(session: Session, tools: Tools, build: IndexVersion, docs: l
     chunker = tools.chunker_for(model_path, tokens, overlap)
     spans = chunker.chunk_many([d.text for d in docs], [d.language for d in docs])
     texts = [d.text[s.start : s.end] for d, doc_spans in zip(docs, spans) for s in doc_spans]
-    vectors = encode_spans(tools.encoder_for(model_path), chunker, texts, [s for ds in spans for s in ds])
+    vectors = encode_spans(tools.encoder_of(build), chunker, texts, [s for ds in spans for s in ds])
     labels = _labels(session, docs)
     now, actions, row = utcnow().isoformat(), [], 0
     for d, doc_spans in zip(docs, spans):

@@ -32,6 +32,7 @@ def list_versions(session: Session, layout) -> list[dict]:
                 "config": short(r.config_hash),
                 "model": r.model,
                 "model_path": r.model_path,
+                "encoder": r.encoder,  # None: recorded before migration 0020
                 "dims": r.dims,
                 "chunk_tokens": r.chunk_tokens,
                 "chunk_overlap": r.chunk_overlap,
@@ -55,6 +56,7 @@ def list_versions(session: Session, layout) -> list[dict]:
                 "config": "",
                 "model": None,
                 "model_path": None,
+                "encoder": None,
                 "dims": None,
                 "chunk_tokens": None,
                 "chunk_overlap": None,

@@ -1,20 +1,22 @@
-"""The live index version as SQL records it: which index ingest writes to, and with which model.
+"""The live index version as SQL records it: which index ingest writes to, and with which model and encoder.
 
 Workers look the live version up per task (one indexed row) instead of caching it, and keep their
-loaded encoders and tokenizers cached per model path: after a swap the next task simply picks the
-other cached model, and no worker has to restart.
+loaded encoders and tokenizers cached per model path and encoder variant: after a swap the next task
+simply picks the other cached model, and no worker has to restart. Changed encoder settings reach an
+index only through a reindex, which builds a version with them and swaps it in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipeline.errors import RetryableError
-from pipeline.reindex.config import IndexConfig
+from pipeline.reindex.config import IndexConfig, configured_encoder
 from pipeline.store import repo
 from pipeline.store.models import IndexVersion, utcnow
 
@@ -27,6 +29,13 @@ class LiveIndex:
     chunk_tokens: int
     chunk_overlap: int
     config_hash: str
+    encoder: str  # the variant that computes its vectors: torch, onnx-int8, ... (pipeline/encoders)
+
+
+class SearchTarget(NamedTuple):
+    name: str  # the live version's physical index; the read alias while no version is recorded
+    model_path: str
+    encoder: str  # the variant that embedded the index's vectors, and so embeds the query
 
 
 def of_prefix(prefix: str):
@@ -42,8 +51,11 @@ def live_row(session: Session, prefix: str) -> IndexVersion | None:
     )
 
 
-def as_live(row: IndexVersion, default_model: str, default_tokens: int, default_overlap: int) -> LiveIndex:
-    # rows written before migration 0004 lack the model path and chunking: the settings made them
+def as_live(
+    row: IndexVersion, default_model: str, default_tokens: int, default_overlap: int, default_encoder: str
+) -> LiveIndex:
+    # rows written before migration 0004 lack the model path and chunking, rows written before 0020 the encoder
+    # variant: the settings made them (the variant as DOCPIPE_ENCODER_* say at the time of reading)
     return LiveIndex(
         row.name,
         row.version,
@@ -51,15 +63,20 @@ def as_live(row: IndexVersion, default_model: str, default_tokens: int, default_
         row.chunk_tokens or default_tokens,
         row.chunk_overlap if row.chunk_overlap is not None else default_overlap,
         row.config_hash,
+        row.encoder or default_encoder,
     )
 
 
-def live_index(session: Session, layout, model_path: str, chunk_tokens: int, chunk_overlap: int) -> LiveIndex:
-    """The live version; on a fresh cluster, create v1 with the given (configured) model and chunking."""
+def live_index(
+    session: Session, layout, model_path: str, chunk_tokens: int, chunk_overlap: int, encoder: str | None = None
+) -> LiveIndex:
+    """The live version; on a fresh cluster, create v1 with the given (configured) model, chunking and encoder
+    variant (default: the one DOCPIPE_ENCODER_* name)."""
+    encoder = encoder or configured_encoder()
     row = live_row(session, layout.prefix)
     if row is None:
-        row = bootstrap(session, layout, IndexConfig.for_model(model_path, chunk_tokens, chunk_overlap))
-    return as_live(row, model_path, chunk_tokens, chunk_overlap)
+        row = bootstrap(session, layout, IndexConfig.for_model(model_path, chunk_tokens, chunk_overlap, encoder))
+    return as_live(row, model_path, chunk_tokens, chunk_overlap, encoder)
 
 
 def bootstrap(session: Session, layout, config: IndexConfig) -> IndexVersion:
@@ -74,6 +91,8 @@ def bootstrap(session: Session, layout, config: IndexConfig) -> IndexVersion:
                 config.chunk_tokens,
                 config.chunk_overlap,
             )
+        if row.encoder is None:
+            row.encoder = config.encoder
         if row.state != "live":  # the read alias points there, whatever an interrupted swap left in SQL
             row.state, row.activated_at = "live", row.activated_at or utcnow()
         session.flush()
@@ -95,13 +114,18 @@ def still_live(session: Session, name: str) -> bool:
     return state == "live"
 
 
-def search_target(session: Session, prefix: str, default_model: str) -> tuple[str, str]:
-    """(index, model path) a query should use: the live version and the model its vectors came from.
+def search_target(
+    session: Session, prefix: str, default_model: str, default_encoder: str | None = None
+) -> SearchTarget:
+    """(index, model path, encoder variant) a query should use: the live version and the encoder its vectors
+    came from.
 
     Searching the physical index of the version whose model embedded the query keeps a kNN query
-    consistent across a swap to a model of another width; with no version yet, the read alias.
+    consistent across a swap to a model of another width; with no version yet, the read alias. The
+    defaults (the configured model and variant) serve rows that record none, as in `as_live`.
     """
+    default_encoder = default_encoder or configured_encoder()
     row = live_row(session, prefix)
     if row is None:
-        return f"{prefix}-read", default_model
-    return row.name, row.model_path or default_model
+        return SearchTarget(f"{prefix}-read", default_model, default_encoder)
+    return SearchTarget(row.name, row.model_path or default_model, row.encoder or default_encoder)

@@ -38,7 +38,7 @@ from pipeline.reindex.fill import Tools, _labels
 from pipeline.reindex.jobs import REINDEX_TENANT, active_reindex_job
 from pipeline.reindex.live import live_row
 from pipeline.store import repo
-from pipeline.store.models import Document, DocumentStatus, Job, JobState
+from pipeline.store.models import Document, DocumentStatus, IndexVersion, Job, JobState
 from pipeline.types import utcnow
 
 VERIFY_KIND = "verify"
@@ -201,9 +201,11 @@ def sql_chunks(session: Session, tenant: str | None, doc_ids: list[str] | None =
         after = docs[-1].id
 
 
-def repair(session: Session, tools: Tools, index: str, model_path: str, drift: Comparison) -> dict[str, int]:
-    """Re-embed and write the missing and stale chunks from SQL, add the text hash to unhashed ones, delete
-    the extras; returns what was done. Chunks are upserted by id, so a repair racing ingest is harmless."""
+def repair(session: Session, tools: Tools, version: IndexVersion, drift: Comparison) -> dict[str, int]:
+    """Re-embed (with the version's own encoder) and write the missing and stale chunks from SQL, add the text
+    hash to unhashed ones, delete the extras; returns what was done. Chunks are upserted by id, so a repair
+    racing ingest is harmless."""
+    index = version.name
     done = {"reindexed": 0, "rehashed": 0, "deleted": 0, "failed": 0}
     rewrite = sorted(set(drift.missing) | set(drift.stale))
     by_doc: dict[str, set[str]] = {}
@@ -222,7 +224,7 @@ def repair(session: Session, tools: Tools, index: str, model_path: str, drift: C
         rows = repo.chunk_rows(session, [d.id for d in docs])
         embed = [(d, c) for d in docs for c in rows[d.id] if c.id in by_doc[d.id] and c.id not in rehash]
         texts = [d.text[c.char_start : c.char_end] for d, c in embed]
-        vectors: Any = tools.encoder_for(model_path).encode(texts) if texts else []
+        vectors: Any = tools.encoder_of(version).encode(texts) if texts else []
         labels = _labels(session, [d for d, _ in embed])
         now = utcnow().isoformat()
         actions = [
@@ -273,8 +275,7 @@ def run_verify(
     if active_reindex_job(session):
         result.note = "a reindex is running: repair skipped, run it again once the reindex has ended"
         return result
-    model_path, _, _ = tools.model_of(live)
-    result.repaired = repair(session, tools, live.name, model_path, drift)
+    result.repaired = repair(session, tools, live, drift)
     left = recheck(session, tools.es, live.name, tenant, drift.doc_ids())
     result.remaining = left.drift
     result.left = {k: len(getattr(left, k)) for k in DRIFT_KINDS}

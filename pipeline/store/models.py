@@ -218,3 +218,6 @@ class IndexVersion(Base):
     chunk_overlap: Mapped[int | None]
     job_id: Mapped[str | None] = mapped_column(String(32))
     retired_at: Mapped[datetime | None]
+    # the encoder variant that computes its vectors, for ingest and queries alike: torch, onnx, onnx-int8, openvino,
+    # openvino-int8 (pipeline/encoders; migration 0020). None on rows written before: the settings made them.
+    encoder: Mapped[str | None] = mapped_column(String(32))

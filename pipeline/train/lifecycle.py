@@ -44,7 +44,7 @@ def run_training(
     job_id: str,
     work: TrainingJob,
     neighbours: NeighbourSettings,
-    encoder_for: Callable[[str], Any],
+    encoder_for: Callable[[str, str], Any],  # model path, encoder variant -> query encoder
     progress_for: Callable[[str], Progress],
 ) -> dict[str, dict]:
     """Load the data, register the model row, find the neighbours (augmented runs), train every mode.
@@ -58,8 +58,8 @@ def run_training(
     request = work.request
     if work.needs_neighbours:
         with sessions() as session:
-            index, model_path = search_target(session, neighbours.index_prefix, neighbours.default_model)
-            encoder = encoder_for(model_path)
+            index, model_path, variant = search_target(session, neighbours.index_prefix, neighbours.default_model)
+            encoder = encoder_for(model_path, variant)
             beat = progress_for(request.augment)
             found = work.find_neighbours(
                 session,

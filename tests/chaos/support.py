@@ -183,12 +183,13 @@ def verify_and_repair(stack, rec: Round, tenant: str, repair: bool) -> None:
 def repair_tools(stack, layout):
     from pipeline.chunk import Chunker
     from pipeline.embed import get_encoder
+    from pipeline.encoders import split
     from pipeline.reindex import Tools
 
     s = stack.settings()
     return Tools(
         layout=layout,
-        encoder_for=lambda path: get_encoder(path, s.device, s.embed_batch_size),
+        encoder_for=lambda path, variant: get_encoder(path, s.device, s.embed_batch_size, *split(variant)),
         chunker_for=Chunker.for_model,
         default_model=s.encoder_path,
         default_tokens=s.chunk.tokens,

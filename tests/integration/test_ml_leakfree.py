@@ -70,7 +70,7 @@ def test_own_document_its_near_copy_unlinked_copies_and_later_documents_are_neve
     url = stack.env["DOCPIPE_DATABASE_URL"]
     s = stack.settings()
     with session_scope(url) as session:
-        index, model_path = search_target(session, s.index_prefix, s.encoder_path)
+        index, model_path, _ = search_target(session, s.index_prefix, s.encoder_path)
         encoder = get_encoder(model_path)
         es = stack.es()
         # without the rules, the leaking document is what retrieval finds first: the corpus does leak
