@@ -257,35 +257,16 @@ def _embed_ahead(job_id: str, file_ids: list[int]):
 
 
 def _guard_encoder(job_id: str) -> None:
-    """A quantised encoder serves the live index for this job's tenant only once its figures against fp32 on the
-    tenant's chunks pass (pipeline/encoders/guard.py). The encoder judged is the live version's (its variant, as
-    recorded), whatever the settings say now. Measured with no transaction open, committed before a refusal is
-    raised, so every worker reads the same verdict."""
-    from pipeline.embed import get_encoder
-    from pipeline.encoders import guard, split
+    """The live version's encoder (its variant as recorded, whatever the settings say now) writes for this job's
+    tenant only once it passed the quality guard there (runtime.judge_encoder)."""
     from pipeline.store.models import Job
 
-    settings = get_settings().encoder
     with session_scope(runtime.sql_url()) as session:
         job = session.get(Job, job_id)
         if job is None:
             return
         live, tenant = runtime.live(session), job.tenant
-        if split(live.encoder)[1] == "none":
-            return
-        encoder = runtime.encoder(live.model_path, live.encoder)
-        if not guard.to_judge(encoder, live.name, tenant):
-            return
-        quality = guard.stored(session, live.name, tenant, encoder.variant)
-        texts = guard.sample_texts(session, tenant, settings.guard_sample) if quality is None else []
-    if quality is None:
-        if len(texts) < 2:
-            return  # nothing to compare on yet: the next task, with chunks in SQL, measures
-        fp32 = get_encoder(encoder.model_path, "cpu", encoder.batch_size, "torch", "none")
-        quality = guard.measure(encoder, fp32, texts)
-        with session_scope(runtime.sql_url()) as session:
-            guard.store(session, live.name, tenant, quality)
-    guard.refuse_below(quality, live.name, tenant, settings)
+    runtime.judge_encoder(live.name, live.model_path, live.encoder, [tenant])
 
 
 @app.task(name=REVIVE_JOBS)
@@ -315,8 +296,12 @@ def _send(resends) -> None:
             start_job.delay(r.job_id)
         elif r.step == Step.READ:
             read_files.delay(r.job_id, list(r.file_ids))
-        else:
+        elif r.step == Step.INDEX:
             index_files.delay(r.job_id, list(r.file_ids))
+        else:
+            from workers.tasks_reindex import reindex
+
+            reindex.delay(r.job_id)
 
 
 @app.task(name=RECLAIM_WORK)

@@ -54,6 +54,7 @@ def reindex(self, job_id: str) -> None:
     """One step of a reindex or rollback job; sends the next step until the swap is done."""
     from pipeline.reindex import MORE, SWAPPED, cleanup, step
 
+    _guard_build(job_id)
     with session_scope(runtime.sql_url()) as session:
         job = runtime.open_job(session, job_id)
         if job is None:
@@ -67,6 +68,28 @@ def reindex(self, job_id: str) -> None:
             dropped = cleanup(session, tools.layout, tools.keep_retired)
         if dropped:
             log.info("dropped retired index versions %s", ", ".join(dropped))
+
+
+def _guard_build(job_id: str) -> None:
+    """A quantised build is judged against fp32 for every tenant with chunks before any of its steps (so before its
+    swap); a refusal fails the job and leaves the build unswapped. The figures, stored under the build's name, are
+    what ingest reads once it is live."""
+    from sqlalchemy import select
+
+    from pipeline.encoders import guard
+    from pipeline.reindex.config import configured_encoder
+    from pipeline.store.models import IndexVersion, Job
+
+    with session_scope(runtime.sql_url()) as session:
+        job = session.get(Job, job_id)
+        name = (job.options or {}).get("index") if job is not None else None
+        build = session.scalar(select(IndexVersion).where(IndexVersion.name == name)) if name else None
+        if build is None or build.state != "building":
+            return
+        s = get_settings()
+        index, model_path = build.name, build.model_path or s.encoder_path
+        variant, tenants = build.encoder or configured_encoder(), guard.tenants_with_chunks(session)
+    runtime.judge_encoder(index, model_path, variant, tenants, building=True)
 
 
 @app.task(name=REINDEX_SCHEDULED, ignore_result=True)

@@ -115,6 +115,11 @@ def store(session: Session, index: str, tenant: str, quality: Quality) -> None:
     put_setting(session, tenant, SETTING, figures)
 
 
+def tenants_with_chunks(session: Session) -> list[str]:
+    """The tenants a build's encoder is judged for: those with chunks to compare on."""
+    return list(session.scalars(select(Document.tenant).where(Document.chunk_count > 0).distinct()))
+
+
 def to_judge(encoder, index: str, tenant: str) -> bool:
     """Whether `encoder` still needs a verdict here: it is quantised and not yet passed in this process."""
     with _lock:
@@ -142,16 +147,21 @@ def assess(
     return quality
 
 
-def refuse_below(quality: Quality | None, index: str, tenant: str, settings) -> None:
-    """ConfigError when `quality` falls below the configured minimums; remembers a pass for this process."""
+def refuse_below(quality: Quality | None, index: str, tenant: str, settings, building: bool = False) -> None:
+    """ConfigError when `quality` falls below the configured minimums; remembers a pass for this process.
+    `building`: `index` is a reindex build not yet swapped in, which the refusal leaves so."""
     if quality is None:
         return
     refused = verdict(quality, settings.min_cosine, settings.min_knn_overlap)
     if refused:
+        way_back = (
+            "the build is not swapped in: discard it (docpipe reindex --discard) and set DOCPIPE_ENCODER_QUANTIZE=none"
+            if building
+            else "roll back (docpipe index rollback), or set DOCPIPE_ENCODER_QUANTIZE=none and reindex"
+        )
         raise ConfigError(
             f"the {quality.encoder} encoder may not serve {index} for tenant {tenant}: {refused} on "
-            f"{quality.chunks} of its chunks; roll back (docpipe index rollback), or set DOCPIPE_ENCODER_QUANTIZE=none "
-            "and reindex (docpipe reindex), or lower the minimum"
+            f"{quality.chunks} of its chunks; {way_back}, or lower the minimum"
         )
     with _lock:
         _passed.add((index, tenant, quality.encoder))

@@ -1,4 +1,5 @@
-"""The revive sweep's selection: which stalled file jobs get which of their next tasks sent again.
+"""The revive sweep's selection: which stalled jobs get which of their next tasks sent again (file jobs, and
+reindex and rollback jobs, whose builds go one message at a time).
 
 A job has stalled when no task touched it for a while, although SQL says work is open: Redis loses a
 message whose worker was killed between taking it off the queue and recording it as unacknowledged.
@@ -16,6 +17,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pipeline.reindex.jobs import REINDEX_KINDS
 from pipeline.store import repo
 from pipeline.store.models import JobFile, JobState
 
@@ -24,6 +26,7 @@ class Step(enum.StrEnum):
     START = "start"  # list the job's files and send their reads
     READ = "read"  # read (clean, dedup, chunk) a group of files; the ingest queue
     INDEX = "index"  # embed and index a group of read files' documents; the gpu queue
+    REINDEX = "reindex"  # the next step of a reindex or rollback job; the gpu queue
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,10 @@ def select_resends(
         if found:
             repo.heartbeat(session, job)
             resends += found
+    if gpu_idle:  # a reindex step that ran twice finds its batch written, or its version swapped, and moves on
+        for job in repo.stalled_jobs(session, stalled_after, REINDEX_KINDS):
+            repo.heartbeat(session, job)
+            resends.append(Resend(job.id, Step.REINDEX))
     return resends
 
 

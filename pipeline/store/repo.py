@@ -225,15 +225,16 @@ def cancel_job(session: Session, job: Job) -> bool:
 FILE_JOB_KINDS = ("ingest", "upload", "folder", "feed", "replay")
 
 
-def stalled_jobs(session: Session, older_than: timedelta) -> list[Job]:
-    """Open file jobs that no task has touched for `older_than`: the message of their next task may be lost."""
+def stalled_jobs(session: Session, older_than: timedelta, kinds: tuple[str, ...] = FILE_JOB_KINDS) -> list[Job]:
+    """Open jobs of `kinds` (file jobs by default) that no task has touched for `older_than`: the message of their
+    next task may be lost."""
     cutoff: datetime = utcnow() - older_than
     return list(
         session.scalars(
             select(Job)
             .where(
                 Job.state.in_((JobState.QUEUED, JobState.RUNNING)),
-                Job.kind.in_(FILE_JOB_KINDS),
+                Job.kind.in_(kinds),
                 func.coalesce(Job.heartbeat_at, Job.created_at) < cutoff,
             )
             .order_by(Job.created_at)

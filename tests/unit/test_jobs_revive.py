@@ -84,3 +84,20 @@ def test_groups_cut_ids_into_runs_of_at_most_size():
     assert groups([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]
     assert groups([], 3) == []
     assert revived_jobs([Resend("a", Step.READ), Resend("b", Step.START), Resend("a", Step.INDEX)]) == ["a", "b"]
+
+
+def test_a_stalled_reindex_or_rollback_job_gets_its_next_step_again_when_the_gpu_queue_is_idle(url):
+    from pipeline.reindex import create_reindex_job
+
+    with session_scope(url) as s:
+        queued = create_reindex_job(s, {"action": "build"}).id  # its first message was lost
+        running = create_reindex_job(s, {"action": "rollback"}, "rollback")
+        running.state = JobState.RUNNING
+        running = running.id
+        done = create_reindex_job(s, {"action": "build"})
+        done.state = JobState.SUCCEEDED
+    assert _select(url, gpu_idle=False) == []  # the queue may still hold the step
+    assert _select(url, FRESH) == []
+    assert _select(url, ingest_idle=False) == [Resend(queued, Step.REINDEX), Resend(running, Step.REINDEX)]
+    with session_scope(url) as s:  # each revived job got a heartbeat: the next sweep waits a stall period again
+        assert all(s.get(Job, j).heartbeat_at is not None for j in (queued, running))
