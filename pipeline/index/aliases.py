@@ -165,6 +165,10 @@ class IndexLayout:
             return []
         return sorted(found, key=lambda name: (self.version_of(name) or 0, name))
 
+    def meta_extra(self, index: str) -> dict:
+        """What besides the mapping shaped `index` (its `_meta.extra`: model fingerprint, chunking, encoder)."""
+        return (self._mappings(index).get("_meta") or {}).get("extra") or {}
+
     def _mappings(self, index: str) -> dict:
         with guard(f"read mapping of {index}"):
             body = self.es.indices.get_mapping(index=index).body

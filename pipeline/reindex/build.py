@@ -87,7 +87,7 @@ def plan_build(session: Session, job: Job, tools: Tools) -> IndexVersion | None:
     leftover = _building(session, prefix)
     if leftover is not None:
         return _adopt(session, job, leftover, target)
-    live_extra = _meta_extra(tools, live.name)
+    live_extra = tools.layout.meta_extra(live.name)
     mode = "copy" if live_extra == target.extra else "embed"
     n = _next_version(session, tools)
     build = IndexVersion(
@@ -144,7 +144,7 @@ def plan_rollback(session: Session, job: Job, tools: Tools) -> IndexVersion | No
     retired = target.retired_at or target.activated_at or target.created_at
     retired = retired if retired.tzinfo else retired.replace(tzinfo=UTC)
     since = retired - timedelta(seconds=tools.clock_skew_seconds)
-    rewrite = _meta_extra(tools, target.name) != _meta_extra(tools, live.name)
+    rewrite = tools.layout.meta_extra(target.name) != tools.layout.meta_extra(live.name)
     session.flush()
     # labels given while it was retired reached the live version only
     _note(
@@ -237,15 +237,6 @@ def _next_version(session: Session, tools: Tools) -> int:
     numbers = [r for r in session.scalars(select(IndexVersion.version).where(of_prefix(tools.layout.prefix)))]
     numbers += [n for name in tools.layout.versions() if (n := tools.layout.version_of(name)) is not None]
     return max(numbers, default=0) + 1
-
-
-def _meta_extra(tools: Tools, index: str) -> dict:
-    from pipeline.index.guard import guard
-
-    with guard(f"read mapping of {index}"):
-        body = tools.es.indices.get_mapping(index=index).body
-    first: dict = next(iter(body.values()), {})
-    return (first.get("mappings", {}).get("_meta") or {}).get("extra") or {}
 
 
 def _config(tools: Tools, build: IndexVersion) -> IndexConfig:

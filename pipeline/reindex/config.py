@@ -68,8 +68,8 @@ class IndexConfig:
 
 
 def configured_encoder() -> str:
-    """The variant DOCPIPE_ENCODER_BACKEND and _QUANTIZE name: what a new version is built with, and what a version
-    recorded before migration 0020 (no encoder in its row) was taken to be made with."""
+    """The variant DOCPIPE_ENCODER_BACKEND and _QUANTIZE name: what a new version is built with, and the last resort
+    for a version recorded before migration 0020 whose index is gone (reindex/live.py: indexed_variant)."""
     from pipeline.config import get_settings
 
     configured = get_settings().encoder

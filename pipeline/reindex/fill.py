@@ -17,6 +17,7 @@ from pipeline.index import chunk_action, chunk_source, refresh, write_chunks
 from pipeline.index.guard import guard
 from pipeline.reindex import ledger
 from pipeline.reindex.config import configured_encoder
+from pipeline.reindex.live import indexed_variant
 from pipeline.store import repo
 from pipeline.store.models import Document, IndexVersion
 from pipeline.store.models_monitor import ReindexLedger
@@ -39,7 +40,7 @@ class Tools:
     default_tokens: int
     default_overlap: int
     configured_model: str | None = None  # DOCPIPE_ENCODER_MODEL when set: the model a reindex converges to
-    # the variant DOCPIPE_ENCODER_* name: what a reindex builds with; a version recording none (before 0020) had it
+    # the variant DOCPIPE_ENCODER_* name: what a reindex builds with (and see variant_of)
     default_encoder: str = field(default_factory=configured_encoder)
     batch_docs: int = 64
     bulk_chunk_size: int = 500
@@ -59,7 +60,8 @@ class Tools:
         )
 
     def variant_of(self, row: IndexVersion) -> str:
-        return row.encoder or self.default_encoder
+        """The variant `row` records; a row from before migration 0020 has its index's, or the settings'."""
+        return row.encoder or indexed_variant(self.layout, row.name) or self.default_encoder
 
     def encoder_of(self, row: IndexVersion) -> Encoder:
         """The encoder that computes `row`'s vectors: its model, run as the variant it records."""

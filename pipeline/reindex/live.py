@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from elasticsearch import NotFoundError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -54,8 +55,9 @@ def live_row(session: Session, prefix: str) -> IndexVersion | None:
 def as_live(
     row: IndexVersion, default_model: str, default_tokens: int, default_overlap: int, default_encoder: str
 ) -> LiveIndex:
-    # rows written before migration 0004 lack the model path and chunking, rows written before 0020 the encoder
-    # variant: the settings made them (the variant as DOCPIPE_ENCODER_* say at the time of reading)
+    # rows written before migration 0004 lack the model path and chunking: the settings made them. A row written
+    # before 0020 lacks the encoder variant until live_index records its index's (record_encoder); till then, and
+    # when that index is gone, the variant DOCPIPE_ENCODER_* name
     return LiveIndex(
         row.name,
         row.version,
@@ -76,7 +78,25 @@ def live_index(
     row = live_row(session, layout.prefix)
     if row is None:
         row = bootstrap(session, layout, IndexConfig.for_model(model_path, chunk_tokens, chunk_overlap, encoder))
+    elif row.encoder is None:
+        record_encoder(session, layout, row)
     return as_live(row, model_path, chunk_tokens, chunk_overlap, encoder)
+
+
+def record_encoder(session: Session, layout, row: IndexVersion) -> None:
+    """A version recorded before migration 0020 gets its encoder variant from its index, once."""
+    row.encoder = indexed_variant(layout, row.name)
+    if row.encoder is not None:
+        session.flush()
+
+
+def indexed_variant(layout, name: str) -> str | None:
+    """The encoder variant in index `name`'s own `_meta` (no `encoder` there: PyTorch fp32); None when the index
+    is gone from Elasticsearch (the settings then decide)."""
+    try:
+        return layout.meta_extra(name).get("encoder", "torch")
+    except NotFoundError:
+        return None
 
 
 def bootstrap(session: Session, layout, config: IndexConfig) -> IndexVersion:

@@ -219,5 +219,6 @@ class IndexVersion(Base):
     job_id: Mapped[str | None] = mapped_column(String(32))
     retired_at: Mapped[datetime | None]
     # the encoder variant that computes its vectors, for ingest and queries alike: torch, onnx, onnx-int8, openvino,
-    # openvino-int8 (pipeline/encoders; migration 0020). None on rows written before: the settings made them.
+    # openvino-int8 (pipeline/encoders; migration 0020). None on rows written before, until a worker records the
+    # one in the index's _meta (pipeline/reindex/live.py: record_encoder).
     encoder: Mapped[str | None] = mapped_column(String(32))

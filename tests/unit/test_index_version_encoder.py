@@ -1,5 +1,5 @@
 """An index version's encoder variant is its SQL row's: ingest, queries, builds and repairs use it whatever
-DOCPIPE_ENCODER_* say now; only rows written before migration 0020 (no variant) take the configured one."""
+DOCPIPE_ENCODER_* say now; a row written before migration 0020 (no variant) learns it from its index's _meta."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
+from elasticsearch import NotFoundError
 
 from pipeline.config import default_encoder_path, get_settings
 from pipeline.encoders import BACKENDS, QUANTIZE, split, variant
@@ -30,7 +31,12 @@ class Layout:
         self.es = SimpleNamespace(indices=SimpleNamespace(get_mapping=self._mapping))
 
     def _mapping(self, index: str):
-        return SimpleNamespace(body={index: {"mappings": {"_meta": {"extra": self.extra[index]}}}})
+        return SimpleNamespace(body={index: {"mappings": {"_meta": {"extra": self.meta_extra(index)}}}})
+
+    def meta_extra(self, index: str) -> dict:
+        if index not in self.extra:
+            raise NotFoundError("index_not_found_exception", SimpleNamespace(status=404), {})
+        return self.extra[index]
 
     def index_name(self, n: int) -> str:
         return f"{PREFIX}-v{n}"
@@ -59,8 +65,10 @@ def configure(monkeypatch):
     get_settings.cache_clear()  # before monkeypatch restores the environment: the next read sees it restored
 
 
-def _live(session, layout: Layout, encoder: str | None) -> IndexVersion:
-    config = IndexConfig.for_model(MODEL, 200, 40, encoder or "torch")
+def _live(session, layout: Layout, encoder: str | None, built_with: str = "torch") -> IndexVersion:
+    """The live version, recording `encoder` (None: a row from before migration 0020), its index built with
+    `encoder` or, for such a row, `built_with`."""
+    config = IndexConfig.for_model(MODEL, 200, 40, encoder or built_with)
     row = IndexVersion(
         name=layout.index_name(1),
         version=1,
@@ -126,15 +134,25 @@ def test_the_recorded_variant_serves_ingest_and_queries_whatever_the_settings_sa
         assert calls == [(MODEL, "onnx-int8")]
 
 
-def test_a_row_written_before_0020_takes_the_configured_variant(url, configure):
-    configure("openvino", "int8")
+def test_a_row_written_before_0020_learns_its_variant_from_its_index_once(url, configure):
+    configure("openvino", "int8")  # the settings changed since the version was built
     layout = Layout()
     with session_scope(url) as s:
-        row = _live(s, layout, None)
-        assert live_index(s, layout, MODEL, 200, 40).encoder == "openvino-int8"
-        assert search_target(s, PREFIX, MODEL).encoder == "openvino-int8"
+        row = _live(s, layout, None, built_with="onnx-int8")
+        assert search_target(s, PREFIX, MODEL).encoder == "openvino-int8"  # before any worker looked: the settings
+        assert live_index(s, layout, MODEL, 200, 40).encoder == "onnx-int8"
+        assert row.encoder == "onnx-int8"  # recorded: from now on the row says
+        assert search_target(s, PREFIX, MODEL).encoder == "onnx-int8"
+        assert _tools(layout).variant_of(row) == "onnx-int8"
+        # PyTorch's versions carry no encoder in their _meta
+        row.encoder, layout.extra[row.name] = None, IndexConfig.for_model(MODEL, 200, 40, "torch").extra
+        assert _tools(layout).variant_of(row) == "torch"  # a rollback's catch-up or a repair of such a version
+        assert live_index(s, layout, MODEL, 200, 40).encoder == "torch"
+        # an index gone from Elasticsearch: the settings, and nothing recorded
+        row.encoder = None
+        del layout.extra[row.name]
+        assert live_index(s, layout, MODEL, 200, 40).encoder == "openvino-int8" and row.encoder is None
         assert _tools(layout).variant_of(row) == "openvino-int8"
-        assert row.encoder is None  # read, not written: the fallback follows the settings
     # no version yet: the read alias, embedded as the settings say
     with session_scope(url) as s:
         s.delete(live_row(s, PREFIX))
