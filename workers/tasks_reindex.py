@@ -77,18 +77,19 @@ def _guard_build(job_id: str) -> None:
     from sqlalchemy import select
 
     from pipeline.encoders import guard
-    from pipeline.reindex.config import configured_encoder
-    from pipeline.store.models import IndexVersion, Job
+    from pipeline.store.models import IndexVersion, Job, JobState
 
     with session_scope(runtime.sql_url()) as session:
         job = session.get(Job, job_id)
-        name = (job.options or {}).get("index") if job is not None else None
+        if job is None or job.state in JobState.FINAL:
+            return  # the step finds that out itself
+        name = (job.options or {}).get("index")
         build = session.scalar(select(IndexVersion).where(IndexVersion.name == name)) if name else None
         if build is None or build.state != "building":
             return
-        s = get_settings()
-        index, model_path = build.name, build.model_path or s.encoder_path
-        variant, tenants = build.encoder or configured_encoder(), guard.tenants_with_chunks(session)
+        tools = _tools()
+        index, model_path, variant = build.name, tools.model_of(build)[0], tools.variant_of(build)
+        tenants = guard.tenants_with_chunks(session)
     runtime.judge_encoder(index, model_path, variant, tenants, building=True)
 
 
