@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import time
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from celery import Task
 from celery.signals import task_prerun, worker_process_shutdown, worker_shutdown
@@ -94,30 +94,17 @@ def encoder(model_path: str, variant: str):
 
 def judge_encoder(index: str, model_path: str, variant: str, tenants: list[str], building: bool = False) -> None:
     """A quantised encoder serves `index` for a tenant only once its figures against fp32 on the tenant's chunks
-    pass (pipeline/encoders/guard.py); ConfigError for the first tenant below the minimums. Measured with no
-    transaction open, and committed before a refusal is raised, so every worker reads the same verdict.
-    `building`: `index` is a reindex build, which a refusal leaves unswapped."""
+    pass (pipeline/encoders/guard.py); ConfigError for the first tenant below the minimums. `building`: `index`
+    is a reindex build, which a refusal leaves unswapped."""
     from pipeline.embed import get_encoder
     from pipeline.encoders import guard, split
 
     if split(variant)[1] == "none":
-        return
-    settings = get_settings().encoder
+        return  # nothing to judge, and no model to load for it
     candidate = encoder(model_path, variant)
-    for tenant in tenants:
-        if not guard.to_judge(candidate, index, tenant):
-            continue
-        with session_scope(sql_url()) as session:
-            quality = guard.stored(session, index, tenant, candidate.variant)
-            texts = guard.sample_texts(session, tenant, settings.guard_sample) if quality is None else []
-        if quality is None:
-            if len(texts) < 2:
-                continue  # nothing to compare on yet: a later task, with chunks in SQL, measures
-            fp32 = get_encoder(candidate.model_path, "cpu", candidate.batch_size, "torch", "none")
-            quality = guard.measure(candidate, fp32, texts)
-            with session_scope(sql_url()) as session:
-                guard.store(session, index, tenant, quality)
-        guard.refuse_below(quality, index, tenant, settings, building)
+    fp32 = partial(get_encoder, candidate.model_path, "cpu", candidate.batch_size, "torch", "none")
+    sessions = partial(session_scope, sql_url())
+    guard.judge(sessions, candidate, index, tenants, get_settings().encoder, fp32, building)
 
 
 class JobTask(Task):

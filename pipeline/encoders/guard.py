@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -127,24 +128,37 @@ def to_judge(encoder, index: str, tenant: str) -> bool:
 
 
 def assess(
-    session: Session, encoder, index: str, tenant: str, settings, reference: Callable[[], object]
+    sessions: Callable[[], AbstractContextManager[Session]],
+    encoder,
+    index: str,
+    tenant: str,
+    settings,
+    reference: Callable[[], object],
 ) -> Quality | None:
     """The figures of a quantised `encoder` on `tenant`'s chunks for `index`: read when stored, else measured
-    against the fp32 encoder `reference()` gives (loaded only then) and stored; the caller commits them, then
-    calls `refuse_below`. None when there is nothing to judge: an unquantised encoder, one already passed in
-    this process, or fewer than two chunks yet. (A worker splits these steps so that no transaction stays open
-    while the models run: workers/tasks_ingest.py.)"""
+    against the fp32 encoder `reference()` gives (loaded only then) and stored. Each SQL step runs in a short
+    transaction of its own from `sessions()`, so none stays open while the models run, and the figures are
+    committed before any refusal. None when there is nothing to judge: an unquantised encoder, one already passed
+    in this process, or fewer than two chunks yet."""
     if not to_judge(encoder, index, tenant):
         return None
-    quality = stored(session, index, tenant, encoder.variant)
+    with sessions() as session:
+        quality = stored(session, index, tenant, encoder.variant)
+        texts = sample_texts(session, tenant, settings.guard_sample) if quality is None else []
     if quality is not None:
         return quality
-    texts = sample_texts(session, tenant, settings.guard_sample)
     if len(texts) < 2:
-        return None  # nothing to compare on yet: a later batch, with chunks in SQL, measures
+        return None  # nothing to compare on yet: a later task, with chunks in SQL, measures
     quality = measure(encoder, reference(), texts)
-    store(session, index, tenant, quality)
+    with sessions() as session:
+        store(session, index, tenant, quality)
     return quality
+
+
+def judge(sessions, encoder, index: str, tenants: list[str], settings, reference, building: bool = False) -> None:
+    """`assess` then `refuse_below` for each tenant: ConfigError for the first one below the minimums."""
+    for tenant in tenants:
+        refuse_below(assess(sessions, encoder, index, tenant, settings, reference), index, tenant, settings, building)
 
 
 def refuse_below(quality: Quality | None, index: str, tenant: str, settings, building: bool = False) -> None:

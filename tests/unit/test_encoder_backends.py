@@ -167,33 +167,35 @@ def _tenant_chunks(session, tenant: str, n: int) -> None:
 
 
 def test_guard_stores_its_figures_and_refuses_a_poor_encoder(url):
+    from functools import partial
+
     from pipeline.store.db import session_scope
     from pipeline.store.tenants import get_setting
 
     exact, settings = Exact(), EncoderSettings(min_cosine=0.98, min_knn_overlap=0.6, guard_sample=40)
     good, poor = Shifted(exact, 0.01), Shifted(exact, 0.5)
+    sessions = partial(session_scope, url)
     with session_scope(url) as session:
         _tenant_chunks(session, "acme", 30)
         _tenant_chunks(session, "other", 5)
         assert len(guard.sample_texts(session, "acme", 40)) == 30
         assert all("Article" in t for t in guard.sample_texts(session, "acme", 10))
-        quality = guard.assess(session, good, "docpipe-chunks-v1", "acme", settings, lambda: exact)
+    quality = guard.assess(sessions, good, "docpipe-chunks-v1", "acme", settings, lambda: exact)
     assert quality is not None and quality.chunks == 30 and quality.mean_cosine > 0.98
     guard.refuse_below(quality, "docpipe-chunks-v1", "acme", settings)  # passes
     assert guard.passed("docpipe-chunks-v1", "acme", "onnx-int8")
     with session_scope(url) as session:
         stored = get_setting(session, "acme", guard.SETTING)["docpipe-chunks-v1"]
         assert stored["encoder"] == "onnx-int8" and stored["chunks"] == 30 and stored["knn_overlap"] >= 0.6
-        # another version of the index is judged on its own; the poor encoder is refused with the figures kept
-        poor_quality = guard.assess(session, poor, "docpipe-chunks-v2", "acme", settings, lambda: exact)
-    assert poor_quality is not None and poor_quality.mean_cosine < 0.98
-    with pytest.raises(ConfigError, match="mean cosine to fp32"):
-        guard.refuse_below(poor_quality, "docpipe-chunks-v2", "acme", settings)
+    # another version is judged on its own; the first tenant below refuses it, its figures committed first
+    with pytest.raises(ConfigError, match="mean cosine to fp32") as refused:
+        guard.judge(sessions, poor, "docpipe-chunks-v2", ["acme", "other"], settings, lambda: exact, building=True)
+    assert "for tenant acme" in str(refused.value) and "docpipe reindex --discard" in str(refused.value)
     with session_scope(url) as session:
         assert set(get_setting(session, "acme", guard.SETTING)) == {"docpipe-chunks-v1", "docpipe-chunks-v2"}
-        calls = poor.calls
-        again = guard.assess(session, poor, "docpipe-chunks-v2", "acme", settings, lambda: exact)
-    assert again == poor_quality and poor.calls == calls  # read back, not measured again
+    calls = poor.calls
+    again = guard.assess(sessions, poor, "docpipe-chunks-v2", "acme", settings, lambda: exact)
+    assert again is not None and again.mean_cosine < 0.98 and poor.calls == calls  # read back, not measured again
 
 
 def test_embedded_ahead_vectors_are_used_only_for_unchanged_chunks():
