@@ -71,26 +71,31 @@ def reindex(self, job_id: str) -> None:
 
 
 def _guard_build(job_id: str) -> None:
-    """A quantised build is judged against fp32 for every tenant with chunks before any of its steps (so before its
-    swap); a refusal fails the job and leaves the build unswapped. The figures, stored under the build's name, are
-    what ingest reads once it is live."""
+    """A quantised build is judged against fp32 for every tenant with chunks before any of its writes (so before
+    its swap); a refusal fails the job and leaves the build unswapped. The figures, stored under the build's name,
+    are what ingest reads once it is live. Once passed, the job notes it, so later steps skip the tenants' scan."""
     from sqlalchemy import select
 
-    from pipeline.encoders import guard
+    from pipeline.encoders import guard, split
     from pipeline.store.models import IndexVersion, Job, JobState
 
     with session_scope(runtime.sql_url()) as session:
         job = session.get(Job, job_id)
-        if job is None or job.state in JobState.FINAL:
-            return  # the step finds that out itself
+        if job is None or job.state in JobState.FINAL or (job.options or {}).get("guarded"):
+            return  # an ended job: the step finds that out itself
         name = (job.options or {}).get("index")
         build = session.scalar(select(IndexVersion).where(IndexVersion.name == name)) if name else None
         if build is None or build.state != "building":
             return
         tools = _tools()
-        index, model_path, variant = build.name, tools.model_of(build)[0], tools.variant_of(build)
-        tenants = guard.tenants_with_chunks(session)
+        variant = tools.variant_of(build)
+        if split(variant)[1] == "none":
+            return
+        index, model_path, tenants = build.name, tools.model_of(build)[0], guard.tenants_with_chunks(session)
     runtime.judge_encoder(index, model_path, variant, tenants, building=True)
+    with session_scope(runtime.sql_url()) as session:
+        job = session.get(Job, job_id)
+        job.options = {**(job.options or {}), "guarded": True}  # reassigned: JSON columns track replacement only
 
 
 @app.task(name=REINDEX_SCHEDULED, ignore_result=True)

@@ -89,6 +89,7 @@ def test_int8_settings_reach_the_index_only_through_a_guarded_reindex(stack, tmp
     job = _finished(stack, _reindex(stack))
     assert job.state == "failed" and "onnx-int8 encoder may not serve" in job.error, job.error
     assert "not swapped in" in job.error and "docpipe reindex --discard" in job.error
+    assert not job.options.get("guarded")
     versions = _versions(stack)
     build = next(name for name in versions if name != v1)
     assert versions == {v1: ("live", "torch"), build: ("building", "onnx-int8")}
@@ -99,7 +100,7 @@ def test_int8_settings_reach_the_index_only_through_a_guarded_reindex(stack, tmp
     # with the default minimum the same build passes, is finished and swapped in; ingest then writes int8 vectors
     _restart_gpu(stack, **INT8)
     job = _finished(stack, _reindex(stack))
-    assert job.state == "succeeded", job.error
+    assert job.state == "succeeded" and job.options["guarded"], job.error  # judged once, not at every step
     assert _versions(stack)[build] == ("live", "onnx-int8")
     job = _finished(stack, stack.submit(_files(tmp_path / "third", 8, 2), TENANT))
     assert job.state == "succeeded" and job.done == 2, job.error
