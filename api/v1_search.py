@@ -59,17 +59,17 @@ def _utc(t: datetime) -> datetime:
     return t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def refuse_bad_search(ctx, mode: str, k: int) -> None:
+def refuse_bad_search(ctx, mode: str, k: int, q: str) -> None:
     """The CLI's check, with the CLI's message, as a 422."""
     try:
-        check_search(mode, k, ctx.settings.api.max_k)
+        check_search(mode, k, ctx.settings.api.max_k, q)
     except SearchRefused as exc:
         raise ApiError(422, str(exc)) from None
 
 
 def run(ctx, tenant: str, q: str, mode: str, k: int, filters: list[dict], timing: dict | None = None) -> list[dict]:
     """The hits as /v1/search lists them; `timing["took"]` gets the search server's own milliseconds."""
-    refuse_bad_search(ctx, mode, k)
+    refuse_bad_search(ctx, mode, k, q)
     index, model_path, variant = ctx.search_target()
     encoder = ctx.encoder(model_path, variant) if mode != "bm25" else None
     # server-side RRF only when configured (it needs a licence on self-managed Elasticsearch)
@@ -113,7 +113,8 @@ def run(ctx, tenant: str, q: str, mode: str, k: int, filters: list[dict], timing
 def search(
     request: Request,
     tenant: str = Depends(require_tenant),
-    q: str = Query(..., min_length=1, max_length=1000, pattern=_NO_NUL, description="The query"),
+    # checked by pipeline.retrieve.check_search too: empty, blank, too long or with a NUL is refused in its words
+    q: str = Query(..., description="The query (at most 1,000 characters)"),
     mode: Literal["bm25", "knn", "hybrid"] = "hybrid",
     # bounds checked by pipeline.retrieve.check_search, so the API and the CLI refuse with one message
     k: int = Query(10, description="Hits to return: 1 to DOCPIPE_API_MAX_K (default 100)"),
@@ -133,7 +134,7 @@ def search(
     ),
 ) -> dict:
     ctx = request.app.state.ctx
-    refuse_bad_search(ctx, mode, k)
+    refuse_bad_search(ctx, mode, k, q)
     if any(len(name) > 128 or "\x00" in name for name in label or []):
         raise ApiError(422, "label: at most 128 characters, without NUL")
     filters = search_filters(ctx, tenant, source, published_from, published_to, label)

