@@ -15,7 +15,7 @@ from pipeline.store import repo
 from pipeline.store.db import session_scope
 from workers import runtime
 from workers.app import app
-from workers.client import queue_depth
+from workers.client import waiting_jobs
 from workers.routing import (
     GPU_QUEUE,
     INDEX_FILES,
@@ -274,15 +274,15 @@ def revive_jobs(stalled_after: float | None = None) -> list[str]:
     """Send again the next tasks of file jobs that stalled; beat sends this sweep (revive_every_seconds).
 
     A job has stalled when no task touched it for `stalled_after` seconds (default stall_seconds) while
-    nothing waits in the queue its open work goes to (pipeline/jobs/revive.py chooses what to resend).
+    none of its messages waits in the queue its open work goes to (pipeline/jobs/revive.py chooses what to resend).
     """
     from datetime import timedelta
 
     s = get_settings()
     after = timedelta(seconds=s.stall_seconds if stalled_after is None else stalled_after)
-    ingest_idle, gpu_idle = queue_depth(INGEST_QUEUE) == 0, queue_depth(GPU_QUEUE) == 0
+    ingest_waiting, gpu_waiting = waiting_jobs(INGEST_QUEUE), waiting_jobs(GPU_QUEUE)
     with session_scope(runtime.sql_url()) as session:
-        resends = select_resends(session, after, ingest_idle, gpu_idle, s.files_per_task, s.bytes_per_task)
+        resends = select_resends(session, after, ingest_waiting, gpu_waiting, s.files_per_task, s.bytes_per_task)
     _send(resends)  # after the commit, so that no task runs before the sweep's heartbeat is stored
     revived = revived_jobs(resends)
     if revived:

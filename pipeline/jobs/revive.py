@@ -3,8 +3,9 @@ reindex and rollback jobs, whose builds go one message at a time).
 
 A job has stalled when no task touched it for a while, although SQL says work is open: Redis loses a
 message whose worker was killed between taking it off the queue and recording it as unacknowledged.
-Work is resent only while the queue it goes to is empty (a busy queue may still hold the message), and
-every task resent is safe to run twice, so a task that was merely slow costs one no-op rerun.
+Work is resent only when no message of that job waits in the queue it goes to (one waiting may be the "lost"
+work itself); other jobs' work and beat's own sweeps in the queue hold nothing back. Every task resent is safe
+to run twice, so a task that was merely slow costs one no-op rerun.
 """
 
 from __future__ import annotations
@@ -65,11 +66,21 @@ def _size(path: str | None) -> int:
         return 0
 
 
+# The ids of the jobs with messages waiting in a queue (workers.client.waiting_jobs); None when that cannot be
+# told (a queue too long to read, a message that cannot be read): then every job counts as waiting there.
+Waiting = frozenset[str] | None
+
+
+def _free(waiting: Waiting, job_id: str) -> bool:
+    """True when none of the job's messages waits in the queue, so its open work there may have been lost."""
+    return waiting is not None and job_id not in waiting
+
+
 def select_resends(
     session: Session,
     stalled_after: timedelta,
-    ingest_idle: bool,
-    gpu_idle: bool,
+    ingest_waiting: Waiting,
+    gpu_waiting: Waiting,
     files_per_task: int,
     bytes_per_task: int | None = None,
 ) -> list[Resend]:
@@ -85,19 +96,20 @@ def select_resends(
     for job in repo.stalled_jobs(session, stalled_after):
         unread, unindexed = repo.open_work(session, job.id)
         found: list[Resend] = []
-        if ingest_idle:
+        if _free(ingest_waiting, job.id):
             if job.state == JobState.QUEUED:
                 found.append(Resend(job.id, Step.START))
             else:
                 found += [Resend(job.id, Step.READ, tuple(g)) for g in split(unread)]
-        if gpu_idle and job.state == JobState.RUNNING and (unindexed or not unread):
+        if _free(gpu_waiting, job.id) and job.state == JobState.RUNNING and (unindexed or not unread):
             # with nothing open at all, an index task with no files closes the job
             found += [Resend(job.id, Step.INDEX, tuple(g)) for g in split(unindexed)] or [Resend(job.id, Step.INDEX)]
         if found:
             repo.heartbeat(session, job)
             resends += found
-    if gpu_idle:  # a reindex step that ran twice finds its batch written, or its version swapped, and moves on
-        for job in repo.stalled_jobs(session, stalled_after, REINDEX_KINDS):
+    # a reindex step that ran twice finds its batch written, or its version swapped, and moves on
+    for job in repo.stalled_jobs(session, stalled_after, REINDEX_KINDS):
+        if _free(gpu_waiting, job.id):
             repo.heartbeat(session, job)
             resends.append(Resend(job.id, Step.REINDEX))
     return resends

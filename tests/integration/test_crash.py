@@ -69,9 +69,10 @@ def test_sigkilled_workers_resume_and_index_each_chunk_once(stack, tmp_path):
     _assert_indexed_once(stack, tenant, job)
 
 
-def test_a_lost_task_is_sent_again_once_the_job_stalls_and_its_queue_is_empty(stack, tmp_path):
+def test_a_lost_task_is_sent_again_once_the_job_stalls_and_none_of_its_messages_waits(stack, tmp_path):
     from workers.app import app
-    from workers.client import queue_depth
+    from workers.client import queue_depth, waiting_jobs
+    from workers.routing import INDEX_FILES
     from workers.tasks_ingest import revive_jobs
 
     tenant = "t-lost"
@@ -87,15 +88,21 @@ def test_a_lost_task_is_sent_again_once_the_job_stalls_and_its_queue_is_empty(st
                 break
             assert time.monotonic() < deadline, f"files not read: {unread}, {unindexed}"
             time.sleep(0.2)
+        assert waiting_jobs("gpu") == {job_id}
         with app.connection_for_write() as conn:
             conn.default_channel.queue_purge("gpu")  # the index tasks are lost
         assert queue_depth("gpu") == 0
+        # another job's work waits in the queue (before, any message there held every job back for good)
+        other = "0" * 32
+        app.send_task(INDEX_FILES, args=[other, []])
+        assert waiting_jobs("gpu") == {other}
 
         assert revive_jobs(stalled_after=3600) == []  # touched a moment ago: not stalled yet
         assert revive_jobs(stalled_after=0) == [job_id]
-        assert queue_depth("gpu") == 2
+        assert queue_depth("gpu") == 3 and waiting_jobs("gpu") == {job_id, other}
+        assert waiting_jobs("gpu", limit=2) is None  # too many to read: every job may be waiting
         assert revive_jobs(stalled_after=0) == []  # its work waits in the queue: nothing piles up
-        assert queue_depth("gpu") == 2
+        assert queue_depth("gpu") == 3
         assert stack.job(job_id).state == "running"
 
     job = stack.wait(job_id, timeout=300)

@@ -1,5 +1,5 @@
 """The revive sweep's selection on a real (SQLite) schema: what each stalled job gets sent again,
-depending on its state, its open work and which queues are idle."""
+depending on its state, its open work and which jobs' messages wait in the queues."""
 
 from datetime import timedelta
 
@@ -27,9 +27,13 @@ def _job(url, state=JobState.RUNNING, files=0, read=0, indexed_files=0, kind="in
         return job.id, ids
 
 
-def _select(url, after=STALLED, ingest_idle=True, gpu_idle=True, size=2) -> list[Resend]:
+NOTHING = frozenset()  # no job's message waits in the queue
+UNKNOWN = None  # the queue could not be read: every job may have a message there
+
+
+def _select(url, after=STALLED, ingest=NOTHING, gpu=NOTHING, size=2) -> list[Resend]:
     with session_scope(url) as s:
-        return select_resends(s, after, ingest_idle, gpu_idle, size)
+        return select_resends(s, after, ingest, gpu, size)
 
 
 def test_a_queued_job_gets_its_start_again(url):
@@ -45,11 +49,23 @@ def test_unread_files_go_to_reads_and_read_ones_to_index_tasks_in_groups(url):
     ]
 
 
-def test_a_busy_queue_gets_nothing_more(url):
+def test_a_queue_holding_a_message_of_the_job_or_that_cannot_be_read_gets_nothing_more(url):
     job_id, ids = _job(url, files=3, read=1)
-    assert _select(url, ingest_idle=False) == [Resend(job_id, Step.INDEX, (ids[0],))]
-    assert _select(url, gpu_idle=False) == [Resend(job_id, Step.READ, (ids[1], ids[2]))]
-    assert _select(url, ingest_idle=False, gpu_idle=False) == []
+    for waiting in (frozenset({job_id}), UNKNOWN):
+        assert _select(url, ingest=waiting) == [Resend(job_id, Step.INDEX, (ids[0],))]
+        assert _select(url, gpu=waiting) == [Resend(job_id, Step.READ, (ids[1], ids[2]))]
+        assert _select(url, ingest=waiting, gpu=waiting) == []
+
+
+def test_other_jobs_messages_and_beats_sweeps_in_a_queue_hold_nothing_back(url):
+    # the sweeps beat sends with the revive (job-less messages) and other jobs' work kept the ingest queue from
+    # ever being empty, and a job whose read was lost stayed `running` for good
+    job_id, ids = _job(url, files=3, read=1)
+    busy = frozenset({"another-job"})
+    assert _select(url, ingest=busy, gpu=busy) == [
+        Resend(job_id, Step.READ, (ids[1], ids[2])),
+        Resend(job_id, Step.INDEX, (ids[0],)),
+    ]
 
 
 def test_a_job_with_nothing_open_gets_an_empty_index_task_that_closes_it(url):
@@ -86,7 +102,7 @@ def test_groups_cut_ids_into_runs_of_at_most_size():
     assert revived_jobs([Resend("a", Step.READ), Resend("b", Step.START), Resend("a", Step.INDEX)]) == ["a", "b"]
 
 
-def test_a_stalled_reindex_or_rollback_job_gets_its_next_step_again_when_the_gpu_queue_is_idle(url):
+def test_a_stalled_reindex_or_rollback_job_gets_its_next_step_again_unless_it_waits_in_the_gpu_queue(url):
     from pipeline.reindex import create_reindex_job
 
     with session_scope(url) as s:
@@ -96,8 +112,9 @@ def test_a_stalled_reindex_or_rollback_job_gets_its_next_step_again_when_the_gpu
         running = running.id
         done = create_reindex_job(s, {"action": "build"})
         done.state = JobState.SUCCEEDED
-    assert _select(url, gpu_idle=False) == []  # the queue may still hold the step
+    assert _select(url, gpu=UNKNOWN) == []  # the queue may still hold the step
+    assert _select(url, gpu=frozenset({queued})) == [Resend(running, Step.REINDEX)]  # the queued one's step waits
     assert _select(url, FRESH) == []
-    assert _select(url, ingest_idle=False) == [Resend(queued, Step.REINDEX), Resend(running, Step.REINDEX)]
+    assert _select(url, ingest=UNKNOWN) == [Resend(queued, Step.REINDEX), Resend(running, Step.REINDEX)]
     with session_scope(url) as s:  # each revived job got a heartbeat: the next sweep waits a stall period again
         assert all(s.get(Job, j).heartbeat_at is not None for j in (queued, running))
