@@ -124,20 +124,35 @@ def start_noida(
 
 
 def stop_pid(pid: int, timeout: float = 10.0) -> None:
-    """SIGTERM the process group led by pid, then SIGKILL if it lingers."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    """Stop the process group led by pid: SIGTERM to the leader, which stops what it leads in its own order, then,
+    once it is gone or after `timeout`, SIGKILL to whatever is left of the group.
+
+    A Celery worker's warm shutdown lets its pool child finish the task it runs and gives back what it prefetched.
+    A SIGTERM to the whole group killed that child mid-task instead, and its message stayed unacknowledged until
+    the broker's visibility timeout (an hour): a job stopped by `docpipe down` waited for the revive sweep."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass  # the leader is gone already; its group (pool children) may not be
+    else:
+        _wait_gone(pid, timeout)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):  # no such group (pid was no group leader), or not ours
         try:
-            os.killpg(pid, sig)
+            os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             return
-        except PermissionError:
-            os.kill(pid, sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            if not pid_alive(pid):
-                return
-            time.sleep(0.1)
+    _wait_gone(pid, timeout)
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reaps it when it is this process's child (tests, benchmarks)
+        except ChildProcessError:
+            pass
+        if not pid_alive(pid):
+            return
+        time.sleep(0.1)
