@@ -130,20 +130,31 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
     A Celery worker's warm shutdown lets its pool child finish the task it runs and gives back what it prefetched.
     A SIGTERM to the whole group killed that child mid-task instead, and its message stayed unacknowledged until
     the broker's visibility timeout (an hour): a job stopped by `docpipe down` waited for the revive sweep."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass  # the leader is gone already; its group (pool children) may not be
-    else:
-        _wait_gone(pid, timeout)
+    if _leads_its_group(pid):  # else the leader is gone (its pool children may not be), or pid is another's now
+        try:
+            os.kill(pid, signal.SIGTERM)
+            _wait_gone(pid, timeout)
+        except ProcessLookupError:
+            pass
     try:
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):  # no such group (pid was no group leader), or not ours
+    except ProcessLookupError:  # no such group: nothing of it is left
+        return
+    except PermissionError:  # a member that is not ours: the leader at least
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             return
     _wait_gone(pid, timeout)
+
+
+def _leads_its_group(pid: int) -> bool:
+    """Every component starts in a session of its own, so it leads its process group; a pid reused by another
+    process (a component that died long ago) does not, and is never signalled."""
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
 
 
 def _wait_gone(pid: int, timeout: float) -> None:

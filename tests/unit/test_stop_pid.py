@@ -74,3 +74,14 @@ def test_a_group_whose_leader_is_gone_is_still_stopped(tmp_path):
     leader.wait()
     stop_pid(leader.pid, timeout=5)  # as `up` does for a dead component's pool children
     assert _gone(child)
+
+
+def test_a_process_that_leads_no_group_is_never_signalled():
+    # what a recorded pid may be once its component died long ago and the pid was given to another process
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # in this process's group
+    try:
+        stop_pid(other.pid, timeout=1)
+        assert other.poll() is None and pid_alive(other.pid)
+    finally:
+        other.kill()
+        other.wait()
