@@ -118,3 +118,48 @@ def test_up_restarts_only_what_died_on_its_ports_and_names_what_cannot_start(tmp
         }
     finally:
         docpipe(tmp_path, "down")
+
+
+def test_a_job_stopped_by_down_goes_on_at_up_without_the_revive_sweep(tmp_path):
+    # no sweep may bring the work back here: only what the stopped workers finished or handed back counts
+    env = {"DOCPIPE_REVIVE_EVERY_SECONDS": "0", "DOCPIPE_STALL_SECONDS": "3600"}
+    env |= {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cli", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert proc.returncode == 0, f"docpipe {' '.join(args)}: {proc.stdout}\n{proc.stderr}"
+        return proc
+
+    words = "harbour pilot storm rota ferry tide crane berth cargo quay dredger beacon gale anchor hull".split()
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for i in range(400):
+        text = " ".join(words[(i * 7 + j * (i % 5 + 1)) % len(words)] for j in range(30))
+        (folder / f"n{i:04d}.txt").write_text(f"Note {i} from berth {i * 37 % 1000}: {text}. Ref {i}-{i * i}.")
+    try:
+        run("up")
+        job_id = json.loads(run("ingest", "notes", "--json").stdout)["id"]
+        deadline = time.monotonic() + 120
+        while True:  # stop the stack mid-job
+            c = json.loads(run("job", job_id, "--json").stdout)["counters"]
+            if c["done"] + c["skipped"] >= 20:
+                break
+            assert time.monotonic() < deadline, c
+            time.sleep(0.2)
+        run("down")
+        assert c["done"] + c["skipped"] < 400, "the job ended before the stack was stopped"
+        run("up")
+        deadline = time.monotonic() + 300
+        while (rec := json.loads(run("job", job_id, "--json").stdout))["state"] not in (
+            "succeeded",
+            "partial",
+            "failed",
+        ):
+            assert time.monotonic() < deadline, f"the job did not go on after up: {rec['counters']}"
+            time.sleep(1)
+        assert rec["state"] == "succeeded" and rec["counters"]["total"] == 400 and rec["counters"]["failed"] == 0
+        assert rec["counters"]["done"] + rec["counters"]["skipped"] == 400
+    finally:
+        docpipe(tmp_path, "down")
