@@ -301,6 +301,10 @@ class Settings(BaseSettings):
     # (a larger file goes alone), and an index batch stops at the first of these document, chunk and character
     # counts (a larger document goes alone).
     bytes_per_task: int = 32 * 1024 * 1024
+    # A JSON, JSONL or CSV file is stored in parts of at most this many items or seconds of reading, each in a
+    # commit of its own: a worker's death or the read time limit costs one part, and the next task goes on after it.
+    read_part_items: int = 1000
+    read_part_seconds: float = 20.0
     index_batch_docs: int = 128
     index_batch_chunks: int = 1024
     index_batch_chars: int = 4 * 1024 * 1024

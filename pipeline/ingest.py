@@ -50,6 +50,17 @@ class ReadSteps:
     chunker: Chunker
     max_file_bytes: int
     dedup: DedupSettings = field(default_factory=lambda: defaults(DedupSettings))
+    # A part of a file ends after this many items or seconds (0: no bound), at an item's boundary: the caller
+    # commits each part, so a crash or a time limit costs one part of a large JSON, JSONL or CSV file, not all of it.
+    part_items: int = 0
+    part_seconds: float = 0.0
+
+    def part_ended(self, items: int, began: float) -> bool:
+        """Whether a part that stored `items` items since `began` (time.monotonic) ends; never before its first."""
+        return items > 0 and bool(
+            (self.part_items and items >= self.part_items)
+            or (self.part_seconds and time.monotonic() - began >= self.part_seconds)
+        )
 
     def deduplicator(self, session: Session) -> Deduplicator:
         return Deduplicator(
@@ -60,19 +71,56 @@ class ReadSteps:
         )
 
 
-def read_file(session: Session, job: Job, jobfile: JobFile, steps: ReadSteps, es=None, alias: str = "") -> JobStats:
-    """Turn one input file into document rows with chunks, outcomes and dead letters; the file's read,
-    clean, dedup and chunk accounts are added to the job's and returned."""
+class FileItems:
+    """The items (documents and refusals) of one file in order, read once across the parts a caller commits one by
+    one; `position` counts those taken. A new reader re-reads (does not store) the items stored before a part."""
+
+    def __init__(self, path: str, max_bytes: int):
+        self.path, self.position = path, 0
+        self._items = iter(read_path(Path(path), max_bytes))
+
+    def take(self) -> RawDocument | Rejected | None:
+        item = next(self._items, None)
+        self.position += item is not None
+        return item
+
+    def seek(self, position: int) -> None:
+        while self.position < position and self.take() is not None:
+            pass
+
+
+def read_file(
+    session: Session,
+    job: Job,
+    jobfile: JobFile,
+    steps: ReadSteps,
+    es=None,
+    alias: str = "",
+    items: FileItems | None = None,
+) -> JobStats:
+    """Turn the next part of one input file into document rows with chunks, outcomes and dead letters; the part's
+    read, clean, dedup and chunk accounts are added to the job's and returned.
+
+    A part begins after the `jobfile.read_items` items stored before and ends where `steps.part_ended` says: the
+    file stays pending with `read_items` moved on (the caller commits, then reads the next part with the same
+    `items`), or is done. `items`: the file's reader left where the previous part ended; None opens one."""
     recorder = StageRecorder()
     dedup = steps.deduplicator(session)
-    records = 0
     fixed_language = tenant_language(session, job.tenant)  # None: each document's own is detected
     folders = path_parts(job.inputs or [], jobfile.path)  # metadata `path`: the folders below the one ingested
     given = (job.options or {}).get("metadata") or {}
     t = recorder.mark()
-    for item in read_path(Path(jobfile.path), steps.max_file_bytes):
+    if items is None or items.path != jobfile.path or items.position != jobfile.read_items:
+        items = FileItems(jobfile.path, steps.max_file_bytes)
+        items.seek(jobfile.read_items)
+    began, stored = time.monotonic(), 0
+    while not steps.part_ended(stored, began):
+        item = items.take()
         t = recorder.lap("read", t)
-        records += 1
+        if item is None:
+            jobfile.status = "done"
+            break
+        stored += 1
         if isinstance(item, Rejected):
             recorder["read"].drop(item.reason)
             repo.add_dead_letter(session, job, item, jobfile.path)
@@ -92,8 +140,9 @@ def read_file(session: Session, job: Job, jobfile: JobFile, steps: ReadSteps, es
         cleaned.language = fixed_language or cleaned.language
         _store_document(session, job, jobfile, cleaned, steps, dedup, es, alias, recorder)
         t = recorder.mark()
-    jobfile.records = records
-    jobfile.status = "done"
+    jobfile.read_items = items.position
+    if jobfile.status == "done":
+        jobfile.records = items.position
     add_job_stats(session, job.id, recorder.stats)
     return recorder.stats
 

@@ -79,6 +79,8 @@ def read_steps(model_path: str, chunk_tokens: int, chunk_overlap: int):
         Chunker.for_model(model_path, chunk_tokens, chunk_overlap),
         s.max_file_bytes,
         s.dedup,
+        s.read_part_items,
+        s.read_part_seconds,
     )
 
 

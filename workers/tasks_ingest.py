@@ -88,9 +88,8 @@ def read_files(self, job_id: str, file_ids: list[int]) -> None:
 
 def _read_claimed(job_id: str, taken: list[int], count: bool) -> bool:
     """Read the claimed files; False when the job ended or a timeout handed the rest to another task."""
-    from pipeline.ingest import is_infrastructure, read_file
+    from pipeline.ingest import is_infrastructure
 
-    layout = runtime.layout()
     progress = Progress()
     counted: dict[int, bool] = {}  # the next file's delivery, counted in the previous file's transaction
     for n, file_id in enumerate(taken):
@@ -98,30 +97,61 @@ def _read_claimed(job_id: str, taken: list[int], count: bool) -> bool:
         if not go:
             continue  # given up after too many deliveries (a worker_lost dead letter), or the job ended
         following = taken[n + 1] if n + 1 < len(taken) else None
+        parts, items = 0, None
         try:
-            with session_scope(runtime.sql_url()) as session:  # one transaction per file: a crash redoes one file
-                job = runtime.open_job(session, job_id)
-                if job is None:
-                    return False
-                for jobfile in repo.pending_files(session, job_id, [file_id]):
-                    live = runtime.live(session)
-                    steps = runtime.read_steps(live.model_path, live.chunk_tokens, live.chunk_overlap)
-                    read_file(session, job, jobfile, steps, layout.es, layout.write_alias)
-                # The next file's delivery is counted in this commit, not in a transaction of its own: a worker
-                # killed while reading it has counted it all the same, and one dying before this commit has not.
-                verdict = following is not None and _count_delivery(session, job, following, count)
-                if progress.due(last=n == len(taken) - 1) or (following is not None and not verdict):
-                    repo.refresh_counters(session, job)
+            while True:  # one transaction per part of the file: a crash or a timeout redoes one part
+                read, items = _read_part(job_id, file_id, following, count, progress, n == len(taken) - 1, items)
+                if read is None:
+                    return False  # the job ended
+                parts += 1
+                if read != PART:
+                    break
             if following is not None:
-                counted[following] = verdict
-        except SoftTimeLimitExceeded:  # the hard limit follows: give this file up, hand the rest on
-            _timed_out(job_id, file_id, taken[:n], taken[n + 1 :])
+                counted[following] = read == FILE_AND_NEXT
+        except SoftTimeLimitExceeded:  # the hard limit follows: hand the rest on (give this file up if it stalled)
+            _timed_out(job_id, file_id, taken[:n], taken[n + 1 :], moved_on=parts > 0)
             return False
         except Exception as exc:  # noqa: BLE001 - sorted below: services' failures retry, the rest is the file's
             if is_infrastructure(exc):
                 raise
             _reject_file(job_id, file_id, exc)
     return True
+
+
+PART, FILE, FILE_AND_NEXT = "part", "file", "file and next"
+SOFT_LIMIT_SETTING = "DOCPIPE_WORKER_READ_SOFT_LIMIT"
+
+
+def _read_part(job_id: str, file_id: int, following: int | None, count: bool, progress: Progress, last: bool, items):
+    """Read and commit the file's next part with `items`, its reader where the previous part left it (None: a new
+    one). (PART, reader) when more follows, FILE when the file is read, FILE_AND_NEXT when it is and the following
+    file's delivery was counted in the same commit; None when the job ended."""
+    from pipeline.ingest import FileItems, read_file
+
+    layout = runtime.layout()
+    with session_scope(runtime.sql_url()) as session:
+        job = runtime.open_job(session, job_id)
+        if job is None:
+            return None, None
+        more = False
+        for jobfile in repo.pending_files(session, job_id, [file_id]):
+            live = runtime.live(session)
+            steps = runtime.read_steps(live.model_path, live.chunk_tokens, live.chunk_overlap)
+            items = items or FileItems(jobfile.path, steps.max_file_bytes)
+            read_file(session, job, jobfile, steps, layout.es, layout.write_alias, items)
+            more = jobfile.status == ownership.READ_PENDING
+            if more:  # poison control counts the takes that stored nothing: this one moved the file on
+                jobfile.deliveries = min(jobfile.deliveries, 1)
+        if more:
+            if progress.due():
+                repo.refresh_counters(session, job)
+            return PART, items
+        # The next file's delivery is counted in this commit, not in a transaction of its own: a worker
+        # killed while reading it has counted it all the same, and one dying before this commit has not.
+        verdict = following is not None and _count_delivery(session, job, following, count)
+        if progress.due(last=last) or (following is not None and not verdict):
+            repo.refresh_counters(session, job)
+    return (FILE_AND_NEXT if verdict else FILE), None
 
 
 def _begin_read(job_id: str, file_id: int, count: bool) -> bool:
@@ -142,7 +172,9 @@ def _count_delivery(session, job, file_id: int, count: bool) -> bool:
     return ownership.begin_read(session, job, file_id, get_settings().worker.max_deliveries, count)
 
 
-def _timed_out(job_id: str, file_id: int, done: list[int], rest: list[int]) -> None:
+def _timed_out(job_id: str, file_id: int, done: list[int], rest: list[int], moved_on: bool) -> None:
+    """The soft time limit struck while reading `file_id`: a file that stored a part in this task goes on in the
+    next one (its remaining parts), one that stored nothing is given up as a `timeout` dead letter."""
     from pipeline.errors import Reason
     from pipeline.store.models import JobFile
 
@@ -151,11 +183,15 @@ def _timed_out(job_id: str, file_id: int, done: list[int], rest: list[int]) -> N
         job, jobfile = runtime.open_job(session, job_id), session.get(JobFile, file_id)
         if job is None or jobfile is None:
             return
-        detail = f"reading it outlasted the read task's soft time limit ({soft:g} s, DOCPIPE_WORKER_READ_SOFT_LIMIT)"
-        ownership.give_up(session, job, jobfile, Reason.TIMEOUT, detail)
+        if moved_on:
+            rest = [file_id, *rest]
+            detail = f"handed on after {jobfile.read_items} items, at the read task's soft time limit ({soft:g} s)"
+        else:
+            detail = f"reading it outlasted the read task's soft time limit ({soft:g} s, {SOFT_LIMIT_SETTING})"
+            ownership.give_up(session, job, jobfile, Reason.TIMEOUT, detail)
         ownership.release(session, done + rest, runtime.worker_id())
         repo.refresh_counters(session, job)
-    log.warning("file %s of job %s: %s", file_id, job_id, detail)
+    (log.info if moved_on else log.warning)("file %s of job %s: %s", file_id, job_id, detail)
     if rest:
         read_files.delay(job_id, rest)
     index_files.delay(job_id, done)

@@ -97,6 +97,9 @@ class JobFile(Base):
     path: Mapped[str] = mapped_column(String(2048))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     records: Mapped[int] = mapped_column(default=0)
+    # items (records and refused records) already stored, in the same commits as their documents: a multi-record
+    # file is read in parts, and a task that takes it again goes on after them (migration 0021)
+    read_items: Mapped[int] = mapped_column(default=0)
     # Ownership (migration 0009): the task process (host:pid) reading the file, or indexing its documents once
     # read, and since when; reclaimed when that process's heartbeat stops (pipeline/jobs/reclaim.py).
     owner: Mapped[str | None] = mapped_column(String(200), index=True)

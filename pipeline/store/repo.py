@@ -125,10 +125,11 @@ def refresh_counters(session: Session, job: Job) -> None:
         ).all()
     )
     failed = session.scalar(select(func.count()).select_from(DeadLetter).where(DeadLetter.job_id == job.id)) or 0
-    # the items of files not read yet, as counted before reading began (pipeline/jobs/counting.py)
+    # the items of files not read yet, as counted before reading began (pipeline/jobs/counting.py), less those
+    # of a file read in parts that are stored already
     unread = (
         session.scalar(
-            select(func.coalesce(func.sum(JobFile.records), 0)).where(
+            select(func.coalesce(func.sum(JobFile.records - JobFile.read_items), 0)).where(
                 JobFile.job_id == job.id, JobFile.status == "pending"
             )
         )

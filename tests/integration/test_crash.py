@@ -5,6 +5,7 @@ time becomes a `worker_lost` dead letter after DOCPIPE_WORKER_MAX_DELIVERIES tak
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.index import count_chunks
+from pipeline.jobs.stats import job_stats
 from pipeline.store import repo
 from pipeline.store.db import session_scope
 from pipeline.store.models import Chunk, Document, DocumentStatus, JobFile
@@ -113,7 +115,8 @@ def test_a_lost_task_is_sent_again_once_the_job_stalls_and_none_of_its_messages_
 # As in production, an unacknowledged message comes back only after an hour: what brings a killed worker's
 # work back in these tests is the reclaim, not the broker.
 NO_REDELIVERY = {"DOCPIPE_BROKER_VISIBILITY_TIMEOUT": "3600"}
-HOOKS = str(Path(__file__).parents[1] / "workerhooks")  # sitecustomize: a poison file kills its reader
+HOOKS = str(Path(__file__).parents[1] / "workerhooks")  # sitecustomize: a poison file kills its reader, slow reads
+HOOKED = {"PYTHONPATH": os.pathsep.join(filter(None, [HOOKS, os.environ.get("PYTHONPATH")]))}
 
 
 def _restart(stack, name: str, **env: str) -> None:
@@ -213,8 +216,7 @@ def test_a_file_that_kills_its_worker_becomes_a_worker_lost_dead_letter_after_ma
     tenant, docs = "t-poison", 8
     folder = _articles(tmp_path / "poison", docs, 5000, sentences=6)
     (folder / "doc05-poison.txt").write_text(article(5999, sentences=6))
-    hooked = {"PYTHONPATH": os.pathsep.join(filter(None, [HOOKS, os.environ.get("PYTHONPATH")]))}
-    _restart(stack, "worker-ingest", DOCPIPE_TEST_POISON_MARK="-poison", **hooked)
+    _restart(stack, "worker-ingest", DOCPIPE_TEST_POISON_MARK="-poison", **HOOKED)
     try:
         job = stack.run_job([folder], tenant, timeout=240)
     finally:
@@ -227,3 +229,54 @@ def test_a_file_that_kills_its_worker_becomes_a_worker_lost_dead_letter_after_ma
     poison = [f for f in _files(stack, job.id) if f.path.endswith("-poison.txt")][0]
     assert (poison.status, poison.deliveries) == ("failed", 3)
     _assert_each_chunk_once(stack, tenant, docs)
+
+
+def _records(folder, count: int, first_seed: int):
+    folder.mkdir()
+    path = folder / "feed.jsonl"
+    path.write_text(
+        "\n".join(json.dumps({"id": f"r{i}", "text": article(first_seed + i, sentences=3)}) for i in range(count))
+    )
+    return path
+
+
+# a file of records whose read takes longer than a read task may run, stored 10 records a commit
+SLOW_PARTS = {"DOCPIPE_TEST_SLOW_ITEMS": "0.04", "DOCPIPE_READ_PART_ITEMS": "10", **HOOKED}
+
+
+def test_a_records_file_read_longer_than_the_read_time_limit_goes_on_in_the_next_task(stack, tmp_path):
+    tenant, records = "t-parts-limit", 250  # about 10 s of reading against a soft limit of 4 s
+    path = _records(tmp_path / "limit", records, 6000)
+    limits = {"DOCPIPE_WORKER_READ_SOFT_LIMIT": "4", "DOCPIPE_WORKER_READ_HARD_LIMIT": "8"}
+    _restart(stack, "worker-ingest", **SLOW_PARTS, **limits)
+    try:
+        job = stack.run_job([path], tenant, timeout=240)
+    finally:
+        _restart(stack, "worker-ingest")
+    assert (job.state, job.done, job.failed, job.total) == ("succeeded", records, 0, records)
+    [jobfile] = _files(stack, job.id)
+    assert (jobfile.status, jobfile.records, jobfile.read_items) == ("done", records, records)
+    assert jobfile.deliveries <= 2  # each take stored a part: none counts towards the poison limit
+    _assert_each_chunk_once(stack, tenant, records)
+
+
+def test_a_worker_killed_in_the_middle_of_a_records_file_goes_on_after_its_last_stored_part(stack, tmp_path):
+    tenant, records = "t-parts-kill", 150
+    path = _records(tmp_path / "kill", records, 7000)
+    with _without_redelivery(stack):
+        _restart(stack, "worker-ingest", **NO_REDELIVERY, **SLOW_PARTS)
+        job_id = stack.submit([path], tenant)
+        _wait_for(lambda: any(20 <= f.read_items < 100 for f in _files(stack, job_id)), "no part was stored")
+        stack.kill_worker("worker-ingest")
+        [killed] = _files(stack, job_id)
+        with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as session:
+            kept = session.query(Document).filter_by(tenant=tenant).count()
+        assert kept == killed.read_items and killed.status == "pending"  # the stored parts outlive the worker
+
+        stack.start_worker("worker-ingest", **NO_REDELIVERY)
+        job = stack.wait(job_id, timeout=120)
+    assert (job.state, job.done, job.failed, job.total) == ("succeeded", records, 0, records)
+    with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as session:
+        read = {s["stage"]: s for s in job_stats(session, repo.get_job(session, job_id)).as_list()}["read"]
+    assert read["items_in"] == records  # the parts stored before the kill were not read into documents again
+    _assert_each_chunk_once(stack, tenant, records)

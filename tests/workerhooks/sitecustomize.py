@@ -1,25 +1,34 @@
-"""A test-only hook, loaded by a worker started with this folder on PYTHONPATH: reading a file whose name
-contains DOCPIPE_TEST_POISON_MARK kills the process at once (os._exit), as an OOM kill or a crash would."""
+"""Test-only hooks, loaded by a worker started with this folder on PYTHONPATH, on the reads of pipeline.ingest
+(the counting before a job's reads is left alone):
+- DOCPIPE_TEST_POISON_MARK: reading a file whose name contains it kills the process at once (os._exit), as an
+  OOM kill or a crash would;
+- DOCPIPE_TEST_SLOW_ITEMS: storing each document takes this many seconds more (a slow tokenizer, a slow database)."""
 
 import os
+import time
 
 MARK = os.environ.get("DOCPIPE_TEST_POISON_MARK")
+SLOW = float(os.environ.get("DOCPIPE_TEST_SLOW_ITEMS") or 0)
 
-if MARK:
+if MARK or SLOW:
     from celery.signals import task_prerun
 
-    def _poison_reads(**_kwargs) -> None:
+    def _hook_reads(**_kwargs) -> None:
         import pipeline.ingest as ingest
 
-        if getattr(ingest, "_poisoned", False):
+        if getattr(ingest, "_hooked", False):
             return
-        real = ingest.read_path
+        real_read, real_store = ingest.read_path, ingest._store_document
 
         def read_path(path, *args, **kwargs):
-            if MARK in path.name:
+            if MARK and MARK in path.name:
                 os._exit(137)
-            return real(path, *args, **kwargs)
+            return real_read(path, *args, **kwargs)
 
-        ingest.read_path, ingest._poisoned = read_path, True
+        def store_document(*args, **kwargs):
+            time.sleep(SLOW)
+            return real_store(*args, **kwargs)
 
-    task_prerun.connect(_poison_reads, weak=False)
+        ingest.read_path, ingest._store_document, ingest._hooked = read_path, store_document, True
+
+    task_prerun.connect(_hook_reads, weak=False)
