@@ -108,14 +108,26 @@ def _read_claimed(job_id: str, taken: list[int], count: bool) -> bool:
                     break
             if following is not None:
                 counted[following] = read == FILE_AND_NEXT
-        except SoftTimeLimitExceeded:  # the hard limit follows: hand the rest on (give this file up if it stalled)
-            _timed_out(job_id, file_id, taken[:n], taken[n + 1 :], moved_on=parts > 0)
-            return False
         except Exception as exc:  # noqa: BLE001 - sorted below: services' failures retry, the rest is the file's
+            if _soft_limit(exc):  # the hard limit follows: hand the rest on (give this file up if it stalled)
+                _timed_out(job_id, file_id, taken[:n], taken[n + 1 :], moved_on=parts > 0)
+                return False
             if is_infrastructure(exc):
                 raise
             _reject_file(job_id, file_id, exc)
     return True
+
+
+def _soft_limit(exc: BaseException | None) -> bool:
+    """Whether `exc` is the soft time limit, also where a library wrapped it: struck inside a SQL statement it
+    arrives as SQLAlchemy's StatementError, which looked like the database's failure and failed the job."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, SoftTimeLimitExceeded):
+            return True
+        seen.add(id(exc))
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return False
 
 
 PART, FILE, FILE_AND_NEXT = "part", "file", "file and next"

@@ -131,3 +131,29 @@ def test_a_part_ends_by_time_but_never_before_its_first_item(tmp_path, chunker):
 def test_part_ended(chunker, items, seconds, stored, ended):
     steps = ReadSteps(chunker, 1, part_items=items, part_seconds=seconds)
     assert steps.part_ended(stored, math.inf) is ended
+
+
+def test_the_soft_time_limit_is_known_inside_a_wrapping_sql_error():
+    from celery.exceptions import SoftTimeLimitExceeded
+    from sqlalchemy import bindparam, create_engine, select
+    from sqlalchemy.exc import OperationalError, StatementError
+    from sqlalchemy.types import String, TypeDecorator
+
+    from pipeline.ingest import is_infrastructure
+    from workers.tasks_ingest import _soft_limit
+
+    class Struck(TypeDecorator):  # the signal handler raises while SQLAlchemy prepares a statement's parameters
+        impl, cache_ok = String, True
+
+        def process_bind_param(self, value, dialect):
+            raise SoftTimeLimitExceeded()
+
+    with pytest.raises(StatementError) as caught, create_engine("sqlite://").connect() as sql:
+        sql.execute(select(bindparam("x", "value", type_=Struck())))
+    assert is_infrastructure(caught.value)  # why the read task took it for the database's failure and failed the job
+    assert _soft_limit(caught.value) and _soft_limit(SoftTimeLimitExceeded())
+    assert not _soft_limit(OperationalError("SELECT 1", {}, Exception("database is locked")))
+    looped = ValueError("a")
+    looped.__context__ = KeyError("b")
+    looped.__context__.__context__ = looped
+    assert not _soft_limit(looped)
