@@ -35,7 +35,7 @@ from pipeline.jobs.stats import JobStats, StageRecorder, add_job_stats
 from pipeline.language import detect_language, tenant_language
 from pipeline.metadata import check_metadata, path_parts
 from pipeline.store import repo
-from pipeline.store.dedupstore import SqlDedupStore, pack_signature
+from pipeline.store.dedupstore import SqlDedupStore, is_canonical, pack_signature
 from pipeline.store.models import Chunk, Document, DocumentStatus, Job, JobFile, Outcome
 from pipeline.types import CleanDocument, RawDocument, Rejected, chunk_id, document_id, utcnow
 
@@ -202,6 +202,16 @@ def _store_document(
         session.flush()
 
 
+def _duplicates_a_canonical(session: Session, doc: Document) -> bool:
+    """A duplicate stays one while its original is indexed or being indexed; one whose original a failed or
+    cancelled job left unindexed (or that was deleted) is checked again and may become the original itself."""
+    return (
+        doc.status == DocumentStatus.DUPLICATE
+        and doc.duplicate_of is not None
+        and is_canonical(session, doc.duplicate_of)
+    )
+
+
 def _place_document(
     session: Session,
     job: Job,
@@ -220,7 +230,7 @@ def _place_document(
     if (
         doc is not None
         and doc.content_hash == digest
-        and doc.status in (DocumentStatus.INDEXED, DocumentStatus.DUPLICATE)
+        and (doc.status == DocumentStatus.INDEXED or _duplicates_a_canonical(session, doc))
     ):
         repo.set_outcome(session, job.id, doc_id, Outcome.UNCHANGED, jobfile.id)
         recorder.lap("dedup", t)

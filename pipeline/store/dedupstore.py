@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import select, tuple_
+from sqlalchemy import ColumnElement, and_, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from pipeline.store.models import Document, DocumentStatus, LshBucket
+from pipeline.store.models import Document, DocumentStatus, Job, JobState, LshBucket
 from pipeline.store.repo import drop_lsh, replace_lsh
 
-CANONICAL = (DocumentStatus.CHUNKED, DocumentStatus.INDEXED)
+
+def canonical() -> ColumnElement[bool]:
+    """A document others may duplicate: one indexed, or one chunked for a job still open (it is being indexed).
+    One that a failed or cancelled job left chunked is never indexed: a copy of it must not hide behind it."""
+    open_job = select(Job.id).where(Job.id == Document.last_job_id, Job.state.not_in(JobState.FINAL)).exists()
+    return or_(Document.status == DocumentStatus.INDEXED, and_(Document.status == DocumentStatus.CHUNKED, open_job))
+
+
+def is_canonical(session: Session, doc_id: str) -> bool:
+    return session.scalar(select(Document.id).where(Document.id == doc_id, canonical())) is not None
 
 
 def pack_signature(signature: list[int]) -> bytes:
@@ -32,7 +41,7 @@ class SqlDedupStore:
             .where(
                 Document.tenant == tenant,
                 Document.content_hash == content_hash,
-                Document.status.in_(CANONICAL),
+                canonical(),
                 Document.id != exclude_doc,
             )
             .order_by(Document.created_at)
@@ -56,7 +65,7 @@ class SqlDedupStore:
                 LshBucket.bucket.in_(sorted({k for _, k in bands})),
                 tuple_(LshBucket.band, LshBucket.bucket).in_(bands),
                 LshBucket.document_id != exclude_doc,
-                Document.status.in_(CANONICAL),
+                canonical(),
             )
         ).all()
         found = {r[0]: (r[0], r[1], unpack_signature(r[2])) for r in rows if r[2]}  # one per shared band

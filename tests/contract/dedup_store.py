@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy.orm import Session
 
 from pipeline.dedup import Deduplicator, DedupStore, band_keys
+from pipeline.store import repo
 from pipeline.store.db import session_factory
 from pipeline.store.dedupstore import SqlDedupStore, pack_signature
-from pipeline.store.models import Document
+from pipeline.store.models import Document, Job, JobState
 from pipeline.types import DedupVerdict, document_id
 
 THRESHOLD = 0.8
@@ -168,9 +169,10 @@ class DedupStoreContract:
 class SqlDedupStoreContract(DedupStoreContract):
     """The SQL store over a migrated database named by the `dedup_sql_url` fixture.
 
-    Ingest owns the document rows: it writes content hash, signature, status and cluster, drops
-    the buckets of a document that became a duplicate, and a deleted source becomes status
-    "deleted" without buckets. keep_row and delete_document do the same here.
+    Ingest owns the document rows: it writes content hash, signature, status, cluster and the job that read it
+    last, drops the buckets of a document that became a duplicate, and a deleted source becomes status
+    "deleted" without buckets. keep_row and delete_document do the same here, with the rows read by one
+    open job of the tenant's.
     """
 
     @pytest.fixture
@@ -191,12 +193,21 @@ class SqlDedupStoreContract(DedupStoreContract):
         self._sessions.append(session)
         return SqlDedupStore(session)
 
+    def reading_job(self, store, tenant) -> str:
+        """The open job that reads the tenant's rows here (one per test and tenant)."""
+        jobs = self.__dict__.setdefault("_jobs", {})
+        if tenant not in jobs:
+            jobs[tenant] = repo.create_job(store.session, tenant, []).id
+        return jobs[tenant]
+
     def keep_row(self, store, tenant, doc_id, verdict):
         session = store.session
+        job_id = self.reading_job(store, tenant)
         doc = session.get(Document, doc_id)
         if doc is None:
             doc = Document(id=doc_id, tenant=tenant, source=doc_id, content_type="txt", text="", cluster_id=doc_id)
             session.add(doc)
+        doc.last_job_id = job_id
         doc.content_hash, doc.signature = verdict.content_hash, pack_signature(verdict.signature)
         if verdict.duplicate_of:
             doc.status, doc.duplicate_of, doc.cluster_id = "duplicate", verdict.duplicate_of, verdict.cluster_id
@@ -223,3 +234,18 @@ class SqlDedupStoreContract(DedupStoreContract):
         _, near = self.put(fresh, tenant, "c.txt", with_words_changed(text, [40]))
         assert (exact.kind, exact.duplicate_of) == ("exact", first)
         assert (near.kind, near.duplicate_of, near.cluster_id) == ("near", first, first)
+
+    @pytest.mark.parametrize("ended", [JobState.FAILED, JobState.CANCELLED, JobState.PARTIAL])
+    def test_a_document_an_ended_job_left_unindexed_is_no_original(self, store, tenant, ended):
+        text = text_of(300, 17)
+        first, _ = self.put(store, tenant, "a.txt", text)
+        store.session.get(Job, self.reading_job(store, tenant)).state = ended  # `first` stays chunked for good
+        self.__dict__["_jobs"].pop(tenant)  # the copies come with a new job
+        copy, exact = self.put(store, tenant, "b.txt", text)
+        _, near = self.put(store, tenant, "c.txt", with_words_changed(text, [40]))
+        assert exact.duplicate_of is None  # a copy elsewhere is indexed, not hidden behind the orphan
+        assert (near.kind, near.duplicate_of) == ("near", copy)
+        store.session.get(Document, copy).status = "indexed"
+        store.session.get(Job, self.reading_job(store, tenant)).state = ended  # indexed stays an original
+        _, again = self.put(store, tenant, "d.txt", text)
+        assert (again.kind, again.duplicate_of) == ("exact", copy)
