@@ -247,17 +247,21 @@ SLOW_PARTS = {"DOCPIPE_TEST_SLOW_ITEMS": "0.04", "DOCPIPE_READ_PART_ITEMS": "10"
 def test_a_records_file_read_longer_than_the_read_time_limit_goes_on_in_the_next_task(stack, tmp_path):
     tenant, records = "t-parts-limit", 250  # about 10 s of reading against a soft limit of 4 s
     path = _records(tmp_path / "limit", records, 6000)
+    for name in ("a.txt", "g.txt", "h.txt"):  # one read group of 4 files, with the records file second
+        (path.parent / name).write_text(article(6500 + ord(name[0]), sentences=4))
     limits = {"DOCPIPE_WORKER_READ_SOFT_LIMIT": "4", "DOCPIPE_WORKER_READ_HARD_LIMIT": "8"}
     _restart(stack, "worker-ingest", **SLOW_PARTS, **limits)
     try:
-        job = stack.run_job([path], tenant, timeout=240)
+        job = stack.run_job([path.parent], tenant, timeout=240)
     finally:
         _restart(stack, "worker-ingest")
-    assert (job.state, job.done, job.failed, job.total) == ("succeeded", records, 0, records)
-    [jobfile] = _files(stack, job.id)
-    assert (jobfile.status, jobfile.records, jobfile.read_items) == ("done", records, records)
-    assert jobfile.deliveries <= 2  # each take stored a part: none counts towards the poison limit
-    _assert_each_chunk_once(stack, tenant, records)
+    items = records + 3
+    assert (job.state, job.done, job.failed, job.total) == ("succeeded", items, 0, items)
+    files = {Path(f.path).name: f for f in _files(stack, job.id)}
+    assert (files["feed.jsonl"].records, files["feed.jsonl"].read_items) == (records, records)
+    assert all(f.status == "done" for f in files.values())
+    assert all(f.deliveries <= 2 for f in files.values())  # each take stored a part: none counts towards poison
+    _assert_each_chunk_once(stack, tenant, items)
 
 
 def test_a_worker_killed_in_the_middle_of_a_records_file_goes_on_after_its_last_stored_part(stack, tmp_path):
