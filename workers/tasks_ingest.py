@@ -97,20 +97,20 @@ def _read_claimed(job_id: str, taken: list[int], count: bool) -> bool:
         if not go:
             continue  # given up after too many deliveries (a worker_lost dead letter), or the job ended
         following = taken[n + 1] if n + 1 < len(taken) else None
-        parts, items = 0, None
+        stored_a_part, items = False, None
         try:
             while True:  # one transaction per part of the file: a crash or a timeout redoes one part
                 read, items = _read_part(job_id, file_id, following, count, progress, n == len(taken) - 1, items)
                 if read is None:
                     return False  # the job ended
-                parts += 1
+                stored_a_part = True
                 if read != PART:
                     break
             if following is not None:
                 counted[following] = read == FILE_AND_NEXT
         except Exception as exc:  # noqa: BLE001 - sorted below: services' failures retry, the rest is the file's
             if _soft_limit(exc):  # the hard limit follows: hand the rest on (give this file up if it stalled)
-                _timed_out(job_id, file_id, taken[:n], taken[n + 1 :], moved_on=parts > 0)
+                _timed_out(job_id, file_id, taken[:n], taken[n + 1 :], moved_on=stored_a_part)
                 return False
             if is_infrastructure(exc):
                 raise
@@ -131,7 +131,6 @@ def _soft_limit(exc: BaseException | None) -> bool:
 
 
 PART, FILE, FILE_AND_NEXT = "part", "file", "file and next"
-SOFT_LIMIT_SETTING = "DOCPIPE_WORKER_READ_SOFT_LIMIT"
 
 
 def _read_part(job_id: str, file_id: int, following: int | None, count: bool, progress: Progress, last: bool, items):
@@ -199,7 +198,9 @@ def _timed_out(job_id: str, file_id: int, done: list[int], rest: list[int], move
             rest = [file_id, *rest]
             detail = f"handed on after {jobfile.read_items} items, at the read task's soft time limit ({soft:g} s)"
         else:
-            detail = f"reading it outlasted the read task's soft time limit ({soft:g} s, {SOFT_LIMIT_SETTING})"
+            detail = (
+                f"reading it outlasted the read task's soft time limit ({soft:g} s, DOCPIPE_WORKER_READ_SOFT_LIMIT)"
+            )
             ownership.give_up(session, job, jobfile, Reason.TIMEOUT, detail)
         ownership.release(session, done + rest, runtime.worker_id())
         repo.refresh_counters(session, job)
