@@ -255,6 +255,17 @@ class Batch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     documents: list[BatchDocument] = Field(min_length=1, max_length=10_000)
 
+    @field_validator("documents")
+    @classmethod
+    def _distinct_ids(cls, documents: list[BatchDocument]) -> list[BatchDocument]:
+        # an id is the document's identity: two texts under one id in one batch would leave only one of them
+        seen: dict[str, int] = {}
+        for n, doc in enumerate(documents):
+            first = seen.setdefault(doc.id.strip(), n)
+            if first != n:
+                raise ValueError(f"documents.{n}.id {doc.id!r} repeats documents.{first}.id: each needs its own id")
+        return documents
+
 
 async def read_capped(stream: AsyncIterator[bytes], limit: int) -> bytes:
     body = bytearray()

@@ -109,6 +109,7 @@ def clean(doc: RawDocument) -> CleanDocument | Rejected:
         published=doc.published,
         metadata=dict(doc.metadata),
         page_starts=page_starts,
+        origin=doc.origin,
     )
 
 

@@ -31,6 +31,7 @@ class Reason(StrEnum):
     WORKER_LOST = "worker_lost"  # its worker died each of the max deliveries it was taken (poison control)
     TIMEOUT = "timeout"  # reading it outlasted the task's soft time limit
     INVALID_METADATA = "invalid_metadata"  # metadata over a limit or of a shape not indexed (docs/metadata.md)
+    DUPLICATE_ID = "duplicate_id"  # another text under a url or id that a record of the same job already has
 
 
 class DocpipeError(Exception):

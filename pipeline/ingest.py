@@ -36,7 +36,7 @@ from pipeline.language import detect_language, tenant_language
 from pipeline.metadata import check_metadata, path_parts
 from pipeline.store import repo
 from pipeline.store.dedupstore import SqlDedupStore, is_canonical, pack_signature
-from pipeline.store.models import Chunk, Document, DocumentStatus, Job, JobFile, Outcome
+from pipeline.store.models import Chunk, Document, DocumentStatus, Job, JobDocument, JobFile, Outcome
 from pipeline.types import CleanDocument, RawDocument, Rejected, chunk_id, document_id, utcnow
 
 # the dedup stage's drop reason for a document whose text is the one already indexed or held as a duplicate
@@ -212,6 +212,33 @@ def _duplicates_a_canonical(session: Session, doc: Document) -> bool:
     )
 
 
+def _repeated_identity(
+    session: Session,
+    job: Job,
+    jobfile: JobFile,
+    item: CleanDocument,
+    doc: Document | None,
+    digest: str,
+    first: JobDocument,
+    recorder: StageRecorder,
+) -> None:
+    """A record whose url or id a record read before in this job already has. The same text again is that
+    record repeated (dropped as `repeated`); another text is a `duplicate_id` dead letter, so that the first
+    record's text stays and the job says that the second was not taken."""
+    if doc is not None and doc.content_hash == digest:
+        recorder["dedup"].drop("repeated")
+        return
+    recorder["dedup"].drop(Reason.DUPLICATE_ID.value)
+    earlier = session.get(JobFile, first.file_id) if first.file_id is not None else None
+    where = f" (read from {earlier.path})" if earlier is not None else ""
+    detail = (
+        f"url/id {item.source!r} already names another record of this job{where}: give each record its own "
+        "url or id, or ingest the newer version in a job of its own to replace the older"
+    )
+    rejected = Rejected(item.origin or item.source, "dedup", Reason.DUPLICATE_ID.value, detail)
+    repo.add_dead_letter(session, job, rejected, jobfile.path)
+
+
 def _place_document(
     session: Session,
     job: Job,
@@ -227,12 +254,17 @@ def _place_document(
     doc_id = document_id(job.tenant, item.source)
     doc = session.get(Document, doc_id)
     digest = content_hash(item.text)
+    first = session.get(JobDocument, (job.id, doc_id))
+    if first is not None:  # another record of this job has this identity: neither may silently replace the other
+        _repeated_identity(session, job, jobfile, item, doc, digest, first, recorder)
+        recorder.lap("dedup", t)
+        return
     if (
         doc is not None
         and doc.content_hash == digest
         and (doc.status == DocumentStatus.INDEXED or _duplicates_a_canonical(session, doc))
     ):
-        repo.set_outcome(session, job.id, doc_id, Outcome.UNCHANGED, jobfile.id)
+        repo.add_outcome(session, job.id, doc_id, Outcome.UNCHANGED, jobfile.id)
         recorder.lap("dedup", t)
         recorder["dedup"].drop(UNCHANGED)
         return
@@ -270,7 +302,7 @@ def _place_document(
         if was_indexed and es is not None:
             delete_stale_chunks(es, alias, job.tenant, doc_id, None)  # it now duplicates another doc
             doc.indexed_hash = None
-        repo.set_outcome(session, job.id, doc_id, Outcome.DUPLICATE, jobfile.id)
+        repo.add_outcome(session, job.id, doc_id, Outcome.DUPLICATE, jobfile.id)
         return
     doc.status, doc.duplicate_of, doc.duplicate_kind, doc.similarity = DocumentStatus.CHUNKED, None, None, None
     doc.cluster_id = verdict.cluster_id or doc_id
@@ -278,7 +310,7 @@ def _place_document(
     spans = steps.chunker.chunk(item.text, doc.language)
     tag = tokenizer_info(steps.chunker.tokenizer).tag if steps.chunker.keeps_ids else b""
     doc.chunk_count = len(spans)
-    repo.set_outcome(session, job.id, doc_id, Outcome.PENDING, jobfile.id)
+    repo.add_outcome(session, job.id, doc_id, Outcome.PENDING, jobfile.id)
     session.flush()  # the chunk rows below reference the document row
     repo.add_chunks(
         session,

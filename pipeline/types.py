@@ -43,6 +43,7 @@ class RawDocument:
     title: str | None = None
     published: datetime | None = None
     metadata: dict = field(default_factory=dict)
+    origin: str | None = None  # a record's place in its file (`<file>#<n>`), to name it apart from its id
 
 
 @dataclass
@@ -56,6 +57,7 @@ class CleanDocument:
     # PDFs: the offset in `text` where each page starts (page 1 at 0); None for formats without pages
     page_starts: list[int] | None = None
     language: str | None = None  # ISO 639-1, when known before detection (the tenant fixed it)
+    origin: str | None = None  # as RawDocument.origin
 
 
 @dataclass

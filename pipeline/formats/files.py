@@ -55,29 +55,41 @@ _FENCE = re.compile(r"[ \t]{0,3}(```|~~~)")
 
 
 def iter_files(paths: list[Path]) -> Iterator[Path]:
-    """Files named or under named folders, sorted, hidden ones skipped; unsupported ones too."""
+    """Files named or under named folders, sorted, hidden ones skipped; unsupported ones too. Symlinked folders
+    are followed, and each folder is walked once however many links lead to it (a link loop ends)."""
+    seen: set[tuple[int, int]] = set()
     for path in paths:
         path = Path(path)
         if not path.is_dir():
             yield path
             continue
-        yield from _walk(path)
+        yield from _walk(path, seen)
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    # Files and folders sorted together, so the order is the one `find | sort` would give.
+def _walk(folder: Path, seen: set[tuple[int, int]]) -> Iterator[Path]:
+    # Files and folders sorted together, so the order is the one `find -L | sort` would give.
     try:
+        info = folder.stat()
+        if (info.st_dev, info.st_ino) in seen:
+            return
+        seen.add((info.st_dev, info.st_ino))
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
         return  # vanished or unreadable folder: nothing to ingest from it
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        # Symlinked folders are not followed: a link loop would never end.
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk(Path(entry.path))
+        if _is_folder(entry):
+            yield from _walk(Path(entry.path), seen)
         else:
             yield Path(entry.path)
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # through a symlink too
+    except OSError:
+        return False  # a link that cannot be followed is read as a file, and becomes its dead letter
 
 
 def read_path(path: Path, max_bytes: int, base: Path | None = None) -> Iterator[RawDocument | Rejected]:
@@ -97,9 +109,9 @@ def read_path(path: Path, max_bytes: int, base: Path | None = None) -> Iterator[
 
 def source_of(path: Path) -> str:
     """The document source of a file: its resolved absolute path, or the absolute path as given when it cannot
-    be resolved (a symlink loop), so that such a file still gets its dead letter under a stable name."""
+    be resolved (a dangling link or a link loop), so that its dead letter names the file the user has."""
     try:
-        return str(path.resolve())
+        return str(path.resolve(strict=True))
     except (OSError, RuntimeError):  # Python 3.11 raises RuntimeError for a symlink loop
         return str(path.absolute())
 

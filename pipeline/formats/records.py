@@ -25,6 +25,8 @@ def read_json(text: str, source: str) -> Iterator[RawDocument | Rejected]:
     except (ValueError, RecursionError) as exc:
         raise _json_error(exc, "") from None
     if isinstance(value, dict):
+        value = _wrapped_records(value)
+    if isinstance(value, dict):
         yield _guarded_record(value, source, 1, "json", "record 1")
     elif isinstance(value, list):
         if not value:
@@ -35,6 +37,15 @@ def read_json(text: str, source: str) -> Iterator[RawDocument | Rejected]:
         raise InputError(
             Reason.INVALID_JSON, f"top-level JSON value is a {type(value).__name__}, not an object or array"
         )
+
+
+def _wrapped_records(obj: dict) -> dict | list:
+    """An export's envelope (`{"documents": [...], "total": 2}`): an object with no text field of its own whose only
+    list of objects is its records. Anything else is one record."""
+    if any(k in obj for k in TEXT_FIELDS):
+        return obj
+    lists = [v for v in obj.values() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
+    return lists[0] if len(lists) == 1 else obj
 
 
 def read_jsonl(text: str, source: str) -> Iterator[RawDocument | Rejected]:
@@ -122,6 +133,7 @@ def _record(obj: object, file_source: str, n: int, ctype: str, where: str) -> Ra
         title=title.strip() if isinstance(title, str) and title.strip() else None,
         published=parse_datetime(obj.get("published")),
         metadata=_metadata(obj, consumed),
+        origin=fallback,
     )
 
 

@@ -280,10 +280,15 @@ def pending_files(session: Session, job_id: str, file_ids: list[int] | None = No
     return list(session.scalars(q))
 
 
+def add_outcome(session: Session, job_id: str, doc_id: str, outcome: str, file_id: int | None) -> None:
+    """The outcome of a document this job has none for yet (reading places each identity once per job)."""
+    session.add(JobDocument(job_id=job_id, document_id=doc_id, outcome=outcome, file_id=file_id))
+
+
 def set_outcome(session: Session, job_id: str, doc_id: str, outcome: str, file_id: int | None = None) -> None:
     row = session.get(JobDocument, (job_id, doc_id))
     if row is None:
-        session.add(JobDocument(job_id=job_id, document_id=doc_id, outcome=outcome, file_id=file_id))
+        add_outcome(session, job_id, doc_id, outcome, file_id)
     else:
         row.outcome = outcome
         if file_id is not None:

@@ -88,6 +88,12 @@ def test_refused_uploads_say_why_and_leave_nothing_behind(api, files, code, what
         ("application/json", b"{not json", 422, "invalid_json"),
         ("application/json", b'{"documents": []}', 422, "invalid_batch"),
         ("application/json", b'{"documents": [{"id": "x"}]}', 422, "invalid_batch"),
+        (
+            "application/json",
+            b'{"documents": [{"id": "x", "text": "a"}, {"id": "x ", "text": "b"}]}',
+            422,
+            "invalid_batch",
+        ),
         ("application/json", b'{"documents": [{"id": "x", "text": "t", "tenant": "other"}]}', 422, "invalid_batch"),
         ("application/json", b'{"documents": [{"id": "x", "text": "t", "meta": {"url": "u"}}]}', 422, "invalid_batch"),
         ("application/json", b'{"documents": [{"id": "x", "text": "' + b"y" * 2100 + b'"}]}', 413, "payload_too_large"),

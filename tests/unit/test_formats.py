@@ -290,6 +290,36 @@ def test_iter_files_recursive_sorted_skips_hidden(tmp_path):
     assert ".png" not in SUPPORTED_SUFFIXES
 
 
+def test_symlinked_folders_are_followed_once_and_a_folder_loop_ends(tmp_path):
+    shared = tmp_path / "shared"
+    (shared / "deep").mkdir(parents=True)
+    (shared / "deep" / "d.md").write_text("x")
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "s.txt").write_text("x")
+    (root / "linked").symlink_to(shared)  # a data folder linked in: read as if it were here
+    (root / "sub" / "up").symlink_to(root)  # a loop back to the folder ingested
+    (root / "z_again").symlink_to(shared / "deep")  # a folder reached twice: read once
+    (root / "gone.txt").symlink_to(tmp_path / "missing.txt")
+    got = [p.relative_to(root) for p in iter_files([root])]
+    assert got == [Path("gone.txt"), Path("linked/deep/d.md"), Path("sub/s.txt")]
+    # a dangling link's dead letter names the link the user has, not a target they never named
+    rej = only(read_all(root / "gone.txt"))
+    assert rej.reason == Reason.NOT_FOUND and rej.source == str(root / "gone.txt")
+
+
+def test_a_json_export_envelope_is_read_as_its_records(tmp_path):
+    envelope = {"total": 2, "next": None, "documents": [{"id": "a", "text": "one"}, {"id": "b", "text": "two"}]}
+    (tmp_path / "export.json").write_text(json.dumps(envelope))
+    assert [(d.source, d.body) for d in read_all(tmp_path / "export.json")] == [("a", "one"), ("b", "two")]
+    # an object with its own text, or with two lists of objects, stays one record
+    (tmp_path / "one.json").write_text(json.dumps({"text": "own", "items": [{"text": "x"}]}))
+    assert [d.body for d in read_all(tmp_path / "one.json")] == ["own"]
+    (tmp_path / "two.json").write_text(json.dumps({"a": [{"text": "x"}], "b": [{"text": "y"}]}))
+    rej = only(read_all(tmp_path / "two.json"))
+    assert rej.reason == Reason.MISSING_TEXT_FIELD
+
+
 @pytest.mark.parametrize(
     "value,expected",
     [
