@@ -230,6 +230,9 @@ class WorkerSettings(BaseSettings):
     max_memory_per_child: int = 4 * 1024 * 1024  # KiB; a prefork child past it is replaced after its task (0: off)
     max_tasks_per_child: int = 500  # a prefork child is replaced after this many tasks (0: never)
     fetch_per_host: int = 2  # feed downloads from one host at a time, per fetch worker
+    # A job's task retries a service that is away, shedding load or blocking writes (Elasticsearch, the database,
+    # the broker) with backoff up to a minute, for at least this long, before the job fails.
+    outage_seconds: float = 900.0
     read_soft_limit: float = 300.0
     read_hard_limit: float = 360.0
     index_soft_limit: float = 900.0

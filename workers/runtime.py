@@ -109,15 +109,51 @@ def judge_encoder(index: str, model_path: str, variant: str, tenants: list[str],
     guard.judge(sessions, candidate, index, tenants, get_settings().encoder, fp32, building)
 
 
+def retries_within(seconds: float, first: int = 2, most: int = 60) -> int:
+    """How many retries, waiting first, 2 x first, 4 x first, ... seconds (each at most `most`), it takes until
+    the waits add up to `seconds`: a job outlives an outage of that long (Celery's backoff without jitter)."""
+    retries, waited = 0, 0
+    while waited < seconds:
+        waited += min(most, first * 2**retries)
+        retries += 1
+    return retries
+
+
 class JobTask(Task):
-    """Retries what may pass; anything else marks the job failed with the reason, then re-raises."""
+    """Retries what may pass, for DOCPIPE_WORKER_OUTAGE_SECONDS; anything else marks the job failed with the
+    reason, then re-raises."""
 
     autoretry_for = RETRY_ON
     retry_backoff = 2
     retry_backoff_max = 60
-    max_retries = 5
+    retry_jitter = False  # the waits add up to the outage window as documented, not to a random part of it
     acks_late = True
     reject_on_worker_lost = True
+
+    @property
+    def max_retries(self) -> int:  # type: ignore[override]
+        return retries_within(get_settings().worker.outage_seconds, self.retry_backoff, self.retry_backoff_max)
+
+    def on_retry(self, exc, task_id, args, kwargs, einfo):
+        """The job is waiting, not stalled: touching it keeps the revive sweep from sending its work again."""
+        job_id = args[0] if args else kwargs.get("job_id")
+        log.warning(
+            "%s retries (%d of %d): %s: %s",
+            self.name,
+            self.request.retries + 1,
+            self.max_retries,
+            type(exc).__name__,
+            str(exc)[:300],
+            extra={"job_id": job_id},
+        )
+        if job_id:
+            try:
+                with session_scope(sql_url()) as session:
+                    job = session.get(Job, job_id)
+                    if job is not None and job.state not in JobState.FINAL:
+                        repo.heartbeat(session, job)
+            except Exception:  # noqa: BLE001 - best effort: when the database is what is away, no sweep runs either
+                log.debug("no heartbeat for job %s while it retries", job_id, exc_info=True)
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         job_id = args[0] if args else kwargs.get("job_id")

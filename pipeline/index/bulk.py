@@ -14,7 +14,7 @@ from elasticsearch.helpers import streaming_bulk
 
 from pipeline.chunk import pages_of
 from pipeline.errors import BulkIndexError, ConfigError, PermanentError, ServiceUnavailable
-from pipeline.index.guard import AUTH_STATUSES, RETRYABLE_STATUSES, guard
+from pipeline.index.guard import AUTH_STATUSES, BLOCKED, RETRYABLE_STATUSES, blocked_message, guard
 from pipeline.language import text_field, title_field
 from pipeline.metadata import index_fields
 from pipeline.types import chunk_id, utcnow
@@ -162,7 +162,7 @@ def write_chunks(
             failure = _failure(item_id, info)
             report.failures.append(failure)
             # The helper reports a failed request as one failure per item, marked by "exception".
-            if give_up_retryable and "exception" not in info and failure["status"] in RETRYABLE_STATUSES:
+            if give_up_retryable and "exception" not in info and _passing(failure):
                 continue  # refused item by item on the last try: the caller dead-letters its document
             _raise_if_not_item_level(failure, "exception" in info, report, target)
     except SerializationError:
@@ -273,9 +273,17 @@ def _failure(item_id: str | None, info: dict) -> dict:
     return {"_id": item_id, "status": status, "error": {"type": kind, "reason": reason[:_MAX_REASON]}}
 
 
+def _passing(failure: dict) -> bool:
+    """A refusal that passes by itself: load shedding, a gateway away, a write block."""
+    return failure["status"] in RETRYABLE_STATUSES or failure["error"]["type"] == BLOCKED
+
+
 def _raise_if_not_item_level(failure: dict, whole_request: bool, report: WriteReport, target: str) -> None:
     status, kind = failure["status"], failure["error"]["type"]
     summary = f"bulk write to {target}: {kind} (status {status})"
+    if kind == BLOCKED:
+        written = f"{report.ok} written, {len(report.failures)} refused so far"
+        raise BulkIndexError(f"{blocked_message(summary, failure['error']['reason'])}; {written}", report.failures)
     if status in RETRYABLE_STATUSES or (whole_request and status >= 500):
         # Stop here: the helper already backed off, and pressing on would pile more
         # requests onto a cluster that is shedding load.

@@ -19,12 +19,20 @@ MARK = "-refused"
 
 @pytest.fixture
 def proxied(chaos, stack, noida):
-    """The gpu worker writes through a fault proxy for the test (its helper backs off once, not five times,
-    so that the refusals that never pass reach Celery's retries within the test's time)."""
+    """The gpu worker writes through a fault proxy for the test (its helper backs off once, not five times, and
+    its tasks wait out refusals for 30 s, not 15 min, so that the refusals that never pass reach the last retry
+    within the test's time)."""
     from tests.chaos.conftest import restart
 
     proxy = FaultProxy(noida.elasticsearch_url, seed=12)
-    restart(stack, "worker-gpu", **WORKER_ENV, DOCPIPE_ELASTICSEARCH_URL=proxy.url, DOCPIPE_BULK_MAX_RETRIES="1")
+    restart(
+        stack,
+        "worker-gpu",
+        **WORKER_ENV,
+        DOCPIPE_ELASTICSEARCH_URL=proxy.url,
+        DOCPIPE_BULK_MAX_RETRIES="1",
+        DOCPIPE_WORKER_OUTAGE_SECONDS="30",
+    )
     try:
         yield proxy
     finally:

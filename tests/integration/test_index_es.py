@@ -487,3 +487,27 @@ def test_unreachable_cluster_is_service_unavailable():
             bm25(dead, "x-read", "acme", "z", k=3)
         with pytest.raises(ServiceUnavailable):
             IndexLayout(dead, "x").ensure_live(DIMS)
+
+
+def test_a_write_block_is_waited_out_not_taken_for_credentials_or_bad_data(es):
+    """`index.blocks.write` (an operator's, or the flood-stage disk watermark's): the write and the delete raise
+    a retryable error that says what to do; on the last try the refused chunks come back for dead letters."""
+    layout = IndexLayout(es, "blocked-chunks")
+    layout.ensure_live(DIMS)
+    physical = next(iter(es.indices.get_alias(name=layout.write_alias)))
+    actions = [chunk_action(layout.write_alias, chunk("acme", "b.txt", i, "part", vec(1, i))) for i in range(2)]
+    assert write_chunks(es, actions, initial_backoff=0.01).ok == 2  # so that the delete below has chunks to delete
+    es.indices.put_settings(index=physical, settings={"index.blocks.write": True})
+    try:
+        with pytest.raises(BulkIndexError) as caught:
+            write_chunks(es, actions, initial_backoff=0.01)
+        assert caught.value.retryable
+        assert "blocks writes" in caught.value.message and "index.blocks" in caught.value.message
+        report = write_chunks(es, actions, initial_backoff=0.01, give_up_retryable=True)
+        assert report.ok == 0 and {f["error"]["type"] for f in report.failures} == {"cluster_block_exception"}
+        with pytest.raises(ServiceUnavailable) as caught_delete:  # was ConfigError: "refused the credentials"
+            delete_stale_chunks(es, layout.write_alias, "acme", document_id("acme", "b.txt"), None)
+        assert "blocks writes" in caught_delete.value.message
+    finally:
+        es.indices.put_settings(index=physical, settings={"index.blocks.write": None})
+    assert write_chunks(es, actions, initial_backoff=0.01).ok == 2

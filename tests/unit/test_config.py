@@ -71,6 +71,7 @@ DOCUMENTED = [
     ("DOCPIPE_TRAIN_EVAL_FRACTION", "0.3", "train.eval_fraction", 0.3),
     ("DOCPIPE_TRAIN_CHECKPOINT_STEPS", "10", "train.checkpoint_steps", 10),
     ("DOCPIPE_TRAIN_ALLOW_UNDATED_NEIGHBOURS", "false", "train.allow_undated_neighbours", False),
+    ("DOCPIPE_WORKER_OUTAGE_SECONDS", "120", "worker.outage_seconds", 120.0),
 ]
 
 

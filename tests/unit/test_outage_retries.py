@@ -1,0 +1,37 @@
+"""How long a job's task waits out a service that is away: retries with backoff doubling from 2 s up to a minute,
+without jitter, until the waits add up to DOCPIPE_WORKER_OUTAGE_SECONDS (tests/integration/test_outage.py runs it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.config import get_settings
+from workers.runtime import retries_within
+
+
+def _waits(retries: int) -> list[int]:
+    return [min(60, 2 * 2**n) for n in range(retries)]
+
+
+@pytest.mark.parametrize("seconds", [0, 1, 2, 3, 62, 63, 900, 3600])
+def test_the_retries_wait_at_least_the_window_and_no_retry_more(seconds):
+    n = retries_within(seconds)
+    assert sum(_waits(n)) >= seconds
+    assert n == 0 or sum(_waits(n - 1)) < seconds
+    assert _waits(7) == [2, 4, 8, 16, 32, 60, 60]
+
+
+def test_job_tasks_take_their_retries_from_the_setting(monkeypatch):
+    from workers.tasks_ingest import index_files, read_files
+
+    monkeypatch.setenv("DOCPIPE_WORKER_OUTAGE_SECONDS", "62")
+    get_settings.cache_clear()
+    try:
+        assert index_files.max_retries == read_files.max_retries == 5  # the old fixed count: a minute in all
+        assert not index_files.retry_jitter  # with jitter the waits were a random part of it (31 s on average)
+        monkeypatch.setenv("DOCPIPE_WORKER_OUTAGE_SECONDS", "900")
+        get_settings.cache_clear()
+        assert index_files.max_retries == 19
+    finally:
+        monkeypatch.delenv("DOCPIPE_WORKER_OUTAGE_SECONDS")
+        get_settings.cache_clear()
