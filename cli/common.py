@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from cli.errors import DataConsole, one_line, say_error
+from cli.errors import DataConsole, one_line, say_error, say_warning
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -47,10 +49,20 @@ def new_table(*headers: str, title: str | None = None) -> Table:
 
 def get_settings() -> Settings:
     """pipeline.config's settings, imported at first use: pydantic's import is about 130 ms of a CLI start here,
-    which a search of a running stack never needs (cli/remote.py finds the stack without it)."""
+    which a search of a running stack never needs (cli/remote.py finds the stack without it). The first use warns
+    of DOCPIPE_* variables that no setting reads (a typo would leave docpipe on its defaults without a word)."""
     from pipeline.config import get_settings as settings
 
+    _name_unknown_variables()
     return settings()
+
+
+@functools.cache
+def _name_unknown_variables() -> None:
+    from pipeline.config import unknown_variables
+
+    for line in unknown_variables(os.environ):
+        say_warning(line)
 
 
 def print_json(data) -> None:

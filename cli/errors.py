@@ -59,6 +59,11 @@ def say_error(message: str) -> None:
     _stderr.print(Text.assemble(("error: ", "bold red"), said), soft_wrap=True, highlight=False)
 
 
+def say_warning(message: str) -> None:
+    """`warning: message` on stderr as one line, as say_error prints its errors."""
+    _stderr.print(Text.assemble(("warning: ", "bold yellow"), printable(message)), soft_wrap=True, highlight=False)
+
+
 def debugging() -> bool:
     return os.environ.get("DOCPIPE_DEBUG", "").strip().lower() in ("1", "true", "yes")
 

@@ -7,6 +7,8 @@ the step's defaults are the group's written defaults (`defaults(...)`), never a 
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar, cast
@@ -357,3 +359,48 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+# Read by code outside the settings (the CLI's traceback switch and remote mode, the OCR switch), and by
+# docker-compose.yml on the host (the image, where the API listens, its processes, the gpu service's device).
+_READ_ELSEWHERE = frozenset(
+    {"DOCPIPE_DEBUG", "DOCPIPE_API_URL", "DOCPIPE_API_KEY", "DOCPIPE_OCR"}
+    | {"DOCPIPE_API_BIND", "DOCPIPE_API_WORKERS", "DOCPIPE_GPU_DEVICE", "DOCPIPE_IMAGE"}
+)
+_TEST_NAMESPACES = ("DOCPIPE_TEST_", "DOCPIPE_CHAOS_")  # the test suite's own switches
+_SHORT = {"ES": "ELASTICSEARCH", "DB": "DATABASE", "SQL": "DATABASE", "BROKER": "REDIS"}  # words users shorten
+
+
+def known_variables() -> frozenset[str]:
+    """Every DOCPIPE_* variable something reads: each field of the settings and its groups, by its prefix or alias."""
+    names = set(_READ_ELSEWHERE)
+
+    def walk(group: type[BaseSettings]) -> None:
+        prefix = str(group.model_config.get("env_prefix") or "")
+        for name, info in group.model_fields.items():
+            alias = info.validation_alias
+            names.add(alias.upper() if isinstance(alias, str) else f"{prefix}{name}".upper())
+            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseSettings):
+                walk(info.annotation)
+
+    walk(Settings)
+    return frozenset(names)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One line per DOCPIPE_* variable in `environ` that nothing reads, with the known name nearest to it: a typo
+    (DOCPIPE_ES_URL) is otherwise ignored without a word, and docpipe runs on its defaults."""
+    known = {name.removeprefix("DOCPIPE_"): name for name in known_variables()}
+    lines = []
+    for name in sorted(environ):
+        if (
+            not name.startswith("DOCPIPE_")
+            or name.removeprefix("DOCPIPE_") in known
+            or name.startswith(_TEST_NAMESPACES)
+        ):
+            continue
+        words = [_SHORT.get(word, word) for word in name.removeprefix("DOCPIPE_").split("_")]
+        near = difflib.get_close_matches("_".join(words), known, n=1, cutoff=0.75)
+        hint = f"did you mean {known[near[0]]}?" if near else "see the settings table in the README"
+        lines.append(f"{name} is not a docpipe setting and is ignored: {hint}")
+    return lines

@@ -10,12 +10,12 @@ import time
 from functools import lru_cache, partial
 
 from celery import Task
-from celery.signals import task_prerun, worker_process_shutdown, worker_shutdown
+from celery.signals import task_prerun, worker_init, worker_process_shutdown, worker_shutdown
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from pipeline import logs
-from pipeline.config import get_settings
+from pipeline.config import get_settings, unknown_variables
 from pipeline.errors import RetryableError
 from pipeline.hosts import process_id
 from pipeline.jobs import heartbeat
@@ -247,6 +247,12 @@ def start_heartbeat(node: str = "") -> None:
 @task_prerun.connect
 def _beat_while_running_tasks(task=None, **_kwargs) -> None:
     start_heartbeat(getattr(task.request, "hostname", None) or "" if task is not None else "")
+
+
+@worker_init.connect
+def _name_unknown_settings(**_kwargs) -> None:
+    for line in unknown_variables(os.environ):
+        log.warning(line)
 
 
 @worker_shutdown.connect

@@ -159,3 +159,15 @@ def test_a_query_with_nothing_to_search_is_refused_alike_by_the_api_and_the_cli(
     cli = docpipe(tmp_path / "fresh", "search", query, "--mode", "knn")
     assert (r.status_code, r.json()["message"]) == (422, expected)
     assert (cli.exit_code, lines(cli)) == (2, [f"error: {expected}"])  # before any model or database
+
+
+def test_a_mistyped_setting_is_named_before_the_command_answers(tmp_path):
+    from cli import common
+
+    common._name_unknown_variables.cache_clear()  # once per process: a test before may have spent it
+    result = docpipe(migrated(tmp_path / "d"), "jobs", "--json", DOCPIPE_ES_URL="http://es:9200")
+    assert result.exit_code == 0
+    assert lines(result)[0] == (
+        "warning: DOCPIPE_ES_URL is not a docpipe setting and is ignored: did you mean DOCPIPE_ELASTICSEARCH_URL?"
+    )
+    assert json.loads("\n".join(lines(result)[1:])) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from pipeline.config import (
     Settings,
     TrainSettings,
     defaults,
+    known_variables,
+    unknown_variables,
 )
 from pipeline.dedup import Deduplicator
 from pipeline.ingest import ReadSteps
@@ -156,3 +159,33 @@ def test_step_defaults_are_their_groups():
         fetch.max_redirects,
         fetch.user_agent,
     )
+
+
+def test_a_mistyped_variable_is_named_with_the_setting_meant():
+    lines = unknown_variables(
+        {
+            "DOCPIPE_ES_URL": "http://es:9200",  # ignored before without a word: docpipe ran on the embedded server
+            "DOCPIPE_WORKER_OUTAGE_SECOND": "60",
+            "DOCPIPE_XYZZY": "1",
+            "DOCPIPE_ELASTICSEARCH_URL": "http://es:9200",
+            "DOCPIPE_MINHASH_PERMS": "64",  # a field read by its alias
+            "DOCPIPE_WORKER_READ_SOFT_LIMIT": "5",  # a group's field, by its prefix
+            "DOCPIPE_TEST_POISON_MARK": "x",  # the test suite's own
+            "OTHER_ES_URL": "x",
+        }
+    )
+    assert lines == [
+        "DOCPIPE_ES_URL is not a docpipe setting and is ignored: did you mean DOCPIPE_ELASTICSEARCH_URL?",
+        "DOCPIPE_WORKER_OUTAGE_SECOND is not a docpipe setting and is ignored: did you mean "
+        "DOCPIPE_WORKER_OUTAGE_SECONDS?",
+        "DOCPIPE_XYZZY is not a docpipe setting and is ignored: see the settings table in the README",
+    ]
+
+
+def test_every_variable_the_docs_and_compose_name_is_known():
+    root = Path(__file__).resolve().parents[2]
+    texts = [root / "README.md", root / "docker-compose.yml", *sorted((root / "docs").glob("*.md"))]
+    named = {n for path in texts for n in re.findall(r"DOCPIPE_[A-Z0-9_]*[A-Z0-9]", path.read_text())}
+    assert len(named) > 100
+    assert unknown_variables(dict.fromkeys(named, "")) == []
+    assert {d[0] for d in DOCUMENTED} <= known_variables()
