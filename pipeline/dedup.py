@@ -23,7 +23,14 @@ from pipeline.config import DedupSettings, defaults
 from pipeline.types import DedupVerdict
 
 _WS = re.compile(r"\s+")
-_WORD = re.compile(r"\w+")
+# Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer; Japanese kana; CJK ideographs): each of
+# their characters is a token, so a shingle is a run of characters. As words, a Chinese article was a handful of
+# clauses, and two copies that differed in one figure shared no shingle at all.
+_UNSPACED = (
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"  # Thai, Lao, Myanmar, Khmer
+    "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"  # kana, CJK ideographs
+)
+_WORD = re.compile(f"[{_UNSPACED}]|[^\\W{_UNSPACED}]+")
 # Fine enough that the integrals' error is far below the gaps between neighbouring (b, r).
 _GRID = 2000
 

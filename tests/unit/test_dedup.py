@@ -175,3 +175,28 @@ def test_doc_that_becomes_a_duplicate_stops_being_a_match_target(dedup):
     ingest(dedup, "t", "b", y)
     assert ingest(dedup, "t", "b", x).duplicate_of == "a"
     assert ingest(dedup, "t", "c", y).duplicate_of is None
+
+
+def unspaced_text(n_chars: int, seed: int, first: int, last: int) -> str:
+    """Text of a script written without spaces: characters of [first, last], a full stop every 20 or so."""
+    rng = random.Random(seed)
+    chars = [chr(rng.randint(first, last)) for _ in range(n_chars)]
+    return "".join(c + ("。" if i % 20 == 19 else "") for i, c in enumerate(chars))
+
+
+@pytest.mark.parametrize(
+    "script, first, last",
+    [("chinese", 0x4E00, 0x9FA5), ("japanese kana", 0x3041, 0x30F6), ("thai", 0x0E01, 0x0E2E)],
+)
+def test_near_copies_are_found_in_scripts_written_without_spaces(dedup, script, first, last):
+    """Each character is a token there: as words, a Chinese article was a few clauses, and a copy with one figure
+    changed shared no shingle with its original."""
+    original = unspaced_text(400, 11, first, last)
+    ingest(dedup, "t", "orig", original)
+    edited = original[:100] + "一万亿元" + original[104:300] + "八千" + original[302:]
+    v = ingest(dedup, "t", "copy", edited)
+    assert (v.kind, v.duplicate_of) == ("near", "orig"), script
+    other = ingest(dedup, "t", "other", unspaced_text(400, 12, first, last))
+    assert other.duplicate_of is None
+    mixed = shingles("GDP 增长 5%", 2)  # a word of a spaced script stays one token beside them
+    assert mixed == ["gdp 增", "增 长", "长 5"]
