@@ -175,11 +175,16 @@ def _time_lines(rec: dict) -> list[str]:
     wall, waited = (finished - created).total_seconds(), (started - created).total_seconds()
     gpu = sum(st["seconds"] for st in rec["stages"] if st["stage"] in ("embed", "index", "classify"))
     ingest = sum(st["seconds"] for st in rec["stages"]) - gpu
-    return [
+    lines = [
         f"wall {wall:.2f} s; stages: ingest queue {ingest:.2f} s, gpu queue {gpu:.2f} s",
         f"queue wait {waited:.2f} s (until the first task started)",
         f"outside stages {max(0.0, wall - waited - max(ingest, gpu)):.2f} s (hand-offs, claims, commits)",
     ]
+    retries = (rec.get("metrics") or {}).get("retries")
+    if retries:  # tasks that waited for a service to come back (their waits may overlap: a sum, not wall time)
+        lines[-1] = lines[-1][:-1] + f"; retry waits {retries['seconds']:.0f} s in all)"
+        lines.append(f"retried {retries['count']} times while a service was away; last: {retries['last']}")
+    return lines
 
 
 def _stage_table(stages: list[dict]) -> Table:

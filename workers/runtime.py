@@ -109,12 +109,17 @@ def judge_encoder(index: str, model_path: str, variant: str, tenants: list[str],
     guard.judge(sessions, candidate, index, tenants, get_settings().encoder, fp32, building)
 
 
+def backoff_seconds(retries: int, first: int = 2, most: int = 60) -> int:
+    """The wait before retry number `retries` + 1: first, 2 x first, 4 x first, ..., at most `most` (Celery's
+    exponential backoff without jitter)."""
+    return min(most, first * 2**retries)
+
+
 def retries_within(seconds: float, first: int = 2, most: int = 60) -> int:
-    """How many retries, waiting first, 2 x first, 4 x first, ... seconds (each at most `most`), it takes until
-    the waits add up to `seconds`: a job outlives an outage of that long (Celery's backoff without jitter)."""
+    """How many retries it takes until their waits add up to `seconds`: a job outlives an outage of that long."""
     retries, waited = 0, 0
     while waited < seconds:
-        waited += min(most, first * 2**retries)
+        waited += backoff_seconds(retries, first, most)
         retries += 1
     return retries
 
@@ -135,8 +140,10 @@ class JobTask(Task):
         return retries_within(get_settings().worker.outage_seconds, self.retry_backoff, self.retry_backoff_max)
 
     def on_retry(self, exc, task_id, args, kwargs, einfo):
-        """The job is waiting, not stalled: touching it keeps the revive sweep from sending its work again."""
+        """The job is waiting, not stalled: noting the retry on it keeps the revive sweep from sending its work
+        again, and tells `docpipe job` what the wait was."""
         job_id = args[0] if args else kwargs.get("job_id")
+        wait = backoff_seconds(self.request.retries, int(self.retry_backoff), self.retry_backoff_max)
         log.warning(
             "%s retries (%d of %d): %s: %s",
             self.name,
@@ -151,7 +158,7 @@ class JobTask(Task):
                 with session_scope(sql_url()) as session:
                     job = session.get(Job, job_id)
                     if job is not None and job.state not in JobState.FINAL:
-                        repo.heartbeat(session, job)
+                        repo.note_retry(session, job, wait, f"{type(exc).__name__}: {exc}")
             except Exception:  # noqa: BLE001 - best effort: when the database is what is away, no sweep runs either
                 log.debug("no heartbeat for job %s while it retries", job_id, exc_info=True)
 

@@ -117,6 +117,21 @@ def heartbeat(session: Session, job: Job) -> None:
     job.heartbeat_at = utcnow()
 
 
+def note_retry(session: Session, job: Job, seconds: float, reason: str) -> None:
+    """A task of the job waits `seconds` to try again after `reason` (a service away or refusing): counted in the
+    job's metrics, so that its report tells this wait from time lost elsewhere, and a heartbeat (it waits, it has
+    not stalled)."""
+    metrics = dict(job.metrics or {})
+    seen = metrics.get("retries") or {}
+    metrics["retries"] = {
+        "count": int(seen.get("count", 0)) + 1,
+        "seconds": float(seen.get("seconds", 0.0)) + seconds,
+        "last": reason[:300],
+    }
+    job.metrics = metrics
+    heartbeat(session, job)
+
+
 def refresh_counters(session: Session, job: Job) -> None:
     session.flush()
     by_outcome = dict(

@@ -41,6 +41,8 @@ def test_a_job_waits_out_a_write_block_and_succeeds_once_it_is_lifted(stack, tmp
         job = stack.job(job_id)
         assert (job.state, job.done, job.failed, job.error) == (JobState.RUNNING, 0, 0, None)
         assert job.heartbeat_at > read_at  # touched as it retried: the revive sweep leaves it alone
+        retries = job.metrics["retries"]  # what `docpipe job` reports of the wait
+        assert retries["count"] >= 2 and retries["seconds"] >= 6 and "blocks writes" in retries["last"]
     finally:
         es.indices.put_settings(index=physical, settings={"index.blocks.write": None})
 

@@ -247,3 +247,7 @@ def test_job_report_says_where_the_wall_time_went():
     assert queued.startswith("queue wait 2.00 s")
     assert outside.startswith("outside stages 7.00 s")  # 40 - 2 - max(5, 31)
     assert _time_lines({**rec, "finished_at": None}) == []  # a running job has no such account yet
+    retried = {"retries": {"count": 3, "seconds": 14.0, "last": "ServiceUnavailable: Elasticsearch unreachable"}}
+    *_, outside, retries = _time_lines({**rec, "metrics": retried})
+    assert outside == "outside stages 7.00 s (hand-offs, claims, commits; retry waits 14 s in all)"
+    assert retries == "retried 3 times while a service was away; last: ServiceUnavailable: Elasticsearch unreachable"

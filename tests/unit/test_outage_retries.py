@@ -35,3 +35,23 @@ def test_job_tasks_take_their_retries_from_the_setting(monkeypatch):
     finally:
         monkeypatch.delenv("DOCPIPE_WORKER_OUTAGE_SECONDS")
         get_settings.cache_clear()
+
+
+def test_a_retry_is_noted_on_its_job(tmp_path):
+    from migrations.runner import upgrade
+    from pipeline.store import repo
+    from pipeline.store.db import session_scope
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade(url)
+    with session_scope(url) as s:
+        job = repo.create_job(s, "t", ["/x"])
+        job.metrics = {"embed": {"seconds": 1.5, "items": 3}}  # what a job keeps there besides stays
+        repo.note_retry(s, job, 2, "ServiceUnavailable: away")
+        repo.note_retry(s, job, 4, "BulkIndexError: " + "x" * 500)
+        job_id = job.id
+    with session_scope(url) as s:
+        job = repo.get_job(s, job_id)
+        retries = job.metrics["retries"]
+        assert (retries["count"], retries["seconds"], len(retries["last"])) == (2, 6.0, 300)
+        assert job.metrics["embed"] == {"seconds": 1.5, "items": 3} and job.heartbeat_at is not None
