@@ -186,6 +186,7 @@ def test_every_variable_the_docs_and_compose_name_is_known():
     root = Path(__file__).resolve().parents[2]
     texts = [root / "README.md", root / "docker-compose.yml", *sorted((root / "docs").glob("*.md"))]
     named = {n for path in texts for n in re.findall(r"DOCPIPE_[A-Z0-9_]*[A-Z0-9]", path.read_text())}
+    named.discard("DOCPIPE_ES_URL")  # the README's example of a typo
     assert len(named) > 100
     assert unknown_variables(dict.fromkeys(named, "")) == []
     assert {d[0] for d in DOCUMENTED} <= known_variables()
