@@ -104,7 +104,10 @@ def decode(data: bytes) -> str:
 
 
 def parse_datetime(value: object) -> datetime | None:
-    """ISO 8601 or RFC 2822 to an aware datetime; naive values are taken as UTC."""
+    """ISO 8601, RFC 2822 or a Unix time (seconds, or milliseconds) to an aware datetime; naive values are taken
+    as UTC."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _unix_time(float(value))
     if not isinstance(value, str) or not value.strip():
         return None
     value = value.strip()
@@ -114,8 +117,24 @@ def parse_datetime(value: object) -> datetime | None:
         try:
             parsed = parsedate_to_datetime(value)
         except (ValueError, TypeError, IndexError, OverflowError):
-            return None
+            return _unix_time(float(value)) if _NUMBER.fullmatch(value) else None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+_NUMBER = re.compile(r"\d+(\.\d+)?")
+
+
+def _unix_time(value: float) -> datetime | None:
+    """Seconds since 1970 from 1e8 (1973) on, milliseconds from 1e11 on (exports write both); a smaller number
+    (a year, a count) is no time."""
+    if 1e11 <= value < 1e14:
+        value /= 1000
+    if not 1e8 <= value < 1e11:
+        return None
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def as_utc(value: object) -> datetime | None:

@@ -13,8 +13,12 @@ from pipeline.errors import InputError, Reason, as_input_error
 from pipeline.formats.common import is_scalar, parse_datetime
 from pipeline.types import RawDocument, Rejected
 
+# A record's fields by role, each role's names in order of preference; names match whatever their case ("Text",
+# "URL": spreadsheet exports capitalise headers). Titles and dates under another name stay metadata too.
 TEXT_FIELDS = ("text", "body", "content")
 SOURCE_FIELDS = ("url", "id")
+TITLE_FIELDS = ("title", "headline", "subject")
+DATE_FIELDS = ("published", "published_at", "pubdate", "date", "datetime", "timestamp", "created_at")
 
 _MARKUP = re.compile(r"<[A-Za-z!/][^>]*>")
 
@@ -70,7 +74,7 @@ def read_csv(text: str, source: str) -> Iterator[RawDocument | Rejected]:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise InputError(Reason.INVALID_CSV, f"cannot parse CSV: {exc}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
-    if not any(f in frame.columns for f in TEXT_FIELDS):
+    if not any(str(c).lower() in TEXT_FIELDS for c in frame.columns):
         raise InputError(
             Reason.MISSING_TEXT_FIELD,
             f"CSV has no {'/'.join(TEXT_FIELDS)} column (columns: {', '.join(frame.columns)})",
@@ -111,10 +115,13 @@ def _record(obj: object, file_source: str, n: int, ctype: str, where: str) -> Ra
             reason=Reason.INVALID_JSON.value,
             detail=f"{where}: expected an object, got {type(obj).__name__}",
         )
-    text_key = next((k for k in TEXT_FIELDS if isinstance(obj.get(k), str) and obj[k].strip()), None)
+    keys: dict[str, str] = {}
+    for key in obj:
+        keys.setdefault(str(key).strip().lower(), key)  # the first of "Text" and "text" wins, as in order
+    named = [keys[name] for name in TEXT_FIELDS if name in keys]
+    text_key = next((k for k in named if isinstance(obj[k], str) and obj[k].strip()), None)
     if text_key is None:
-        present = [k for k in TEXT_FIELDS if k in obj]
-        why = f"{', '.join(present)} empty or not a string" if present else "no such field"
+        why = f"{', '.join(named)} empty or not a string" if named else "no such field"
         return Rejected(
             source=fallback,
             stage="read",
@@ -122,16 +129,20 @@ def _record(obj: object, file_source: str, n: int, ctype: str, where: str) -> Ra
             detail=f"{where}: needs a non-empty {'/'.join(TEXT_FIELDS)} ({why})",
         )
     body = obj[text_key]
-    source_key = next((k for k in SOURCE_FIELDS if isinstance(obj.get(k), (str, int)) and str(obj[k]).strip()), None)
-    title = obj.get("title")
-    consumed = {text_key, source_key, "title", "published"}
+    values = [(name, obj[keys[name]]) for name in (*SOURCE_FIELDS, *TITLE_FIELDS, *DATE_FIELDS) if name in keys]
+    source_key = next(
+        (keys[n] for n, v in values if n in SOURCE_FIELDS and isinstance(v, (str, int)) and str(v).strip()), None
+    )
+    title = next((v.strip() for n, v in values if n in TITLE_FIELDS and isinstance(v, str) and v.strip()), None)
+    published = next((d for n, v in values if n in DATE_FIELDS and (d := parse_datetime(v)) is not None), None)
+    consumed = {text_key, source_key, keys.get("title"), keys.get("published")}
     return RawDocument(
         source=str(obj[source_key]).strip() if source_key else fallback,
         body=body,
         content_type=ctype,
         is_markup=body.lstrip().startswith("<") and _MARKUP.search(body) is not None,
-        title=title.strip() if isinstance(title, str) and title.strip() else None,
-        published=parse_datetime(obj.get("published")),
+        title=title,
+        published=published,
         metadata=_metadata(obj, consumed),
         origin=fallback,
     )

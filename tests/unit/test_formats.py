@@ -320,6 +320,28 @@ def test_a_json_export_envelope_is_read_as_its_records(tmp_path):
     assert rej.reason == Reason.MISSING_TEXT_FIELD
 
 
+def test_record_fields_match_whatever_their_case_and_titles_and_dates_have_other_names(tmp_path):
+    """Spreadsheet exports capitalise headers ("Text" was a missing text column), and news exports call the title
+    a headline and the date a Unix timestamp."""
+    (tmp_path / "sheet.csv").write_text("ID,Title,Text,Date,Desk\n7,Rates,Rates rose again,2024-01-02,markets\n")
+    doc = only(read_all(tmp_path / "sheet.csv"))
+    assert (doc.source, doc.title, doc.body) == ("7", "Rates", "Rates rose again")
+    assert doc.published == datetime(2024, 1, 2, tzinfo=UTC)
+    assert doc.metadata == {"Date": "2024-01-02", "Desk": "markets"}  # a date under another name stays metadata too
+    lines = [
+        {"URL": "https://n.example/a", "headline": "Oil falls", "body": "Crude fell.", "timestamp": 1700000000000},
+        {"id": "b", "text": "Gold rose.", "published": "soon", "date": "2024-03-05T07:30:00Z"},  # the first that reads
+    ]
+    (tmp_path / "news.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    first, second = read_all(tmp_path / "news.jsonl")
+    assert (first.source, first.title, first.published) == (
+        "https://n.example/a",
+        "Oil falls",
+        datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),
+    )
+    assert second.published == datetime(2024, 3, 5, 7, 30, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
     "value,expected",
     [
@@ -327,7 +349,15 @@ def test_a_json_export_envelope_is_read_as_its_records(tmp_path):
         ("2024-05-06T12:00:00+02:00", datetime(2024, 5, 6, 10, tzinfo=UTC)),
         ("Mon, 06 May 2024 12:00:00 GMT", datetime(2024, 5, 6, 12, tzinfo=UTC)),
         ("garbage", None),
-        (12345, None),
+        (12345, None),  # a count, not a time
+        (2024, None),  # a year
+        (True, None),
+        (1700000000, datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),  # Unix seconds
+        (1700000000.5, datetime(2023, 11, 14, 22, 13, 20, 500000, tzinfo=UTC)),
+        (1700000000000, datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),  # milliseconds
+        ("1700000000", datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),
+        ("20240506", datetime(2024, 5, 6, tzinfo=UTC)),  # ISO basic, not a Unix time
+        (10**30, None),
     ],
 )
 def test_parse_datetime(value, expected):
