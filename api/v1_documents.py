@@ -23,6 +23,7 @@ from api.schemas import (
     document_out,
 )
 from api.uploads import Batch, Staging, parse_batch, read_capped, receive_multipart, upload_metadata, write_batch
+from pipeline.formats import SUPPORTED_SUFFIXES
 from pipeline.store import repo
 from workers import client
 
@@ -61,7 +62,7 @@ _UPLOAD_BODY = {
                         "files": {
                             "type": "array",
                             "items": {"type": "string", "format": "binary"},
-                            "description": "Files (.txt .md .html .htm .pdf .json .jsonl .csv); "
+                            "description": f"Files ({' '.join(sorted(SUPPORTED_SUFFIXES))}); "
                             "the file name is the document's identity.",
                         }
                     },

@@ -46,7 +46,8 @@ _ZIP_PARTS = {
     ".epub": ("META-INF/container.xml",),
 }
 _TEXT_TYPES = {".txt": "txt", ".md": "md", ".html": "html", ".htm": "html"}
-_RECORD_READERS = {".json": read_json, ".jsonl": read_jsonl, ".csv": read_csv}
+_RECORD_READERS = {".json": read_json, ".jsonl": read_jsonl, ".ndjson": read_jsonl, ".csv": read_csv, ".tsv": read_csv}
+RECORD_SUFFIXES = frozenset(_RECORD_READERS)  # files of many records (one item each), the others of one
 
 SUPPORTED_SUFFIXES = frozenset({*_BINARY_READERS, *_TEXT_TYPES, *_RECORD_READERS, ".eml"})
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
 from collections.abc import Iterator
-
-import pandas as pd
 
 from pipeline.errors import InputError, Reason, as_input_error
 from pipeline.formats.common import is_scalar, parse_datetime
@@ -21,6 +20,7 @@ TITLE_FIELDS = ("title", "headline", "subject")
 DATE_FIELDS = ("published", "published_at", "pubdate", "date", "datetime", "timestamp", "created_at")
 
 _MARKUP = re.compile(r"<[A-Za-z!/][^>]*>")
+csv.field_size_limit(2**31 - 1)  # a cell may be a whole article; the file size limit bounds it
 
 
 def read_json(text: str, source: str) -> Iterator[RawDocument | Rejected]:
@@ -68,21 +68,68 @@ def read_jsonl(text: str, source: str) -> Iterator[RawDocument | Rejected]:
 
 
 def read_csv(text: str, source: str) -> Iterator[RawDocument | Rejected]:
-    # Every cell as a string: CSV carries no types, and inferred floats turn ids into "12.0".
+    """One record per row, every cell a string (CSV carries no types). A row with more cells than the header (an
+    unquoted delimiter in a cell) is that row's dead letter, not the file's: read by column position it would
+    take another cell's value as its text or id. A shorter row lacks its last cells."""
+    sep = delimiter(text)
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise InputError(Reason.INVALID_CSV, f"cannot parse CSV: {exc}") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if not any(str(c).lower() in TEXT_FIELDS for c in frame.columns):
+        names = _column_names(next(rows))
+    except csv.Error as exc:
+        raise InputError(Reason.INVALID_CSV, f"cannot parse the CSV header: {exc}") from None
+    if not any(name.lower() in TEXT_FIELDS for name in names):
         raise InputError(
             Reason.MISSING_TEXT_FIELD,
-            f"CSV has no {'/'.join(TEXT_FIELDS)} column (columns: {', '.join(frame.columns)})",
+            f"CSV has no {'/'.join(TEXT_FIELDS)} column (columns: {', '.join(names)})",
         )
-    if frame.empty:
+    n = 0
+    while True:
+        try:
+            row = next(rows, None)
+        except csv.Error as exc:  # an unclosed quote: nothing after it can be told apart
+            yield Rejected(
+                f"{source}#{n + 1}",
+                "read",
+                Reason.INVALID_CSV.value,
+                f"row {n + 1}: {exc}; the rest of the file is not read",
+            )
+            return
+        if row is None:
+            break
+        if not row:
+            continue  # a blank line
+        n += 1
+        if len(row) > len(names):
+            detail = f"row {n}: {len(row)} cells where the header has {len(names)}: quote a cell that holds {sep!r}"
+            yield Rejected(f"{source}#{n}", "read", Reason.INVALID_CSV.value, detail)
+            continue
+        yield _guarded_record({k: v for k, v in zip(names, row) if v != ""}, source, n, "csv", f"row {n}")
+    if n == 0:
         raise InputError(Reason.EMPTY, "CSV has a header but no rows")
-    for n, row in enumerate(frame.to_dict("records"), 1):
-        yield _guarded_record({k: v for k, v in row.items() if v != ""}, source, n, "csv", f"row {n}")
+
+
+def _column_names(header: list[str]) -> list[str]:
+    """The header's names, stripped; an unnamed column is `column_N`, a repeated name gets `.1`, `.2`, ..."""
+    names: list[str] = []
+    for i, raw in enumerate(header, 1):
+        name = raw.strip() or f"column_{i}"
+        base, k = name, 0
+        while name in names:
+            k += 1
+            name = f"{base}.{k}"
+        names.append(name)
+    return names
+
+
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def delimiter(text: str) -> str:
+    """The CSV's delimiter, from its header line: the candidate it holds most of (European spreadsheets write `;`,
+    tab-separated exports a tab); a comma when it holds none or ties."""
+    header = text.split("\n", 1)[0]
+    counts = [header.count(d) for d in _DELIMITERS]
+    return _DELIMITERS[counts.index(max(counts))] if max(counts) > 0 else ","
 
 
 def _json_error(exc: ValueError | RecursionError, where: str) -> InputError:

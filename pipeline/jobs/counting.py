@@ -12,13 +12,12 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from pipeline.formats import read_path
+from pipeline.formats.files import RECORD_SUFFIXES
 from pipeline.store.models import JobFile
-
-MANY_RECORDS = frozenset({".json", ".jsonl", ".csv"})
 
 
 def count_items(path: Path, max_bytes: int) -> int:
-    if path.suffix.lower() not in MANY_RECORDS:
+    if path.suffix.lower() not in RECORD_SUFFIXES:
         return 1  # read_path yields exactly one document or one rejection for any other file
     return sum(1 for _ in read_path(path, max_bytes))
 

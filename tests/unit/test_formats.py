@@ -279,6 +279,45 @@ def test_csv_without_text_column_or_unparseable(tmp_path):
     assert only(read_all(tmp_path / "b.csv")).reason == Reason.INVALID_CSV
 
 
+def test_a_csv_row_with_more_cells_than_its_header_is_its_own_dead_letter(tmp_path):
+    """Before, one such row refused the whole file, and a file whose every row had one cell more (a comma in each
+    text) was read shifted by a column: the id took the text's first half, the text its second."""
+    (tmp_path / "shifted.csv").write_text("id,text\n1,hello, world\n2,fine\n")
+    bad, good = read_all(tmp_path / "shifted.csv")
+    assert (bad.source, bad.reason) == (f"{tmp_path / 'shifted.csv'}#1", Reason.INVALID_CSV)
+    assert bad.detail == "row 1: 3 cells where the header has 2: quote a cell that holds ','"
+    assert (good.source, good.body) == ("2", "fine")
+    (tmp_path / "ragged.csv").write_text("id,text,desk\n1,ok\n2,bad,x,y\n3,fine,fx\n")
+    first, ragged, third = read_all(tmp_path / "ragged.csv")
+    assert (first.body, first.metadata) == ("ok", {})  # a short row lacks its last cells
+    assert ragged.reason == Reason.INVALID_CSV and (third.body, third.metadata) == ("fine", {"desk": "fx"})
+    (tmp_path / "open.csv").write_text('id,text\n1,ok\n2,"never closed\n3,x\n')
+    first, rest = read_all(tmp_path / "open.csv")
+    assert first.body == "ok" and rest.reason == Reason.INVALID_CSV and "rest of the file" in rest.detail
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("semicolons.csv", "id;text;price\n1;Le marché a baissé, nettement;3,5\n"),
+        ("tabs.tsv", "id\ttext\tprice\n1\tLe marché a baissé, nettement\t3,5\n"),
+        ("pipes.csv", "id|text|price\n1|Le marché a baissé, nettement|3,5\n"),
+    ],
+)
+def test_csv_delimiters_are_found_from_the_header(tmp_path, name, content):
+    (tmp_path / name).write_text(content)
+    doc = only(read_all(tmp_path / name))
+    assert (doc.source, doc.body, doc.metadata) == ("1", "Le marché a baissé, nettement", {"price": "3,5"})
+
+
+def test_csv_columns_without_a_name_or_named_twice_keep_their_cells(tmp_path):
+    (tmp_path / "cols.csv").write_text("id,text,text,\n1,a,b,c\n")
+    doc = only(read_all(tmp_path / "cols.csv"))
+    assert (doc.body, doc.metadata) == ("a", {"text.1": "b", "column_4": "c"})
+    (tmp_path / "lines.ndjson").write_text('{"id": "n", "text": "newline-delimited JSON"}\n')
+    assert only(read_all(tmp_path / "lines.ndjson")).content_type == "jsonl"
+
+
 def test_iter_files_recursive_sorted_skips_hidden(tmp_path):
     for rel in ["b.txt", "a/z.md", "a/y.docx", ".hidden.txt", ".git/x.txt", "a/.secret/s.txt"]:
         f = tmp_path / rel
