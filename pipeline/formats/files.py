@@ -27,8 +27,6 @@ _BINARY_READERS: dict[str, Callable[[bytes, str], RawDocument]] = {
     ".pdf": read_pdf,
     ".docx": read_docx,
     ".pptx": read_pptx,
-    ".xlsx": read_xlsx,
-    ".xlsm": read_xlsx,  # a workbook with macros: the macros are not read
     ".ods": read_ods,
     ".odt": read_odt,
     ".epub": read_epub,
@@ -47,9 +45,10 @@ _ZIP_PARTS = {
 }
 _TEXT_TYPES = {".txt": "txt", ".md": "md", ".html": "html", ".htm": "html"}
 _RECORD_READERS = {".json": read_json, ".jsonl": read_jsonl, ".ndjson": read_jsonl, ".csv": read_csv, ".tsv": read_csv}
-RECORD_SUFFIXES = frozenset(_RECORD_READERS)  # files of many records (one item each), the others of one
+_WORKBOOKS = frozenset({".xlsx", ".xlsm"})  # a table of records, or one document (read_xlsx); macros are not read
+RECORD_SUFFIXES = frozenset({*_RECORD_READERS, *_WORKBOOKS})  # files that may hold many items, the others one
 
-SUPPORTED_SUFFIXES = frozenset({*_BINARY_READERS, *_TEXT_TYPES, *_RECORD_READERS, ".eml"})
+SUPPORTED_SUFFIXES = frozenset({*_BINARY_READERS, *_TEXT_TYPES, *RECORD_SUFFIXES, ".eml"})
 
 _MD_TITLE = re.compile(r"#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*")
 _FENCE = re.compile(r"[ \t]{0,3}(```|~~~)")
@@ -139,6 +138,9 @@ def _read_data(data: bytes, source: str, suffix: str, max_bytes: int, depth: int
         check_zip(data, suffix[1:].upper(), _ZIP_PARTS[suffix], MAX_EXPANSION * max_bytes)
     if suffix in _BINARY_READERS:
         yield _BINARY_READERS[suffix](data, source)
+        return
+    if suffix in _WORKBOOKS:
+        yield from read_xlsx(data, source)
         return
     if suffix == ".eml":
         attachment = partial(_read_attachment, max_bytes=max_bytes)

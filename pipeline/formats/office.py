@@ -30,7 +30,8 @@ from pipeline.formats.common import (
     table_row,
     text_or_none,
 )
-from pipeline.types import RawDocument
+from pipeline.formats.records import column_names, guarded_record, has_text_column
+from pipeline.types import RawDocument, Rejected
 
 _OOXML_ERRORS = (
     *MALFORMED,
@@ -138,26 +139,34 @@ def _shape_lines(shape) -> Iterator[str]:
             yield table_row(cell.text for cell in row.cells)
 
 
-def read_xlsx(data: bytes, source: str) -> RawDocument:
-    """Per sheet a line with its name, then its non-empty rows; formulas give their cached values (data_only)."""
+def read_xlsx(data: bytes, source: str) -> Iterator[RawDocument | Rejected]:
+    """A workbook whose every non-empty sheet starts with a header row naming a text column (`text`, `body` or
+    `content`, any case) is a table of records, read as a CSV file is: one document per row, with the sheet's name
+    in its metadata (`sheet`). Any other workbook is one document: per sheet a line with its name, then its
+    non-empty rows. Formulas give their cached values (data_only)."""
     try:
         # read_only streams rows instead of building every cell; it needs the close() below.
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
-            sheets = [_sheet_text(sheet) for sheet in book.worksheets]
-            names = [sheet.title for sheet in book.worksheets]
+            sheets = [(sheet.title, _sheet_rows(sheet)) for sheet in book.worksheets]
             props = book.properties
         finally:
             book.close()
         title, created = props.title, props.created
+        names = [name for name, _ in sheets]
         metadata = properties(
             author=props.creator, subject=props.subject, keywords=props.keywords, sheets=len(names), sheet_names=names
         )
     except _OOXML_ERRORS as exc:
         raise corrupt("XLSX", exc) from None
-    return RawDocument(
+    tables = [(name, rows) for name, rows in sheets if rows]
+    if tables and all(has_text_column(rows[0]) for _, rows in tables):
+        yield from _sheet_records(tables, source)
+        return
+    texts = ["\n".join([name, *(line for row in rows if (line := table_row(row)))]) for name, rows in tables]
+    yield RawDocument(
         source=source,
-        body=_body("XLSX", sheets, "\n\n"),
+        body=_body("XLSX", texts, "\n\n"),
         content_type="xlsx",
         title=text_or_none(title),
         published=as_utc(created),
@@ -165,13 +174,24 @@ def read_xlsx(data: bytes, source: str) -> RawDocument:
     )
 
 
-def _sheet_text(sheet) -> str:
+def _sheet_rows(sheet) -> list[list[str]]:
+    """The sheet's rows with a value, each cell as text."""
     if isinstance(sheet, ReadOnlyWorksheet):
         # The stored dimension may claim a million rows; without it rows are as long as their last cell.
         sheet.reset_dimensions()
-    rows = [table_row(cell_text(value) for value in row) for row in sheet.iter_rows(values_only=True)]
-    rows = [row for row in rows if row]
-    return "\n".join([sheet.title, *rows]) if rows else ""
+    rows = ([cell_text(value) for value in row] for row in sheet.iter_rows(values_only=True))
+    return [row for row in rows if any(cell.strip() for cell in row)]
+
+
+def _sheet_records(tables: list[tuple[str, list[list[str]]]], source: str) -> Iterator[RawDocument | Rejected]:
+    n = 0  # rows are numbered through the workbook: `<file>#<n>` names a row without a url or id
+    for name, (header, *rows) in tables:
+        width = max(len(header), *(len(row) for row in rows)) if rows else len(header)
+        names = column_names(header + [""] * (width - len(header)))
+        for row in rows:
+            n += 1
+            cells = {k: v for k, v in zip(names, row) if v != ""}
+            yield guarded_record({**cells, "sheet": name}, source, n, "xlsx", f"sheet {name!r} row {n}")
 
 
 def cell_text(value: object) -> str:

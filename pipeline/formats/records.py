@@ -31,12 +31,12 @@ def read_json(text: str, source: str) -> Iterator[RawDocument | Rejected]:
     if isinstance(value, dict):
         value = _wrapped_records(value)
     if isinstance(value, dict):
-        yield _guarded_record(value, source, 1, "json", "record 1")
+        yield guarded_record(value, source, 1, "json", "record 1")
     elif isinstance(value, list):
         if not value:
             raise InputError(Reason.EMPTY, "JSON array has no records")
         for n, item in enumerate(value, 1):
-            yield _guarded_record(item, source, n, "json", f"record {n}")
+            yield guarded_record(item, source, n, "json", f"record {n}")
     else:
         raise InputError(
             Reason.INVALID_JSON, f"top-level JSON value is a {type(value).__name__}, not an object or array"
@@ -64,7 +64,7 @@ def read_jsonl(text: str, source: str) -> Iterator[RawDocument | Rejected]:
             error = _json_error(exc, f"line {n}: ")
             yield Rejected(source=f"{source}#{n}", stage="read", reason=error.reason.value, detail=error.message)
             continue
-        yield _guarded_record(value, source, n, "jsonl", f"line {n}")
+        yield guarded_record(value, source, n, "jsonl", f"line {n}")
 
 
 def read_csv(text: str, source: str) -> Iterator[RawDocument | Rejected]:
@@ -74,10 +74,10 @@ def read_csv(text: str, source: str) -> Iterator[RawDocument | Rejected]:
     sep = delimiter(text)
     rows = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
     try:
-        names = _column_names(next(rows))
+        names = column_names(next(rows))
     except csv.Error as exc:
         raise InputError(Reason.INVALID_CSV, f"cannot parse the CSV header: {exc}") from None
-    if not any(name.lower() in TEXT_FIELDS for name in names):
+    if not has_text_column(names):
         raise InputError(
             Reason.MISSING_TEXT_FIELD,
             f"CSV has no {'/'.join(TEXT_FIELDS)} column (columns: {', '.join(names)})",
@@ -103,12 +103,16 @@ def read_csv(text: str, source: str) -> Iterator[RawDocument | Rejected]:
             detail = f"row {n}: {len(row)} cells where the header has {len(names)}: quote a cell that holds {sep!r}"
             yield Rejected(f"{source}#{n}", "read", Reason.INVALID_CSV.value, detail)
             continue
-        yield _guarded_record({k: v for k, v in zip(names, row) if v != ""}, source, n, "csv", f"row {n}")
+        yield guarded_record({k: v for k, v in zip(names, row) if v != ""}, source, n, "csv", f"row {n}")
     if n == 0:
         raise InputError(Reason.EMPTY, "CSV has a header but no rows")
 
 
-def _column_names(header: list[str]) -> list[str]:
+def has_text_column(header: list[str]) -> bool:
+    return any(name.strip().lower() in TEXT_FIELDS for name in header)
+
+
+def column_names(header: list[str]) -> list[str]:
     """The header's names, stripped; an unnamed column is `column_N`, a repeated name gets `.1`, `.2`, ..."""
     names: list[str] = []
     for i, raw in enumerate(header, 1):
@@ -144,7 +148,7 @@ def _json_error(exc: ValueError | RecursionError, where: str) -> InputError:
     return InputError(error.reason, f"{where}{error.message}")
 
 
-def _guarded_record(obj: object, file_source: str, n: int, ctype: str, where: str) -> RawDocument | Rejected:
+def guarded_record(obj: object, file_source: str, n: int, ctype: str, where: str) -> RawDocument | Rejected:
     # One record that trips a bug loses that record, not the rest of its file.
     try:
         return _record(obj, file_source, n, ctype, where)

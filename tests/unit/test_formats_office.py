@@ -33,6 +33,7 @@ from pptx.util import Inches
 from pipeline.errors import Reason
 from pipeline.formats import SUPPORTED_SUFFIXES, read_path
 from pipeline.formats.mail import MAX_DEPTH
+from pipeline.jobs.counting import count_items
 from pipeline.types import RawDocument, Rejected
 from tests.unit.test_formats import make_pdf
 
@@ -305,6 +306,27 @@ def test_xlsx_sheets_rows_values_and_dates(tmp_path, suffix):
     assert "=" not in doc.body
     assert (doc.content_type, doc.title, doc.published) == ("xlsx", "Budget book", CREATED.replace(tzinfo=UTC))
     assert doc.metadata == {"author": "Cy Counter", "sheets": 2, "sheet_names": ["Budget", "Notes"]}
+
+
+def test_a_workbook_whose_sheets_have_a_text_column_is_a_table_of_records(tmp_path):
+    """Spreadsheet exports of articles or tickets (a header row with a Text column) are read row by row, as their
+    CSV export would be, not as one document of every row."""
+    sheets: dict[str, list[list[object]]] = {
+        "News": [["ID", "Headline", "Text", "Published"], ["n1", "Oil falls", "Crude fell.", datetime(2024, 3, 1)]],
+        "More": [["id", "text", "score"], ["n2", "Gold rose.", 0.5], [None, "No id here.", None, "extra"]],
+    }
+    path = write(tmp_path, "news.xlsx", make_xlsx(sheets, formula=False))
+    first, second, third = list(read_path(path, MAX))
+    assert (first.source, first.title, first.body, first.content_type) == ("n1", "Oil falls", "Crude fell.", "xlsx")
+    assert first.published == datetime(2024, 3, 1, tzinfo=UTC)
+    assert first.metadata == {"Headline": "Oil falls", "sheet": "News"}  # a title under another name stays too
+    assert (second.source, second.metadata) == ("n2", {"score": "0.5", "sheet": "More"})
+    assert (third.source, third.body) == (f"{path.resolve()}#3", "No id here.")  # rows numbered through the book
+    assert third.metadata == {"column_4": "extra", "sheet": "More"}
+    assert count_items(path, MAX) == 3  # the job's total counts its rows before they are read
+    # one sheet without such a header: the workbook is one document, as before
+    mixed = write(tmp_path, "mixed.xlsx", make_xlsx({**sheets, "Notes": [["remember the ink"]]}, formula=False))
+    assert "remember the ink" in only_doc(mixed).body
 
 
 def test_xlsx_formula_gives_its_cached_value(tmp_path):
