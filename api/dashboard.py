@@ -24,6 +24,7 @@ from api.v1_search import facets as search_facets
 from api.v1_search import run as run_search
 from api.v1_search import search_filters
 from pipeline.errors import DocpipeError
+from pipeline.formats import SUPPORTED_SUFFIXES
 from pipeline.index.filters import facet_aggs, where_clauses
 from pipeline.jobs.stats import job_stats
 from pipeline.monitor import topics
@@ -35,6 +36,8 @@ from pipeline.types import utcnow
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals["plotly_url"] = charts.plotly_url
+# the upload picker offers every type the readers take (it offered the first eight: no Office file could be picked)
+templates.env.globals["upload_accept"] = ",".join(sorted(SUPPORTED_SUFFIXES))
 templates.env.filters["pages"] = search_view.pages_label
 WATCH_SPAN = timedelta(days=30)
 

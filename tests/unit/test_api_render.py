@@ -110,6 +110,8 @@ def test_the_jobs_page_counts_partial_jobs_as_partial_and_shows_their_failed_sha
     api.client.cookies.set(COOKIE, key)
     page = api.client.get("/ui/jobs").text
     assert f'<script src="{charts.plotly_url()}" async data-plotly></script>' in page
+    accept = re.search(r'accept="([^"]*)"', page).group(1).split(",")
+    assert {".docx", ".xlsx", ".eml", ".tsv", ".pdf"} <= set(accept)  # the picker offered eight types, no Office one
 
     caption = re.search(r"<figcaption data-chart-caption>([^<]*)</figcaption>", page).group(1)
     assert "per day, last 14 days" in caption and "2 job(s) finished, 1 partial, 0 failed" in caption
