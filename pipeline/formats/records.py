@@ -46,7 +46,7 @@ def read_json(text: str, source: str) -> Iterator[RawDocument | Rejected]:
 def _wrapped_records(obj: dict) -> dict | list:
     """An export's envelope (`{"documents": [...], "total": 2}`): an object with no text field of its own whose only
     list of objects is its records. Anything else is one record."""
-    if any(k in obj for k in TEXT_FIELDS):
+    if has_text_column([str(k) for k in obj]):
         return obj
     lists = [v for v in obj.values() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
     return lists[0] if len(lists) == 1 else obj
@@ -180,12 +180,13 @@ def _record(obj: object, file_source: str, n: int, ctype: str, where: str) -> Ra
             detail=f"{where}: needs a non-empty {'/'.join(TEXT_FIELDS)} ({why})",
         )
     body = obj[text_key]
-    values = [(name, obj[keys[name]]) for name in (*SOURCE_FIELDS, *TITLE_FIELDS, *DATE_FIELDS) if name in keys]
-    source_key = next(
-        (keys[n] for n, v in values if n in SOURCE_FIELDS and isinstance(v, (str, int)) and str(v).strip()), None
-    )
-    title = next((v.strip() for n, v in values if n in TITLE_FIELDS and isinstance(v, str) and v.strip()), None)
-    published = next((d for n, v in values if n in DATE_FIELDS and (d := parse_datetime(v)) is not None), None)
+
+    def present(names: tuple[str, ...]) -> list[tuple[str, object]]:
+        return [(keys[name], obj[keys[name]]) for name in names if name in keys]
+
+    source_key = next((k for k, v in present(SOURCE_FIELDS) if isinstance(v, (str, int)) and str(v).strip()), None)
+    title = next((v.strip() for _, v in present(TITLE_FIELDS) if isinstance(v, str) and v.strip()), None)
+    published = next((d for _, v in present(DATE_FIELDS) if (d := parse_datetime(v)) is not None), None)
     consumed = {text_key, source_key, keys.get("title"), keys.get("published")}
     return RawDocument(
         source=str(obj[source_key]).strip() if source_key else fallback,
