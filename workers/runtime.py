@@ -10,6 +10,7 @@ import time
 from functools import lru_cache, partial
 
 from celery import Task
+from celery.exceptions import Retry
 from celery.signals import task_prerun, worker_init, worker_process_shutdown, worker_shutdown
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -142,6 +143,11 @@ class JobTask(Task):
     def on_retry(self, exc, task_id, args, kwargs, einfo):
         """The job is waiting, not stalled: noting the retry on it keeps the revive sweep from sending its work
         again, and tells `docpipe job` what the wait was."""
+        if isinstance(exc, Retry):
+            # a task the worker's main process cancelled after the broker's connection was lost (acks late): no
+            # retry was scheduled, and the main process must not open the database (a child it forks later would
+            # inherit the connection); the message comes back from the broker
+            return
         job_id = args[0] if args else kwargs.get("job_id")
         wait = backoff_seconds(self.request.retries, int(self.retry_backoff), self.retry_backoff_max)
         log.warning(

@@ -55,3 +55,28 @@ def test_a_retry_is_noted_on_its_job(tmp_path):
         retries = job.metrics["retries"]
         assert (retries["count"], retries["seconds"], len(retries["last"])) == (2, 6.0, 300)
         assert job.metrics["embed"] == {"seconds": 1.5, "items": 3} and job.heartbeat_at is not None
+
+
+def test_a_task_the_main_process_cancelled_notes_nothing(monkeypatch):
+    """After a lost broker connection the worker's main process cancels an acks-late task and calls on_retry with
+    Celery's Retry: it must not open the database (a child forked later would share that connection, and every
+    worker then waited on "database is locked"); a real retry is noted."""
+    from celery.exceptions import Retry
+
+    from pipeline.errors import ServiceUnavailable
+    from workers.tasks_ingest import read_files
+
+    noted = []
+    monkeypatch.setattr("workers.runtime.session_scope", lambda url: noted.append(url) or _Refused())
+    read_files.on_retry(Retry("cancelled by Celery"), "task-id", ("job-1", [1]), {}, None)
+    assert noted == []
+    read_files.on_retry(ServiceUnavailable("away"), "task-id", ("job-1", [1]), {}, None)
+    assert len(noted) == 1
+
+
+class _Refused:
+    def __enter__(self):
+        raise RuntimeError("the test's database is away")
+
+    def __exit__(self, *exc):
+        return False
