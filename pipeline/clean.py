@@ -26,6 +26,7 @@ _BLANK_LINES = re.compile(r"\n\n\n+")
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 # The PDF reader puts one between pages (pipeline/formats/pdf.py); elsewhere it is a control character like any.
 _PAGE_BREAK = "\f"
+_PAGED_TYPES = ("pdf", "image")  # bodies whose pages the readers separate by form feeds (a PDF, a TIFF's pages)
 # lxml refuses str input that declares its own encoding; the text is already decoded.
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
 
@@ -90,7 +91,7 @@ def clean(doc: RawDocument) -> CleanDocument | Rejected:
         body, found_title = extract_markup(doc.body)
         title = title or found_title
     page_starts = None
-    if doc.content_type == "pdf" and _PAGE_BREAK in body:
+    if doc.content_type in _PAGED_TYPES and _PAGE_BREAK in body:
         text, page_starts = paged_text(body)
     else:
         text = normalize_text(body)

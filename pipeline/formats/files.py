@@ -15,6 +15,7 @@ from pathlib import Path
 from pipeline.errors import InputError, Reason, as_input_error
 from pipeline.formats.common import MAX_EXPANSION, check_zip, decode
 from pipeline.formats.epub import read_epub
+from pipeline.formats.image import IMAGE_SUFFIXES, read_image
 from pipeline.formats.mail import read_eml
 from pipeline.formats.odf import read_ods, read_odt
 from pipeline.formats.office import read_docx, read_pptx, read_rtf, read_xlsx
@@ -31,6 +32,7 @@ _BINARY_READERS: dict[str, Callable[[bytes, str], RawDocument]] = {
     ".odt": read_odt,
     ".epub": read_epub,
     ".rtf": read_rtf,
+    **dict.fromkeys(IMAGE_SUFFIXES, read_image),
 }
 _OOXML_PARTS = ("[Content_Types].xml",)
 _ODF_PARTS = ("content.xml",)

@@ -18,6 +18,7 @@ from pathlib import PurePosixPath
 
 from pipeline.errors import InputError, Reason
 from pipeline.formats.common import as_utc, decode, markup_to_text, one_line, properties
+from pipeline.formats.image import IMAGE_SUFFIXES
 from pipeline.types import RawDocument, Rejected
 
 # Attached messages are read this many levels down; a deeper one is a dead letter saying so.
@@ -47,7 +48,7 @@ def read_eml(
     attachments = [part for part in _attachments(message) if part is not body_part]
     names = [_file_name(part, n) for n, part in enumerate(attachments, 1)]
     numbered = enumerate(zip(names, attachments), 1)
-    readable = [(n, name, part) for n, (name, part) in numbered if _suffix(name) in suffixes]
+    readable = [(n, name, part) for n, (name, part) in numbered if _is_read(name, part, suffixes)]
     try:
         body = _body_text(body_part) if body_part is not None else ""
     except InputError as exc:  # a binary or undecodable body: the message's dead letter; its attachments go on
@@ -66,6 +67,12 @@ def read_eml(
         raise InputError(Reason.EMPTY, f"message has no text body and none of its {len(names)} attachment(s) is read")
     for n, name, part in readable:
         yield from _read_one(part, f"{source}#attachment/{n}/{name}", name, source, depth, read_attachment)
+
+
+def _is_read(name: str, part: MIMEPart, suffixes: frozenset[str]) -> bool:
+    """A part of a type docpipe reads; an image only when attached, not shown in the body (a logo, a signature)."""
+    suffix = _suffix(name)
+    return suffix in suffixes and (suffix not in IMAGE_SUFFIXES or part.get_content_disposition() == "attachment")
 
 
 def _read_one(

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import io
-import os
-import shutil
 import zlib
 
 import pypdf
-import pytesseract
 from PIL import Image
 from pypdf.errors import PyPdfError
 
 from pipeline.errors import InputError, Reason
 from pipeline.formats.common import one_line, text_or_none
+from pipeline.formats.ocr import INSTALL_HINT, ocr_enabled, ocr_image, tesseract_path
 from pipeline.formats.pdf_tables import RulingCounter, pages_with_tables
 from pipeline.types import RawDocument
 
@@ -35,19 +33,6 @@ _PDF_ERRORS = (
 )
 # An embedded image pypdf or Pillow cannot decode (JBIG2, odd colour spaces) is not text either way.
 _IMAGE_ERRORS = (*_PDF_ERRORS, OSError, NotImplementedError, Image.DecompressionBombError)
-_OCR_TIMEOUT_S = 120  # one image; a task's soft time limit bounds the file
-_OCR_OFF = ("off", "0", "false", "no")
-_MIN_SIDE_PX = 16  # rules, bullets and icons: too small for a line of text
-
-
-def tesseract_path() -> str | None:
-    """The tesseract binary pytesseract will run, or None: OCR is optional at install time."""
-    return shutil.which("tesseract")
-
-
-def ocr_enabled() -> bool:
-    # DOCPIPE_OCR=off skips image-only pages on hosts that cannot or should not run Tesseract.
-    return os.environ.get("DOCPIPE_OCR", "").strip().lower() not in _OCR_OFF
 
 
 def read_pdf(data: bytes, source: str) -> RawDocument:
@@ -80,8 +65,7 @@ def read_pdf(data: bytes, source: str) -> RawDocument:
             if not has_text:
                 raise InputError(
                     Reason.NEEDS_OCR,
-                    f"PDF has {len(scanned)} page(s) of images and no text layer; install Tesseract (Debian: "
-                    "apt-get install tesseract-ocr) to OCR it, or set DOCPIPE_OCR=off to skip",
+                    f"PDF has {len(scanned)} page(s) of images and no text layer; {INSTALL_HINT}",
                 )
             # Text pages are worth indexing now; the count says what a Tesseract install would add.
             metadata["pages_not_ocred"] = len(scanned)
@@ -125,12 +109,6 @@ def _ocr_page(page: pypdf.PageObject, number: int) -> str:
             image = images[index].image  # decoded here: a stream pypdf or Pillow cannot decode holds no text
         except _IMAGE_ERRORS:
             continue
-        if image is None or min(image.size) < _MIN_SIDE_PX:
-            continue
-        if image.mode not in ("1", "L", "RGB"):
-            image = image.convert("RGB")  # CMYK, palettes and alpha: Tesseract reads these as grey or RGB
-        try:
-            texts.append(pytesseract.image_to_string(image, timeout=_OCR_TIMEOUT_S).strip())
-        except (RuntimeError, OSError) as exc:  # TesseractError, its timeout, a binary that went away
-            raise InputError(Reason.READER_ERROR, one_line(f"OCR failed on page {number}: {exc}")) from None
+        if image is not None:
+            texts.append(ocr_image(image, f"page {number}"))
     return "\n\n".join(t for t in texts if t)

@@ -153,7 +153,7 @@ def test_bad_inputs_become_dead_letters_and_the_rest_is_indexed(stack, tmp_path)
     (folder / "records.json").write_text(
         json.dumps([{"id": "ok-1", "text": article(403)}, {"id": "no-text", "title": "no body here"}])
     )
-    (folder / "image.png").write_bytes(b"\x89PNG\r\n")
+    (folder / "program.exe").write_bytes(b"MZ\x90\x00")
     job = stack.run_job([folder], tenant)
     assert job.state == "partial"
     assert (job.done, job.failed, job.total) == (3, 7, 10)
@@ -166,6 +166,6 @@ def test_bad_inputs_become_dead_letters_and_the_rest_is_indexed(stack, tmp_path)
         "truncated.pdf": "corrupt_pdf",
         "huge.txt": "too_large",
         "records.json#2": "missing_text_field",
-        "image.png": "unsupported_type",
+        "program.exe": "unsupported_type",
     }
     _counts_agree(stack, tenant)

@@ -128,9 +128,9 @@ def test_too_large_checked_before_reading(tmp_path, monkeypatch):
 
 def test_missing_and_unsupported(tmp_path):
     assert only(read_all(tmp_path / "nope.txt")).reason == Reason.NOT_FOUND
-    (tmp_path / "x.png").write_bytes(b"PK\x03\x04")
-    rej = only(read_all(tmp_path / "x.png"))
-    assert rej.reason == Reason.UNSUPPORTED_TYPE and ".png" in rej.detail
+    (tmp_path / "x.exe").write_bytes(b"MZ\x90\x00")
+    rej = only(read_all(tmp_path / "x.exe"))
+    assert rej.reason == Reason.UNSUPPORTED_TYPE and ".exe" in rej.detail
 
 
 def test_a_symlink_loop_is_a_dead_letter_under_its_own_name(tmp_path):
@@ -326,7 +326,7 @@ def test_iter_files_recursive_sorted_skips_hidden(tmp_path):
     single = tmp_path / "b.txt"
     got = list(iter_files([tmp_path, single]))
     assert got == [tmp_path / "a/y.docx", tmp_path / "a/z.md", tmp_path / "b.txt", single]
-    assert ".png" not in SUPPORTED_SUFFIXES
+    assert ".exe" not in SUPPORTED_SUFFIXES
 
 
 def test_symlinked_folders_are_followed_once_and_a_folder_loop_ends(tmp_path):

@@ -407,7 +407,7 @@ def test_eml_body_and_each_readable_attachment(tmp_path):
     path = write(tmp_path, "m.eml", make_eml("Hello team,\nfigures attached.", attachments))
     items = read_all(path)
     source = str(path.resolve())
-    message, docx_doc, row1, row2, broken = items
+    message, docx_doc, row1, row2, broken, logo = items
     assert isinstance(message, RawDocument) and message.source == source
     assert (message.body, message.title, message.content_type) == (
         "Hello team,\nfigures attached.",
@@ -430,6 +430,9 @@ def test_eml_body_and_each_readable_attachment(tmp_path):
     assert all(r.metadata["attachment_of"] == source for r in (row1, row2))
     assert isinstance(broken, Rejected) and broken.source == f"{source}#attachment/3/broken.pdf"
     assert broken.reason == Reason.CORRUPT_PDF and "\n" not in broken.detail
+    # an attached image is read (by OCR) as an image file is: this one is cut short
+    assert isinstance(logo, Rejected) and logo.source == f"{source}#attachment/4/logo.png"
+    assert logo.reason == Reason.CORRUPT_FILE
 
 
 def test_eml_html_only_body_becomes_text(tmp_path):
