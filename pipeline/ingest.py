@@ -73,20 +73,17 @@ class ReadSteps:
 
 class FileItems:
     """The items (documents and refusals) of one file in order, read once across the parts a caller commits one by
-    one; `position` counts those taken. A new reader re-reads (does not store) the items stored before a part."""
+    one; `position` counts those taken. A reader opened after `skip` items passes over (does not store) the items
+    stored before a part, and does not even read an archive's members among them that hold one item each."""
 
-    def __init__(self, path: str, max_bytes: int):
-        self.path, self.position = path, 0
-        self._items = iter(read_path(Path(path), max_bytes))
+    def __init__(self, path: str, max_bytes: int, skip: int = 0):
+        self.path, self.position = path, skip
+        self._items = iter(read_path(Path(path), max_bytes, skip=skip))
 
     def take(self) -> RawDocument | Rejected | None:
         item = next(self._items, None)
         self.position += item is not None
         return item
-
-    def seek(self, position: int) -> None:
-        while self.position < position and self.take() is not None:
-            pass
 
 
 def read_file(
@@ -111,8 +108,7 @@ def read_file(
     given = (job.options or {}).get("metadata") or {}
     t = recorder.mark()
     if items is None or items.path != jobfile.path or items.position != jobfile.read_items:
-        items = FileItems(jobfile.path, steps.max_file_bytes)
-        items.seek(jobfile.read_items)
+        items = FileItems(jobfile.path, steps.max_file_bytes, skip=jobfile.read_items)
     began, stored = time.monotonic(), 0
     while not steps.part_ended(stored, began):
         item = items.take()

@@ -148,7 +148,7 @@ def _read_part(job_id: str, file_id: int, following: int | None, count: bool, pr
         for jobfile in repo.pending_files(session, job_id, [file_id]):
             live = runtime.live(session)
             steps = runtime.read_steps(live.model_path, live.chunk_tokens, live.chunk_overlap)
-            items = items or FileItems(jobfile.path, steps.max_file_bytes)
+            items = items or FileItems(jobfile.path, steps.max_file_bytes, skip=jobfile.read_items)
             read_file(session, job, jobfile, steps, layout.es, layout.write_alias, items)
             more = jobfile.status == ownership.READ_PENDING
             if more:  # poison control counts the takes that stored nothing: this one moved the file on

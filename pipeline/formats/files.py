@@ -10,9 +10,11 @@ import re
 import stat
 from collections.abc import Callable, Iterator
 from functools import partial
-from pathlib import Path
+from itertools import islice
+from pathlib import Path, PurePosixPath
 
 from pipeline.errors import InputError, Reason, as_input_error
+from pipeline.formats.archive import ARCHIVE_SUFFIXES, archive_kind, inner_name, read_archive
 from pipeline.formats.common import MAX_EXPANSION, check_zip, decode
 from pipeline.formats.epub import read_epub
 from pipeline.formats.image import IMAGE_SUFFIXES, read_image
@@ -50,7 +52,9 @@ _RECORD_READERS = {".json": read_json, ".jsonl": read_jsonl, ".ndjson": read_jso
 _WORKBOOKS = frozenset({".xlsx", ".xlsm"})  # a table of records, or one document (read_xlsx); macros are not read
 RECORD_SUFFIXES = frozenset({*_RECORD_READERS, *_WORKBOOKS})  # files that may hold many items, the others one
 
-SUPPORTED_SUFFIXES = frozenset({*_BINARY_READERS, *_TEXT_TYPES, *RECORD_SUFFIXES, ".eml"})
+SUPPORTED_SUFFIXES = frozenset({*_BINARY_READERS, *_TEXT_TYPES, *RECORD_SUFFIXES, ".eml", *ARCHIVE_SUFFIXES})
+# A placeholder for an item passed over unread (read_path's skip); never leaves read_path.
+_UNREAD = Rejected(source="", stage="read", reason="unread", detail="")
 
 _MD_TITLE = re.compile(r"#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*")
 _FENCE = re.compile(r"[ \t]{0,3}(```|~~~)")
@@ -94,17 +98,37 @@ def _is_folder(entry: os.DirEntry) -> bool:
         return False  # a link that cannot be followed is read as a file, and becomes its dead letter
 
 
-def read_path(path: Path, max_bytes: int, base: Path | None = None) -> Iterator[RawDocument | Rejected]:
-    """Yield the records of one file. `base` is accepted for callers but unused: sources
-    are absolute paths so that a document keeps its identity whatever the working dir."""
+def read_path(path: Path, max_bytes: int, base: Path | None = None, skip: int = 0) -> Iterator[RawDocument | Rejected]:
+    """Yield the items (documents and refusals) of one file, after its first `skip` (a file read on where a
+    stored part ended): an archive's members among those are not read at all when each holds one item. `base` is
+    accepted for callers but unused: sources are absolute paths so that a document keeps its identity whatever the
+    working dir."""
     del base
+    yield from islice(_read_file(Path(path), max_bytes, skip), skip, None)
+
+
+def count_items(path: Path, max_bytes: int) -> int:
+    """How many items read_path yields for this file, reading no more of it than that takes: records files are
+    parsed, an archive's members that hold one item each are only listed."""
     path = Path(path)
+    if not holds_many(path.name) or path.suffix.lower() == ".eml":
+        return 1  # an e-mail's attachments are not read twice for the count: its total moves when they are read
+    return sum(1 for _ in _read_file(path, max_bytes, skip=2**62))
+
+
+def holds_many(name: str) -> bool:
+    """Whether a file of this name may yield more than one item: a records file, an e-mail, an archive."""
+    suffix = PurePosixPath(name).suffix.lower()
+    if archive_kind(name) == "compressed":
+        return holds_many(inner_name(name))
+    return suffix in RECORD_SUFFIXES or suffix == ".eml" or archive_kind(name) is not None
+
+
+def _read_file(path: Path, max_bytes: int, skip: int) -> Iterator[RawDocument | Rejected]:
     source = source_of(path)
-    suffix = path.suffix.lower()
     try:
-        if suffix not in SUPPORTED_SUFFIXES:
-            raise InputError(Reason.UNSUPPORTED_TYPE, f"unsupported file type {suffix or '(none)'!r}")
-        yield from _read_data(_read_bytes(path, max_bytes), source, suffix, max_bytes, 0)
+        _check_supported(path.name)  # before reading: an unsupported file is not loaded at all
+        yield from _read_data(_read_bytes(path, max_bytes), source, path.name, max_bytes, 0, skip)
     except Exception as exc:  # noqa: BLE001 - whatever a reader raises is this file's dead letter, never the job's
         yield _rejected(source, exc)
 
@@ -118,16 +142,28 @@ def source_of(path: Path) -> str:
         return str(path.absolute())
 
 
-def _read_attachment(
-    data: bytes, source: str, suffix: str, depth: int, max_bytes: int
+def _read_member(
+    data: bytes, source: str, name: str, depth: int, skip: int = 0, max_bytes: int = 0
 ) -> Iterator[RawDocument | Rejected]:
-    """An e-mail attachment, read as a file of its suffix would be; its failure is its own dead letter."""
+    """A file inside another (an e-mail's attachment, an archive's member, what a .gz holds), read as a file of
+    its name would be; its failure is its own dead letter. While `skip` lasts, a member that holds one item is
+    passed over unread."""
+    if skip > 0 and not holds_many(name):
+        yield _UNREAD
+        return
     try:
         if not data:
-            raise InputError(Reason.EMPTY, "attachment is 0 bytes")
-        yield from _read_data(data, source, suffix, max_bytes, depth)
-    except Exception as exc:  # noqa: BLE001 - as in read_path: the attachment's dead letter, not the message's
+            raise InputError(Reason.EMPTY, "file is 0 bytes")
+        yield from _read_data(data, source, name, max_bytes, depth, skip)
+    except Exception as exc:  # noqa: BLE001 - as in read_path: the member's dead letter, not its container's
         yield _rejected(source, exc)
+
+
+def _check_supported(name: str) -> str:
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise InputError(Reason.UNSUPPORTED_TYPE, f"unsupported file type {suffix or '(none)'!r}")
+    return suffix
 
 
 def _rejected(source: str, exc: Exception) -> Rejected:
@@ -135,7 +171,13 @@ def _rejected(source: str, exc: Exception) -> Rejected:
     return Rejected(source=source, stage="read", reason=error.reason.value, detail=error.message)
 
 
-def _read_data(data: bytes, source: str, suffix: str, max_bytes: int, depth: int) -> Iterator[RawDocument | Rejected]:
+def _read_data(
+    data: bytes, source: str, name: str, max_bytes: int, depth: int, skip: int = 0
+) -> Iterator[RawDocument | Rejected]:
+    suffix = _check_supported(name)
+    if archive_kind(name) is not None:
+        yield from read_archive(data, source, name, depth, max_bytes, skip, partial(_read_member, max_bytes=max_bytes))
+        return
     if suffix in _ZIP_PARTS:
         check_zip(data, suffix[1:].upper(), _ZIP_PARTS[suffix], MAX_EXPANSION * max_bytes)
     if suffix in _BINARY_READERS:
@@ -145,8 +187,7 @@ def _read_data(data: bytes, source: str, suffix: str, max_bytes: int, depth: int
         yield from read_xlsx(data, source)
         return
     if suffix == ".eml":
-        attachment = partial(_read_attachment, max_bytes=max_bytes)
-        yield from read_eml(data, source, depth, attachment, SUPPORTED_SUFFIXES)
+        yield from read_eml(data, source, depth, partial(_read_member, max_bytes=max_bytes), SUPPORTED_SUFFIXES)
         return
     text = decode(data)
     if not text.strip():

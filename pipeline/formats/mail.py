@@ -29,7 +29,7 @@ _HEADER_ERRORS = (ValueError, LookupError, TypeError, AttributeError, email.erro
 _PART_ERRORS = (*_HEADER_ERRORS, UnicodeError, binascii.Error)
 _MAX_NAME = 200
 
-# (bytes, source, suffix, depth) -> what read_path would yield for a file of that suffix; never raises
+# (bytes, source, name, depth) -> what read_path would yield for a file of that name; never raises
 AttachmentReader = Callable[[bytes, str, str, int], Iterator[RawDocument | Rejected]]
 
 
@@ -84,7 +84,7 @@ def _read_one(
         detail = one_line(f"attachment cannot be decoded: {type(exc).__name__}: {exc}")
         yield Rejected(source=source, stage="read", reason=Reason.CORRUPT_FILE.value, detail=detail)
         return
-    for item in read_attachment(payload, source, _suffix(name), depth + 1):
+    for item in read_attachment(payload, source, name, depth + 1):
         if isinstance(item, RawDocument):
             # setdefault: an attachment of an attached message stays the attachment of that message
             item.metadata.setdefault("attachment_of", parent)

@@ -1,8 +1,10 @@
 """A job's items counted before any is read, so that its total is known before its first document is indexed.
 
 An item is what becomes one document or one dead letter: a text, Markdown, HTML or PDF file is one; a JSON,
-JSON Lines or CSV file holds one per record (and one per record or line it refuses). The structured files are
-parsed once here for the count, with the reader that will read them, so the count and the read agree.
+JSON Lines or CSV file holds one per record (and one per record or line it refuses); an archive one per item of
+each member. The structured files are parsed once here for the count, with the reader that will read them, so the
+count and the read agree; an archive's members that hold one item each are only listed
+(pipeline.formats.files.count_items).
 """
 
 from __future__ import annotations
@@ -11,15 +13,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from pipeline.formats import read_path
-from pipeline.formats.files import RECORD_SUFFIXES
+from pipeline.formats.files import count_items
 from pipeline.store.models import JobFile
-
-
-def count_items(path: Path, max_bytes: int) -> int:
-    if path.suffix.lower() not in RECORD_SUFFIXES:
-        return 1  # read_path yields exactly one document or one rejection for any other file
-    return sum(1 for _ in read_path(path, max_bytes))
 
 
 def count_pending_files(session: Session, files: list[JobFile], max_bytes: int) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
+import zipfile
 
 import pytest
 
@@ -89,6 +92,38 @@ def test_folder_ingest_dedups_indexes_and_second_run_is_unchanged(stack, tmp_pat
     assert again.state == "succeeded"
     assert (again.total, again.done, again.unchanged, again.skipped) == (9, 0, 9, 0)
     assert _counts_agree(stack, tenant) == chunks
+
+
+def test_archives_are_read_member_by_member(stack, tmp_path):
+    tenant = "t-archive"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rows = "".join(json.dumps({"id": f"zip-rec-{n}", "text": article(n)}) + "\n" for n in (32, 33))
+    with zipfile.ZipFile(folder / "bundle.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.txt", article(30))
+        archive.writestr("docs/b.md", "# Harbour cranes\n\n" + article(31) + " Nine pelicans nested on crane four.")
+        archive.writestr("rows.jsonl", rows)
+        archive.writestr("broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog")
+        archive.writestr(".hidden.txt", article(35))
+    notes = article(34).encode()
+    with tarfile.open(folder / "notes.tar.gz", "w:gz") as archive:
+        info = tarfile.TarInfo("minutes/notes.txt")
+        info.size = len(notes)
+        archive.addfile(info, io.BytesIO(notes))
+    job = stack.run_job([folder], tenant)
+    assert job.state == "partial", job.error
+    assert (job.total, job.done, job.failed) == (6, 5, 1)  # counted before reading: members, not archives
+    with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as session:
+        (letter,) = repo.dead_letters(session, job.id)
+        assert (letter.source, letter.reason) == (f"{folder / 'bundle.zip'}#broken.pdf", "corrupt_pdf")
+        assert letter.path == str(folder / "bundle.zip")  # replay reads the archive again
+        guide = session.get(Document, document_id(tenant, f"{folder / 'bundle.zip'}#docs/b.md"))
+        assert guide.title == "Harbour cranes" and guide.meta["filename"] == "docs/b.md"
+    hits = search(stack.es(), _read_alias(stack), tenant, "nine pelicans nested crane", "bm25", 3)
+    assert hits[0].source == f"{folder / 'bundle.zip'}#docs/b.md"
+    assert _counts_agree(stack, tenant) == job.chunks
+    again = stack.run_job([folder], tenant)
+    assert (again.total, again.done, again.unchanged, again.failed) == (6, 0, 5, 1)
 
 
 def test_edited_document_replaces_exactly_its_chunks(stack, tmp_path):
