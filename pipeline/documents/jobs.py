@@ -54,9 +54,11 @@ def matching(tenant: str, chosen: dict) -> Select:
 
 
 def _source_is(source: str):
+    """The source itself and what it holds: an archive's members, an e-mail's attachments, a file's records
+    without ids (`<source>#...`); a source ending in `*` is a prefix."""
     if source.endswith(PREFIX):
         return Document.source.startswith(source.rstrip(PREFIX), autoescape=True)
-    return Document.source == source
+    return or_(Document.source == source, Document.source.startswith(f"{source}#", autoescape=True))
 
 
 def select_documents(session: Session, tenant: str, chosen: dict, limit: int | None = None) -> list[str]:

@@ -35,6 +35,7 @@ from pipeline.store.models_monitor import DocumentSentiment, ReindexLedger
 from pipeline.store.models_sources import Source
 from pipeline.types import document_id
 from tests.fixtures import article, near_copy
+from tests.unit.test_formats_archive import make_zip
 
 DIMS = 8
 A, B = "t-del-a", "t-del-b"
@@ -100,12 +101,12 @@ class Corpus:
     def building(self) -> str:
         return self.layout.index_name(2)
 
-    def ingest(self, tenant: str, files: dict[str, str], index: bool = True) -> str:
+    def ingest(self, tenant: str, files: dict[str, str | bytes], index: bool = True) -> str:
         """Read the files as a job of `tenant`; with `index`, index them into the live and the building version."""
         paths = []
         for name, text in files.items():
             path = self.folder / name
-            path.write_text(text)
+            path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
             paths.append(str(path))
         with session_scope(self.url) as s:
             job = repo.create_job(s, tenant, paths)
@@ -276,6 +277,17 @@ def test_delete_jobs_by_source_prefix_and_by_job_count_what_they_delete(corpus):
         assert delete_by_source(s, corpus.layout, B, str((corpus.folder / "news-1.txt").resolve())).documents == [
             corpus.doc(B, "news-1.txt")
         ]
+
+
+def test_a_source_is_deleted_with_what_it_holds(corpus):
+    bundle = make_zip({"one.txt": article(11).encode(), "docs/two.txt": article(12).encode()})
+    corpus.ingest(A, {"bundle.zip": bundle, "bundle.zip.txt": article(13)})
+    archive = str((corpus.folder / "bundle.zip").resolve())
+    members = sorted(document_id(A, f"{archive}#{name}") for name in ("one.txt", "docs/two.txt"))
+    assert all(corpus.row(d) is not None for d in members)
+    with session_scope(corpus.url) as s:
+        assert delete_by_source(s, corpus.layout, A, archive).documents == members
+    assert corpus.row(corpus.doc(A, "bundle.zip.txt")) is not None  # a longer name is another source
 
 
 def _feed_item(s, tenant: str, source_id: str, link: str) -> str:
