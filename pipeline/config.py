@@ -364,7 +364,7 @@ def get_settings() -> Settings:
 # Read by code outside the settings (the CLI's traceback switch and remote mode, the OCR switch), and by
 # docker-compose.yml on the host (the image, where the API listens, its processes, the gpu service's device).
 _READ_ELSEWHERE = frozenset(
-    {"DOCPIPE_DEBUG", "DOCPIPE_API_URL", "DOCPIPE_API_KEY", "DOCPIPE_OCR"}
+    {"DOCPIPE_DEBUG", "DOCPIPE_API_URL", "DOCPIPE_API_KEY", "DOCPIPE_OCR", "DOCPIPE_OCR_LANGUAGES"}
     | {"DOCPIPE_API_BIND", "DOCPIPE_API_WORKERS", "DOCPIPE_GPU_DEVICE", "DOCPIPE_IMAGE"}
 )
 _TEST_NAMESPACES = ("DOCPIPE_TEST_", "DOCPIPE_CHAOS_")  # the test suite's own switches

@@ -13,7 +13,7 @@ from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from pipeline.errors import InputError, Reason
 from pipeline.formats.common import one_line
-from pipeline.formats.ocr import INSTALL_HINT, ocr_enabled, ocr_image, tesseract_path
+from pipeline.formats.ocr import INSTALL_HINT, ocr_enabled, ocr_image, ocr_languages, tesseract_path
 from pipeline.formats.pdf import PAGE_BREAK
 from pipeline.types import RawDocument
 
@@ -41,6 +41,7 @@ def read_image(data: bytes, source: str) -> RawDocument:
         raise InputError(Reason.EMPTY, "an image holds text only for OCR, and DOCPIPE_OCR is off")
     if tesseract_path() is None:
         raise InputError(Reason.NEEDS_OCR, f"an image holds text only for OCR; {INSTALL_HINT}")
+    languages = ocr_languages()
     frames = ImageSequence.Iterator(image) if image_format in _PAGED_FORMATS else [image]
     pages = []
     for number, frame in enumerate(frames, 1):
@@ -51,7 +52,7 @@ def read_image(data: bytes, source: str) -> RawDocument:
             raise InputError(
                 Reason.CORRUPT_FILE, one_line(f"unreadable image, page {number}: {type(exc).__name__}: {exc}")
             ) from None
-        pages.append(ocr_image(upright, f"page {number}"))
+        pages.append(ocr_image(upright, f"page {number}", languages))
     if not any(pages):
         raise InputError(Reason.EMPTY, f"OCR found no text in the image ({len(pages)} page(s))")
     metadata = {"pages": len(pages), "ocr_pages": len(pages), "image_format": image_format}

@@ -11,7 +11,7 @@ from pypdf.errors import PyPdfError
 
 from pipeline.errors import InputError, Reason
 from pipeline.formats.common import one_line, text_or_none
-from pipeline.formats.ocr import INSTALL_HINT, ocr_enabled, ocr_image, tesseract_path
+from pipeline.formats.ocr import INSTALL_HINT, ocr_enabled, ocr_image, ocr_languages, tesseract_path
 from pipeline.formats.pdf_tables import RulingCounter, pages_with_tables
 from pipeline.types import RawDocument
 
@@ -70,8 +70,9 @@ def read_pdf(data: bytes, source: str) -> RawDocument:
             # Text pages are worth indexing now; the count says what a Tesseract install would add.
             metadata["pages_not_ocred"] = len(scanned)
         else:
+            languages = ocr_languages()
             for n in scanned:
-                pages[n] = _ocr_page(reader.pages[n], n + 1)
+                pages[n] = _ocr_page(reader.pages[n], n + 1, languages)
             metadata["ocr_pages"] = len(scanned)
     if not any(pages):
         what = f"{len(scanned)} page(s) of images and OCR found no text" if scanned else "no extractable text"
@@ -100,7 +101,7 @@ def _tables(data: bytes, pages: list[int]) -> dict[int, str]:
         return {}
 
 
-def _ocr_page(page: pypdf.PageObject, number: int) -> str:
+def _ocr_page(page: pypdf.PageObject, number: int, languages: str) -> str:
     """The text Tesseract reads in each embedded image of the page; pypdf gives the images, so no renderer."""
     texts = []
     images = page.images
@@ -110,5 +111,5 @@ def _ocr_page(page: pypdf.PageObject, number: int) -> str:
         except _IMAGE_ERRORS:
             continue
         if image is not None:
-            texts.append(ocr_image(image, f"page {number}"))
+            texts.append(ocr_image(image, f"page {number}", languages))
     return "\n\n".join(t for t in texts if t)

@@ -15,7 +15,13 @@ from pipeline.errors import Reason
 from pipeline.formats import SUPPORTED_SUFFIXES, read_path
 from pipeline.formats.image import MAX_PIXELS
 from pipeline.types import CleanDocument, RawDocument, Rejected
-from tests.unit.test_formats_pdf_ocr import font, no_tesseract, require_tesseract, words  # noqa: F401 - a fixture
+from tests.unit.test_formats_pdf_ocr import (  # noqa: F401 - no_tesseract is a fixture
+    font,
+    make_scanned_pdf,
+    no_tesseract,
+    require_tesseract,
+    words,
+)
 
 MAX = 5_000_000
 PAGE_ONE = ["The quick brown fox jumps", "over the lazy dog near"]
@@ -152,3 +158,23 @@ def test_email_reads_an_attached_scan_but_not_an_inline_logo(tmp_path):
     assert isinstance(scan, RawDocument), scan
     assert scan.source.endswith("#attachment/2/page.jpg") and scan.content_type == "image"
     assert_reads(scan.body, PAGE_ONE)
+
+
+def test_ocr_languages_are_checked_against_tesseract_s_data(tmp_path, monkeypatch):
+    require_tesseract()
+    monkeypatch.setenv("DOCPIPE_OCR_LANGUAGES", "eng+zzz")  # no such language data is ever installed
+    item = read_one(tmp_path, "scan.png", encoded(page(PAGE_ONE), "PNG"))
+    assert isinstance(item, Rejected) and item.reason == Reason.NEEDS_OCR
+    assert item.detail == (
+        "Tesseract has no data for zzz (DOCPIPE_OCR_LANGUAGES): install it (Debian: apt-get install "
+        "tesseract-ocr-zzz) or change the setting"
+    )
+    item = read_one(tmp_path, "scan.pdf", make_scanned_pdf(PAGE_ONE))  # a scanned PDF says the same
+    assert isinstance(item, Rejected) and item.reason == Reason.NEEDS_OCR and "tesseract-ocr-zzz" in item.detail
+    monkeypatch.setenv("DOCPIPE_OCR_LANGUAGES", "english; rm -rf")
+    item = read_one(tmp_path, "scan.png", encoded(page(PAGE_ONE), "PNG"))
+    assert isinstance(item, Rejected) and item.reason == Reason.NEEDS_OCR and "such as eng+deu" in item.detail
+    monkeypatch.setenv("DOCPIPE_OCR_LANGUAGES", " eng, ")  # commas and spaces are taken as "+"
+    doc = read_one(tmp_path, "scan.png", encoded(page(PAGE_ONE), "PNG"))
+    assert isinstance(doc, RawDocument), doc
+    assert_reads(doc.body, PAGE_ONE)
