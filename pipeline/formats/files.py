@@ -47,7 +47,11 @@ _ZIP_PARTS = {
     ".odt": _ODF_PARTS,
     ".epub": ("META-INF/container.xml",),
 }
-_TEXT_TYPES = {".txt": "txt", ".md": "md", ".html": "html", ".htm": "html"}
+_TEXT_TYPES = {
+    **dict.fromkeys((".txt", ".text", ".log", ".rst", ".org", ".adoc"), "txt"),
+    **dict.fromkeys((".md", ".markdown"), "md"),
+    **dict.fromkeys((".html", ".htm", ".xhtml"), "html"),
+}
 _RECORD_READERS = {".json": read_json, ".jsonl": read_jsonl, ".ndjson": read_jsonl, ".csv": read_csv, ".tsv": read_csv}
 _WORKBOOKS = frozenset({".xlsx", ".xlsm"})  # a table of records, or one document (read_xlsx); macros are not read
 RECORD_SUFFIXES = frozenset({*_RECORD_READERS, *_WORKBOOKS})  # files that may hold many items, the others one

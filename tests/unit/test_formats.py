@@ -401,3 +401,16 @@ def test_record_fields_match_whatever_their_case_and_titles_and_dates_have_other
 )
 def test_parse_datetime(value, expected):
     assert parse_datetime(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "ctype"),
+    [("a.text", "txt"), ("app.log", "txt"), ("guide.rst", "txt"), ("n.org", "txt"), ("m.adoc", "txt")]
+    + [("readme.markdown", "md"), ("page.xhtml", "html")],
+)
+def test_other_text_suffixes_are_read_as_text_markdown_or_html(tmp_path, name, ctype):
+    path = tmp_path / name
+    path.write_text("# Title line\n\nSome text of the file." if ctype != "html" else "<p>Some text of the file.</p>")
+    doc = only(read_all(path))
+    assert isinstance(doc, RawDocument) and doc.content_type == ctype and "Some text of the file." in doc.body
+    assert doc.is_markup == (ctype == "html") and (doc.title == "Title line") == (ctype == "md")
