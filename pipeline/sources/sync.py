@@ -11,16 +11,18 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pipeline.documents.delete import DeleteReport, DocumentsBusy, delete_documents
+from pipeline.formats.files import holds_many, source_of
 from pipeline.index.aliases import IndexLayout
 from pipeline.sources.errors import SourceError
 from pipeline.sources.folder import FileState, KnownFile, plan_sync
 from pipeline.store import repo
-from pipeline.store.models import Job, JobDocument, JobFile, JobState
+from pipeline.store.models import DeadLetter, Document, Job, JobDocument, JobFile, JobState
 from pipeline.store.models_sources import Source, SourceFile
 from pipeline.types import document_id
 
@@ -36,10 +38,13 @@ class FolderSync:
     unchanged: int = 0
     removed_documents: list[str] = field(default_factory=list)
     promoted: list[str] = field(default_factory=list)  # duplicates re-read because their original went
+    gone_items: list[str] = field(default_factory=list)  # documents whose record or member left a changed file
 
     @property
     def message(self) -> str:
         extra = f", {len(self.promoted)} orphaned duplicate(s) re-read" if self.promoted else ""
+        if self.gone_items:
+            extra += f", {len(self.gone_items)} document(s) of items gone from changed files removed"
         return (
             f"{len(self.new)} new, {len(self.changed)} changed, {len(self.deleted)} deleted "
             f"({len(self.removed_documents)} documents removed), {self.unchanged} unchanged file(s){extra}"
@@ -79,6 +84,55 @@ def documents_of_deleted_files(session: Session, tenant: str, deleted: list[str]
     return sorted(d for d in candidates if not (linked.get(d, set()) & present))
 
 
+def documents_gone_from_files(session: Session, source: Source, settled: list[str], present: set[str]) -> list[str]:
+    """Documents that a records file, an archive or an e-mail among `settled` (files unchanged since their last
+    sync) held once and no longer holds: its last read (a job that ended since the previous sync, and read the
+    whole file) did not bring them, and no other file still there did either. A file whose last read failed as a
+    whole (a dead letter of its own) or refused every item is left alone, so a broken export never empties the
+    index; an item its read refused (a dead letter) leaves with the others."""
+    since = source.last_success_at
+    many = [p for p in settled if holds_many(Path(p).name)]
+    reads: list[tuple[str, int]] = []
+    for i in range(0, len(many), _IN_BATCH):
+        q = (
+            select(JobFile.path, JobFile.id, JobFile.job_id)
+            .join(SourceFile, (SourceFile.job_id == JobFile.job_id) & (SourceFile.path == JobFile.path))
+            .join(Job, Job.id == JobFile.job_id)
+            .where(SourceFile.source_id == source.id, JobFile.path.in_(many[i : i + _IN_BATCH]))
+            .where(JobFile.status == "done", Job.state.in_((JobState.SUCCEEDED, JobState.PARTIAL)))
+        )
+        if since is not None:
+            q = q.where(Job.finished_at > since)
+        for path, file_id, job_id in session.execute(q):
+            failed_whole = session.scalar(
+                select(DeadLetter.id).where(
+                    DeadLetter.job_id == job_id, DeadLetter.path == path, DeadLetter.source == source_of(Path(path))
+                )
+            )
+            if failed_whole is None:
+                reads.append((path, file_id))
+    gone: set[str] = set()
+    for path, file_id in reads:
+        held = set(session.scalars(select(JobDocument.document_id).where(JobDocument.file_id == file_id)))
+        if held:  # a read that refused every item is a broken file, not an empty one
+            gone |= set(_links(session, source.tenant, JobFile.path, [path])) - held
+    if not gone:
+        return []
+    links = _links(session, source.tenant, JobDocument.document_id, sorted(gone))
+    read_paths = {path for path, _ in reads}
+    kept = {d for d in gone if links.get(d, set()) & (present - read_paths)}
+    # ...or read again by one of these files themselves under its latest read (an item that moved between them)
+    kept |= {
+        d
+        for _, file_id in reads
+        for d in session.scalars(
+            select(JobDocument.document_id).where(JobDocument.file_id == file_id, JobDocument.document_id.in_(gone))
+        )
+    }
+    existing = set(session.scalars(select(Document.id).where(Document.id.in_(sorted(gone - kept)))))
+    return sorted(existing)
+
+
 def remove_documents(session: Session, layout: IndexLayout, tenant: str, doc_ids: list[str]) -> DeleteReport:
     """Delete documents (chunks in every index version, SQL rows, dedup state); a document that an open job
     still indexes makes the sync fail, to be retried at the next run. Idempotent."""
@@ -105,6 +159,11 @@ def sync_folder(
         orphans = report.orphans
     else:
         orphans = []
+    gone = documents_gone_from_files(session, source, plan.unchanged, present)
+    if gone:
+        report = remove_documents(session, layout, source.tenant, gone)
+        result.gone_items = report.documents
+        orphans += report.orphans
     ingest = list(plan.ingest)
     if orphans:
         ingest += _promote_orphans(session, source.tenant, orphans, result, present, set(ingest))

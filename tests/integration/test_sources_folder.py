@@ -4,6 +4,7 @@ index and SQL agree after every sync."""
 from __future__ import annotations
 
 import json
+import zipfile
 
 import pytest
 
@@ -87,3 +88,49 @@ def test_missing_folder_is_an_error_not_a_deletion(stack, tmp_path):
     assert job is None and src.failures == 1 and "does not exist" in src.last_error
     assert documents(stack, tenant)[str(folder / "keep.txt")].status == "indexed"
     assert counts_agree(stack, tenant) > 0
+
+
+def test_items_gone_from_a_changed_file_leave_at_the_next_sync(stack, tmp_path):
+    tenant = "t-folder-items"
+    folder = tmp_path / "exports"
+    folder.mkdir()
+
+    def notes(*numbers: int) -> None:
+        lines = (json.dumps({"id": f"item-{n}", "text": article(2400 + n)}) for n in numbers)
+        (folder / "notes.jsonl").write_text("\n".join(lines))
+
+    def bundle(**members: str) -> None:
+        with zipfile.ZipFile(folder / "bundle.zip", "w") as archive:
+            for name, text in members.items():
+                archive.writestr(name, text)
+
+    notes(1, 2, 3)
+    bundle(**{"x.txt": article(2410), "y.txt": article(2411)})
+    (folder / "plain.txt").write_text(article(2412))
+    sid = add(stack, "folder", str(folder), tenant)
+    member = {name: f"{folder / 'bundle.zip'}#{name}" for name in ("x.txt", "y.txt")}
+    assert run_now(stack, sid)[1].done == 6
+
+    notes(1, 3, 4)  # item-2 left the export, item-4 came
+    bundle(**{"x.txt": article(2410)})  # y.txt left the archive
+    src, job = run_now(stack, sid)
+    assert (job.done, job.unchanged) == (1, 3)
+    src, job = run_now(stack, sid)  # the next sync, after the job that read the changed files ended
+    assert job is None
+    assert "2 document(s) of items gone from changed files removed" in src.last_status, src.last_status
+    docs = documents(stack, tenant)
+    assert {"item-1", "item-3", "item-4", member["x.txt"], str(folder / "plain.txt")} <= set(docs)
+    assert "item-2" not in docs and member["y.txt"] not in docs
+    assert chunks_of(stack, tenant, document_id(tenant, "item-2")) == 0
+    assert chunks_of(stack, tenant, document_id(tenant, member["y.txt"])) == 0
+    counts_agree(stack, tenant)
+    src, job = run_now(stack, sid)
+    assert job is None and "gone from changed files" not in src.last_status  # counted once
+
+    # an export that breaks does not empty the index: every line refused keeps its records
+    (folder / "notes.jsonl").write_text("{not json\n{nor this\n")
+    run_now(stack, sid)
+    src, job = run_now(stack, sid)
+    assert "gone from changed files" not in src.last_status
+    assert {"item-1", "item-3", "item-4"} <= set(documents(stack, tenant))
+    counts_agree(stack, tenant)
