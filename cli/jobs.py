@@ -41,6 +41,11 @@ def ingest(
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}")
+    from pipeline.formats.files import name_problem, shown_name
+
+    for path in paths:
+        if problem := name_problem(path.resolve()):
+            fail(f"{shown_name(path)}: {problem}")
     if (api := remote.configured()) is not None:
         from cli.remote_commands import ingest as ingest_remote
 

@@ -29,6 +29,11 @@ def upload_files(paths: list[Path]) -> list[Path]:
             files += [f for f in iter_files([path]) if f.suffix.lower() in SUPPORTED_SUFFIXES]
         else:
             files.append(path)
+    from pipeline.formats.files import name_problem, shown_name
+
+    unnamed = [shown_name(f) for f in files if name_problem(f)]
+    if unnamed:
+        fail(f"{len(unnamed)} file name(s) are not UTF-8, e.g. {unnamed[0]}: rename them (e.g. with convmv)")
     twice = sorted(name for name, n in Counter(f.name for f in files).items() if n > 1)
     if twice:
         fail(f"{len(twice)} file name(s) occur twice, e.g. {twice[0]}: an upload is named by its file name; rename one")

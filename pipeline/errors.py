@@ -31,6 +31,7 @@ class Reason(StrEnum):
     WORKER_LOST = "worker_lost"  # its worker died each of the max deliveries it was taken (poison control)
     TIMEOUT = "timeout"  # reading it outlasted the task's soft time limit
     INVALID_METADATA = "invalid_metadata"  # metadata over a limit or of a shape not indexed (docs/metadata.md)
+    INVALID_NAME = "invalid_name"  # a file name that is not UTF-8 (another encoding's bytes): SQL cannot hold it
     DUPLICATE_ID = "duplicate_id"  # another text under a url or id that a record of the same job already has
 
 

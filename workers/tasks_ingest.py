@@ -52,13 +52,17 @@ def start_job(self, job_id: str) -> None:
     from pathlib import Path
 
     from pipeline.formats import iter_files
+    from pipeline.formats.files import split_names
     from pipeline.jobs.counting import count_pending_files
 
     with session_scope(runtime.sql_url()) as session:
         job = runtime.open_job(session, job_id)
         if job is None:
             return
-        repo.add_job_files(session, job, [str(p) for p in iter_files([Path(p) for p in job.inputs])])
+        named, refused = split_names(list(iter_files([Path(p) for p in job.inputs])))
+        repo.add_job_files(session, job, named)
+        for letter in refused:
+            repo.add_dead_letter(session, job, letter, None)
         s = get_settings()
         files = repo.pending_files(session, job_id)
         count_pending_files(session, files, s.max_file_bytes)  # the total is known before any document is indexed

@@ -102,6 +102,33 @@ def _is_folder(entry: os.DirEntry) -> bool:
         return False  # a link that cannot be followed is read as a file, and becomes its dead letter
 
 
+def split_names(paths: list[Path]) -> tuple[list[str], list[Rejected]]:
+    """The paths a job can take as its files, and dead letters for those whose name is not UTF-8 (bytes of another
+    encoding, which Python keeps as surrogates): SQL, JSON and Elasticsearch cannot hold such a name."""
+    named: list[str] = []
+    refused: list[Rejected] = []
+    for path in paths:
+        problem = name_problem(path)
+        if problem is None:
+            named.append(str(path))
+        else:
+            refused.append(Rejected(shown_name(path), "read", Reason.INVALID_NAME.value, problem))
+    return named, refused
+
+
+def name_problem(path: Path | str) -> str | None:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not UTF-8 (another encoding's bytes): rename it (e.g. with convmv) and ingest it again"
+    return None
+
+
+def shown_name(path: Path | str) -> str:
+    """The path with the bytes that are not UTF-8 shown as U+FFFD."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def read_path(path: Path, max_bytes: int, base: Path | None = None, skip: int = 0) -> Iterator[RawDocument | Rejected]:
     """Yield the items (documents and refusals) of one file, after its first `skip` (a file read on where a
     stored part ended): an archive's members among those are not read at all when each holds one item. `base` is

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pipeline.documents.delete import DeleteReport, DocumentsBusy, delete_documents
-from pipeline.formats.files import holds_many, source_of
+from pipeline.formats.files import holds_many, name_problem, shown_name, source_of
 from pipeline.index.aliases import IndexLayout
 from pipeline.sources.errors import SourceError
 from pipeline.sources.folder import FileState, KnownFile, plan_sync
@@ -39,12 +39,16 @@ class FolderSync:
     removed_documents: list[str] = field(default_factory=list)
     promoted: list[str] = field(default_factory=list)  # duplicates re-read because their original went
     gone_items: list[str] = field(default_factory=list)  # documents whose record or member left a changed file
+    bad_names: list[str] = field(default_factory=list)  # files skipped: their names are not UTF-8 (shown_name)
 
     @property
     def message(self) -> str:
         extra = f", {len(self.promoted)} orphaned duplicate(s) re-read" if self.promoted else ""
         if self.gone_items:
             extra += f", {len(self.gone_items)} document(s) of items gone from changed files removed"
+        if self.bad_names:
+            shown = ", ".join(self.bad_names[:3]) + (", ..." if len(self.bad_names) > 3 else "")
+            extra += f", {len(self.bad_names)} file(s) skipped, their names are not UTF-8 (rename them): {shown}"
         return (
             f"{len(self.new)} new, {len(self.changed)} changed, {len(self.deleted)} deleted "
             f"({len(self.removed_documents)} documents removed), {self.unchanged} unchanged file(s){extra}"
@@ -145,10 +149,13 @@ def remove_documents(session: Session, layout: IndexLayout, tenant: str, doc_ids
 def sync_folder(
     session: Session, source: Source, current: dict[str, FileState], layout: IndexLayout, now: datetime
 ) -> FolderSync:
+    bad = sorted(p for p in current if name_problem(p))
+    current = {p: state for p, state in current.items() if p not in bad}
     known = known_files(session, source.id)
     plan = plan_sync(current, known)
     present = set(current)
     result = FolderSync(job=None, deleted=plan.deleted, unchanged=len(plan.unchanged))
+    result.bad_names = [shown_name(p) for p in bad]
     result.new = [p for p in plan.ingest if p not in known]
     result.changed = [p for p in plan.ingest if p in known]
     if plan.deleted:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -189,9 +191,10 @@ def test_bad_inputs_become_dead_letters_and_the_rest_is_indexed(stack, tmp_path)
         json.dumps([{"id": "ok-1", "text": article(403)}, {"id": "no-text", "title": "no body here"}])
     )
     (folder / "program.exe").write_bytes(b"MZ\x90\x00")
+    Path(os.fsdecode(bytes(folder) + b"/caf\xe9.txt")).write_text(article(404))  # a Latin-1 name: SQL cannot hold it
     job = stack.run_job([folder], tenant)
     assert job.state == "partial"
-    assert (job.done, job.failed, job.total) == (3, 7, 10)
+    assert (job.done, job.failed, job.total) == (3, 8, 11)
     with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as session:
         reasons = {d.source.rsplit("/", 1)[-1]: d.reason for d in repo.dead_letters(session, job.id)}
     assert reasons == {
@@ -202,5 +205,6 @@ def test_bad_inputs_become_dead_letters_and_the_rest_is_indexed(stack, tmp_path)
         "huge.txt": "too_large",
         "records.json#2": "missing_text_field",
         "program.exe": "unsupported_type",
+        "caf\ufffd.txt": "invalid_name",
     }
     _counts_agree(stack, tenant)

@@ -4,7 +4,9 @@ index and SQL agree after every sync."""
 from __future__ import annotations
 
 import json
+import os
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -107,9 +109,14 @@ def test_items_gone_from_a_changed_file_leave_at_the_next_sync(stack, tmp_path):
     notes(1, 2, 3)
     bundle(**{"x.txt": article(2410), "y.txt": article(2411)})
     (folder / "plain.txt").write_text(article(2412))
+    Path(os.fsdecode(bytes(folder) + b"/caf\xe9.txt")).write_text(article(2413))  # a Latin-1 name
     sid = add(stack, "folder", str(folder), tenant)
     member = {name: f"{folder / 'bundle.zip'}#{name}" for name in ("x.txt", "y.txt")}
-    assert run_now(stack, sid)[1].done == 6
+    src, job = run_now(stack, sid)
+    assert job.done == 6
+    assert src.last_status.endswith(
+        f"1 file(s) skipped, their names are not UTF-8 (rename them): {folder}/caf\ufffd.txt"
+    ), src.last_status
 
     notes(1, 3, 4)  # item-2 left the export, item-4 came
     bundle(**{"x.txt": article(2410)})  # y.txt left the archive

@@ -171,3 +171,15 @@ def test_a_mistyped_setting_is_named_before_the_command_answers(tmp_path):
         "warning: DOCPIPE_ES_URL is not a docpipe setting and is ignored: did you mean DOCPIPE_ELASTICSEARCH_URL?"
     )
     assert json.loads("\n".join(lines(result)[1:])) == []
+
+
+def test_a_file_whose_name_is_not_utf8_is_refused_before_anything_runs(tmp_path):
+    bad = Path(os.fsdecode(bytes(tmp_path) + b"/r\xe9sum\xe9.txt"))  # Latin-1 bytes, as an old archive leaves them
+    bad.write_text("a text about harbour cranes")
+    result = docpipe(tmp_path / "data", "ingest", str(bad))
+    assert result.exit_code == 2
+    assert lines(result) == [
+        f"error: {tmp_path}/r\ufffdsum\ufffd.txt: file name is not UTF-8 (another encoding's bytes): rename it "
+        "(e.g. with convmv) and ingest it again"
+    ]
+    assert not (tmp_path / "data" / "docpipe.db").exists()

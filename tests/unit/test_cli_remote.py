@@ -4,6 +4,8 @@ open the database; the API's refusals come out as one line."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -76,6 +78,18 @@ def test_two_files_of_one_name_are_refused_before_any_upload(api, tmp_path):
         (tmp_path / sub / "same.txt").write_text(sub)
     r = docpipe("ingest", str(tmp_path / "x"), str(tmp_path / "y"))
     assert r.exit_code == 2 and "same.txt" in r.stderr and api.sent == []
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_before_any_upload(api, tmp_path):
+    api.as_tenant("acme")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "fine.txt").write_text("fine")
+    Path(os.fsdecode(bytes(tmp_path) + b"/docs/caf\xe9.txt")).write_text("latin-1 name")
+    r = docpipe("ingest", str(tmp_path / "docs"))
+    assert r.exit_code == 2 and api.sent == []
+    assert r.stderr.strip() == (
+        f"error: 1 file name(s) are not UTF-8, e.g. {tmp_path}/docs/caf\ufffd.txt: rename them (e.g. with convmv)"
+    )
 
 
 def test_documents_delete_sources_and_reindex_through_the_api(api, tmp_path):

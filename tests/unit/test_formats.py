@@ -7,6 +7,7 @@ import pytest
 
 from pipeline.errors import Reason
 from pipeline.formats import SUPPORTED_SUFFIXES, iter_files, parse_datetime, read_path
+from pipeline.formats.files import split_names
 from pipeline.types import RawDocument, Rejected
 
 MAX = 1_000_000
@@ -414,3 +415,14 @@ def test_other_text_suffixes_are_read_as_text_markdown_or_html(tmp_path, name, c
     doc = only(read_all(path))
     assert isinstance(doc, RawDocument) and doc.content_type == ctype and "Some text of the file." in doc.body
     assert doc.is_markup == (ctype == "html") and (doc.title == "Title line") == (ctype == "md")
+
+
+def test_names_that_are_not_utf8_become_dead_letters_the_others_job_files(tmp_path):
+    good = tmp_path / "plain.txt"
+    bad = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.txt"))
+    named, refused = split_names([good, bad])
+    assert named == [str(good)]
+    (letter,) = refused
+    assert (letter.source, letter.stage, letter.reason) == (f"{tmp_path}/caf\ufffd.txt", "read", Reason.INVALID_NAME)
+    letter.source.encode("utf-8")  # storable in SQL, JSON and Elasticsearch
+    assert "rename it" in letter.detail
