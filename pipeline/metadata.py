@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pipeline.errors import InputError, Reason
+from pipeline.types import storable
 
 # Limits (docs/metadata.md). Keys become Elasticsearch field names (meta.KEY, meta_num.KEY,
 # meta_date.KEY): bounded count and length keep a tenant from exploding the mapping.
@@ -168,7 +169,7 @@ def _scalar(key: str, value: object) -> Scalar:
             raise MetadataError(f"metadata {key!r} is {value}: only finite numbers are stored")
         return value
     if isinstance(value, str):
-        text = value.strip()
+        text = storable(value).strip()
         if len(text) > MAX_VALUE_CHARS:
             raise MetadataError(
                 f"metadata {key!r} is {len(text)} characters long; at most {MAX_VALUE_CHARS} "

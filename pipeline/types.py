@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 # Fixed namespace: document ids must stay stable across machines and releases.
 DOC_NAMESPACE = uuid.UUID("6f1d2c3e-8a47-4b5e-9d61-2f0c7e9ab001")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """Text every store takes: no NUL (PostgreSQL refuses it in text and JSON) and no lone surrogate (no UTF-8
+    encodes one; a JSON "\\ud800" escape makes one), which becomes U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def utcnow() -> datetime:

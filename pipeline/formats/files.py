@@ -23,7 +23,7 @@ from pipeline.formats.odf import read_ods, read_odt
 from pipeline.formats.office import read_docx, read_pptx, read_rtf, read_xlsx
 from pipeline.formats.pdf import read_pdf
 from pipeline.formats.records import read_csv, read_json, read_jsonl
-from pipeline.types import RawDocument, Rejected
+from pipeline.types import RawDocument, Rejected, storable
 
 # One document each, from bytes; the archive formats are checked as zips first (parts present, size unpacked).
 _BINARY_READERS: dict[str, Callable[[bytes, str], RawDocument]] = {
@@ -159,9 +159,22 @@ def _read_file(path: Path, max_bytes: int, skip: int) -> Iterator[RawDocument | 
     source = source_of(path)
     try:
         _check_supported(path.name)  # before reading: an unsupported file is not loaded at all
-        yield from _read_data(_read_bytes(path, max_bytes), source, path.name, max_bytes, 0, skip)
+        for item in _read_data(_read_bytes(path, max_bytes), source, path.name, max_bytes, 0, skip):
+            yield _storable(item)
     except Exception as exc:  # noqa: BLE001 - whatever a reader raises is this file's dead letter, never the job's
         yield _rejected(source, exc)
+
+
+def _storable(item: RawDocument | Rejected) -> RawDocument | Rejected:
+    """The item's texts as every store takes them (a NUL or a lone surrogate failed the file's transaction on
+    PostgreSQL, or on any database); metadata values are made so by check_metadata."""
+    if isinstance(item, Rejected):
+        item.source, item.detail = storable(item.source), storable(item.detail)
+        return item
+    item.source, item.body = storable(item.source), storable(item.body)
+    item.title = storable(item.title) if item.title is not None else None
+    item.origin = storable(item.origin) if item.origin is not None else None
+    return item
 
 
 def source_of(path: Path) -> str:

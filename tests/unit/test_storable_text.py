@@ -1,0 +1,47 @@
+"""Text every store takes: a NUL (PostgreSQL refuses it in text and JSON) or a lone surrogate (a JSON "\\ud800"
+escape; no UTF-8 encodes it) in a record's text, title, id or metadata used to fail its whole file's transaction,
+on PostgreSQL or on any database. Now they are dropped or replaced, and the file's other records are kept too."""
+
+from __future__ import annotations
+
+import json
+
+from pipeline.formats import read_path
+from pipeline.store.db import session_scope
+from pipeline.store.models import Document
+from pipeline.types import document_id, storable
+from tests.unit.test_delete_documents import A, corpus, db, layout, steps, url  # noqa: F401 - fixtures
+
+RECORDS = [
+    {"id": "nul-1", "text": "Harbour text with a NUL \u0000 inside it.", "title": "T\u0000itle", "tag": "a\u0000b"},
+    {"id": "nul\u00002", "text": "Second harbour record, whose id holds a NUL."},
+    {"id": "sur-3", "text": "Harbour text with a lone \ud800 surrogate.", "title": "A \udfff title", "k\ud800": "v"},
+    {"id": "ok-4", "text": "A clean record about harbour gulls."},
+]
+
+
+def test_storable_drops_nul_and_replaces_lone_surrogates():
+    assert storable("a\x00b\ud800c\udfff") == "ab\ufffdc\ufffd"
+    assert storable("plain ascii") == "plain ascii" and storable("naïve café 😀") == "naïve café 😀"
+
+
+def test_the_reader_hands_on_only_storable_text(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in RECORDS))
+    items = list(read_path(path, 1_000_000))
+    assert [item.source for item in items] == ["nul-1", "nul2", "sur-3", "ok-4"]
+    for item in items:
+        for text in (item.source, item.body, item.title or "", item.origin or ""):
+            assert "\x00" not in text
+            text.encode("utf-8")
+
+
+def test_records_with_nul_and_surrogates_are_stored_on_every_database(corpus):
+    corpus.ingest(A, {"r.jsonl": "\n".join(json.dumps(r) for r in RECORDS)})
+    with session_scope(corpus.url) as s:
+        docs = {d.source: d for d in s.query(Document).filter(Document.tenant == A)}
+    assert set(docs) == {"nul-1", "nul2", "sur-3", "ok-4"} and all(d.status == "indexed" for d in docs.values())
+    assert docs["nul-1"].title == "Title" and docs["nul-1"].meta["tag"] == "ab"
+    assert docs["sur-3"].title == "A \ufffd title" and docs["sur-3"].meta["k"] == "v"
+    assert "\ufffd surrogate" in docs["sur-3"].text
+    assert docs["nul2"].id == document_id(A, "nul2")
