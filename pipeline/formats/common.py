@@ -33,6 +33,7 @@ _BOMS = (
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r\x0b\x0c") + b"\x7f"
 # Random bytes carry ~10% of these, real text almost none; 5% leaves room on both sides.
 _MAX_CONTROL_RATIO = 0.05
+_UTF16_SAMPLE = 4096  # bytes looked at to tell UTF-16 without a BOM from binary
 # On short Western European text charset-normalizer often ranks cp1250/cp1257 first and
 # turns "naïve" into "naďve". Any candidate it returns passed its own mess threshold, and
 # it does not return cp1252 for genuine Central European or Cyrillic text, so cp1252
@@ -85,6 +86,8 @@ def decode(data: bytes) -> str:
                     Reason.DECODE_ERROR, f"{encoding} byte-order mark, but invalid {encoding} at byte {exc.start}"
                 ) from None
     if b"\x00" in data:
+        if (unmarked := _bomless_utf16(data)) is not None:
+            return unmarked
         raise InputError(Reason.BINARY, "file contains NUL bytes")
     ratio = (len(data) - len(data.translate(None, _CONTROL_BYTES))) / len(data)
     if ratio > _MAX_CONTROL_RATIO:
@@ -101,6 +104,23 @@ def decode(data: bytes) -> str:
         return data.decode(encoding)
     except (UnicodeDecodeError, LookupError) as exc:
         raise InputError(Reason.DECODE_ERROR, f"cannot decode as detected {encoding}: {exc}") from None
+
+
+def _bomless_utf16(data: bytes) -> str | None:
+    """UTF-16 without a byte-order mark (some Windows exports): most text there is Latin script, whose every other
+    byte is NUL, on the odd bytes for little-endian and the even ones for big-endian. None for anything else."""
+    head = data[:_UTF16_SAMPLE]
+    if len(data) % 2 or len(head) < 8:
+        return None
+    for encoding, zeros in (("utf-16-le", head[1::2]), ("utf-16-be", head[0::2])):
+        if zeros.count(0) >= 0.9 * len(zeros):
+            try:
+                text = data.decode(encoding)
+            except UnicodeDecodeError:
+                return None
+            controls = sum(1 for c in text[: _UTF16_SAMPLE // 2] if c < " " and c not in "\t\n\r\x0b\x0c")
+            return text if "\x00" not in text and controls <= _MAX_CONTROL_RATIO * min(len(text), 2048) else None
+    return None
 
 
 def parse_datetime(value: object) -> datetime | None:

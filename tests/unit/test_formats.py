@@ -72,6 +72,19 @@ def test_utf8_bom_and_utf16_bom(tmp_path):
     assert only(read_all(tmp_path / "bom16.txt")).body == "Grüße, 世界"
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_bom_is_text_and_nul_heavy_binary_is_not(tmp_path, encoding):
+    text = "id,text\nr1,Die Hafenbehörde meldet einen Rekord.\nr2,Größer als je zuvor.\n"  # a Windows export
+    (tmp_path / "export.csv").write_bytes(text.encode(encoding))
+    assert [item.body for item in read_all(tmp_path / "export.csv")] == [
+        "Die Hafenbehörde meldet einen Rekord.",
+        "Größer als je zuvor.",
+    ]
+    for binary in (b"\x00\x00\x01\x00" * 500, b"A\x00\x01\x00\x02\x00\x03\x00" * 300, b"\x00" * 64):
+        (tmp_path / "blob.txt").write_bytes(binary)
+        assert only(read_all(tmp_path / "blob.txt")).reason == Reason.BINARY
+
+
 def test_latin1_text_is_detected_not_rejected(tmp_path):
     p = tmp_path / "fr.txt"
     text = "Café naïve, crème brûlée à l'hôtel.\nDéjà vu: garçon, façade, Noël.\n"
