@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -26,6 +27,21 @@ def storable(text: str) -> str:
     except UnicodeEncodeError:
         return _SURROGATE.sub("\ufffd", text)
     return text
+
+
+# A source or path longer than this (UTF-8 bytes) does not fit the SQL columns (2048 characters) and, with its
+# tenant, PostgreSQL's unique index (2704 bytes a row).
+MAX_SOURCE_BYTES = 2000
+
+
+def bounded_source(source: str) -> str:
+    """The source as SQL holds it: one over MAX_SOURCE_BYTES keeps its head and ends in "…" and a hash of the
+    whole, so that the same long url or id is the same document every time."""
+    raw = source.encode("utf-8")
+    if len(raw) <= MAX_SOURCE_BYTES:
+        return source
+    head = raw[: MAX_SOURCE_BYTES - 24].decode("utf-8", "ignore")
+    return f"{head}…{hashlib.sha256(raw).hexdigest()[:16]}"
 
 
 def utcnow() -> datetime:

@@ -23,7 +23,7 @@ from pipeline.formats.odf import read_ods, read_odt
 from pipeline.formats.office import read_docx, read_pptx, read_rtf, read_xlsx
 from pipeline.formats.pdf import read_pdf
 from pipeline.formats.records import read_csv, read_json, read_jsonl
-from pipeline.types import RawDocument, Rejected, storable
+from pipeline.types import MAX_SOURCE_BYTES, RawDocument, Rejected, bounded_source, storable
 
 # One document each, from bytes; the archive formats are checked as zips first (parts present, size unpacked).
 _BINARY_READERS: dict[str, Callable[[bytes, str], RawDocument]] = {
@@ -104,7 +104,8 @@ def _is_folder(entry: os.DirEntry) -> bool:
 
 def split_names(paths: list[Path]) -> tuple[list[str], list[Rejected]]:
     """The paths a job can take as its files, and dead letters for those whose name is not UTF-8 (bytes of another
-    encoding, which Python keeps as surrogates): SQL, JSON and Elasticsearch cannot hold such a name."""
+    encoding, which Python keeps as surrogates: SQL, JSON and Elasticsearch cannot hold such a name) or longer than
+    SQL holds."""
     named: list[str] = []
     refused: list[Rejected] = []
     for path in paths:
@@ -118,15 +119,17 @@ def split_names(paths: list[Path]) -> tuple[list[str], list[Rejected]]:
 
 def name_problem(path: Path | str) -> str | None:
     try:
-        str(path).encode("utf-8")
+        size = len(str(path).encode("utf-8"))
     except UnicodeEncodeError:
         return "file name is not UTF-8 (another encoding's bytes): rename it (e.g. with convmv) and ingest it again"
+    if size > MAX_SOURCE_BYTES:
+        return f"path is {size} bytes long, at most {MAX_SOURCE_BYTES}: move the file up and ingest it again"
     return None
 
 
 def shown_name(path: Path | str) -> str:
-    """The path with the bytes that are not UTF-8 shown as U+FFFD."""
-    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """The path with the bytes that are not UTF-8 shown as U+FFFD, bounded as a source."""
+    return bounded_source(str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
 
 
 def read_path(path: Path, max_bytes: int, base: Path | None = None, skip: int = 0) -> Iterator[RawDocument | Rejected]:
@@ -166,14 +169,14 @@ def _read_file(path: Path, max_bytes: int, skip: int) -> Iterator[RawDocument | 
 
 
 def _storable(item: RawDocument | Rejected) -> RawDocument | Rejected:
-    """The item's texts as every store takes them (a NUL or a lone surrogate failed the file's transaction on
-    PostgreSQL, or on any database); metadata values are made so by check_metadata."""
+    """The item's texts as every store takes them (a NUL, a lone surrogate or an over-long url failed the file's
+    transaction on PostgreSQL, or on any database); metadata values are made so by check_metadata."""
     if isinstance(item, Rejected):
-        item.source, item.detail = storable(item.source), storable(item.detail)
+        item.source, item.detail = bounded_source(storable(item.source)), storable(item.detail)
         return item
-    item.source, item.body = storable(item.source), storable(item.body)
+    item.source, item.body = bounded_source(storable(item.source)), storable(item.body)
     item.title = storable(item.title) if item.title is not None else None
-    item.origin = storable(item.origin) if item.origin is not None else None
+    item.origin = bounded_source(storable(item.origin)) if item.origin is not None else None
     return item
 
 

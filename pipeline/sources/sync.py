@@ -39,7 +39,7 @@ class FolderSync:
     removed_documents: list[str] = field(default_factory=list)
     promoted: list[str] = field(default_factory=list)  # duplicates re-read because their original went
     gone_items: list[str] = field(default_factory=list)  # documents whose record or member left a changed file
-    bad_names: list[str] = field(default_factory=list)  # files skipped: their names are not UTF-8 (shown_name)
+    bad_names: list[str] = field(default_factory=list)  # files skipped: names not UTF-8 or too long (shown_name)
 
     @property
     def message(self) -> str:
@@ -48,7 +48,8 @@ class FolderSync:
             extra += f", {len(self.gone_items)} document(s) of items gone from changed files removed"
         if self.bad_names:
             shown = ", ".join(self.bad_names[:3]) + (", ..." if len(self.bad_names) > 3 else "")
-            extra += f", {len(self.bad_names)} file(s) skipped, their names are not UTF-8 (rename them): {shown}"
+            extra += f", {len(self.bad_names)} file(s) skipped, their names are not UTF-8 or too long (rename them)"
+            extra += f": {shown}"
         return (
             f"{len(self.new)} new, {len(self.changed)} changed, {len(self.deleted)} deleted "
             f"({len(self.removed_documents)} documents removed), {self.unchanged} unchanged file(s){extra}"

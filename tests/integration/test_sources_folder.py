@@ -115,7 +115,7 @@ def test_items_gone_from_a_changed_file_leave_at_the_next_sync(stack, tmp_path):
     src, job = run_now(stack, sid)
     assert job.done == 6
     assert src.last_status.endswith(
-        f"1 file(s) skipped, their names are not UTF-8 (rename them): {folder}/caf\ufffd.txt"
+        f"1 file(s) skipped, their names are not UTF-8 or too long (rename them): {folder}/caf\ufffd.txt"
     ), src.last_status
 
     notes(1, 3, 4)  # item-2 left the export, item-4 came
