@@ -60,7 +60,7 @@ MALFORMED: tuple[type[BaseException], ...] = (
 # Declared sizes bound what zipfile inflates, so this refuses a zip bomb before any part is parsed.
 MAX_EXPANSION = 10
 # Office saves a password-protected .docx/.xlsx/.pptx, and every .doc/.xls/.ppt, as an OLE compound file.
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 # A parser without entity expansion or network: a document's DTD must not reach files or hosts.
 _XML_PARSER = lxml.etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
@@ -211,7 +211,7 @@ def text_or_none(value: object) -> str | None:
 
 def check_zip(data: bytes, kind: str, required: tuple[str, ...], max_unpacked: int) -> None:
     """Refuse what is not a zip of this kind, or inflates past max_unpacked, before a library loads every part."""
-    if data.startswith(_OLE_MAGIC):
+    if data.startswith(OLE_MAGIC):
         raise InputError(
             Reason.CORRUPT_FILE, f"{kind} is an OLE compound file: password-protected, or a legacy binary Office file"
         )

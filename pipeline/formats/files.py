@@ -20,7 +20,7 @@ from pipeline.formats.epub import read_epub
 from pipeline.formats.image import IMAGE_SUFFIXES, read_image
 from pipeline.formats.mail import read_eml
 from pipeline.formats.odf import read_ods, read_odt
-from pipeline.formats.office import read_docx, read_pptx, read_rtf, read_xlsx
+from pipeline.formats.office import read_docx, read_pptx, read_rtf, read_xls, read_xlsx
 from pipeline.formats.pdf import read_pdf
 from pipeline.formats.records import read_csv, read_json, read_jsonl
 from pipeline.types import MAX_SOURCE_BYTES, RawDocument, Rejected, bounded_source, storable
@@ -53,7 +53,12 @@ _TEXT_TYPES = {
     **dict.fromkeys((".html", ".htm", ".xhtml"), "html"),
 }
 _RECORD_READERS = {".json": read_json, ".jsonl": read_jsonl, ".ndjson": read_jsonl, ".csv": read_csv, ".tsv": read_csv}
-_WORKBOOKS = frozenset({".xlsx", ".xlsm"})  # a table of records, or one document (read_xlsx); macros are not read
+# a table of records, or one document; macros are not read
+_WORKBOOKS: dict[str, Callable[[bytes, str], Iterator[RawDocument | Rejected]]] = {
+    ".xlsx": read_xlsx,
+    ".xlsm": read_xlsx,
+    ".xls": read_xls,
+}
 RECORD_SUFFIXES = frozenset({*_RECORD_READERS, *_WORKBOOKS})  # files that may hold many items, the others one
 
 SUPPORTED_SUFFIXES = frozenset({*_BINARY_READERS, *_TEXT_TYPES, *RECORD_SUFFIXES, ".eml", *ARCHIVE_SUFFIXES})
@@ -231,7 +236,7 @@ def _read_data(
         yield _BINARY_READERS[suffix](data, source)
         return
     if suffix in _WORKBOOKS:
-        yield from read_xlsx(data, source)
+        yield from _WORKBOOKS[suffix](data, source)
         return
     if suffix == ".eml":
         yield from read_eml(data, source, depth, partial(_read_member, max_bytes=max_bytes), SUPPORTED_SUFFIXES)

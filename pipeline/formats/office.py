@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -14,6 +15,8 @@ import openpyxl
 import openpyxl.utils.exceptions
 import pptx
 import pptx.exc
+import xlrd
+import xlrd.compdoc
 from docx.table import Table, _Cell
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 from pptx.shapes.group import GroupShape
@@ -22,15 +25,17 @@ from striprtf.striprtf import rtf_to_text
 from pipeline.errors import InputError, Reason
 from pipeline.formats.common import (
     MALFORMED,
+    OLE_MAGIC,
     as_utc,
     corrupt,
+    decode,
     one_line,
     parse_xml,
     properties,
     table_row,
     text_or_none,
 )
-from pipeline.formats.records import column_names, guarded_record, has_text_column
+from pipeline.formats.records import column_names, guarded_record, has_text_column, read_csv
 from pipeline.types import RawDocument, Rejected
 
 _OOXML_ERRORS = (
@@ -152,22 +157,79 @@ def read_xlsx(data: bytes, source: str) -> Iterator[RawDocument | Rejected]:
             props = book.properties
         finally:
             book.close()
-        title, created = props.title, props.created
         names = [name for name, _ in sheets]
         metadata = properties(
             author=props.creator, subject=props.subject, keywords=props.keywords, sheets=len(names), sheet_names=names
         )
     except _OOXML_ERRORS as exc:
         raise corrupt("XLSX", exc) from None
+    yield from _workbook(sheets, source, "xlsx", metadata, props.title, props.created)
+
+
+def read_xls(data: bytes, source: str) -> Iterator[RawDocument | Rejected]:
+    """A legacy (Excel 97-2003) workbook, read as an .xlsx one is. An ".xls" that is an HTML table or delimited
+    text, as many web exports are, is read as what it is."""
+    if not data.startswith(OLE_MAGIC):
+        yield from _xls_in_disguise(data, source)
+        return
+    try:
+        book = xlrd.open_workbook(file_contents=data, on_demand=True)
+        try:
+            sheets = [(sheet.name, _xls_rows(book, sheet)) for sheet in book.sheets()]
+        finally:
+            book.release_resources()
+    except (*MALFORMED, xlrd.XLRDError, xlrd.compdoc.CompDocError, OSError) as exc:
+        raise corrupt("XLS", exc) from None
+    names = [name for name, _ in sheets]
+    metadata = properties(author=book.user_name or None, sheets=len(names), sheet_names=names)
+    yield from _workbook(sheets, source, "xls", metadata, None, None)
+
+
+def _xls_in_disguise(data: bytes, source: str) -> Iterator[RawDocument | Rejected]:
+    text = decode(data)
+    if text.lstrip()[:1] == "<":
+        yield RawDocument(source=source, body=text, content_type="html", is_markup=True)
+    else:
+        yield from read_csv(text, source)
+
+
+def _xls_rows(book: xlrd.Book, sheet: xlrd.sheet.Sheet) -> list[list[str]]:
+    rows = []
+    for n in range(sheet.nrows):
+        cells = []
+        for cell in sheet.row(n):
+            value = cell.value
+            if cell.ctype == xlrd.XL_CELL_DATE:
+                with contextlib.suppress(xlrd.xldate.XLDateError, OverflowError, ValueError):  # else its number
+                    value = xlrd.xldate.xldate_as_datetime(value, book.datemode)
+            elif cell.ctype in (xlrd.XL_CELL_ERROR, xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
+                value = None
+            elif cell.ctype == xlrd.XL_CELL_BOOLEAN:
+                value = bool(value)
+            cells.append(cell_text(value))
+        if any(cell.strip() for cell in cells):
+            rows.append(cells)
+    return rows
+
+
+def _workbook(
+    sheets: list[tuple[str, list[list[str]]]],
+    source: str,
+    ctype: str,
+    metadata: dict,
+    title: object,
+    created: object,
+) -> Iterator[RawDocument | Rejected]:
+    """A workbook's sheets as records (every non-empty sheet's header names a text column) or as one document."""
     tables = [(name, rows) for name, rows in sheets if rows]
     if tables and all(has_text_column(rows[0]) for _, rows in tables):
-        yield from _sheet_records(tables, source)
+        yield from _sheet_records(tables, source, ctype)
         return
     texts = ["\n".join([name, *(line for row in rows if (line := table_row(row)))]) for name, rows in tables]
     yield RawDocument(
         source=source,
-        body=_body("XLSX", texts, "\n\n"),
-        content_type="xlsx",
+        body=_body(ctype.upper(), texts, "\n\n"),
+        content_type=ctype,
         title=text_or_none(title),
         published=as_utc(created),
         metadata=metadata,
@@ -183,7 +245,9 @@ def _sheet_rows(sheet) -> list[list[str]]:
     return [row for row in rows if any(cell.strip() for cell in row)]
 
 
-def _sheet_records(tables: list[tuple[str, list[list[str]]]], source: str) -> Iterator[RawDocument | Rejected]:
+def _sheet_records(
+    tables: list[tuple[str, list[list[str]]]], source: str, ctype: str
+) -> Iterator[RawDocument | Rejected]:
     n = 0  # rows are numbered through the workbook: `<file>#<n>` names a row without a url or id
     for name, (header, *rows) in tables:
         width = max(len(header), *(len(row) for row in rows)) if rows else len(header)
@@ -191,7 +255,7 @@ def _sheet_records(tables: list[tuple[str, list[list[str]]]], source: str) -> It
         for row in rows:
             n += 1
             cells = {k: v for k, v in zip(names, row) if v != ""}
-            yield guarded_record({**cells, "sheet": name}, source, n, "xlsx", f"sheet {name!r} row {n}")
+            yield guarded_record({**cells, "sheet": name}, source, n, ctype, f"sheet {name!r} row {n}")
 
 
 def cell_text(value: object) -> str:

@@ -23,6 +23,7 @@ import openpyxl
 import pptx
 import pytest
 import xlsxwriter
+import xlwt
 from ebooklib import epub
 from odf import dc, meta
 from odf.opendocument import OpenDocumentSpreadsheet, OpenDocumentText
@@ -36,6 +37,7 @@ from pipeline.formats.mail import MAX_DEPTH
 from pipeline.jobs.counting import count_items
 from pipeline.types import RawDocument, Rejected
 from tests.unit.test_formats import make_pdf
+from tests.unit.test_formats_archive import make_tar
 
 MAX = 2_000_000
 CREATED = datetime(2023, 4, 5, 6, 7, 8)
@@ -329,6 +331,48 @@ def test_a_workbook_whose_sheets_have_a_text_column_is_a_table_of_records(tmp_pa
     assert "remember the ink" in only_doc(mixed).body
 
 
+def make_xls(sheets: dict[str, list[list[object]]]) -> bytes:
+    book = xlwt.Workbook()
+    dated = xlwt.easyxf(num_format_str="YYYY-MM-DD")
+    for name, rows in sheets.items():
+        sheet = book.add_sheet(name)
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                if value is None:
+                    continue
+                sheet.write(r, c, value, dated) if isinstance(value, datetime) else sheet.write(r, c, value)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_a_legacy_xls_workbook_is_read_as_an_xlsx_one(tmp_path):
+    records = {
+        "News": [["ID", "Headline", "Text", "Published"], ["n1", "Oil falls", "Crude fell.", datetime(2024, 3, 1)]],
+        "More": [["id", "text", "score"], ["n2", "Gold rose.", 0.5], [None, "No id here.", None, "extra"]],
+    }
+    path = write(tmp_path, "news.xls", make_xls(records))
+    first, second, third = list(read_path(path, MAX))
+    assert (first.source, first.title, first.body, first.content_type) == ("n1", "Oil falls", "Crude fell.", "xls")
+    assert first.published == datetime(2024, 3, 1, tzinfo=UTC)  # a date cell, not its serial number
+    assert (second.metadata, third.source) == ({"score": "0.5", "sheet": "More"}, f"{path.resolve()}#3")
+    assert count_items(path, MAX) == 3
+    budget = {"Budget": [["Item", "Amount", "Bought"], ["Paper", 12.5, datetime(2024, 3, 1)], ["Ink", 30, True]]}
+    doc = only_doc(write(tmp_path, "budget.xls", make_xls(budget)))
+    assert doc.body.splitlines() == ["Budget", "Item | Amount | Bought", "Paper | 12.5 | 2024-03-01", "Ink | 30 | True"]
+    assert (doc.content_type, doc.metadata["sheet_names"]) == ("xls", ["Budget"])
+
+
+def test_an_xls_that_is_html_or_delimited_text_is_read_as_what_it_is(tmp_path):
+    html = b"<html><body><table><tr><td>Quarterly harbour figures</td><td>12</td></tr></table></body></html>"
+    doc = only_doc(write(tmp_path, "report.xls", html))
+    assert (doc.content_type, doc.is_markup) == ("html", True) and "Quarterly harbour figures" in doc.body
+    rows = list(read_path(write(tmp_path, "export.xls", b"id\ttext\nt1\tFirst ticket.\nt2\tSecond ticket.\n"), MAX))
+    assert [(r.source, r.body) for r in rows] == [("t1", "First ticket."), ("t2", "Second ticket.")]
+    broken = read_all(write(tmp_path, "broken.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600))
+    assert len(broken) == 1 and isinstance(broken[0], Rejected) and broken[0].reason == Reason.CORRUPT_FILE
+
+
 def test_xlsx_formula_gives_its_cached_value(tmp_path):
     out = io.BytesIO()
     book = xlsxwriter.Workbook(out, {"in_memory": True})
@@ -593,18 +637,25 @@ def test_an_ole_file_under_an_office_suffix_says_what_it_likely_is(tmp_path):
     assert isinstance(item, Rejected) and item.reason == Reason.CORRUPT_FILE and "password-protected" in item.detail
 
 
-@pytest.mark.parametrize("suffix", [*ARCHIVES, ".rtf", ".eml"])
+@pytest.mark.parametrize("suffix", [*ARCHIVES, ".rtf", ".eml", ".xls", ".tgz"])
 def test_damaged_files_never_raise_nor_fail_unforeseen(tmp_path, suffix):
     """Bytes flipped anywhere (zip headers, deflate streams) and XML parts cut or mangled inside a sound zip."""
     rng = random.Random(suffix)
+    flat = (".rtf", ".eml", ".xls", ".tgz")  # no zip of XML parts inside
     if suffix == ".rtf":
         valid = make_rtf(["Hello world.", "Second paragraph."])
     elif suffix == ".eml":
         valid = make_eml("Body text.", [("r.docx", make_docx("H", ["P."], TABLE), "application/octet-stream")])
+    elif suffix == ".xls":
+        valid = make_xls({"S": [["id", "text", "when"], ["a", "First row.", datetime(2024, 1, 2)], ["b", "Two.", 3]]})
+    elif suffix == ".tgz":
+        valid = make_tar(
+            {"a.txt": b"Hello world.", "d/b.docx": make_docx("H", ["P."], TABLE), "r.csv": b"id,text\n1,x"}
+        )
     else:
         valid = _valid(suffix, tmp_path)
     for _ in range(40):
-        if suffix in (".rtf", ".eml") or rng.random() < 0.5:
+        if suffix in flat or rng.random() < 0.5:
             data = bytearray(valid)
             for _ in range(rng.randint(1, 5)):
                 data[rng.randrange(len(data))] = rng.randrange(256)
