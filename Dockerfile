@@ -8,6 +8,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 # torch first, so the dependency resolution below does not pick a build of its own. The default build of
 # torch carries CUDA (what the GPU worker needs); for CPU-only images pass --build-arg TORCH_INDEX_URL=<the
 # PyTorch CPU wheel index> to get a much smaller image.
+# Tesseract reads scanned PDF pages and images (English); more languages with their Debian packages, e.g.
+# --build-arg OCR_PACKAGES="tesseract-ocr-deu tesseract-ocr-fra", and DOCPIPE_OCR_LANGUAGES=eng+deu+fra.
+ARG OCR_PACKAGES=""
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr ${OCR_PACKAGES} \
+    && rm -rf /var/lib/apt/lists/*
+
 ARG TORCH_SPEC="torch>=2.4"
 ARG TORCH_INDEX_URL=""
 RUN pip install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "$TORCH_SPEC"

@@ -34,6 +34,7 @@ def test_secrets_are_required_from_the_environment_and_never_written_down():
     assert not re.search(r"(PASSWORD|SECRET|API_KEY)\s*[:=]\s*['\"]?[A-Za-z0-9]{6,}['\"]?\s*$", text, re.M)
     docker = (ROOT / "Dockerfile").read_text()
     assert not re.search(r"(PASSWORD|SECRET|KEY)\s*=", docker)
+    assert "tesseract-ocr" in docker  # scanned PDFs and images are read in the image too, not needs_ocr
 
 
 def test_stateful_services_keep_data_in_named_volumes_and_redis_never_evicts_tasks():
