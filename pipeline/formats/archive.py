@@ -116,12 +116,12 @@ def _zip_members(data: bytes, max_bytes: int) -> Iterator[_Member]:
 def _zip_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int) -> bytes:
     if info.flag_bits & 0x1:
         raise InputError(Reason.CORRUPT_FILE, "archive member is encrypted with a password")
-    _check_size(info.file_size, max_bytes)
-    try:
+
+    def read() -> bytes:
         with archive.open(info) as stream:
-            return _bounded(stream.read(max_bytes + 1), max_bytes)
-    except _BROKEN as exc:
-        raise InputError(Reason.CORRUPT_FILE, one_line(f"archive member cannot be unpacked: {exc}")) from None
+            return stream.read(max_bytes + 1)
+
+    return _unpacked(read, info.file_size, max_bytes)
 
 
 def _tar_members(data: bytes, max_bytes: int) -> Iterator[_Member]:
@@ -137,12 +137,24 @@ def _tar_members(data: bytes, max_bytes: int) -> Iterator[_Member]:
 
 
 def _tar_bytes(archive: tarfile.TarFile, info: tarfile.TarInfo, max_bytes: int) -> bytes:
-    _check_size(info.size, max_bytes)
-    try:
+    def read() -> bytes:
         stream = archive.extractfile(info)
-        return _bounded(stream.read(max_bytes + 1) if stream is not None else b"", max_bytes)
+        return stream.read(max_bytes + 1) if stream is not None else b""
+
+    return _unpacked(read, info.size, max_bytes)
+
+
+def _unpacked(read: Callable[[], bytes], declared: int, max_bytes: int) -> bytes:
+    """A member's bytes, refused over the file size limit by its header, and by what it inflates to if that lied."""
+    if declared > max_bytes:
+        raise InputError(Reason.TOO_LARGE, f"file is {declared} bytes, limit is {max_bytes}")
+    try:
+        data = read()
     except _BROKEN as exc:
         raise InputError(Reason.CORRUPT_FILE, one_line(f"archive member cannot be unpacked: {exc}")) from None
+    if len(data) > max_bytes:
+        raise InputError(Reason.TOO_LARGE, f"file unpacks to more than the limit of {max_bytes} bytes")
+    return data
 
 
 def _check_listing(count: int, unpacked: int, max_bytes: int) -> None:
@@ -153,17 +165,6 @@ def _check_listing(count: int, unpacked: int, max_bytes: int) -> None:
             Reason.TOO_LARGE,
             f"archive unpacks to {unpacked} bytes, more than {MAX_EXPANSION} x the file size limit (zip bomb?)",
         )
-
-
-def _check_size(size: int, max_bytes: int) -> None:
-    if size > max_bytes:
-        raise InputError(Reason.TOO_LARGE, f"file is {size} bytes, limit is {max_bytes}")
-
-
-def _bounded(data: bytes, max_bytes: int) -> bytes:
-    if len(data) > max_bytes:  # its header said less
-        raise InputError(Reason.TOO_LARGE, f"file unpacks to more than the limit of {max_bytes} bytes")
-    return data
 
 
 def _visible(name: str) -> bool:

@@ -37,7 +37,7 @@ from pipeline.formats.mail import MAX_DEPTH
 from pipeline.jobs.counting import count_items
 from pipeline.types import RawDocument, Rejected
 from tests.unit.test_formats import make_pdf
-from tests.unit.test_formats_archive import make_tar
+from tests.unit.test_formats_archive import make_tar, make_zip
 
 MAX = 2_000_000
 CREATED = datetime(2023, 4, 5, 6, 7, 8)
@@ -555,18 +555,10 @@ def _valid(suffix: str, tmp_path: Path) -> bytes:
     return make_epub([("One", ["Text."])], tmp_path / "valid.epub")
 
 
-def _zip(parts: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in parts.items():
-            archive.writestr(name, data)
-    return out.getvalue()
-
-
 def _replace_part(data: bytes, name: str, new: bytes) -> bytes:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         parts = {info.filename: archive.read(info) for info in archive.infolist()}
-    return _zip({**parts, name: new})
+    return make_zip({**parts, name: new})
 
 
 _MAIN_PART = {
@@ -589,12 +581,13 @@ def test_corrupt_archives_are_one_corrupt_file_rejection(tmp_path, suffix, damag
     elif damage == "random":
         data = random.Random(7).randbytes(3000)
     elif damage == "no_parts":
-        data = _zip({"hello.txt": b"not an office file"})
+        data = make_zip({"hello.txt": b"not an office file"})
     elif damage == "bad_xml":
         data = _replace_part(valid, _MAIN_PART[suffix], b"<?xml version='1.0'?><unclosed")
     else:
         with zipfile.ZipFile(io.BytesIO(valid)) as archive:
-            data = _zip({i.filename: archive.read(i) for i in archive.infolist() if i.filename != _MAIN_PART[suffix]})
+            kept = {i.filename: archive.read(i) for i in archive.infolist() if i.filename != _MAIN_PART[suffix]}
+        data = make_zip(kept)
     items = read_all(write(tmp_path, f"bad{suffix}", data))  # raising here is the failure
     assert len(items) == 1, items
     (item,) = items
@@ -666,7 +659,7 @@ def test_damaged_files_never_raise_nor_fail_unforeseen(tmp_path, suffix):
             xml = bytearray(parts[name][: rng.randrange(len(parts[name]) + 1)] if rng.random() < 0.5 else parts[name])
             for _ in range(rng.randint(1, 3) if xml else 0):
                 xml[rng.randrange(len(xml))] = rng.choice(b"<>/\"'=&x0 ")
-            data = bytearray(_zip({**parts, name: bytes(xml)}))
+            data = bytearray(make_zip({**parts, name: bytes(xml)}))
         for item in read_all(write(tmp_path, f"d{suffix}", bytes(data))):  # raising here is the failure
             if isinstance(item, Rejected):
                 assert item.reason != Reason.READER_ERROR, item  # every foreseeable failure has its own reason
