@@ -60,7 +60,10 @@ def _drop_connections() -> None:
 def configure(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     broker = endpoints(settings).redis_url or "redis://127.0.0.1:6379/0"
-    transport = {"visibility_timeout": settings.broker_visibility_timeout}
+    # kombu sweeps for abandoned messages every interval x throttle seconds (10 x 10 by default): with a short
+    # visibility timeout a killed worker's message would wait up to 100 s past it, so the sweep follows the timeout
+    restore_every = max(1, min(10, settings.broker_visibility_timeout // 10))
+    transport = {"visibility_timeout": settings.broker_visibility_timeout, "unacked_restore_interval": restore_every}
     if settings.broker_key_prefix:
         transport["global_keyprefix"] = settings.broker_key_prefix
     if (app.conf.broker_url, app.conf.broker_transport_options) != (broker, transport):

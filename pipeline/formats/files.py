@@ -70,8 +70,9 @@ _FENCE = re.compile(r"[ \t]{0,3}(```|~~~)")
 
 
 def iter_files(paths: list[Path]) -> Iterator[Path]:
-    """Files named or under named folders, sorted, hidden ones skipped; unsupported ones too. Symlinked folders
-    are followed, and each folder is walked once however many links lead to it (a link loop ends)."""
+    """Files named or under named folders, sorted, hidden ones skipped (an unsupported one is read as its dead
+    letter). Symlinked folders are followed, and each folder is walked once however many links lead to it (a link
+    loop ends)."""
     seen: set[tuple[int, int]] = set()
     for path in paths:
         path = Path(path)

@@ -81,7 +81,8 @@ def test_a_lost_task_is_sent_again_once_the_job_stalls_and_none_of_its_messages_
     folder = _articles(tmp_path / "lost", 6, 2000, sentences=8)
     # a message a worker killed before this test held comes back after the visibility timeout: were it restored
     # while the gpu queue is paused, the consumer's pending fetch would take it and the job's tasks behind it
-    _wait_for(lambda: _unacked() == 0 and queue_depth("gpu") == 0, "a killed worker's message was not restored", 60)
+    # (the broker's sweep follows the stack's 8 s visibility timeout: about 10 s apart, workers/app.py)
+    _wait_for(lambda: _unacked() == 0 and queue_depth("gpu") == 0, "a killed worker's message was not restored", 90)
     with stack.paused("worker-gpu", "gpu"):
         job_id = stack.submit([folder], tenant)
         deadline = time.monotonic() + 120
