@@ -20,9 +20,21 @@ from pipeline.types import RawDocument
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"})
 # A page scanned at 600 dpi is 35 megapixels (A4) to 70 (A3); more is no page, and Pillow would hold it decoded.
 MAX_PIXELS = 100_000_000
+_MAX_SIDE_PX = 32_767  # Tesseract refuses a longer side ("Image too large")
 _PAGED_FORMATS = ("TIFF",)
 # Pillow reports a truncated, malformed or unsupported image through any of these, depending on the codec.
 _IMAGE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
+def _check_size(width: int, height: int) -> None:
+    if max(width, height) > _MAX_SIDE_PX:
+        raise InputError(
+            Reason.TOO_LARGE, f"image is {width}x{height} pixels; Tesseract reads sides up to {_MAX_SIDE_PX}"
+        )
+    if width * height > MAX_PIXELS:
+        raise InputError(
+            Reason.TOO_LARGE, f"image is {width}x{height} pixels, more than {MAX_PIXELS:,} (no page is that large)"
+        )
 
 
 def read_image(data: bytes, source: str) -> RawDocument:
@@ -33,19 +45,21 @@ def read_image(data: bytes, source: str) -> RawDocument:
         image_format, (width, height) = image.format, image.size
     except _IMAGE_ERRORS as exc:
         raise InputError(Reason.CORRUPT_FILE, one_line(f"unreadable image: {type(exc).__name__}: {exc}")) from None
-    if width * height > MAX_PIXELS:
-        raise InputError(
-            Reason.TOO_LARGE, f"image is {width}x{height} pixels, more than {MAX_PIXELS:,} (no page is that large)"
-        )
+    _check_size(width, height)
     if not ocr_enabled():
         raise InputError(Reason.EMPTY, "an image holds text only for OCR, and DOCPIPE_OCR is off")
     if tesseract_path() is None:
         raise InputError(Reason.NEEDS_OCR, f"an image holds text only for OCR; {INSTALL_HINT}")
     languages = ocr_languages()
-    frames = ImageSequence.Iterator(image) if image_format in _PAGED_FORMATS else [image]
-    pages = []
-    for number, frame in enumerate(frames, 1):
+    pages: list[str] = []
+    frames = iter(ImageSequence.Iterator(image) if image_format in _PAGED_FORMATS else [image])
+    while True:
+        number = len(pages) + 1
         try:
+            frame = next(frames, None)  # a TIFF seeks to its next page here: a broken one fails here
+            if frame is None:
+                break
+            _check_size(*frame.size)  # every page of a TIFF has a size of its own
             frame.load()  # decoded here, so that a truncated file is corrupt, not an OCR failure
             upright = ImageOps.exif_transpose(frame)  # a phone's photo of a page, turned as it was taken
         except _IMAGE_ERRORS as exc:

@@ -117,24 +117,21 @@ def documents_gone_from_files(session: Session, source: Source, settled: list[st
             if failed_whole is None:
                 reads.append((path, file_id))
     gone: set[str] = set()
+    held_now: set[str] = set()  # what the latest reads of these files brought (an item may move between them)
     for path, file_id in reads:
         held = set(session.scalars(select(JobDocument.document_id).where(JobDocument.file_id == file_id)))
+        held_now |= held
         if held:  # a read that refused every item is a broken file, not an empty one
             gone |= set(_links(session, source.tenant, JobFile.path, [path])) - held
     if not gone:
         return []
     links = _links(session, source.tenant, JobDocument.document_id, sorted(gone))
     read_paths = {path for path, _ in reads}
-    kept = {d for d in gone if links.get(d, set()) & (present - read_paths)}
-    # ...or read again by one of these files themselves under its latest read (an item that moved between them)
-    kept |= {
-        d
-        for _, file_id in reads
-        for d in session.scalars(
-            select(JobDocument.document_id).where(JobDocument.file_id == file_id, JobDocument.document_id.in_(gone))
-        )
-    }
-    existing = set(session.scalars(select(Document.id).where(Document.id.in_(sorted(gone - kept)))))
+    kept = {d for d in gone if links.get(d, set()) & (present - read_paths)} | held_now
+    left = sorted(gone - kept)
+    existing: list[str] = []
+    for i in range(0, len(left), _IN_BATCH):  # a replaced export can leave many: IN lists stay bounded
+        existing += session.scalars(select(Document.id).where(Document.id.in_(left[i : i + _IN_BATCH])))
     return sorted(existing)
 
 
@@ -151,7 +148,7 @@ def sync_folder(
     session: Session, source: Source, current: dict[str, FileState], layout: IndexLayout, now: datetime
 ) -> FolderSync:
     bad = sorted(p for p in current if name_problem(p))
-    current = {p: state for p, state in current.items() if p not in bad}
+    current = {p: state for p, state in current.items() if not name_problem(p)}
     known = known_files(session, source.id)
     plan = plan_sync(current, known)
     present = set(current)

@@ -121,6 +121,11 @@ def test_oversized_image_is_refused_before_decoding(tmp_path):
     assert "12000x8334 pixels" in item.detail
 
 
+def test_an_image_with_a_side_tesseract_cannot_read_is_too_large(tmp_path):
+    item = read_one(tmp_path, "strip.png", encoded(Image.new("1", (40_000, 20), 1), "PNG"))
+    assert isinstance(item, Rejected) and item.reason == Reason.TOO_LARGE and "sides up to 32767" in item.detail
+
+
 def test_blank_image_is_empty(tmp_path):
     require_tesseract()
     item = read_one(tmp_path, "blank.png", encoded(Image.new("L", (800, 600), 255), "PNG"))
