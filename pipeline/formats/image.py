@@ -7,6 +7,7 @@ their pages. Other formats read their first frame only (an animation's later fra
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
@@ -23,7 +24,18 @@ MAX_PIXELS = 100_000_000
 _MAX_SIDE_PX = 32_767  # Tesseract refuses a longer side ("Image too large")
 _PAGED_FORMATS = ("TIFF",)
 # Pillow reports a truncated, malformed or unsupported image through any of these, depending on the codec.
-_IMAGE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+_IMAGE_ERRORS = (
+    UnidentifiedImageError,
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    TypeError,  # "Missing dimensions": a TIFF page header without a size
+    LookupError,
+    ZeroDivisionError,
+    struct.error,
+    Image.DecompressionBombError,
+)
 
 
 def _check_size(width: int, height: int) -> None:
