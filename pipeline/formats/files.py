@@ -25,11 +25,15 @@ from pipeline.formats.pdf import read_pdf
 from pipeline.formats.records import read_csv, read_json, read_jsonl
 from pipeline.types import MAX_SOURCE_BYTES, RawDocument, Rejected, bounded_source, storable
 
+# Office Open XML: documents, macro-enabled documents, templates (and slide shows), read alike; macros are not read
+_WORD_SUFFIXES = (".docx", ".docm", ".dotx", ".dotm")
+_POWERPOINT_SUFFIXES = (".pptx", ".pptm", ".ppsx", ".ppsm", ".potx", ".potm")
+_EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xltx", ".xltm")
 # One document each, from bytes; the archive formats are checked as zips first (parts present, size unpacked).
 _BINARY_READERS: dict[str, Callable[[bytes, str], RawDocument]] = {
     ".pdf": read_pdf,
-    ".docx": read_docx,
-    ".pptx": read_pptx,
+    **dict.fromkeys(_WORD_SUFFIXES, read_docx),
+    **dict.fromkeys(_POWERPOINT_SUFFIXES, read_pptx),
     ".ods": read_ods,
     ".odt": read_odt,
     ".epub": read_epub,
@@ -39,10 +43,7 @@ _BINARY_READERS: dict[str, Callable[[bytes, str], RawDocument]] = {
 _OOXML_PARTS = ("[Content_Types].xml",)
 _ODF_PARTS = ("content.xml",)
 _ZIP_PARTS = {
-    ".docx": _OOXML_PARTS,
-    ".pptx": _OOXML_PARTS,
-    ".xlsx": _OOXML_PARTS,
-    ".xlsm": _OOXML_PARTS,
+    **dict.fromkeys((*_WORD_SUFFIXES, *_POWERPOINT_SUFFIXES, *_EXCEL_SUFFIXES), _OOXML_PARTS),
     ".ods": _ODF_PARTS,
     ".odt": _ODF_PARTS,
     ".epub": ("META-INF/container.xml",),
@@ -53,10 +54,9 @@ _TEXT_TYPES = {
     **dict.fromkeys((".html", ".htm", ".xhtml"), "html"),
 }
 _RECORD_READERS = {".json": read_json, ".jsonl": read_jsonl, ".ndjson": read_jsonl, ".csv": read_csv, ".tsv": read_csv}
-# a table of records, or one document; macros are not read
+# a table of records, or one document
 _WORKBOOKS: dict[str, Callable[[bytes, str], Iterator[RawDocument | Rejected]]] = {
-    ".xlsx": read_xlsx,
-    ".xlsm": read_xlsx,
+    **dict.fromkeys(_EXCEL_SUFFIXES, read_xlsx),
     ".xls": read_xls,
 }
 RECORD_SUFFIXES = frozenset({*_RECORD_READERS, *_WORKBOOKS})  # files that may hold many items, the others one

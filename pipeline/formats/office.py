@@ -11,18 +11,26 @@ from datetime import date, datetime, time
 import docx
 import docx.exceptions
 import docx.opc.exceptions
+import lxml.etree
 import openpyxl
 import openpyxl.utils.exceptions
 import pptx
 import pptx.exc
+import pptx.package
 import xlrd
 import xlrd.compdoc
-from docx.table import Table, _Cell
+from docx.opc.constants import RELATIONSHIP_TYPE as RT
+from docx.opc.package import OpcPackage
+from docx.opc.part import Part
+from docx.opc.parts.coreprops import CorePropertiesPart as DocxCorePropertiesPart
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+from pptx.parts.coreprops import CorePropertiesPart as PptxCorePropertiesPart
+from pptx.parts.presentation import PresentationPart
 from pptx.shapes.group import GroupShape
 from striprtf.striprtf import rtf_to_text
 
 from pipeline.errors import InputError, Reason
+from pipeline.formats import wordml
 from pipeline.formats.common import (
     MALFORMED,
     OLE_MAGIC,
@@ -46,6 +54,7 @@ _OOXML_ERRORS = (
     openpyxl.utils.exceptions.InvalidFileException,
     OSError,  # openpyxl: "File contains no valid workbook part"; the bytes are in memory, so no real I/O fails
 )
+_WORD_BODY = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}body"
 _APP_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/extended-properties}"
 
 
@@ -57,19 +66,21 @@ def _body(kind: str, blocks: Iterable[str], separator: str = "\n") -> str:
 
 
 def read_docx(data: bytes, source: str) -> RawDocument:
-    """Body paragraphs (a blank line apart, so a heading ends a sentence for the chunker) and tables in document
-    order; headers, footers, footnotes and text boxes are not read."""
+    """A Word document (.docx, and .docm, .dotx, .dotm, which python-docx's Document refuses) as it reads with its
+    tracked changes accepted: body, text boxes and tables in document order, a blank line apart (so a heading ends a
+    sentence for the chunker), then footnotes and endnotes (`wordml` says what is read and what is not)."""
     try:
-        document = docx.Document(io.BytesIO(data))
-        blocks = [
-            "\n".join(_docx_rows(block)) if isinstance(block, Table) else block.text
-            for block in document.iter_inner_content()
-        ]
-        props = document.core_properties
-        title, created = props.title, props.created
-        metadata = properties(
-            author=props.author, subject=props.subject, keywords=props.keywords, pages=_app_count(data, "Pages")
-        )
+        package = OpcPackage.open(io.BytesIO(data))
+        main = package.main_document_part
+        body = _part_xml(main).find(_WORD_BODY)
+        if body is None:
+            raise InputError(Reason.CORRUPT_FILE, "DOCX has no Word document body (another kind of Office file?)")
+        blocks = list(wordml.blocks(body))
+        for rel in main.rels.values():
+            if rel.reltype in (RT.FOOTNOTES, RT.ENDNOTES) and not rel.is_external:
+                blocks.extend(wordml.notes(_part_xml(rel.target_part)))
+        title, created, described = _core_properties(package)
+        metadata = properties(**described, pages=_app_count(data, "Pages"))
     except _OOXML_ERRORS as exc:
         raise corrupt("DOCX", exc) from None
     return RawDocument(
@@ -82,13 +93,26 @@ def read_docx(data: bytes, source: str) -> RawDocument:
     )
 
 
-def _docx_rows(table: Table) -> Iterator[str]:
-    for row in table.rows:
-        cells: list[_Cell] = []
-        for cell in row.cells:
-            if not cells or cell is not cells[-1]:  # a merged cell comes once per grid column it spans
-                cells.append(cell)
-        yield table_row(cell.text for cell in cells)
+def _core_properties(package: OpcPackage | pptx.package.Package) -> tuple[object, object, dict[str, object]]:
+    """Title, created and (author, subject, keywords) from docProps/core.xml; none when the package has no such part
+    (both libraries' own accessors would make up "Word Document" or "PowerPoint Presentation", saved now)."""
+    try:
+        part = package.part_related_by(RT.CORE_PROPERTIES)
+    except KeyError:
+        return None, None, {}
+    if isinstance(part, DocxCorePropertiesPart):
+        props = part.core_properties
+    elif isinstance(part, PptxCorePropertiesPart):
+        props = part
+    else:
+        return None, None, {}  # a part of another content type under that relationship
+    return props.title, props.created, {"author": props.author, "subject": props.subject, "keywords": props.keywords}
+
+
+def _part_xml(part: Part) -> lxml.etree._Element:
+    """A package part's XML: python-docx parsed the parts it knows; the others (a .docm's body) are parsed here."""
+    element = getattr(part, "element", None)
+    return element if element is not None else parse_xml(part.blob)
 
 
 def _app_count(data: bytes, name: str) -> int | None:
@@ -102,13 +126,16 @@ def _app_count(data: bytes, name: str) -> int | None:
 
 
 def read_pptx(data: bytes, source: str) -> RawDocument:
-    """Per slide its title, its text frames and tables in shape order, its notes; slides a blank line apart."""
+    """Per slide its title, its text frames and tables in shape order, its notes; slides a blank line apart. Also a
+    .pptm, .ppsx (slide show) or .potx (template), which python-pptx's Presentation refuses but reads alike."""
     try:
-        deck = pptx.Presentation(io.BytesIO(data))
-        slides = [_slide_text(slide) for slide in deck.slides]
-        props = deck.core_properties
-        title, created = props.title, props.created
-        metadata = properties(author=props.author, subject=props.subject, keywords=props.keywords, slides=len(slides))
+        package = pptx.package.Package.open(io.BytesIO(data))
+        main = package.main_document_part
+        if not isinstance(main, PresentationPart):
+            raise InputError(Reason.CORRUPT_FILE, "PPTX has no PowerPoint presentation (another kind of Office file?)")
+        slides = [_slide_text(slide) for slide in main.presentation.slides]
+        title, created, described = _core_properties(package)
+        metadata = properties(**described, slides=len(slides))
     except _OOXML_ERRORS as exc:
         raise corrupt("PPTX", exc) from None
     return RawDocument(
