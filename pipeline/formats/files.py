@@ -6,7 +6,6 @@ Every problem becomes a Rejected, never an exception: a file's failure is its de
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -19,6 +18,7 @@ from pipeline.formats.common import MAX_EXPANSION, check_zip, decode
 from pipeline.formats.epub import read_epub
 from pipeline.formats.image import IMAGE_SUFFIXES, read_image
 from pipeline.formats.mail import read_eml
+from pipeline.formats.markdown import read_markdown
 from pipeline.formats.odf import read_ods, read_odt
 from pipeline.formats.office import read_docx, read_pptx, read_rtf, read_xls, read_xlsx
 from pipeline.formats.pdf import read_pdf
@@ -50,7 +50,7 @@ _ZIP_PARTS = {
 }
 _TEXT_TYPES = {
     **dict.fromkeys((".txt", ".text", ".log", ".rst", ".org", ".adoc"), "txt"),
-    **dict.fromkeys((".md", ".markdown"), "md"),
+    **dict.fromkeys((".md", ".markdown", ".mdx"), "md"),
     **dict.fromkeys((".html", ".htm", ".xhtml"), "html"),
 }
 _RECORD_READERS = {".json": read_json, ".jsonl": read_jsonl, ".ndjson": read_jsonl, ".csv": read_csv, ".tsv": read_csv}
@@ -64,9 +64,6 @@ RECORD_SUFFIXES = frozenset({*_RECORD_READERS, *_WORKBOOKS})  # files that may h
 SUPPORTED_SUFFIXES = frozenset({*_BINARY_READERS, *_TEXT_TYPES, *RECORD_SUFFIXES, ".eml", *ARCHIVE_SUFFIXES})
 # A placeholder for an item passed over unread (read_path's skip); never leaves read_path.
 _UNREAD = Rejected(source="", stage="read", reason="unread", detail="")
-
-_MD_TITLE = re.compile(r"#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*")
-_FENCE = re.compile(r"[ \t]{0,3}(```|~~~)")
 
 
 def iter_files(paths: list[Path]) -> Iterator[Path]:
@@ -249,13 +246,10 @@ def _read_data(
         yield from _RECORD_READERS[suffix](text, source)
         return
     ctype = _TEXT_TYPES[suffix]
-    yield RawDocument(
-        source=source,
-        body=text,
-        content_type=ctype,
-        is_markup=ctype == "html",
-        title=_md_title(text) if ctype == "md" else None,
-    )
+    if ctype == "md":
+        yield read_markdown(text, source)
+        return
+    yield RawDocument(source=source, body=text, content_type=ctype, is_markup=ctype == "html")
 
 
 def _read_bytes(path: Path, max_bytes: int) -> bytes:
@@ -278,13 +272,3 @@ def _read_bytes(path: Path, max_bytes: int) -> bytes:
     except OSError as exc:
         # No better code exists for an unreadable file; the detail says what happened.
         raise InputError(Reason.NOT_FOUND, f"cannot read file: {exc.strerror or exc}") from None
-
-
-def _md_title(text: str) -> str | None:
-    in_fence = False
-    for line in text.splitlines():
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        elif not in_fence and (m := _MD_TITLE.fullmatch(line)):
-            return m.group(1).strip()
-    return None

@@ -7,6 +7,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from datetime import datetime
 
 from pipeline.errors import InputError, Reason, as_input_error
 from pipeline.formats.common import is_scalar, parse_datetime
@@ -166,9 +167,7 @@ def _record(obj: object, file_source: str, n: int, ctype: str, where: str) -> Ra
             reason=Reason.INVALID_JSON.value,
             detail=f"{where}: expected an object, got {type(obj).__name__}",
         )
-    keys: dict[str, str] = {}
-    for key in obj:
-        keys.setdefault(str(key).strip().lower(), key)  # the first of "Text" and "text" wins, as in order
+    keys = names_of(obj)
     named = [keys[name] for name in TEXT_FIELDS if name in keys]
     text_key = next((k for k in named if isinstance(obj[k], str) and obj[k].strip()), None)
     if text_key is None:
@@ -185,9 +184,7 @@ def _record(obj: object, file_source: str, n: int, ctype: str, where: str) -> Ra
         return [(keys[name], obj[keys[name]]) for name in names if name in keys]
 
     source_key = next((k for k, v in present(SOURCE_FIELDS) if isinstance(v, (str, int)) and str(v).strip()), None)
-    title = next((v.strip() for _, v in present(TITLE_FIELDS) if isinstance(v, str) and v.strip()), None)
-    published = next((d for _, v in present(DATE_FIELDS) if (d := parse_datetime(v)) is not None), None)
-    consumed = {text_key, source_key, keys.get("title"), keys.get("published")}
+    title, published, metadata = described(obj, keys, {text_key, source_key})
     return RawDocument(
         source=str(obj[source_key]).strip() if source_key else fallback,
         body=body,
@@ -195,9 +192,27 @@ def _record(obj: object, file_source: str, n: int, ctype: str, where: str) -> Ra
         is_markup=body.lstrip().startswith("<") and _MARKUP.search(body) is not None,
         title=title,
         published=published,
-        metadata=_metadata(obj, consumed),
+        metadata=metadata,
         origin=fallback,
     )
+
+
+def names_of(obj: dict[str, object]) -> dict[str, str]:
+    """A record's keys by their lowercased, stripped name; the first of "Text" and "text" wins, as in order."""
+    keys: dict[str, str] = {}
+    for key in obj:
+        keys.setdefault(str(key).strip().lower(), key)
+    return keys
+
+
+def described(obj: dict, keys: dict[str, str], consumed: set) -> tuple[str | None, datetime | None, dict]:
+    """A record's (or a Markdown file's front matter's) title, date and metadata: the first non-empty title field,
+    the first date field that parses, and the other fields; `title` and `published` are not metadata too."""
+    present = [obj[keys[name]] for name in TITLE_FIELDS if name in keys]
+    title = next((v.strip() for v in present if isinstance(v, str) and v.strip()), None)
+    dates = [obj[keys[name]] for name in DATE_FIELDS if name in keys]
+    published = next((d for v in dates if (d := parse_datetime(v)) is not None), None)
+    return title, published, _metadata(obj, {*consumed, keys.get("title"), keys.get("published")})
 
 
 def _metadata(obj: dict, consumed: set) -> dict:
