@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import NamedTuple
 
 import lxml.etree
 import lxml.html
@@ -13,6 +17,8 @@ import trafilatura
 from trafilatura.settings import Document
 
 from pipeline.errors import Reason
+from pipeline.formats.common import parse_datetime
+from pipeline.metadata import MAX_LIST_ITEMS
 from pipeline.types import CleanDocument, RawDocument, Rejected
 
 # \r is handled before this runs; every other C0/C1 control except \t and \n goes,
@@ -27,6 +33,30 @@ _TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 # The PDF reader puts one between pages (pipeline/formats/pdf.py); elsewhere it is a control character like any.
 _PAGE_BREAK = "\f"
 _PAGED_TYPES = ("pdf", "image")  # bodies whose pages the readers separate by form feeds (a PDF, a TIFF's pages)
+# Page metadata: meta names (lowercased) that state when a page was published, in no order of preference (a page
+# states one); strings kept to this many characters; JSON-LD objects looked through per level.
+_DATE_META = frozenset(
+    {
+        "article:published_time",
+        "og:published_time",
+        "datepublished",
+        "date",
+        "pubdate",
+        "publishdate",
+        "publish-date",
+        "publish_date",
+        "dc.date",
+        "dc.date.issued",
+        "dcterms.date",
+        "dcterms.issued",
+        "dcterms.created",
+        "citation_publication_date",
+        "sailthru.date",
+        "parsely-pub-date",
+    }
+)
+_MAX_PAGE_VALUE = 1000
+_MAX_LD_ITEMS = 50
 # lxml refuses str input that declares its own encoding; the text is already decoded.
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
 
@@ -85,11 +115,12 @@ def normalize_text(text: str) -> str:
 
 
 def clean(doc: RawDocument) -> CleanDocument | Rejected:
-    title = doc.title
-    body = doc.body
+    title, body, published, metadata = doc.title, doc.body, doc.published, doc.metadata
     if doc.is_markup:
-        body, found_title = extract_markup(doc.body)
-        title = title or found_title
+        page = extract_markup(doc.body)
+        body, title = page.text, title or page.title
+        published = published or page.published
+        metadata = {**page.metadata, **metadata}  # what a record or feed says of itself wins over its markup
     page_starts = None
     if doc.content_type in _PAGED_TYPES and _PAGE_BREAK in body:
         text, page_starts = paged_text(body)
@@ -107,8 +138,8 @@ def clean(doc: RawDocument) -> CleanDocument | Rejected:
         text=text,
         content_type=doc.content_type,
         title=title,
-        published=doc.published,
-        metadata=dict(doc.metadata),
+        published=published,
+        metadata=dict(metadata),
         page_starts=page_starts,
         origin=doc.origin,
     )
@@ -127,8 +158,15 @@ def paged_text(body: str) -> tuple[str, list[int]]:
     return text, starts
 
 
-def extract_markup(markup: str) -> tuple[str, str | None]:
-    """Main text and title of an HTML page; falls back to the body text when trafilatura,
+class Page(NamedTuple):
+    text: str
+    title: str | None
+    published: datetime | None  # only a date the page states in its markup, never one guessed from its text
+    metadata: dict  # author, site, description, categories, tags, url: what the page's head says of it
+
+
+def extract_markup(markup: str) -> Page:
+    """Main text, title, date and metadata of an HTML page; falls back to the body text when trafilatura,
     tuned for articles, finds nothing (short pages, bare fragments)."""
     result: Document | None = trafilatura.bare_extraction(  # type: ignore[assignment]  # a Document unless as_dict
         markup,
@@ -145,7 +183,70 @@ def extract_markup(markup: str) -> tuple[str, str | None]:
         title = html.unescape(match.group(1)) if match else None
     if not text or not text.strip():
         text = _body_text(markup)
-    return text or "", title or None
+    return Page(text or "", title or None, stated_date(markup), _page_metadata(result))
+
+
+def _page_metadata(result: Document | None) -> dict:
+    """trafilatura's reading of the page's head (meta tags, OpenGraph, JSON-LD), bounded to what metadata keeps."""
+    if result is None:
+        return {}
+    fields = {
+        "author": result.author,
+        "site": result.sitename,
+        "description": result.description,
+        "categories": result.categories,
+        "tags": result.tags,
+        "url": result.url,
+    }
+    out: dict = {}
+    for key, value in fields.items():
+        if isinstance(value, str) and value.strip():
+            out[key] = _bounded(value)
+        elif isinstance(value, list) and (items := [_bounded(v) for v in value if isinstance(v, str) and v.strip()]):
+            out[key] = items[:MAX_LIST_ITEMS]
+    return out
+
+
+def _bounded(value: str) -> str:
+    line = " ".join(value.split())
+    return line if len(line) <= _MAX_PAGE_VALUE else line[: _MAX_PAGE_VALUE - 1] + "…"
+
+
+def stated_date(markup: str) -> datetime | None:
+    """The publication date a page states: its meta tags (OpenGraph `article:published_time`, Dublin Core,
+    `datePublished` and the common news names), a `datePublished` item or `<time pubdate>`, or JSON-LD's
+    `datePublished`. Not a date found in its text, which may be any date the article mentions."""
+    try:
+        root = lxml.html.document_fromstring(_XML_DECL.sub("", markup, count=1))
+    except (lxml.etree.ParserError, ValueError):
+        return None
+    for meta in root.iter("meta"):
+        key = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").strip().lower()
+        if key in _DATE_META and (found := parse_datetime(meta.get("content"))) is not None:
+            return found
+    for element in root.xpath("//*[@itemprop='datePublished'] | //time[@pubdate]"):
+        if (found := parse_datetime(element.get("datetime") or element.get("content"))) is not None:
+            return found
+    for script in root.xpath("//script[@type='application/ld+json']"):
+        with contextlib.suppress(ValueError, RecursionError):
+            if (found := _json_ld_date(json.loads(script.text or ""))) is not None:
+                return found
+    return None
+
+
+def _json_ld_date(value: object, depth: int = 0) -> datetime | None:
+    """The first `datePublished` of a JSON-LD value (an object, a list of them, an `@graph`), a few levels deep."""
+    if depth > 4:
+        return None
+    if isinstance(value, dict):
+        if (found := parse_datetime(value.get("datePublished"))) is not None:
+            return found
+        value = [v for v in value.values() if isinstance(v, (dict, list))]
+    if isinstance(value, list):
+        for item in value[:_MAX_LD_ITEMS]:
+            if (found := _json_ld_date(item, depth + 1)) is not None:
+                return found
+    return None
 
 
 def _body_text(markup: str) -> str:

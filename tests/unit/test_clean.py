@@ -1,5 +1,7 @@
 from datetime import UTC, datetime
 
+import pytest
+
 from pipeline.clean import Cleaner, clean, normalize_text
 from pipeline.errors import Reason
 from pipeline.types import CleanDocument, RawDocument, Rejected
@@ -125,3 +127,56 @@ def test_long_runs_of_whitespace_collapse_in_one_pass():
     # runs the length of a whole file: a pattern that retried each position of a run would never finish here
     text = "a" + " " * 200_000 + "b" + "\n" * 200_000 + "c" + " \n" * 100_000 + "d"
     assert normalize_text(text) == "a b\n\nc\n\nd"
+
+
+ARTICLE_HEAD = (
+    '<meta name="author" content="Jane Roe"><meta property="og:site_name" content="Daily News">'
+    '<meta name="description" content="Rates rose.">'
+    '<meta property="article:section" content="Economy"><meta property="article:tag" content="rates">'
+    '<meta property="article:tag" content="banks"><link rel="canonical" href="https://news.example/a/1">'
+)
+ARTICLE_BODY = (
+    "<article><h1>Rates rise</h1><p>The central bank raised rates again on Tuesday, surprising markets that had"
+    " priced a pause. Economists said the move would weigh on growth.</p><p>Its last rise, on 2019-01-02, was"
+    " smaller, a spokesman recalled in the statement published with the decision.</p></article>"
+)
+
+
+def page(head: str) -> RawDocument:
+    markup = f"<html><head><title>Rates</title>{ARTICLE_HEAD}{head}</head><body>{ARTICLE_BODY}</body></html>"
+    return RawDocument(source="p.html", body=markup, content_type="html", is_markup=True)
+
+
+@pytest.mark.parametrize(
+    ("head", "published"),
+    [
+        ('<meta property="article:published_time" content="2024-05-06T07:08:09+02:00">', "2024-05-06T05:08:09+00:00"),
+        ('<meta name="DC.date.issued" content="2024-05-06">', "2024-05-06T00:00:00+00:00"),
+        ('<script type="application/ld+json">{"@graph": [{"@type": "WebPage"}, {"@type": "NewsArticle",'
+         ' "datePublished": "2024-05-06T07:08:09Z"}]}</script>', "2024-05-06T07:08:09+00:00"),
+        ('<script type="application/ld+json">{not json</script>', None),
+        ("", None),  # the 2019 date in the text is a date the article mentions, not its own
+    ],
+)  # fmt: skip
+def test_a_page_gives_the_date_it_states_and_its_heads_metadata(head, published):
+    cleaned = clean(page(head))
+    assert cleaned.published == (datetime.fromisoformat(published) if published else None)
+    assert cleaned.metadata == {
+        "author": "Jane Roe",
+        "site": "Daily News",
+        "description": "Rates rose.",
+        "categories": ["Economy"],
+        "tags": ["rates", "banks"],
+        "url": "https://news.example/a/1",
+    }
+    assert "The central bank raised rates" in cleaned.text
+
+
+def test_what_a_record_says_of_itself_wins_over_its_markup():
+    doc = page('<meta property="article:published_time" content="2024-05-06T07:08:09Z">')
+    doc.published = datetime(2025, 1, 1, tzinfo=UTC)
+    doc.metadata = {"author": "Feed Author", "feed": "f"}
+    cleaned = clean(doc)
+    assert cleaned.published == datetime(2025, 1, 1, tzinfo=UTC)
+    assert cleaned.metadata["author"] == "Feed Author" and cleaned.metadata["feed"] == "f"
+    assert cleaned.metadata["site"] == "Daily News"
