@@ -18,7 +18,7 @@ from trafilatura.settings import Document
 
 from pipeline.errors import Reason
 from pipeline.formats.common import parse_datetime
-from pipeline.metadata import MAX_LIST_ITEMS
+from pipeline.metadata import MAX_KEYS, MAX_LIST_ITEMS
 from pipeline.types import CleanDocument, RawDocument, Rejected
 
 # \r is handled before this runs; every other C0/C1 control except \t and \n goes,
@@ -120,7 +120,7 @@ def clean(doc: RawDocument) -> CleanDocument | Rejected:
         page = extract_markup(doc.body)
         body, title = page.text, title or page.title
         published = published or page.published
-        metadata = {**page.metadata, **metadata}  # what a record or feed says of itself wins over its markup
+        metadata = _with_page(metadata, page.metadata)
     page_starts = None
     if doc.content_type in _PAGED_TYPES and _PAGE_BREAK in body:
         text, page_starts = paged_text(body)
@@ -184,6 +184,16 @@ def extract_markup(markup: str) -> Page:
     if not text or not text.strip():
         text = _body_text(markup)
     return Page(text or "", title or None, stated_date(markup), _page_metadata(result))
+
+
+def _with_page(own: dict, page: dict) -> dict:
+    """What a record or feed item says of itself wins over its markup; the page's keys fill in without taking the
+    document past the key limit (which would make it an invalid_metadata dead letter)."""
+    merged = dict(own)
+    for key, value in page.items():
+        if key not in merged and len(merged) < MAX_KEYS:
+            merged[key] = value
+    return merged
 
 
 def _page_metadata(result: Document | None) -> dict:

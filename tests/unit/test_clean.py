@@ -4,6 +4,7 @@ import pytest
 
 from pipeline.clean import Cleaner, clean, normalize_text
 from pipeline.errors import Reason
+from pipeline.metadata import check_metadata
 from pipeline.types import CleanDocument, RawDocument, Rejected
 
 ARTICLE = """<!DOCTYPE html>
@@ -180,3 +181,11 @@ def test_what_a_record_says_of_itself_wins_over_its_markup():
     assert cleaned.published == datetime(2025, 1, 1, tzinfo=UTC)
     assert cleaned.metadata["author"] == "Feed Author" and cleaned.metadata["feed"] == "f"
     assert cleaned.metadata["site"] == "Daily News"
+
+
+def test_a_pages_metadata_never_takes_a_record_past_the_key_limit():
+    doc = page("")
+    doc.metadata = {f"field_{n}": n for n in range(62)}
+    cleaned = clean(doc)
+    assert len(cleaned.metadata) == 64 and list(cleaned.metadata)[-2:] == ["author", "site"]
+    assert check_metadata(cleaned.metadata)  # not refused
