@@ -17,7 +17,7 @@ from pipeline.formats.archive import ARCHIVE_SUFFIXES, archive_kind, inner_name,
 from pipeline.formats.common import MAX_EXPANSION, check_zip, decode
 from pipeline.formats.epub import read_epub
 from pipeline.formats.image import IMAGE_SUFFIXES, read_image
-from pipeline.formats.mail import read_eml
+from pipeline.formats.mail import count_mbox, read_eml, read_mbox
 from pipeline.formats.markdown import read_markdown
 from pipeline.formats.odf import read_ods, read_odt
 from pipeline.formats.office import read_docx, read_pptx, read_rtf, read_xls, read_xlsx
@@ -61,7 +61,8 @@ _WORKBOOKS: dict[str, Callable[[bytes, str], Iterator[RawDocument | Rejected]]] 
 }
 RECORD_SUFFIXES = frozenset({*_RECORD_READERS, *_WORKBOOKS})  # files that may hold many items, the others one
 
-SUPPORTED_SUFFIXES = frozenset({*_BINARY_READERS, *_TEXT_TYPES, *RECORD_SUFFIXES, ".eml", *ARCHIVE_SUFFIXES})
+_MAIL_SUFFIXES = (".eml", ".mbox")
+SUPPORTED_SUFFIXES = frozenset({*_BINARY_READERS, *_TEXT_TYPES, *RECORD_SUFFIXES, *_MAIL_SUFFIXES, *ARCHIVE_SUFFIXES})
 # A placeholder for an item passed over unread (read_path's skip); never leaves read_path.
 _UNREAD = Rejected(source="", stage="read", reason="unread", detail="")
 
@@ -148,17 +149,23 @@ def count_items(path: Path, max_bytes: int) -> int:
     """How many items read_path yields for this file, reading no more of it than that takes: records files are
     parsed, an archive's members that hold one item each are only listed."""
     path = Path(path)
-    if not holds_many(path.name) or path.suffix.lower() == ".eml":
+    suffix = path.suffix.lower()
+    if not holds_many(path.name) or suffix == ".eml":
         return 1  # an e-mail's attachments are not read twice for the count: its total moves when they are read
+    if suffix == ".mbox":
+        try:
+            return count_mbox(_read_bytes(path, max_bytes))  # its messages, as for an e-mail
+        except InputError:
+            return 1  # the read makes it its dead letter
     return sum(1 for _ in _read_file(path, max_bytes, skip=2**62))
 
 
 def holds_many(name: str) -> bool:
-    """Whether a file of this name may yield more than one item: a records file, an e-mail, an archive."""
+    """Whether a file of this name may yield more than one item: a records file, an e-mail or mailbox, an archive."""
     suffix = PurePosixPath(name).suffix.lower()
     if archive_kind(name) == "compressed":
         return holds_many(inner_name(name))
-    return suffix in RECORD_SUFFIXES or suffix == ".eml" or archive_kind(name) is not None
+    return suffix in RECORD_SUFFIXES or suffix in _MAIL_SUFFIXES or archive_kind(name) is not None
 
 
 def _read_file(path: Path, max_bytes: int, skip: int) -> Iterator[RawDocument | Rejected]:
@@ -238,6 +245,9 @@ def _read_data(
         return
     if suffix == ".eml":
         yield from read_eml(data, source, depth, partial(_read_member, max_bytes=max_bytes), SUPPORTED_SUFFIXES)
+        return
+    if suffix == ".mbox":
+        yield from read_mbox(data, source, depth, partial(_read_member, max_bytes=max_bytes))
         return
     text = decode(data)
     if not text.strip():

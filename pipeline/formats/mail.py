@@ -1,4 +1,5 @@
 """E-mail (.eml): the message's text body is one document, and each attachment docpipe reads is a document of its own.
+A mailbox (.mbox: Thunderbird, Apple Mail, Google Takeout exports) is read message by message, each as an .eml file.
 
 Attachments are read by the reader their file name picks, which the caller passes in (`read_attachment`): that
 reader is the file dispatcher, which itself calls this module for .eml, so importing it would be a cycle.
@@ -12,6 +13,8 @@ import email
 import email.errors
 import email.policy
 import quopri
+import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from email.message import Message, MIMEPart
 from pathlib import PurePosixPath
@@ -28,6 +31,13 @@ _HEADER_ERRORS = (ValueError, LookupError, TypeError, AttributeError, email.erro
 # what regenerating an attached message can trip over besides: headers it cannot encode
 _PART_ERRORS = (*_HEADER_ERRORS, UnicodeError, binascii.Error)
 _MAX_NAME = 200
+
+# mbox: a message starts after each line that begins "From " (the rule of Python's mailbox module); mboxrd quotes
+# such lines of a body as ">From ", ">>From ", ...
+_FROM_LINE = re.compile(rb"^From ", re.MULTILINE)
+_QUOTED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*<?([^<>\s]+)>?", re.IGNORECASE | re.MULTILINE)
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 # (bytes, source, name, depth) -> what read_path would yield for a file of that name; never raises
 AttachmentReader = Callable[[bytes, str, str, int], Iterator[RawDocument | Rejected]]
@@ -163,3 +173,40 @@ def _body_text(part: MIMEPart) -> str:
     if part.get_content_subtype() == "html":
         text = markup_to_text(text)
     return text.strip()
+
+
+def read_mbox(data: bytes, source: str, depth: int, read_message: AttachmentReader) -> Iterator[RawDocument | Rejected]:
+    """Each message of a mailbox read as an .eml file (its attachments too), its failure its own dead letter. A
+    message is named `<mbox>#<Message-ID>`, so that a mailbox exported again, in another order or with messages
+    added or removed, keeps each message's identity; `<mbox>#<n>` (its place) when it has no Message-ID or shares it
+    with another message of the file."""
+    messages = mbox_messages(data)
+    ids = [_message_id(message) for message in messages]
+    shared = Counter(ids)
+    for n, (message, message_id) in enumerate(zip(messages, ids), 1):
+        key = message_id if message_id is not None and shared[message_id] == 1 else str(n)
+        yield from read_message(message, f"{source}#{key}", "message.eml", depth)
+
+
+def mbox_messages(data: bytes) -> list[bytes]:
+    """A mailbox's messages, their "From " lines gone and mboxrd's quoting undone."""
+    if not data.startswith(b"From "):
+        raise InputError(Reason.CORRUPT_FILE, 'not an mbox mailbox: it does not start with a "From " line')
+    starts = [match.start() for match in _FROM_LINE.finditer(data)]
+    messages = []
+    for begin, end in zip(starts, [*starts[1:], len(data)]):
+        line_end = data.find(b"\n", begin, end)
+        message = data[line_end + 1 : end] if line_end >= 0 else b""
+        messages.append(_QUOTED_FROM.sub(rb"\1", message))
+    return messages
+
+
+def count_mbox(data: bytes) -> int:
+    """How many messages a mailbox holds, without reading them (their attachments add to a job's total as read)."""
+    return len(_FROM_LINE.findall(data)) if data.startswith(b"From ") else 1
+
+
+def _message_id(message: bytes) -> str | None:
+    head = _HEAD_END.split(message, 1)[0]
+    match = _MESSAGE_ID.search(head)
+    return match.group(1).decode("ascii", "replace") if match else None
