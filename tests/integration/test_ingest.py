@@ -12,12 +12,16 @@ from pathlib import Path
 import pytest
 
 from pipeline.index import count_chunks
-from pipeline.retrieve import search
+from pipeline.retrieve import filtered_search, search
 from pipeline.store import repo
 from pipeline.store.db import session_scope
 from pipeline.store.models import Document
 from pipeline.types import document_id
 from tests.fixtures import article, near_copy
+from tests.unit.test_formats_mbox import with_id, write_mbox
+from tests.unit.test_formats_office import make_eml
+from tests.unit.test_formats_pdf_forms import form_pdf
+from tests.unit.test_formats_wordml import make_word, p, r
 
 pytestmark = pytest.mark.integration
 
@@ -126,6 +130,40 @@ def test_archives_are_read_member_by_member(stack, tmp_path):
     assert _counts_agree(stack, tenant) == job.chunks
     again = stack.run_job([folder], tenant)
     assert (again.total, again.done, again.unchanged, again.failed) == (6, 0, 5, 1)
+
+
+def test_what_office_markdown_mail_and_forms_hold_is_found_and_filtered(stack, tmp_path):
+    """Text that only the readers of this change see (a tracked insertion, a form's value, front matter's tags, a
+    mailbox's messages) travels through real workers into the index and filters."""
+    tenant = "t-hidden-text"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    insertion = '<w:ins w:id="1" w:author="A"><w:r><w:t>seventeen walruses guard the quay</w:t></w:r></w:ins>'
+    (folder / "lease.docx").write_bytes(make_word(p(r(article(40) + " Also "), insertion)))
+    front = "---\ntitle: Harbour log\ndate: 2024-03-05\ntags: [harbour, cranes]\n---\n"
+    (folder / "log.md").write_text(front + "# Not the title\n\n" + article(41))
+    (folder / "form.pdf").write_bytes(form_pdf())
+    mails = [with_id(make_eml(article(42), [("n.txt", article(43).encode(), "text/plain")]), "<m1@x>")]
+    mails.append(with_id(make_eml(article(44), [], subject="Second"), "<m2@x>"))
+    write_mbox(folder / "Inbox.mbox", mails)
+    job = stack.run_job([folder], tenant)
+    assert (job.state, job.total, job.done) == ("succeeded", 6, 6), job.error
+    es, alias = stack.es(), _read_alias(stack)
+    es.indices.refresh(index=alias)
+    box = str((folder / "Inbox.mbox").resolve())
+    for query, source in [
+        ("seventeen walruses guard the quay", str(folder / "lease.docx")),
+        ("Ada Lovelace full name", str(folder / "form.pdf")),
+    ]:
+        assert search(es, alias, tenant, query, "bm25", 1)[0].source == source
+    tagged = filtered_search(es, alias, tenant, "harbour", "bm25", 10, where=["tags=cranes"])
+    assert {hit.source for hit in tagged.hits} == {str(folder / "log.md")}
+    with session_scope(stack.env["DOCPIPE_DATABASE_URL"]) as session:
+        log = session.get(Document, document_id(tenant, str(folder / "log.md")))
+        assert (log.title, log.meta["tags"]) == ("Harbour log", ["harbour", "cranes"])
+        assert session.get(Document, document_id(tenant, f"{box}#m2@x")).title == "Second"
+        assert session.get(Document, document_id(tenant, f"{box}#m1@x#attachment/1/n.txt")) is not None
+    assert _counts_agree(stack, tenant) == job.chunks
 
 
 def test_edited_document_replaces_exactly_its_chunks(stack, tmp_path):
