@@ -141,3 +141,30 @@ def test_items_gone_from_a_changed_file_leave_at_the_next_sync(stack, tmp_path):
     assert "gone from changed files" not in src.last_status
     assert {"item-1", "item-3", "item-4"} <= set(documents(stack, tenant))
     counts_agree(stack, tenant)
+
+
+def test_an_export_that_drops_hundreds_of_rows_is_pruned_in_bounded_batches(stack, tmp_path):
+    """More items gone than one of the prune's IN lists holds (500): its batches together find every one."""
+    tenant = "t-folder-many"
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    words = "harbour crane quay ledger tide beacon ferry anchor buoy dock".split()
+
+    def export(rows: range) -> None:
+        lines = (
+            json.dumps({"id": f"row-{n}", "text": f"Row {n}: {words[n % 10]} {n * 7} {words[n // 10 % 10]}"})
+            for n in rows
+        )
+        (folder / "export.jsonl").write_text("\n".join(lines))
+
+    export(range(1, 1201))
+    sid = add(stack, "folder", str(folder), tenant)
+    src, job = run_now(stack, sid)
+    assert job.done == 1200, (job.state, job.error)
+    export(range(1, 6))  # the export keeps five rows
+    src, job = run_now(stack, sid)
+    assert (job.done, job.unchanged) == (0, 5)
+    src, job = run_now(stack, sid)
+    assert "1195 document(s) of items gone from changed files removed" in src.last_status, src.last_status
+    assert set(documents(stack, tenant)) == {f"row-{n}" for n in range(1, 6)}
+    counts_agree(stack, tenant)
