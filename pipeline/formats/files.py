@@ -150,7 +150,8 @@ def count_items(path: Path, max_bytes: int) -> int:
     parsed, an archive's members that hold one item each are only listed."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if not holds_many(path.name) or suffix == ".eml":
+    held = inner_name(path.name) if archive_kind(path.name) == "compressed" else path.name  # notes.eml.gz: .eml
+    if not holds_many(path.name) or PurePosixPath(held).suffix.lower() == ".eml":
         return 1  # an e-mail's attachments are not read twice for the count: its total moves when they are read
     if suffix == ".mbox":
         try:

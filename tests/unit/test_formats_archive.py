@@ -120,6 +120,13 @@ def test_a_compressed_file_is_read_as_the_file_it_holds(tmp_path):
     assert isinstance(unknown, Rejected) and unknown.reason == Reason.UNSUPPORTED_TYPE
 
 
+def test_a_compressed_e_mail_is_counted_as_one_without_reading_it(tmp_path, monkeypatch):
+    path = write(tmp_path, "mail.eml.gz", gzip.compress(b"Subject: hi\nFrom: a@x\n\nBody text.\n"))
+    assert [item.body.strip() for item in read_path(path, MAX)] == ["Body text."]
+    monkeypatch.setattr("pipeline.formats.files._read_file", lambda *a, **k: pytest.fail("read to be counted"))
+    assert count_items(path, MAX) == 1  # as a plain .eml: its attachments add to the total as they are read
+
+
 def test_skip_finds_the_items_after_a_stored_part_without_reading_single_item_members(tmp_path, monkeypatch):
     nested = make_zip({"inner/one.txt": b"first inner text", "inner/rows.csv": b"id,text\nr1,row one\nr2,row two\n"})
     path = write(tmp_path, "outer.zip", make_zip({**MEMBERS, "more/nested.zip": nested, "last.txt": b"the end"}))
