@@ -71,7 +71,8 @@ class RawDocument:
 
     source: str  # file path, URL or record id: the document's identity within a tenant
     body: str  # decoded text; markup when is_markup
-    # txt | md | html | pdf | json | jsonl | csv | docx | pptx | xlsx (their macro-enabled and template forms too) | ods | odt | epub | eml | rtf
+    # txt | md | html | pdf | json | jsonl | csv | docx | pptx | xlsx | ods | odt | epub | eml | rtf (Office's
+    # macro-enabled and template forms take their family's type)
     content_type: str
     is_markup: bool = False
     title: str | None = None

@@ -125,7 +125,8 @@ def test_content_controls_fields_smart_tags_and_links_are_read_but_not_placehold
                 + "</w:sdtContent></w:sdt>",
             ),
             p(
-                '<w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText> DATE \\@ "d MMMM" </w:instrText></w:r>',
+                '<w:r><w:fldChar w:fldCharType="begin"/></w:r>',
+                '<w:r><w:instrText> DATE \\@ "d MMMM" </w:instrText></w:r>',
                 '<w:r><w:fldChar w:fldCharType="separate"/></w:r>',
                 r("3 February"),
                 '<w:r><w:fldChar w:fldCharType="end"/></w:r>',
@@ -169,7 +170,8 @@ def test_tables_keep_columns_through_merges_and_read_nested_tables(tmp_path):
     nested = "<w:tbl><w:tr>" + cell("inner a") + cell("inner b") + "</w:tr></w:tbl>"
     table = (
         "<w:tbl>"
-        + "<w:tr>" + cell("Region", '<w:vMerge w:val="restart"/>') + cell("Q1 and Q2", '<w:gridSpan w:val="2"/>') + "</w:tr>"
+        + "<w:tr>" + cell("Region", '<w:vMerge w:val="restart"/>')
+        + cell("Q1 and Q2", '<w:gridSpan w:val="2"/>') + "</w:tr>"
         + "<w:tr>" + cell("", "<w:vMerge/>") + cell("10") + cell("20") + "</w:tr>"
         + '<w:tr><w:trPr><w:gridBefore w:val="1"/></w:trPr>' + cell("30") + cell("40") + "</w:tr>"
         + "<w:tr>" + f"<w:tc><w:tcPr/>{p(r('outer'))}{nested}</w:tc>" + cell("") + cell("") + "</w:tr>"
