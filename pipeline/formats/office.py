@@ -22,9 +22,7 @@ import xlrd.compdoc
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.opc.package import OpcPackage
 from docx.opc.part import Part
-from docx.opc.parts.coreprops import CorePropertiesPart as DocxCorePropertiesPart
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
-from pptx.parts.coreprops import CorePropertiesPart as PptxCorePropertiesPart
 from pptx.parts.presentation import PresentationPart
 from pptx.shapes.group import GroupShape
 from striprtf.striprtf import rtf_to_text
@@ -55,6 +53,10 @@ _OOXML_ERRORS = (
     OSError,  # openpyxl: "File contains no valid workbook part"; the bytes are in memory, so no real I/O fails
 )
 _WORD_BODY = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}body"
+_CORE_PART = "docProps/core.xml"
+_DC = "{http://purl.org/dc/elements/1.1/}"
+_CP = "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}"
+_DCTERMS = "{http://purl.org/dc/terms/}"
 _APP_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/extended-properties}"
 
 
@@ -79,7 +81,7 @@ def read_docx(data: bytes, source: str) -> RawDocument:
         for rel in main.rels.values():
             if rel.reltype in (RT.FOOTNOTES, RT.ENDNOTES) and not rel.is_external:
                 blocks.extend(wordml.notes(_part_xml(rel.target_part)))
-        title, created, described = _core_properties(package)
+        title, created, described = _core_properties(data)
         metadata = properties(**described, pages=_app_count(data, "Pages"))
     except _OOXML_ERRORS as exc:
         raise corrupt("DOCX", exc) from None
@@ -93,20 +95,28 @@ def read_docx(data: bytes, source: str) -> RawDocument:
     )
 
 
-def _core_properties(package: OpcPackage | pptx.package.Package) -> tuple[object, object, dict[str, object]]:
-    """Title, created and (author, subject, keywords) from docProps/core.xml; none when the package has no such part
-    (both libraries' own accessors would make up "Word Document" or "PowerPoint Presentation", saved now)."""
+def _core_properties(data: bytes) -> tuple[str | None, datetime | None, dict[str, str | None]]:
+    """Title, created and (author, subject, keywords) from docProps/core.xml, read here for every Office Open XML
+    format: the libraries make up what a package lacks (openpyxl: author "openpyxl" and created now; python-docx:
+    "Word Document"). A package without the part, or with one that does not parse, has no properties."""
     try:
-        part = package.part_related_by(RT.CORE_PROPERTIES)
-    except KeyError:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if _CORE_PART not in archive.namelist():
+                return None, None, {}
+            root = parse_xml(archive.read(_CORE_PART))
+    except MALFORMED:
         return None, None, {}
-    if isinstance(part, DocxCorePropertiesPart):
-        props = part.core_properties
-    elif isinstance(part, PptxCorePropertiesPart):
-        props = part
-    else:
-        return None, None, {}  # a part of another content type under that relationship
-    return props.title, props.created, {"author": props.author, "subject": props.subject, "keywords": props.keywords}
+
+    def field(tag: str) -> str | None:
+        element = root.find(tag)
+        return "".join(element.itertext()) if element is not None else None
+
+    described = {
+        "author": field(_DC + "creator"),
+        "subject": field(_DC + "subject"),
+        "keywords": field(_CP + "keywords"),
+    }
+    return field(_DC + "title"), as_utc(field(_DCTERMS + "created")), described
 
 
 def _part_xml(part: Part) -> lxml.etree._Element:
@@ -134,7 +144,7 @@ def read_pptx(data: bytes, source: str) -> RawDocument:
         if not isinstance(main, PresentationPart):
             raise InputError(Reason.CORRUPT_FILE, "PPTX has no PowerPoint presentation (another kind of Office file?)")
         slides = [_slide_text(slide) for slide in main.presentation.slides]
-        title, created, described = _core_properties(package)
+        title, created, described = _core_properties(data)
         metadata = properties(**described, slides=len(slides))
     except _OOXML_ERRORS as exc:
         raise corrupt("PPTX", exc) from None
@@ -181,16 +191,14 @@ def read_xlsx(data: bytes, source: str) -> Iterator[RawDocument | Rejected]:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
             sheets = [(sheet.title, _sheet_rows(sheet)) for sheet in book.worksheets]
-            props = book.properties
         finally:
             book.close()
         names = [name for name, _ in sheets]
-        metadata = properties(
-            author=props.creator, subject=props.subject, keywords=props.keywords, sheets=len(names), sheet_names=names
-        )
+        title, created, described = _core_properties(data)
+        metadata = properties(**described, sheets=len(names), sheet_names=names)
     except _OOXML_ERRORS as exc:
         raise corrupt("XLSX", exc) from None
-    yield from _workbook(sheets, source, "xlsx", metadata, props.title, props.created)
+    yield from _workbook(sheets, source, "xlsx", metadata, title, created)
 
 
 def read_xls(data: bytes, source: str) -> Iterator[RawDocument | Rejected]:

@@ -256,3 +256,24 @@ def test_workbook_templates_are_read_and_every_office_flavour_is_supported(tmp_p
     assert [item.body for item in items if isinstance(item, RawDocument)] == ["hello"], items
     flavours = {".docm", ".dotx", ".dotm", ".pptm", ".ppsx", ".ppsm", ".potx", ".potm", ".xltx", ".xltm"}
     assert flavours <= SUPPORTED_SUFFIXES
+
+
+def _without_core(data: bytes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        parts = {
+            info.filename: archive.read(info) for info in archive.infolist() if info.filename != "docProps/core.xml"
+        }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for part, data in parts.items():
+            archive.writestr(part, data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".pptx"])
+def test_a_workbook_or_deck_without_properties_gets_no_made_up_author_or_date(tmp_path, suffix):
+    # openpyxl would say author "openpyxl", created now; python-pptx "PowerPoint Presentation"
+    made = make_xlsx({"S": [["a", "b"], ["x", 1]]}) if suffix == ".xlsx" else make_pptx([("T", ["B"], "N")])
+    doc = only_doc(write(tmp_path, f"bare{suffix}", _without_core(made)))
+    assert (doc.title, doc.published) == (None, None)
+    assert not {"author", "subject", "keywords"} & set(doc.metadata), doc.metadata
