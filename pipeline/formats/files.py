@@ -17,7 +17,7 @@ from pipeline.formats.archive import ARCHIVE_SUFFIXES, archive_kind, inner_name,
 from pipeline.formats.common import MAX_EXPANSION, check_zip, decode
 from pipeline.formats.epub import read_epub
 from pipeline.formats.image import IMAGE_SUFFIXES, read_image
-from pipeline.formats.mail import count_mbox, read_eml, read_mbox
+from pipeline.formats.mail import count_mbox, read_eml, read_mbox, read_mhtml
 from pipeline.formats.markdown import read_markdown
 from pipeline.formats.odf import read_ods, read_odt
 from pipeline.formats.office import read_docx, read_pptx, read_rtf, read_xls, read_xlsx
@@ -38,6 +38,8 @@ _BINARY_READERS: dict[str, Callable[[bytes, str], RawDocument]] = {
     ".odt": read_odt,
     ".epub": read_epub,
     ".rtf": read_rtf,
+    ".mhtml": read_mhtml,
+    ".mht": read_mhtml,
     **dict.fromkeys(IMAGE_SUFFIXES, read_image),
 }
 _OOXML_PARTS = ("[Content_Types].xml",)

@@ -1,5 +1,6 @@
 """E-mail (.eml): the message's text body is one document, and each attachment docpipe reads is a document of its own.
-A mailbox (.mbox: Thunderbird, Apple Mail, Google Takeout exports) is read message by message, each as an .eml file.
+A mailbox (.mbox: Thunderbird, Apple Mail, Google Takeout exports) is read message by message, each as an .eml file;
+a web page saved as one MIME file (.mhtml) as its HTML.
 
 Attachments are read by the reader their file name picks, which the caller passes in (`read_attachment`): that
 reader is the file dispatcher, which itself calls this module for .eml, so importing it would be a cycle.
@@ -161,18 +162,42 @@ def _suffix(name: str) -> str:
 
 
 def _body_text(part: MIMEPart) -> str:
-    """The text/plain body, else the text/html one as text; the declared charset, else the text files' guess."""
+    """The text/plain body, else the text/html one as text."""
+    text = _part_text(part)
+    if part.get_content_subtype() == "html":
+        text = markup_to_text(text)
+    return text.strip()
+
+
+def _part_text(part: Message) -> str:
+    """A text part decoded: its declared charset, else the text files' guess."""
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes) or not payload.strip():
         return ""
     charset = part.get_content_charset()
     try:
-        text = payload.decode(charset, errors="replace") if charset else decode(payload)
+        return payload.decode(charset, errors="replace") if charset else decode(payload)
     except LookupError:  # an unknown charset name
-        text = decode(payload)
-    if part.get_content_subtype() == "html":
-        text = markup_to_text(text)
-    return text.strip()
+        return decode(payload)
+
+
+def read_mhtml(data: bytes, source: str) -> RawDocument:
+    """A web page saved as one file (.mhtml, .mht: a MIME message of the page and its images): its HTML part, cleaned
+    as an .html file is, with the address it was saved from as `url`."""
+    try:
+        message = email.message_from_bytes(data, policy=email.policy.default)
+        page = next((part for part in message.walk() if part.get_content_type() == "text/html"), None)
+        if page is None:
+            raise InputError(Reason.CORRUPT_FILE, "not a saved web page: no text/html part")
+        markup = _part_text(page)
+        url = message.get("Snapshot-Content-Location") or page.get("Content-Location")
+    except _PART_ERRORS as exc:
+        raise InputError(Reason.CORRUPT_FILE, one_line(f"unreadable MHTML: {type(exc).__name__}: {exc}")) from None
+    if not markup.strip():
+        raise InputError(Reason.EMPTY, "the saved page's HTML is empty")
+    return RawDocument(
+        source=source, body=markup, content_type="html", is_markup=True, metadata=properties(url=str(url or ""))
+    )
 
 
 def read_mbox(data: bytes, source: str, depth: int, read_message: AttachmentReader) -> Iterator[RawDocument | Rejected]:
