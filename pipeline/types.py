@@ -71,7 +71,7 @@ class RawDocument:
 
     source: str  # file path, URL or record id: the document's identity within a tenant
     body: str  # decoded text; markup when is_markup
-    # txt | md | html | pdf | json | jsonl | csv | docx | pptx | xlsx | ods | odt | epub | eml | rtf (Office's
+    # txt | md | html | pdf | json | jsonl | csv | docx | pptx | xlsx | ods | odt | odp | epub | eml | rtf (Office's
     # macro-enabled and template forms take their family's type)
     content_type: str
     is_markup: bool = False

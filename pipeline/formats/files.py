@@ -19,7 +19,7 @@ from pipeline.formats.epub import read_epub
 from pipeline.formats.image import IMAGE_SUFFIXES, read_image
 from pipeline.formats.mail import count_mbox, read_eml, read_mbox, read_mhtml
 from pipeline.formats.markdown import read_markdown
-from pipeline.formats.odf import read_ods, read_odt
+from pipeline.formats.odf import read_odp, read_ods, read_odt
 from pipeline.formats.office import read_docx, read_pptx, read_rtf, read_xls, read_xlsx
 from pipeline.formats.pdf import read_pdf
 from pipeline.formats.records import read_csv, read_json, read_jsonl
@@ -34,8 +34,9 @@ _BINARY_READERS: dict[str, Callable[[bytes, str], RawDocument]] = {
     ".pdf": read_pdf,
     **dict.fromkeys(_WORD_SUFFIXES, read_docx),
     **dict.fromkeys(_POWERPOINT_SUFFIXES, read_pptx),
-    ".ods": read_ods,
-    ".odt": read_odt,
+    **dict.fromkeys((".ods", ".ots"), read_ods),  # a template (.ots, .ott, .otp) holds what its document would
+    **dict.fromkeys((".odt", ".ott"), read_odt),
+    **dict.fromkeys((".odp", ".otp"), read_odp),
     ".epub": read_epub,
     ".rtf": read_rtf,
     ".mhtml": read_mhtml,
@@ -46,8 +47,7 @@ _OOXML_PARTS = ("[Content_Types].xml",)
 _ODF_PARTS = ("content.xml",)
 _ZIP_PARTS = {
     **dict.fromkeys((*_WORD_SUFFIXES, *_POWERPOINT_SUFFIXES, *_EXCEL_SUFFIXES), _OOXML_PARTS),
-    ".ods": _ODF_PARTS,
-    ".odt": _ODF_PARTS,
+    **dict.fromkeys((".ods", ".ots", ".odt", ".ott", ".odp", ".otp"), _ODF_PARTS),
     ".epub": ("META-INF/container.xml",),
 }
 _TEXT_TYPES = {

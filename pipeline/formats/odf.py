@@ -1,4 +1,5 @@
-"""OpenDocument text (.odt) and spreadsheets (.ods): content.xml and meta.xml read with lxml, in reading order.
+"""OpenDocument text (.odt), spreadsheets (.ods) and presentations (.odp), and their templates: content.xml and
+meta.xml read with lxml, in reading order.
 
 Not odfpy: on XML it cannot parse, odfpy prints the whole part (the document's text) to stdout, where a worker's
 log would keep it, and goes on with a partial document. The two parts read here are a small, stable schema.
@@ -18,6 +19,7 @@ _OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
 _TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 _TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 _META = "{urn:oasis:names:tc:opendocument:xmlns:meta:1.0}"
+_DRAW = "{urn:oasis:names:tc:opendocument:xmlns:drawing:1.0}"
 _DC = "{http://purl.org/dc/elements/1.1/}"
 
 # A repeated cell or row stands for copies; an empty one for the rest of the sheet (a million rows, 16,384
@@ -45,12 +47,7 @@ def read_odt(data: bytes, source: str) -> RawDocument:
         content_type="odt",
         title=text_or_none(info.get("title")),
         published=as_utc(info.get("creation-date")),
-        metadata=properties(
-            author=info.get("creator") or info.get("initial-creator"),
-            subject=info.get("subject"),
-            keywords=info.get("keyword"),
-            pages=_int(info.get("page-count")),
-        ),
+        metadata=_properties(info, pages=_int(info.get("page-count"))),
     )
 
 
@@ -71,14 +68,44 @@ def read_ods(data: bytes, source: str) -> RawDocument:
         content_type="ods",
         title=text_or_none(info.get("title")),
         published=as_utc(info.get("creation-date")),
-        metadata=properties(
-            author=info.get("creator") or info.get("initial-creator"),
-            subject=info.get("subject"),
-            keywords=info.get("keyword"),
-            sheets=len(names),
-            sheet_names=names,
-        ),
+        metadata=_properties(info, sheets=len(names), sheet_names=names),
     )
+
+
+def read_odp(data: bytes, source: str) -> RawDocument:
+    """Per slide its name, the text of its frames in drawing order (tables a row per line), its speaker notes;
+    slides a blank line apart, as for PPTX."""
+    try:
+        body, info = _load(data, "presentation", "ODP")
+        slides = [_slide_text(page) for page in body.iter(_DRAW + "page")]
+    except MALFORMED as exc:
+        raise corrupt("ODP", exc) from None
+    texts = [text for text in slides if text.strip()]
+    if not texts:
+        raise InputError(Reason.EMPTY, "ODP holds no text")
+    return RawDocument(
+        source=source,
+        body="\n\n".join(texts),
+        content_type="odp",
+        title=text_or_none(info.get("title")),
+        published=as_utc(info.get("creation-date")),
+        metadata=_properties(info, slides=len(slides)),
+    )
+
+
+def _slide_text(page) -> str:
+    lines: list[str] = []
+    for element in page.iter(_TEXT + "p", _TEXT + "h", _TABLE + "table"):
+        if element.tag == _TABLE + "table":
+            lines.extend(_table_rows(element))
+        elif not any(ancestor.tag == _TABLE + "table" for ancestor in element.iterancestors()):
+            lines.append(_text(element))  # a table's paragraphs are its rows, above
+    return "\n".join(line for line in lines if line.strip())
+
+
+def _properties(info: dict[str, str], **counts: object) -> dict:
+    author = info.get("creator") or info.get("initial-creator")
+    return properties(author=author, subject=info.get("subject"), keywords=info.get("keyword"), **counts)
 
 
 def _load(data: bytes, kind: str, label: str):
