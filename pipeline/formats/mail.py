@@ -37,7 +37,8 @@ _MAX_NAME = 200
 # such lines of a body as ">From ", ">>From ", ...
 _FROM_LINE = re.compile(rb"^From ", re.MULTILINE)
 _QUOTED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)
-_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*<?([^<>\s]+)>?", re.IGNORECASE | re.MULTILINE)
+# a Message-ID header, maybe folded onto the next line
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(?:\r?\n[ \t]+)?<?([^<>\s]+)>?", re.IGNORECASE | re.MULTILINE)
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 # (bytes, source, name, depth) -> what read_path would yield for a file of that name; never raises

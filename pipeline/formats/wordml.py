@@ -7,8 +7,8 @@ tables of contents), a field's result, a smart tag and a text box all vanish fro
 Read: paragraphs with everything inside them (insertions, content controls unless they show their placeholder,
 fields' results, smart tags, hyperlinks), text boxes after the paragraph that anchors them, tables a row per line
 (a horizontally merged cell once, a vertically merged one repeated in every row it spans), and footnotes and endnotes.
-Not read: deleted and moved-away text, hidden text, field instructions, comments, headers and footers (page furniture
-that repeats on every page).
+Not read: deleted and moved-away text, hidden text, field instructions, a ruby's phonetic guide, the table of contents
+(the headings again), comments, headers and footers (page furniture that repeats on every page).
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ _OFF = ("0", "false", "off")
 
 # Inside a paragraph: what stands for a character, and what holds no text of the document.
 _CHARACTERS = {_W + "tab": "\t", _W + "ptab": "\t", _W + "br": "\n", _W + "cr": "\n", _W + "noBreakHyphen": "-"}
+# rt: a ruby's phonetic guide, read as its base text
 _SKIPPED = {
-    _W + name for name in ("pPr", "rPr", "sdtPr", "sdtEndPr", "del", "moveFrom", "instrText", "delText", "delInstrText")
+    _W + name
+    for name in ("pPr", "rPr", "sdtPr", "sdtEndPr", "del", "moveFrom", "instrText", "delText", "delInstrText", "rt")
 }
 # Elements that wrap blocks (paragraphs, tables) in the body, a cell, a note or a text box.
 _BLOCK_WRAPPERS = {_W + name for name in ("customXml", "ins", "moveTo", "smartTag")}
@@ -90,9 +92,13 @@ def _hidden(run: etree._Element) -> bool:
 
 
 def _shown_content(sdt: etree._Element) -> etree._Element | None:
-    """A content control's content, or None while it shows its placeholder ("Click or tap here to enter text.")."""
+    """A content control's content; None while it shows its placeholder ("Click or tap here to enter text."), or
+    when it is a table of contents (the headings again, with page numbers)."""
     placeholder = sdt.find(f"{_W}sdtPr/{_W}showingPlcHdr")
     if placeholder is not None and placeholder.get(_W + "val", "true") not in _OFF:
+        return None
+    gallery = sdt.find(f"{_W}sdtPr/{_W}docPartObj/{_W}docPartGallery")
+    if gallery is not None and gallery.get(_W + "val", "") == "Table of Contents":
         return None
     return sdt.find(_W + "sdtContent")
 

@@ -80,3 +80,11 @@ def test_a_file_that_is_not_a_mailbox_is_one_corrupt_file(tmp_path):
     (item,) = read_path(path, MAX)
     assert isinstance(item, Rejected) and item.reason == Reason.CORRUPT_FILE and "From" in item.detail
     assert count_items(path, MAX) == 1
+
+
+def test_a_folded_message_id_still_names_its_message(tmp_path):
+    path = tmp_path / "folded.mbox"
+    message = make_eml("Folded header.", []).replace(b"Message-ID: <abc123@example.com>", b"Message-ID:\n <fold@x>")
+    path.write_bytes(b"From a@x Mon Jan  1 00:00:00 2024\n" + message)
+    (doc,) = read_path(path, MAX)
+    assert doc.source.endswith("folded.mbox#fold@x"), doc.source

@@ -277,3 +277,14 @@ def test_a_workbook_or_deck_without_properties_gets_no_made_up_author_or_date(tm
     doc = only_doc(write(tmp_path, f"bare{suffix}", _without_core(made)))
     assert (doc.title, doc.published) == (None, None)
     assert not {"author", "subject", "keywords"} & set(doc.metadata), doc.metadata
+
+
+def test_the_table_of_contents_and_ruby_guides_are_not_read_again(tmp_path):
+    toc = (
+        '<w:sdt><w:sdtPr><w:docPartObj><w:docPartGallery w:val="Table of Contents"/></w:docPartObj></w:sdtPr>'
+        "<w:sdtContent>" + p(r("Contents")) + p(r("Introduction\t1")) + "</w:sdtContent></w:sdt>"
+    )
+    guide, base = "<w:rt><w:r><w:t>とうきょう</w:t></w:r></w:rt>", "<w:rubyBase><w:r><w:t>東京</w:t></w:r></w:rubyBase>"
+    ruby = f"<w:r><w:ruby>{guide}{base}</w:ruby></w:r>"
+    body = toc + p(r("Introduction")) + p(ruby, r("に住む。"))
+    assert body_of(tmp_path, body).split("\n\n") == ["Introduction", "東京に住む。"]
