@@ -247,10 +247,10 @@ def _read_data(
         yield from _WORKBOOKS[suffix](data, source)
         return
     if suffix == ".eml":
-        yield from read_eml(data, source, depth, partial(_read_member, max_bytes=max_bytes), SUPPORTED_SUFFIXES)
+        yield from read_eml(data, source, depth, partial(_read_member, max_bytes=max_bytes), SUPPORTED_SUFFIXES, skip)
         return
     if suffix == ".mbox":
-        yield from read_mbox(data, source, depth, partial(_read_member, max_bytes=max_bytes))
+        yield from read_mbox(data, source, depth, partial(_read_member, max_bytes=max_bytes), skip)
         return
     text = decode(data)
     if not text.strip():

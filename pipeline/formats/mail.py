@@ -41,13 +41,16 @@ _QUOTED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(?:\r?\n[ \t]+)?<?([^<>\s]+)>?", re.IGNORECASE | re.MULTILINE)
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
-# (bytes, source, name, depth) -> what read_path would yield for a file of that name; never raises
-AttachmentReader = Callable[[bytes, str, str, int], Iterator[RawDocument | Rejected]]
+# (bytes, source, name, depth, skip) -> what read_path would yield for a file of that name, the first `skip` items
+# possibly as placeholders, unread (a read that goes on after a stored part); never raises
+AttachmentReader = Callable[[bytes, str, str, int, int], Iterator[RawDocument | Rejected]]
 
 
 def read_eml(
-    data: bytes, source: str, depth: int, read_attachment: AttachmentReader, suffixes: frozenset[str]
+    data: bytes, source: str, depth: int, read_attachment: AttachmentReader, suffixes: frozenset[str], skip: int = 0
 ) -> Iterator[RawDocument | Rejected]:
+    """The message's text body, then each attachment docpipe reads; while `skip` lasts, an attachment that holds one
+    item is passed over unread (as an archive's member is)."""
     if depth > MAX_DEPTH:
         raise InputError(
             Reason.TOO_DEEP, f"message attached {depth} levels deep; attached messages are read {MAX_DEPTH} levels deep"
@@ -61,24 +64,31 @@ def read_eml(
     names = [_file_name(part, n) for n, part in enumerate(attachments, 1)]
     numbered = enumerate(zip(names, attachments), 1)
     readable = [(n, name, part) for n, (name, part) in numbered if _is_read(name, part, suffixes)]
+    first: list[RawDocument | Rejected] = []  # the body's document or dead letter
     try:
         body = _body_text(body_part) if body_part is not None else ""
     except InputError as exc:  # a binary or undecodable body: the message's dead letter; its attachments go on
-        yield Rejected(source=source, stage="read", reason=exc.reason.value, detail=exc.message)
+        first.append(Rejected(source=source, stage="read", reason=exc.reason.value, detail=exc.message))
         body = None
     if body:
-        yield RawDocument(
-            source=source,
-            body=body,
-            content_type="eml",
-            title=headers["subject"] or None,
-            published=as_utc(headers["date"]),
-            metadata=properties(**headers, attachments=names),
+        first.append(
+            RawDocument(
+                source=source,
+                body=body,
+                content_type="eml",
+                title=headers["subject"] or None,
+                published=as_utc(headers["date"]),
+                metadata=properties(**headers, attachments=names),
+            )
         )
     elif body is not None and not readable:
         raise InputError(Reason.EMPTY, f"message has no text body and none of its {len(names)} attachment(s) is read")
+    yield from first
+    remaining = max(0, skip - len(first))
     for n, name, part in readable:
-        yield from _read_one(part, f"{source}#attachment/{n}/{name}", name, source, depth, read_attachment)
+        for item in _read_one(part, f"{source}#attachment/{n}/{name}", name, source, depth, read_attachment, remaining):
+            remaining = max(0, remaining - 1)
+            yield item
 
 
 def _is_read(name: str, part: MIMEPart, suffixes: frozenset[str]) -> bool:
@@ -88,7 +98,7 @@ def _is_read(name: str, part: MIMEPart, suffixes: frozenset[str]) -> bool:
 
 
 def _read_one(
-    part: MIMEPart, source: str, name: str, parent: str, depth: int, read_attachment: AttachmentReader
+    part: MIMEPart, source: str, name: str, parent: str, depth: int, read_attachment: AttachmentReader, skip: int
 ) -> Iterator[RawDocument | Rejected]:
     try:
         payload = _payload(part)
@@ -96,7 +106,7 @@ def _read_one(
         detail = one_line(f"attachment cannot be decoded: {type(exc).__name__}: {exc}")
         yield Rejected(source=source, stage="read", reason=Reason.CORRUPT_FILE.value, detail=detail)
         return
-    for item in read_attachment(payload, source, name, depth + 1):
+    for item in read_attachment(payload, source, name, depth + 1, skip):
         if isinstance(item, RawDocument):
             # setdefault: an attachment of an attached message stays the attachment of that message
             item.metadata.setdefault("attachment_of", parent)
@@ -201,7 +211,9 @@ def read_mhtml(data: bytes, source: str) -> RawDocument:
     )
 
 
-def read_mbox(data: bytes, source: str, depth: int, read_message: AttachmentReader) -> Iterator[RawDocument | Rejected]:
+def read_mbox(
+    data: bytes, source: str, depth: int, read_message: AttachmentReader, skip: int = 0
+) -> Iterator[RawDocument | Rejected]:
     """Each message of a mailbox read as an .eml file (its attachments too), its failure its own dead letter. A
     message is named `<mbox>#<Message-ID>`, so that a mailbox exported again, in another order or with messages
     added or removed, keeps each message's identity; `<mbox>#<n>` (its place) when it has no Message-ID or shares it
@@ -209,9 +221,12 @@ def read_mbox(data: bytes, source: str, depth: int, read_message: AttachmentRead
     messages = mbox_messages(data)
     ids = [_message_id(message) for message in messages]
     shared = Counter(ids)
+    remaining = skip
     for n, (message, message_id) in enumerate(zip(messages, ids), 1):
         key = message_id if message_id is not None and shared[message_id] == 1 else str(n)
-        yield from read_message(message, f"{source}#{key}", "message.eml", depth)
+        for item in read_message(message, f"{source}#{key}", "message.eml", depth, remaining):
+            remaining = max(0, remaining - 1)
+            yield item
 
 
 def mbox_messages(data: bytes) -> list[bytes]:

@@ -88,3 +88,31 @@ def test_a_folded_message_id_still_names_its_message(tmp_path):
     path.write_bytes(b"From a@x Mon Jan  1 00:00:00 2024\n" + message)
     (doc,) = read_path(path, MAX)
     assert doc.source.endswith("folded.mbox#fold@x"), doc.source
+
+
+def test_skip_passes_over_attachments_and_messages_before_a_stored_part_unread(tmp_path, monkeypatch):
+    from pipeline.formats import files as dispatcher
+    from tests.unit.test_formats import make_pdf
+
+    pdf = ("a.pdf", make_pdf(["Attached report"]), "application/pdf")
+    notes = ("n.txt", b"Attached note.", "text/plain")
+    first = with_id(make_eml("First body.", [pdf, notes, pdf]), "<s1@x>")
+    second = with_id(make_eml("Second body.", [notes, pdf]), "<s2@x>")
+    path = tmp_path / "skip.mbox"
+    write_mbox(path, [first, second])
+    single = tmp_path / "one.eml"
+    single.write_bytes(first)
+    for file in (path, single):
+        full = [(item.source, type(item).__name__) for item in read_path(file, MAX)]
+        for skip in range(len(full) + 2):
+            assert [(item.source, type(item).__name__) for item in read_path(file, MAX, skip=skip)] == full[skip:]
+    assert len(full) == 4  # the single message: its body and three attachments
+    pdf_reads = []
+
+    def counted_pdf(data: bytes, source: str) -> RawDocument:
+        pdf_reads.append(source)
+        return RawDocument(source=source, body="read", content_type="pdf")
+
+    monkeypatch.setitem(dispatcher._BINARY_READERS, ".pdf", counted_pdf)
+    tail = list(read_path(path, MAX, skip=6))  # message 1 (four items), message 2's body and note
+    assert [item.source for item in tail] == pdf_reads == [f"{path.resolve()}#s2@x#attachment/2/a.pdf"]
