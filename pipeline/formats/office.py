@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, time
 
 import docx
@@ -57,6 +57,11 @@ _CORE_PART = "docProps/core.xml"
 _DC = "{http://purl.org/dc/elements/1.1/}"
 _CP = "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}"
 _DCTERMS = "{http://purl.org/dc/terms/}"
+# PowerPoint's diagrams (SmartArt) and DrawingML text; a chart's points read per series
+_DGM = "{http://schemas.openxmlformats.org/drawingml/2006/diagram}"
+_A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
+_R = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_MAX_CHART_POINTS = 100
 _APP_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/extended-properties}"
 
 
@@ -179,6 +184,44 @@ def _shape_lines(shape) -> Iterator[str]:
     elif getattr(shape, "has_table", False) and shape.has_table:
         for row in shape.table.rows:
             yield table_row(cell.text for cell in row.cells)
+    elif getattr(shape, "has_chart", False) and shape.has_chart:
+        yield from _guarded(_chart_lines, shape)
+    elif shape.element.find(f".//{_DGM}relIds") is not None:
+        yield from _guarded(_smartart_lines, shape)
+
+
+def _guarded(lines: Callable[[object], Iterator[str]], shape) -> list[str]:
+    """A chart's or diagram's lines; a part that does not parse loses its lines, not the deck."""
+    try:
+        return list(lines(shape))
+    except _OOXML_ERRORS:
+        return []
+
+
+def _chart_lines(shape) -> Iterator[str]:
+    """A chart's title, then per series its name and its points (`North 12, South 7`), as a reader sees them."""
+    chart = shape.chart
+    if chart.has_title and chart.chart_title.has_text_frame:
+        yield chart.chart_title.text_frame.text
+    for plot in chart.plots:
+        categories = [cell_text(category) for category in plot.categories]
+        for series in plot.series:
+            points = [
+                f"{category} {cell_text(value)}".strip()
+                for category, value in zip(categories or [""] * len(series.values), series.values)
+                if value is not None
+            ]
+            yield f"{series.name}: {', '.join(points[:_MAX_CHART_POINTS])}"
+
+
+def _smartart_lines(shape) -> Iterator[str]:
+    """A SmartArt diagram's text (its data part's points), which python-pptx does not read."""
+    rel_id = shape.element.find(f".//{_DGM}relIds").get(_R + "dm")
+    root = parse_xml(shape.part.related_part(rel_id).blob)
+    for point in root.iter(_DGM + "pt"):
+        text = point.find(_DGM + "t")
+        if text is not None:
+            yield "\n".join("".join(p.itertext()) for p in text.iter(_A + "p"))
 
 
 def read_xlsx(data: bytes, source: str) -> Iterator[RawDocument | Rejected]:
