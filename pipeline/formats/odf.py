@@ -39,16 +39,7 @@ def read_odt(data: bytes, source: str) -> RawDocument:
         blocks = [block for block in _odt_blocks(body) if block.strip()]
     except MALFORMED as exc:
         raise corrupt("ODT", exc) from None
-    if not blocks:
-        raise InputError(Reason.EMPTY, "ODT holds no text")
-    return RawDocument(
-        source=source,
-        body="\n\n".join(blocks),
-        content_type="odt",
-        title=text_or_none(info.get("title")),
-        published=as_utc(info.get("creation-date")),
-        metadata=_properties(info, pages=_int(info.get("page-count"))),
-    )
+    return _document(source, "odt", blocks, info, pages=_int(info.get("page-count")))
 
 
 def read_ods(data: bytes, source: str) -> RawDocument:
@@ -60,37 +51,18 @@ def read_ods(data: bytes, source: str) -> RawDocument:
         texts = ["\n".join([name, *rows]) for name, sheet in zip(names, sheets) if (rows := list(_table_rows(sheet)))]
     except MALFORMED as exc:
         raise corrupt("ODS", exc) from None
-    if not texts:
-        raise InputError(Reason.EMPTY, "ODS holds no text")
-    return RawDocument(
-        source=source,
-        body="\n\n".join(texts),
-        content_type="ods",
-        title=text_or_none(info.get("title")),
-        published=as_utc(info.get("creation-date")),
-        metadata=_properties(info, sheets=len(names), sheet_names=names),
-    )
+    return _document(source, "ods", texts, info, sheets=len(names), sheet_names=names)
 
 
 def read_odp(data: bytes, source: str) -> RawDocument:
-    """Per slide its name, the text of its frames in drawing order (tables a row per line), its speaker notes;
-    slides a blank line apart, as for PPTX."""
+    """Per slide the text of its frames in drawing order (tables a row per line), then its speaker notes; slides a
+    blank line apart, as for PPTX."""
     try:
         body, info = _load(data, "presentation", "ODP")
         slides = [_slide_text(page) for page in body.iter(_DRAW + "page")]
     except MALFORMED as exc:
         raise corrupt("ODP", exc) from None
-    texts = [text for text in slides if text.strip()]
-    if not texts:
-        raise InputError(Reason.EMPTY, "ODP holds no text")
-    return RawDocument(
-        source=source,
-        body="\n\n".join(texts),
-        content_type="odp",
-        title=text_or_none(info.get("title")),
-        published=as_utc(info.get("creation-date")),
-        metadata=_properties(info, slides=len(slides)),
-    )
+    return _document(source, "odp", [text for text in slides if text.strip()], info, slides=len(slides))
 
 
 def _slide_text(page) -> str:
@@ -103,9 +75,19 @@ def _slide_text(page) -> str:
     return "\n".join(line for line in lines if line.strip())
 
 
-def _properties(info: dict[str, str], **counts: object) -> dict:
+def _document(source: str, ctype: str, blocks: list[str], info: dict[str, str], **counts: object) -> RawDocument:
+    """The blocks a blank line apart, with the meta fields and the counts of the kind of file."""
+    if not blocks:
+        raise InputError(Reason.EMPTY, f"{ctype.upper()} holds no text")
     author = info.get("creator") or info.get("initial-creator")
-    return properties(author=author, subject=info.get("subject"), keywords=info.get("keyword"), **counts)
+    return RawDocument(
+        source=source,
+        body="\n\n".join(blocks),
+        content_type=ctype,
+        title=text_or_none(info.get("title")),
+        published=as_utc(info.get("creation-date")),
+        metadata=properties(author=author, subject=info.get("subject"), keywords=info.get("keyword"), **counts),
+    )
 
 
 def _load(data: bytes, kind: str, label: str):

@@ -8,7 +8,6 @@ import io
 import pytest
 from odf import dc, draw, presentation
 from odf.opendocument import OpenDocumentPresentation
-from odf.table import Table, TableCell, TableRow
 from odf.text import P
 
 from pipeline.errors import Reason
@@ -17,6 +16,7 @@ from tests.unit.test_formats_office import (
     TABLE,
     make_ods,
     make_odt,
+    odf_table,
     only_doc,
     read_all,
     write,
@@ -37,15 +37,7 @@ def make_odp(slides: list[tuple[str, list[str], str]], table: list[list[str]] | 
             page.addElement(frame)
         if table is not None and n == len(slides):
             frame = draw.Frame(width="20cm", height="5cm", x="1cm", y="8cm")
-            grid = Table(name="T")
-            for row in table:
-                element = TableRow()
-                for value in row:
-                    cell = TableCell()
-                    cell.addElement(P(text=value))
-                    element.addElement(cell)
-                grid.addElement(element)
-            frame.addElement(grid)
+            frame.addElement(odf_table(table))
             page.addElement(frame)
         speaker = presentation.Notes()
         frame = draw.Frame(width="20cm", height="5cm", x="1cm", y="1cm")

@@ -178,20 +178,24 @@ def make_odt(heading: str, paragraphs: list[str], table: list[list[str]], items:
         entry.addElement(P(text=item))
         listing.addElement(entry)
     document.text.addElement(listing)
+    document.text.addElement(odf_table(table))
+    for text in paragraphs[1:]:
+        document.text.addElement(P(text=text))
+    out = io.BytesIO()
+    document.write(out)
+    return out.getvalue()
+
+
+def odf_table(rows: list[list[str]]) -> Table:
     grid = Table(name="T1")
-    for row in table:
+    for row in rows:
         element = TableRow()
         for value in row:
             cell = TableCell()
             cell.addElement(P(text=value))
             element.addElement(cell)
         grid.addElement(element)
-    document.text.addElement(grid)
-    for text in paragraphs[1:]:
-        document.text.addElement(P(text=text))
-    out = io.BytesIO()
-    document.write(out)
-    return out.getvalue()
+    return grid
 
 
 def make_epub(chapters: list[tuple[str, list[str]]], path: Path) -> bytes:
