@@ -16,6 +16,7 @@ class Reason(StrEnum):
     DECODE_ERROR = "decode_error"
     CORRUPT_PDF = "corrupt_pdf"
     CORRUPT_FILE = "corrupt_file"  # an Office, OpenDocument, EPUB, e-mail or RTF file its reader cannot parse
+    ENCRYPTED = "encrypted"  # a password-protected PDF, Office file or zip, or a DRM e-book: decrypt it and replay
     NEEDS_OCR = "needs_ocr"  # a PDF of scanned pages only, or an image, and no Tesseract to read it
     TOO_LARGE = "too_large"
     MISSING_TEXT_FIELD = "missing_text_field"

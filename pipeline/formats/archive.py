@@ -115,7 +115,7 @@ def _zip_members(data: bytes, max_bytes: int) -> Iterator[_Member]:
 
 def _zip_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int) -> bytes:
     if info.flag_bits & 0x1:
-        raise InputError(Reason.CORRUPT_FILE, "archive member is encrypted with a password")
+        raise InputError(Reason.ENCRYPTED, "archive member is encrypted with a password: unpack it and ingest it")
 
     def read() -> bytes:
         with archive.open(info) as stream:

@@ -59,8 +59,10 @@ MALFORMED: tuple[type[BaseException], ...] = (
 )
 # Declared sizes bound what zipfile inflates, so this refuses a zip bomb before any part is parsed.
 MAX_EXPANSION = 10
-# Office saves a password-protected .docx/.xlsx/.pptx, and every .doc/.xls/.ppt, as an OLE compound file.
+# Office saves a password-protected .docx/.xlsx/.pptx, and every .doc/.xls/.ppt, as an OLE compound file; the
+# protected ones hold a stream named EncryptedPackage (directory names are UTF-16).
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 
 # A parser without entity expansion or network: a document's DTD must not reach files or hosts.
 _XML_PARSER = lxml.etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
@@ -212,9 +214,10 @@ def text_or_none(value: object) -> str | None:
 def check_zip(data: bytes, kind: str, required: tuple[str, ...], max_unpacked: int) -> None:
     """Refuse what is not a zip of this kind, or inflates past max_unpacked, before a library loads every part."""
     if data.startswith(OLE_MAGIC):
-        raise InputError(
-            Reason.CORRUPT_FILE, f"{kind} is an OLE compound file: password-protected, or a legacy binary Office file"
-        )
+        if _ENCRYPTED_PACKAGE in data:
+            raise InputError(Reason.ENCRYPTED, f"{kind} is password-protected: save it without a password and replay")
+        what = f"{kind} is an OLE compound file, a legacy binary Office file"
+        raise InputError(Reason.CORRUPT_FILE, f"{what}: save it as .{kind.lower()}")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
@@ -234,7 +237,7 @@ def check_zip(data: bytes, kind: str, required: tuple[str, ...], max_unpacked: i
     if missing:
         raise InputError(Reason.CORRUPT_FILE, f"{kind} archive lacks {', '.join(missing)}")
     if any(info.flag_bits & 0x1 for info in infos):
-        raise InputError(Reason.CORRUPT_FILE, f"{kind} archive is encrypted with a password")
+        raise InputError(Reason.ENCRYPTED, f"{kind} archive is encrypted with a password")
     unpacked = sum(info.file_size for info in infos)
     if unpacked > max_unpacked:
         raise InputError(

@@ -70,7 +70,7 @@ def _chapters(archive: zipfile.ZipFile, package, base: str) -> list[bytes]:
             continue
         chapters.append(archive.read(path))
     if locked and not chapters:
-        raise InputError(Reason.CORRUPT_FILE, f"EPUB's {locked} chapter(s) are encrypted (DRM)")
+        raise InputError(Reason.ENCRYPTED, f"EPUB's {locked} chapter(s) are encrypted (DRM)")
     return chapters
 
 

@@ -256,7 +256,11 @@ def read_xls(data: bytes, source: str) -> Iterator[RawDocument | Rejected]:
             sheets = [(sheet.name, _xls_rows(book, sheet)) for sheet in book.sheets()]
         finally:
             book.release_resources()
-    except (*MALFORMED, xlrd.XLRDError, xlrd.compdoc.CompDocError, OSError) as exc:
+    except xlrd.XLRDError as exc:
+        if "encrypted" in str(exc).lower():
+            raise InputError(Reason.ENCRYPTED, "XLS is password-protected: save it without one and replay") from None
+        raise corrupt("XLS", exc) from None
+    except (*MALFORMED, xlrd.compdoc.CompDocError, OSError) as exc:
         raise corrupt("XLS", exc) from None
     names = [name for name, _ in sheets]
     metadata = properties(author=book.user_name or None, sheets=len(names), sheet_names=names)

@@ -43,7 +43,7 @@ def read_pdf(data: bytes, source: str) -> RawDocument:
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
-            raise InputError(Reason.CORRUPT_PDF, "PDF is encrypted with a password")
+            raise InputError(Reason.ENCRYPTED, "PDF is encrypted with a password: decrypt it (qpdf) and replay")
         rulings = [RulingCounter() for _ in reader.pages]
         pages = [(page.extract_text(visitor_operand_before=r) or "").strip() for page, r in zip(reader.pages, rulings)]
         scanned = [n for n, text in enumerate(pages) if not text and len(reader.pages[n].images) > 0]

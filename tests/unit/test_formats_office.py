@@ -631,7 +631,7 @@ def test_new_suffixes_are_supported_and_metadata_is_json(tmp_path):
 def test_an_ole_file_under_an_office_suffix_says_what_it_likely_is(tmp_path):
     data = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(2000)
     (item,) = read_all(write(tmp_path, "locked.xlsx", data))
-    assert isinstance(item, Rejected) and item.reason == Reason.CORRUPT_FILE and "password-protected" in item.detail
+    assert isinstance(item, Rejected) and item.reason == Reason.CORRUPT_FILE and "legacy binary" in item.detail
 
 
 @pytest.mark.parametrize("suffix", [*ARCHIVES, ".rtf", ".eml", ".xls", ".tgz"])
