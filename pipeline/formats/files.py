@@ -19,6 +19,7 @@ from pipeline.formats.epub import read_epub
 from pipeline.formats.image import IMAGE_SUFFIXES, read_image
 from pipeline.formats.mail import count_mbox, read_eml, read_mbox, read_mhtml
 from pipeline.formats.markdown import read_markdown
+from pipeline.formats.notes import read_notebook, read_subtitles
 from pipeline.formats.odf import read_odp, read_ods, read_odt
 from pipeline.formats.office import read_docx, read_pptx, read_rtf, read_xls, read_xlsx
 from pipeline.formats.pdf import read_pdf
@@ -52,8 +53,13 @@ _ZIP_PARTS = {
 }
 _TEXT_TYPES = {
     **dict.fromkeys((".txt", ".text", ".log", ".rst", ".org", ".adoc"), "txt"),
-    **dict.fromkeys((".md", ".markdown", ".mdx"), "md"),
     **dict.fromkeys((".html", ".htm", ".xhtml"), "html"),
+}
+# One document each, from decoded text, with markup of their own to take apart
+_TEXT_READERS: dict[str, Callable[[str, str], RawDocument]] = {
+    **dict.fromkeys((".md", ".markdown", ".mdx"), read_markdown),
+    ".ipynb": read_notebook,
+    **dict.fromkeys((".srt", ".vtt"), read_subtitles),
 }
 _RECORD_READERS = {".json": read_json, ".jsonl": read_jsonl, ".ndjson": read_jsonl, ".csv": read_csv, ".tsv": read_csv}
 # a table of records, or one document
@@ -64,7 +70,9 @@ _WORKBOOKS: dict[str, Callable[[bytes, str], Iterator[RawDocument | Rejected]]] 
 RECORD_SUFFIXES = frozenset({*_RECORD_READERS, *_WORKBOOKS})  # files that may hold many items, the others one
 
 _MAIL_SUFFIXES = (".eml", ".mbox")
-SUPPORTED_SUFFIXES = frozenset({*_BINARY_READERS, *_TEXT_TYPES, *RECORD_SUFFIXES, *_MAIL_SUFFIXES, *ARCHIVE_SUFFIXES})
+SUPPORTED_SUFFIXES = frozenset(
+    {*_BINARY_READERS, *_TEXT_TYPES, *_TEXT_READERS, *RECORD_SUFFIXES, *_MAIL_SUFFIXES, *ARCHIVE_SUFFIXES}
+)
 # A placeholder for an item passed over unread (read_path's skip); never leaves read_path.
 _UNREAD = Rejected(source="", stage="read", reason="unread", detail="")
 
@@ -258,10 +266,10 @@ def _read_data(
     if suffix in _RECORD_READERS:
         yield from _RECORD_READERS[suffix](text, source)
         return
-    ctype = _TEXT_TYPES[suffix]
-    if ctype == "md":
-        yield read_markdown(text, source)
+    if suffix in _TEXT_READERS:
+        yield _TEXT_READERS[suffix](text, source)
         return
+    ctype = _TEXT_TYPES[suffix]
     yield RawDocument(source=source, body=text, content_type=ctype, is_markup=ctype == "html")
 
 
