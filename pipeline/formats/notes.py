@@ -13,8 +13,10 @@ from pipeline.types import RawDocument
 
 # a cue's timing line: "00:01:02,500 --> 00:01:04,000" (SRT) or "01:02.500 --> 01:04.000 align:start" (WebVTT)
 _TIMING = re.compile(r"\s*(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}\s+-->\s+(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}")
-_VOICE = re.compile(r"<v(?:\.[^ >]*)?\s+([^>]+)>")  # WebVTT's speaker: <v Ann> or <v.loud Ann>
-_TAG = re.compile(r"</?[^>]*>")  # <i>, <b>, <c.yellow>, </v>, inline timestamps <00:00:01.000>
+# WebVTT's speaker (<v Ann>, <v.loud Ann>) and tags (<i>, <c.yellow>, </v>, inline timestamps <00:00:01.000>),
+# bounded and stopping at the next "<": a hostile line of "<" without ">" is read in linear time
+_VOICE = re.compile(r"<v(?:\.[^ <>]{0,40})?\s+([^<>]{1,100})>")
+_TAG = re.compile(r"</?[^<>]{0,200}>")
 # "Ann Lee: text" opening a cue, as Zoom's transcripts write it: a name of at most four words, no sentence punctuation
 _SPEAKER = re.compile(r"([^\s:.!?,;][^:.!?,;\n]{0,40}):\s")
 _MAX_NAME_WORDS = 4

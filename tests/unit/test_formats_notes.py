@@ -122,3 +122,11 @@ def test_a_file_without_cues_is_corrupt_and_the_suffixes_are_supported(tmp_path)
     assert isinstance(
         only_doc(write(tmp_path, "x.vtt", b"WEBVTT\n\n00:01.000 --> 00:02.000\nShort form.\n")), RawDocument
     )
+
+
+@pytest.mark.parametrize("line", ["<" * 200_000, "<v a" * 50_000, "<i" * 100_000])
+def test_a_hostile_cue_line_is_read_in_linear_time(line):
+    from pipeline.formats.notes import read_subtitles
+
+    doc = read_subtitles("1\n00:00:01,000 --> 00:00:02,000\n" + line + "\n", "x.srt")  # never ends if quadratic
+    assert doc.body
