@@ -1,5 +1,6 @@
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -439,3 +440,12 @@ def test_names_that_are_not_utf8_become_dead_letters_the_others_job_files(tmp_pa
     assert (letter.source, letter.stage, letter.reason) == (f"{tmp_path}/caf\ufffd.txt", "read", Reason.INVALID_NAME)
     letter.source.encode("utf-8")  # storable in SQL, JSON and Elasticsearch
     assert "rename it" in letter.detail
+
+
+def test_the_readmes_formats_table_names_every_supported_suffix():
+    """One source of truth: a suffix added to a reader shows up in the README's table, or this fails."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Formats") : readme.index("## What a job does")]
+    named = set(re.findall(r"(?<![\w/])\.[a-z0-9]+", section))
+    assert SUPPORTED_SUFFIXES - named == set()
+    assert {name for name in named if name not in SUPPORTED_SUFFIXES} == set()  # nor one that is not read
