@@ -15,6 +15,7 @@ import argparse
 import csv
 import io
 import json
+import mailbox
 import random
 import sys
 import tempfile
@@ -28,6 +29,8 @@ from pipeline.clean import clean  # noqa: E402
 from pipeline.formats import read_path  # noqa: E402
 from pipeline.types import RawDocument  # noqa: E402
 from tests.unit.test_formats import make_pdf  # noqa: E402
+from tests.unit.test_formats_mhtml import make_mhtml  # noqa: E402
+from tests.unit.test_formats_odp import make_odp  # noqa: E402
 from tests.unit.test_formats_office import (  # noqa: E402
     make_docx,
     make_eml,
@@ -39,6 +42,7 @@ from tests.unit.test_formats_office import (  # noqa: E402
     make_xlsx,
 )
 from tests.unit.test_formats_pdf_ocr import make_scanned_pdf  # noqa: E402
+from tests.unit.test_formats_wordml import make_word, p, r  # noqa: E402
 
 VOCABULARY = """
 river garden window morning silver harvest lantern meadow copper village bridge orchard thunder pebble
@@ -86,6 +90,30 @@ def samples(words: list[str], tmp: Path) -> dict[str, Callable[[], tuple[str, by
         slides = [(" ".join(s[:3]), [" ".join(s[3:8]), " ".join(s[8:])], "") for s in chunks(words, 12)]
         return make_pptx([(t, [b for b in bullets if b], n) for t, bullets, n in slides])
 
+    def mbox_bytes() -> bytes:
+        box = mailbox.mbox(tmp / "s.mbox")
+        for n, sentence in enumerate(sentences(words, 40)):
+            box.add(make_eml(sentence, []).replace(b"abc123@example.com", f"m{n}@example.com".encode()))
+        box.flush()
+        box.close()
+        return (tmp / "s.mbox").read_bytes()
+
+    def tracked_docx() -> bytes:
+        # every other sentence a tracked insertion, and a deletion of other words that must not come back
+        runs = [
+            f'<w:ins w:id="{n}" w:author="A"><w:r><w:t>{s} </w:t></w:r></w:ins>' if n % 2 else r(s + " ")
+            for n, s in enumerate(sentences(words))
+        ]
+        return make_word(p(*runs, '<w:del w:id="0" w:author="A"><w:r><w:delText>zzdeleted</w:delText></w:r></w:del>'))
+
+    def vtt_bytes() -> bytes:
+        cues = (f"{n}\n00:00:{n:02d}.000 --> 00:00:{n:02d}.900\n{s}\n" for n, s in enumerate(sentences(words), 1))
+        return ("WEBVTT\n\n" + "\n".join(cues)).encode()
+
+    def ipynb_bytes() -> bytes:
+        cells = [{"cell_type": "markdown", "source": s} for s in sentences(words)]
+        return json.dumps({"nbformat": 4, "metadata": {}, "cells": cells}).encode()
+
     return {
         "txt": lambda: ("s.txt", "\n\n".join(sentences(words)).encode()),
         "md": lambda: ("s.md", ("\n\n".join(f"- {s}" for s in sentences(words))).encode()),
@@ -103,6 +131,12 @@ def samples(words: list[str], tmp: Path) -> dict[str, Callable[[], tuple[str, by
         "epub": lambda: ("s.epub", make_epub([("", [s]) for s in sentences(words, 40)], tmp / "w.epub")),
         "eml": lambda: ("s.eml", make_eml("\n\n".join(sentences(words)), [])),
         "rtf": lambda: ("s.rtf", make_rtf(sentences(words))),
+        "docx (tracked changes)": lambda: ("t.docx", tracked_docx()),
+        "odp": lambda: ("s.odp", make_odp([(" ".join(c[:3]), [" ".join(c[3:])], "") for c in chunks(words, 12)])),
+        "mhtml": lambda: ("s.mhtml", make_mhtml("<html><body>" + "".join(f"<p>{s}</p>" for s in sentences(words)))),
+        "mbox": lambda: ("s.mbox", mbox_bytes()),
+        "ipynb": lambda: ("s.ipynb", ipynb_bytes()),
+        "vtt": lambda: ("s.vtt", vtt_bytes()),
     }
 
 
@@ -120,7 +154,7 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=240)
     args = parser.parse_args()
     words = word_list(args.words)
-    print(f"{'format':<20} {'recovered':>9} {'of':>5} {'share':>7} {'extra':>6}  note")
+    print(f"{'format':<24} {'recovered':>9} {'of':>5} {'share':>7} {'extra':>6}  note")
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         for name, make in samples(words, tmp).items():
@@ -133,7 +167,7 @@ def main() -> None:
             text = "\n".join(getattr(c, "text", "") for c in cleaned)
             found, extra = recovered(words, text)
             note = "; ".join(f"{i.reason}: {i.detail}" for i in items if not isinstance(i, RawDocument))
-            print(f"{name:<20} {found:>9} {len(words):>5} {found / len(words):>7.1%} {extra:>6}  {note}")
+            print(f"{name:<24} {found:>9} {len(words):>5} {found / len(words):>7.1%} {extra:>6}  {note}")
 
 
 if __name__ == "__main__":
