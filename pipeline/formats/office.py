@@ -7,6 +7,7 @@ import io
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, time
+from functools import partial
 
 import docx
 import docx.exceptions
@@ -35,6 +36,7 @@ from pipeline.formats.common import (
     as_utc,
     corrupt,
     decode,
+    markup_to_text,
     one_line,
     parse_xml,
     properties,
@@ -54,6 +56,8 @@ _OOXML_ERRORS = (
 )
 _WORD_BODY = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}body"
 _CORE_PART = "docProps/core.xml"
+_MAX_CHUNK_DEPTH = 3  # a Word document imported into one imported into one ...
+_WORD_TYPES = ("application/vnd.openxmlformats-officedocument.wordprocessingml", "application/vnd.ms-word")
 _DC = "{http://purl.org/dc/elements/1.1/}"
 _CP = "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}"
 _DCTERMS = "{http://purl.org/dc/terms/}"
@@ -77,15 +81,7 @@ def read_docx(data: bytes, source: str) -> RawDocument:
     tracked changes accepted: body, text boxes and tables in document order, a blank line apart (so a heading ends a
     sentence for the chunker), then footnotes and endnotes (`wordml` says what is read and what is not)."""
     try:
-        package = OpcPackage.open(io.BytesIO(data))
-        main = package.main_document_part
-        body = _part_xml(main).find(_WORD_BODY)
-        if body is None:
-            raise InputError(Reason.CORRUPT_FILE, "DOCX has no Word document body (another kind of Office file?)")
-        blocks = list(wordml.blocks(body))
-        for rel in main.rels.values():
-            if rel.reltype in (RT.FOOTNOTES, RT.ENDNOTES) and not rel.is_external:
-                blocks.extend(wordml.notes(_part_xml(rel.target_part)))
+        blocks = _word_blocks(data, 0)
         title, created, described = _core_properties(data)
         metadata = properties(**described, pages=_app_count(data, "Pages"))
     except _OOXML_ERRORS as exc:
@@ -98,6 +94,46 @@ def read_docx(data: bytes, source: str) -> RawDocument:
         published=as_utc(created),
         metadata=metadata,
     )
+
+
+def _word_blocks(data: bytes, depth: int) -> list[str]:
+    package = OpcPackage.open(io.BytesIO(data))
+    main = package.main_document_part
+    body = _part_xml(main).find(_WORD_BODY)
+    if body is None:
+        raise InputError(Reason.CORRUPT_FILE, "DOCX has no Word document body (another kind of Office file?)")
+    blocks = list(wordml.blocks(body, partial(_alt_chunk, main, depth)))
+    for rel in main.rels.values():
+        if rel.reltype in (RT.FOOTNOTES, RT.ENDNOTES) and not rel.is_external:
+            blocks.extend(wordml.notes(_part_xml(rel.target_part)))
+    return blocks
+
+
+def _alt_chunk(main: Part, depth: int, rel_id: str) -> str:
+    """An imported chunk's text: report generators embed HTML, text, RTF or a whole Word document as a part of its
+    own, which Word shows in place. Another kind, or one nested past _MAX_CHUNK_DEPTH, reads as nothing."""
+    rel = main.rels.get(rel_id)
+    if rel is None or rel.is_external:
+        return ""
+    part = rel.target_part
+    kind = part.content_type.split(";")[0].strip().lower()
+    try:
+        if kind in ("text/html", "application/xhtml+xml"):
+            return markup_to_text(decode(part.blob))  # decode refuses a binary one
+        if kind == "text/plain":
+            return decode(part.blob)
+        if kind in ("application/rtf", "text/rtf"):
+            return rtf_to_text(decode(part.blob), errors="ignore")
+        if kind.startswith(_WORD_TYPES) and depth < _MAX_CHUNK_DEPTH:
+            if part.blob.startswith(b"PK"):  # a whole .docx package
+                found = _word_blocks(part.blob, depth + 1)
+            else:  # its main document part alone
+                body = parse_xml(part.blob).find(_WORD_BODY)
+                found = list(wordml.blocks(body)) if body is not None else []
+            return "\n\n".join(block for block in found if block.strip())
+    except (InputError, *_OOXML_ERRORS):  # an empty, binary or broken chunk: nothing to show, the document goes on
+        return ""
+    return ""
 
 
 def _core_properties(data: bytes) -> tuple[str | None, datetime | None, dict[str, str | None]]:

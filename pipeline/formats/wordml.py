@@ -6,14 +6,15 @@ tables of contents), a field's result, a smart tag and a text box all vanish fro
 
 Read: paragraphs with everything inside them (insertions, content controls unless they show their placeholder,
 fields' results, smart tags, hyperlinks), text boxes after the paragraph that anchors them, tables a row per line
-(a horizontally merged cell once, a vertically merged one repeated in every row it spans), and footnotes and endnotes.
+(a horizontally merged cell once, a vertically merged one repeated in every row it spans), imported chunks
+(`w:altChunk`, read by the caller), and footnotes and endnotes.
 Not read: deleted and moved-away text, hidden text, field instructions, a ruby's phonetic guide, the table of contents
 (the headings again), comments, headers and footers (page furniture that repeats on every page).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from lxml import etree
 
@@ -32,27 +33,40 @@ _SKIPPED = {
 }
 # Elements that wrap blocks (paragraphs, tables) in the body, a cell, a note or a text box.
 _BLOCK_WRAPPERS = {_W + name for name in ("customXml", "ins", "moveTo", "smartTag")}
+_R = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _NOTE_SEPARATORS = ("separator", "continuationSeparator", "continuationNotice")
 _MAX_COLUMNS = 64  # Word's tables have at most 63; a damaged file's gridBefore must not allocate millions
 
 
-def blocks(container: etree._Element) -> Iterator[str]:
-    """The text blocks of a body, table cell, note or text box, in reading order (empty ones included)."""
+# relationship id of an imported chunk -> its text
+ChunkReader = Callable[[str], str]
+
+
+def _no_chunk(rel_id: str) -> str:
+    return ""
+
+
+def blocks(container: etree._Element, chunk: ChunkReader = _no_chunk) -> Iterator[str]:
+    """The text blocks of a body, table cell, note or text box, in reading order (empty ones included). `chunk`
+    reads an imported chunk (`w:altChunk`: HTML, text, RTF or a whole document that generators embed as a part of
+    its own) from its relationship id."""
     for child in container:
         tag = child.tag
         if tag == _W + "p":
             boxes: list[str] = []
-            yield "".join(_inline(child, boxes))
+            yield "".join(_inline(child, boxes, chunk))
             yield from boxes
         elif tag == _W + "tbl":
-            yield "\n".join(_table_rows(child))
+            yield "\n".join(_table_rows(child, chunk))
         elif tag == _W + "sdt":
             if (content := _shown_content(child)) is not None:
-                yield from blocks(content)
+                yield from blocks(content, chunk)
         elif tag in _BLOCK_WRAPPERS:
-            yield from blocks(child)
+            yield from blocks(child, chunk)
         elif tag == _MC + "AlternateContent" and (choice := child.find(_MC + "Choice")) is not None:
-            yield from blocks(choice)
+            yield from blocks(choice, chunk)
+        elif tag == _W + "altChunk" and (rel_id := child.get(_R + "id")):
+            yield chunk(rel_id)
 
 
 def notes(root: etree._Element) -> Iterator[str]:
@@ -62,7 +76,7 @@ def notes(root: etree._Element) -> Iterator[str]:
             yield "\n".join(block for block in blocks(note) if block.strip())
 
 
-def _inline(element: etree._Element, boxes: list[str]) -> Iterator[str]:
+def _inline(element: etree._Element, boxes: list[str], chunk: ChunkReader) -> Iterator[str]:
     """A paragraph's characters; the blocks of text boxes anchored in it go to boxes."""
     for child in element:
         tag = child.tag
@@ -75,15 +89,15 @@ def _inline(element: etree._Element, boxes: list[str]) -> Iterator[str]:
         elif tag == _W + "r" and _hidden(child):
             continue
         elif tag == _W + "txbxContent":
-            boxes.extend(blocks(child))
+            boxes.extend(blocks(child, chunk))
         elif tag == _W + "sdt":
             if (content := _shown_content(child)) is not None:
-                yield from _inline(content, boxes)
+                yield from _inline(content, boxes, chunk)
         elif tag == _MC + "AlternateContent":
             if (choice := child.find(_MC + "Choice")) is not None:  # mc:Fallback repeats it for older readers
-                yield from _inline(choice, boxes)
+                yield from _inline(choice, boxes, chunk)
         else:  # a run, hyperlink, insertion, field, smart tag, drawing on its way to a text box
-            yield from _inline(child, boxes)
+            yield from _inline(child, boxes, chunk)
 
 
 def _hidden(run: etree._Element) -> bool:
@@ -103,7 +117,7 @@ def _shown_content(sdt: etree._Element) -> etree._Element | None:
     return sdt.find(_W + "sdtContent")
 
 
-def _table_rows(table: etree._Element) -> Iterator[str]:
+def _table_rows(table: etree._Element, chunk: ChunkReader) -> Iterator[str]:
     above: dict[int, str] = {}  # grid column -> the text a vertically merged cell continues
     for row in _children(table, _W + "tr"):
         column = min(_int_val(row.find(f"{_W}trPr/{_W}gridBefore"), 0), _MAX_COLUMNS)
@@ -114,7 +128,7 @@ def _table_rows(table: etree._Element) -> Iterator[str]:
             if merge is not None and merge.get(_W + "val", "continue") == "continue":
                 text = above.get(column, "")
             else:
-                text = "\n".join(block for block in blocks(cell) if block.strip())
+                text = "\n".join(block for block in blocks(cell, chunk) if block.strip())
             above[column] = text
             cells.append(text)
             span = properties.find(_W + "gridSpan") if properties is not None else None

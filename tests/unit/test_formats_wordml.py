@@ -55,11 +55,18 @@ def make_word(
     endnotes: str | None = None,
     main_type: str = DOCX_MAIN,
     core: bool = True,
+    chunks: tuple[tuple[str, str, bytes], ...] = (),
 ) -> bytes:
-    """A Word package from its body XML: [Content_Types].xml, the package and document relationships, the notes."""
+    """A Word package from its body XML: [Content_Types].xml, the package and document relationships, the notes,
+    and imported chunks (file name, content type, bytes), related as rIdChunk1, rIdChunk2, ..."""
     overrides = [("/word/document.xml", main_type)]
     rels = []
-    parts = {"word/document.xml": f"<w:document {NS}><w:body>{body}<w:sectPr/></w:body></w:document>"}
+    parts: dict[str, str | bytes] = {}
+    for n, (name, kind, data) in enumerate(chunks, 1):
+        parts[f"word/{name}"] = data
+        overrides.append((f"/word/{name}", kind))
+        rels.append(f'<Relationship Id="rIdChunk{n}" Type="{_REL}/aFChunk" Target="{name}"/>')
+    parts["word/document.xml"] = f"<w:document {NS}><w:body>{body}<w:sectPr/></w:body></w:document>"
     for name, notes in (("footnotes", footnotes), ("endnotes", endnotes)):
         if notes is not None:
             parts[f"word/{name}.xml"] = f"<w:{name} {NS}>{notes}</w:{name}>"
@@ -288,3 +295,23 @@ def test_the_table_of_contents_and_ruby_guides_are_not_read_again(tmp_path):
     ruby = f"<w:r><w:ruby>{guide}{base}</w:ruby></w:r>"
     body = toc + p(r("Introduction")) + p(ruby, r("に住む。"))
     assert body_of(tmp_path, body).split("\n\n") == ["Introduction", "東京に住む。"]
+
+
+def test_imported_chunks_are_read_in_place(tmp_path):
+    inner = make_word(p(r("Inner document text.")))
+    chunks = (
+        ("chunk1.html", "text/html", b"<html><body><h1>Imported</h1><p>HTML chunk text.</p></body></html>"),
+        ("chunk2.txt", "text/plain", b"Plain chunk text."),
+        ("chunk3.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", inner),
+        ("chunk4.bin", "application/octet-stream", b"\x00\x01"),
+        ("chunk5.html", "text/html", b"\x00\x00\x00binary"),
+    )
+    body = p(r("Before.")) + "".join(f'<w:altChunk r:id="rIdChunk{n}"/>' for n in range(1, 6)) + p(r("After."))
+    assert body_of(tmp_path, body, chunks=chunks).split("\n\n") == [
+        "Before.",
+        "Imported",
+        "HTML chunk text.",
+        "Plain chunk text.",
+        "Inner document text.",
+        "After.",
+    ]
