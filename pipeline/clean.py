@@ -17,7 +17,7 @@ import trafilatura
 from trafilatura.settings import Document
 
 from pipeline.errors import Reason
-from pipeline.formats.common import parse_datetime
+from pipeline.formats.common import one_line, parse_datetime
 from pipeline.metadata import MAX_KEYS, MAX_LIST_ITEMS
 from pipeline.types import CleanDocument, RawDocument, Rejected
 
@@ -211,15 +211,12 @@ def _page_metadata(result: Document | None) -> dict:
     out: dict = {}
     for key, value in fields.items():
         if isinstance(value, str) and value.strip():
-            out[key] = _bounded(value)
-        elif isinstance(value, list) and (items := [_bounded(v) for v in value if isinstance(v, str) and v.strip()]):
-            out[key] = items[:MAX_LIST_ITEMS]
+            out[key] = one_line(value, _MAX_PAGE_VALUE)
+        elif isinstance(value, list):
+            items = [one_line(v, _MAX_PAGE_VALUE) for v in value if isinstance(v, str) and v.strip()]
+            if items:
+                out[key] = items[:MAX_LIST_ITEMS]
     return out
-
-
-def _bounded(value: str) -> str:
-    line = " ".join(value.split())
-    return line if len(line) <= _MAX_PAGE_VALUE else line[: _MAX_PAGE_VALUE - 1] + "…"
 
 
 def stated_date(markup: str) -> datetime | None:
