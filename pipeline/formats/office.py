@@ -56,6 +56,7 @@ _OOXML_ERRORS = (
 )
 _WORD_BODY = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}body"
 _CORE_PART = "docProps/core.xml"
+_APP_PART = "docProps/app.xml"
 _MAX_CHUNK_DEPTH = 3  # a Word document imported into one imported into one ...
 _WORD_TYPES = ("application/vnd.openxmlformats-officedocument.wordprocessingml", "application/vnd.ms-word")
 _DC = "{http://purl.org/dc/elements/1.1/}"
@@ -82,8 +83,8 @@ def read_docx(data: bytes, source: str) -> RawDocument:
     sentence for the chunker), then footnotes and endnotes (`wordml` says what is read and what is not)."""
     try:
         blocks = _word_blocks(data, 0)
-        title, created, described = _core_properties(data)
-        metadata = properties(**described, pages=_app_count(data, "Pages"))
+        title, created, described = _core_properties(data, pages=True)
+        metadata = properties(**described)
     except _OOXML_ERRORS as exc:
         raise corrupt("DOCX", exc) from None
     return RawDocument(
@@ -136,44 +137,41 @@ def _alt_chunk(main: Part, depth: int, rel_id: str) -> str:
     return ""
 
 
-def _core_properties(data: bytes) -> tuple[str | None, datetime | None, dict[str, str | None]]:
+def _core_properties(data: bytes, pages: bool = False) -> tuple[str | None, datetime | None, dict[str, object]]:
     """Title, created and (author, subject, keywords) from docProps/core.xml, read here for every Office Open XML
     format: the libraries make up what a package lacks (openpyxl: author "openpyxl" and created now; python-docx:
-    "Word Document"). A package without the part, or with one that does not parse, has no properties."""
+    "Word Document"). With `pages`, also the page count Word writes into docProps/app.xml (python-docx keeps its
+    template's). A part that is missing or does not parse gives nothing; the document is still read."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        core, app = _package_xml(archive, _CORE_PART), _package_xml(archive, _APP_PART) if pages else None
+    described: dict[str, object] = {}
+    title = created = None
+    if core is not None:
+        title, created = _field(core, _DC + "title"), as_utc(_field(core, _DCTERMS + "created"))
+        for key, tag in (("author", _DC + "creator"), ("subject", _DC + "subject"), ("keywords", _CP + "keywords")):
+            described[key] = _field(core, tag)
+    count = _field(app, _APP_NS + "Pages") if app is not None else None
+    if count is not None and count.strip().isdigit():
+        described["pages"] = int(count)
+    return title, created, described
+
+
+def _package_xml(archive: zipfile.ZipFile, name: str) -> lxml.etree._Element | None:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            if _CORE_PART not in archive.namelist():
-                return None, None, {}
-            root = parse_xml(archive.read(_CORE_PART))
+        return parse_xml(archive.read(name)) if name in archive.namelist() else None
     except MALFORMED:
-        return None, None, {}
+        return None
 
-    def field(tag: str) -> str | None:
-        element = root.find(tag)
-        return "".join(element.itertext()) if element is not None else None
 
-    described = {
-        "author": field(_DC + "creator"),
-        "subject": field(_DC + "subject"),
-        "keywords": field(_CP + "keywords"),
-    }
-    return field(_DC + "title"), as_utc(field(_DCTERMS + "created")), described
+def _field(root: lxml.etree._Element, tag: str) -> str | None:
+    element = root.find(tag)
+    return "".join(element.itertext()) if element is not None else None
 
 
 def _part_xml(part: Part) -> lxml.etree._Element:
     """A package part's XML: python-docx parsed the parts it knows; the others (a .docm's body) are parsed here."""
     element = getattr(part, "element", None)
     return element if element is not None else parse_xml(part.blob)
-
-
-def _app_count(data: bytes, name: str) -> int | None:
-    """A count Office writes into docProps/app.xml (Word: Pages); absent when no Office application saved it."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        if "docProps/app.xml" not in archive.namelist():
-            return None
-        element = parse_xml(archive.read("docProps/app.xml")).find(_APP_NS + name)
-    text = element.text if element is not None else None
-    return int(text) if text is not None and text.strip().isdigit() else None
 
 
 def read_pptx(data: bytes, source: str) -> RawDocument:
